@@ -1,0 +1,61 @@
+"""Embedding table: integer ids to dense vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit._checks import check_float_dtype
+from rnnkit.functional.embedding import embedding_backward, embedding_forward
+from rnnkit.nn.module import Module, resolve_rng
+
+
+class Embedding(Module):
+    """``ids (...) -> W[ids] (..., embedding_dim)`` with ``W (num_embeddings, embedding_dim)``
+    drawn from ``N(0, 1)`` as in PyTorch. ``padding_idx`` starts at zero and gets no gradient."""
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        padding_idx: int | None = None,
+        dtype: type | np.dtype = np.float32,
+        seed: int | np.random.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        if padding_idx is not None and not 0 <= padding_idx < num_embeddings:
+            raise ValueError(f"padding_idx: expected an id in 0..{num_embeddings - 1}, got {padding_idx}")
+        self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
+        self.padding_idx = padding_idx
+        self.dtype = check_float_dtype(dtype)
+        table = resolve_rng(seed).standard_normal((num_embeddings, embedding_dim)).astype(self.dtype)
+        if padding_idx is not None:
+            table[padding_idx] = 0.0
+        self.add_parameter("W", table)
+        self._cache = None
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}, padding_idx={self.padding_idx}, dtype={self.dtype.name}"
+
+    def forward(self, ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids)
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"ids: expected integer token ids, got dtype {ids.dtype}")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.num_embeddings):
+            raise ValueError(
+                f"ids: expected ids in 0..{self.num_embeddings - 1}, got min {ids.min()} and max {ids.max()}"
+            )
+        y, self._cache = embedding_forward(ids, self.params["W"])
+        return y
+
+    def backward(self, dy: np.ndarray) -> None:
+        """Adds the table's gradient into ``grads["W"]``; ids have no gradient, so returns None."""
+        ids = self._require_cache(self._cache)
+        dy = np.asarray(dy, dtype=self.dtype)
+        if dy.shape != ids.shape + (self.embedding_dim,):
+            raise ValueError(f"dy: expected shape {ids.shape + (self.embedding_dim,)}, got {dy.shape}")
+        self.accumulate("W", embedding_backward(dy, ids, self.num_embeddings, self.padding_idx))
+        self._cache = None
+        return None
