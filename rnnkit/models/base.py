@@ -1,0 +1,86 @@
+"""Pieces shared by the architectures: the input layer (tokens through an embedding, real
+values straight in), pooling over valid time steps, and the task losses."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit._checks import check_choice
+from rnnkit.functional.losses import mse, softmax_cross_entropy
+from rnnkit.nn.embedding import Embedding
+from rnnkit.nn.module import Module
+
+LOSSES = ("cross_entropy", "mse")
+POOLINGS = ("last", "mean", "max")
+
+
+def make_input_layer(
+    vocab_size: int | None, input_size: int | None, embed_dim: int, dtype: np.dtype, rng: np.random.Generator
+) -> tuple[Embedding | None, int]:
+    """An embedding for token inputs (``vocab_size``) or nothing for real-valued inputs
+    (``input_size``); returns it with the feature size the RNN will see."""
+    if (vocab_size is None) == (input_size is None):
+        raise ValueError(
+            f"give exactly one of vocab_size (token inputs) or input_size (real-valued inputs), "
+            f"got vocab_size={vocab_size!r}, input_size={input_size!r}"
+        )
+    if vocab_size is not None:
+        return Embedding(vocab_size, embed_dim, padding_idx=0, dtype=dtype, seed=rng), embed_dim
+    return None, int(input_size)
+
+
+def embed_forward(embedding: Embedding | None, inputs: np.ndarray) -> np.ndarray:
+    return inputs if embedding is None else embedding.forward(inputs)
+
+
+def embed_backward(embedding: Embedding | None, dx: np.ndarray) -> np.ndarray | None:
+    """Returns the input gradient for real-valued inputs, None for tokens (ids have none)."""
+    return dx if embedding is None else embedding.backward(dx)
+
+
+def task_loss(
+    kind: str, outputs: np.ndarray, targets: np.ndarray, lengths: np.ndarray | None = None, reduction: str = "sum"
+) -> tuple[float, np.ndarray]:
+    """Cross-entropy over classes or squared error over values, summed over valid steps."""
+    check_choice("loss", kind, LOSSES)
+    if kind == "cross_entropy":
+        return softmax_cross_entropy(outputs, targets, lengths, reduction)
+    if targets.ndim == outputs.ndim - 1 and outputs.shape[-1] == 1:
+        targets = targets[..., None]  # one value per step given without its feature axis
+    return mse(outputs, targets, lengths, reduction)
+
+
+class Model(Module):
+    """Base for the architectures: a ``loss`` and the choice of loss kind."""
+
+    loss_kind: str = "cross_entropy"
+
+    def loss(
+        self, outputs: np.ndarray, targets: np.ndarray, lengths: np.ndarray | None = None, reduction: str = "sum"
+    ) -> tuple[float, np.ndarray]:
+        """``(loss, doutputs)`` for this model's outputs; pass ``doutputs`` to ``backward``."""
+        return task_loss(self.loss_kind, outputs, targets, lengths, reduction)
+
+
+def pool_forward(
+    states: np.ndarray, lengths: np.ndarray | None, mode: str
+) -> tuple[np.ndarray, tuple]:
+    """Mean or max of ``states (T, B, F)`` over each sequence's valid steps -> ``(B, F)``."""
+    steps, batch, _ = states.shape
+    valid = np.ones((steps, batch, 1), bool) if lengths is None else (np.arange(steps)[:, None] < lengths)[..., None]
+    counts = valid.sum(axis=0)  # (B, 1)
+    if mode == "mean":
+        return (states * valid).sum(axis=0) / counts, (valid, counts, None)
+    masked = np.where(valid, states, -np.inf)
+    winners = masked.argmax(axis=0)  # (B, F): the step that won, per feature
+    return np.take_along_axis(masked, winners[None], axis=0)[0], (valid, counts, winners)
+
+
+def pool_backward(dpooled: np.ndarray, cache: tuple, steps: int, mode: str) -> np.ndarray:
+    """Gradient of :func:`pool_forward` with respect to ``states`` ``(T, B, F)``."""
+    valid, counts, winners = cache
+    if mode == "mean":
+        return np.broadcast_to(dpooled / counts, (steps, *dpooled.shape)) * valid
+    dstates = np.zeros((steps, *dpooled.shape), dtype=dpooled.dtype)
+    np.put_along_axis(dstates, winners[None], dpooled[None], axis=0)
+    return dstates

@@ -1,0 +1,94 @@
+"""Generating sequences from a decoder one step at a time: greedy, sampling and beam search.
+
+Every strategy drives a ``step(ids (B,), h (L, B, H)) -> (logits (B, V), h)`` function, so the
+same code serves captioning (one-to-many) and translation (encoder-decoder).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from rnnkit._checks import check_choice
+
+Step = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+METHODS = ("greedy", "sample", "beam")
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def generate(
+    step: Step,
+    h0: np.ndarray,
+    bos: int,
+    eos: int,
+    max_len: int,
+    method: str = "greedy",
+    temperature: float = 1.0,
+    beam_size: int = 4,
+    rng: np.random.Generator | None = None,
+) -> list[list[int]]:
+    """Decode ``B`` sequences from initial states ``h0 (L, B, H)``; returns ids without bos/eos."""
+    check_choice("method", method, METHODS)
+    if method == "beam":
+        return [beam_search(step, h0[:, b : b + 1], bos, eos, max_len, beam_size) for b in range(h0.shape[1])]
+    if method == "sample" and temperature <= 0:
+        raise ValueError(f"temperature: expected a positive number, got {temperature}")
+    rng = rng if rng is not None else np.random.default_rng()
+    batch = h0.shape[1]
+    ids = np.full(batch, bos, dtype=np.int64)
+    h = h0
+    outputs = [[] for _ in range(batch)]
+    finished = np.zeros(batch, bool)
+    for _ in range(max_len):
+        logits, h = step(ids, h)
+        if method == "greedy":
+            ids = logits.argmax(axis=-1)
+        else:
+            probs = np.exp(log_softmax(logits.astype(np.float64) / temperature))
+            cumulative = probs.cumsum(axis=-1)
+            ids = (cumulative < rng.random((batch, 1)) * cumulative[:, -1:]).sum(axis=-1)
+        finished |= ids == eos
+        for b in np.flatnonzero(~finished):
+            outputs[b].append(int(ids[b]))
+        if finished.all():
+            break
+    return outputs
+
+
+def beam_search(step: Step, h0: np.ndarray, bos: int, eos: int, max_len: int, beam_size: int = 4) -> list[int]:
+    """Beam search for one sequence (``h0 (L, 1, H)``): the hypothesis with the best total log
+    probability divided by its length (so short endings are not favoured merely for being short).
+    The live beams advance together as one batch."""
+    if beam_size < 1:
+        raise ValueError(f"beam_size: expected a positive integer, got {beam_size}")
+    beams: list[tuple[list[int], float]] = [([], 0.0)]
+    h = h0
+    finished: list[tuple[list[int], float]] = []
+    for _ in range(max_len):
+        last = np.array([seq[-1] if seq else bos for seq, _ in beams], dtype=np.int64)
+        logits, h_next = step(last, h)
+        log_probs = log_softmax(logits.astype(np.float64))
+        scores = np.array([score for _, score in beams])[:, None] + log_probs  # (beams, V)
+        best = np.argsort(scores, axis=None)[::-1][: 2 * beam_size]
+        candidates = []
+        for flat in best:
+            beam, token = divmod(int(flat), scores.shape[1])
+            sequence = beams[beam][0] + [token]
+            if token == eos:
+                finished.append((sequence[:-1], float(scores[beam, token]) / len(sequence)))
+            else:
+                candidates.append((sequence, float(scores[beam, token]), beam))
+            if len(candidates) == beam_size:
+                break
+        beams = [(seq, score) for seq, score, _ in candidates]
+        h = h_next[:, [beam for _, _, beam in candidates]] if candidates else h_next
+        if not beams or len(finished) >= beam_size:
+            break
+    if not finished:  # nothing ended within max_len: fall back to the truncated hypotheses
+        finished = [(seq, score / (len(seq) + 1)) for seq, score in beams]
+    return max(finished, key=lambda item: item[1])[0]

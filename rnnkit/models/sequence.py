@@ -1,0 +1,164 @@
+"""Many-to-many and many-to-one: an RNN reading a sequence, with outputs at every step or one
+output for the whole sequence."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit._checks import check_choice, check_float_dtype
+from rnnkit.models.base import (
+    POOLINGS,
+    Model,
+    embed_backward,
+    embed_forward,
+    make_input_layer,
+    pool_backward,
+    pool_forward,
+)
+from rnnkit.nn.linear import Linear
+from rnnkit.nn.module import resolve_rng
+from rnnkit.nn.rnn import RNN
+
+
+class ManyToMany(Model):
+    """An output at every step: ``y_t = W_hy h_t + b_y`` (tagging, language modelling).
+
+    Inputs are token ids ``(T, B)`` when ``vocab_size`` is given, else real values
+    ``(T, B, input_size)``. ``bidirectional`` gives each step past and future context (for
+    tagging; a language model must stay unidirectional, or it would see the answer).
+
+    ``forward(inputs, h0=None, lengths=None) -> (outputs (T, B, output_size), h_n)``;
+    ``backward(doutputs, dh_n=None)`` returns the input gradient (None for tokens).
+    """
+
+    def __init__(
+        self,
+        output_size: int,
+        hidden_size: int = 128,
+        *,
+        vocab_size: int | None = None,
+        input_size: int | None = None,
+        embed_dim: int = 64,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        loss: str = "cross_entropy",
+        dtype: type | np.dtype = np.float32,
+        seed: int | np.random.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        dtype = check_float_dtype(dtype)
+        rng = resolve_rng(seed)
+        self.loss_kind = check_choice("loss", loss, ("cross_entropy", "mse"))
+        self.embedding, features = make_input_layer(vocab_size, input_size, embed_dim, dtype, rng)
+        self.rnn = RNN(features, hidden_size, num_layers, nonlinearity, bidirectional, dropout, dtype=dtype, seed=rng)
+        self.head = Linear(self.rnn.output_size, output_size, dtype=dtype, seed=rng)
+
+    def forward(
+        self, inputs: np.ndarray, h0: np.ndarray | None = None, lengths: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        states, h_n = self.rnn.forward(embed_forward(self.embedding, inputs), h0, lengths)
+        return self.head.forward(states), h_n
+
+    def backward(self, doutputs: np.ndarray, dh_n: np.ndarray | None = None) -> np.ndarray | None:
+        dx, _ = self.rnn.backward(self.head.backward(doutputs), dh_n)
+        return embed_backward(self.embedding, dx)
+
+
+class ManyToOne(Model):
+    """One output for the whole sequence (sentiment, sequence classification, regression).
+
+    The sequence is summarised by ``pooling``: ``"last"`` (the final state of the top layer:
+    the last valid step going forward and, if bidirectional, step 0 going back), or ``"mean"``
+    / ``"max"`` over valid steps. ``forward(inputs, lengths=None) -> outputs (B, output_size)``.
+    """
+
+    def __init__(
+        self,
+        output_size: int,
+        hidden_size: int = 128,
+        *,
+        vocab_size: int | None = None,
+        input_size: int | None = None,
+        embed_dim: int = 64,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        pooling: str = "last",
+        loss: str = "cross_entropy",
+        dtype: type | np.dtype = np.float32,
+        seed: int | np.random.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        dtype = check_float_dtype(dtype)
+        rng = resolve_rng(seed)
+        self.loss_kind = check_choice("loss", loss, ("cross_entropy", "mse"))
+        self.pooling = check_choice("pooling", pooling, POOLINGS)
+        self.embedding, features = make_input_layer(vocab_size, input_size, embed_dim, dtype, rng)
+        self.rnn = RNN(features, hidden_size, num_layers, nonlinearity, bidirectional, dropout, dtype=dtype, seed=rng)
+        self.head = Linear(self.rnn.output_size, output_size, dtype=dtype, seed=rng)
+        self._cache = None
+
+    def forward(self, inputs: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        states, h_n = self.rnn.forward(embed_forward(self.embedding, inputs), None, lengths)
+        directions = self.rnn.num_directions
+        if self.pooling == "last":
+            summary, pool_cache = np.concatenate(list(h_n[-directions:]), axis=-1), None
+        else:
+            summary, pool_cache = pool_forward(states, lengths, self.pooling)
+        self._cache = (states.shape, h_n.shape, pool_cache)
+        return self.head.forward(summary)
+
+    def backward(self, doutputs: np.ndarray) -> np.ndarray | None:
+        states_shape, h_n_shape, pool_cache = self._require_cache(self._cache)
+        dsummary = self.head.backward(doutputs)
+        directions, hidden = self.rnn.num_directions, self.rnn.hidden_size
+        if self.pooling == "last":
+            dstates = np.zeros(states_shape, dtype=dsummary.dtype)
+            dh_n = np.zeros(h_n_shape, dtype=dsummary.dtype)
+            dh_n[-directions:] = dsummary.reshape(-1, directions, hidden).transpose(1, 0, 2)
+        else:
+            dstates, dh_n = pool_backward(dsummary, pool_cache, states_shape[0], self.pooling), None
+        dx, _ = self.rnn.backward(dstates, dh_n)
+        self._cache = None
+        return embed_backward(self.embedding, dx)
+
+
+class OneToOne(Model):
+    """A single step, ``T = 1``: feature vector ``(B, input_size)`` to ``(B, output_size)``.
+
+    The degenerate RNN: ``h = act(W_xh x + b_h)`` (the recurrent term meets ``h0 = 0``), then
+    ``y = W_hy h + b_y``: a one-hidden-layer network, the first box of the classic diagram.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        hidden_size: int = 128,
+        *,
+        nonlinearity: str = "tanh",
+        loss: str = "cross_entropy",
+        dtype: type | np.dtype = np.float32,
+        seed: int | np.random.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        dtype = check_float_dtype(dtype)
+        rng = resolve_rng(seed)
+        self.loss_kind = check_choice("loss", loss, ("cross_entropy", "mse"))
+        self.rnn = RNN(input_size, hidden_size, 1, nonlinearity, dtype=dtype, seed=rng)
+        self.head = Linear(hidden_size, output_size, dtype=dtype, seed=rng)
+
+    def forward(self, inputs: np.ndarray) -> np.ndarray:
+        inputs = np.asarray(inputs)
+        if inputs.ndim != 2:
+            raise ValueError(f"inputs: expected a 2-D array (B, input_size), got shape {inputs.shape}")
+        states, _ = self.rnn.forward(inputs[None])
+        return self.head.forward(states[0])
+
+    def backward(self, doutputs: np.ndarray) -> np.ndarray:
+        dstates = self.head.backward(doutputs)
+        dx, _ = self.rnn.backward(dstates[None])
+        return dx[0]
