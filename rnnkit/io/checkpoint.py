@@ -1,0 +1,92 @@
+"""Checkpoints: one safetensors file holding every array, with the JSON description (config,
+vocabulary, optimizer scalars, RNG state, metrics) in its metadata; plus a readable copy of
+that JSON beside it.
+
+Writes are atomic: a temporary file in the same directory is renamed over the old one, so a
+crash mid-write, or a refused write, leaves the previous checkpoint intact. Arrays that hold
+NaN or infinity are refused, so a diverged run never replaces a good checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CHECKPOINT_FILE = "checkpoint.safetensors"
+CONFIG_FILE = "config.json"
+_METADATA_KEY = "rnnkit"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, corrupt or not rnnkit's."""
+
+
+def _safetensors():
+    try:
+        from safetensors import numpy as safetensors_numpy
+        from safetensors import safe_open
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError('checkpoints need safetensors: pip install "rnnkit[train]"') from error
+    return safetensors_numpy, safe_open
+
+
+def _atomic_write(path: Path, write) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def save_checkpoint(directory: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
+    """Write ``arrays`` and ``meta`` (JSON-serialisable) to ``directory`` atomically."""
+    safetensors_numpy, _ = _safetensors()
+    for name, array in arrays.items():
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"save_checkpoint: array {name!r} holds NaN/inf; refusing to overwrite the checkpoint")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(meta, indent=2, sort_keys=True)
+    contiguous = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
+    _atomic_write(
+        directory / CHECKPOINT_FILE,
+        lambda tmp: safetensors_numpy.save_file(contiguous, tmp, metadata={_METADATA_KEY: text}),
+    )
+    _atomic_write(directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+    return directory / CHECKPOINT_FILE
+
+
+def load_checkpoint(directory: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read a checkpoint written by :func:`save_checkpoint`; returns ``(arrays, meta)``.
+
+    Raises :class:`CheckpointError` naming the file and what is wrong with it.
+    """
+    safetensors_numpy, safe_open = _safetensors()
+    path = Path(directory) / CHECKPOINT_FILE
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint: expected a file {path}, found none (train first, or check the path)")
+    try:
+        with safe_open(str(path), framework="np") as handle:
+            metadata = handle.metadata() or {}
+        arrays = safetensors_numpy.load_file(str(path))
+    except Exception as error:  # safetensors raises several types for a damaged file
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a safetensors file: {error}") from error
+    if _METADATA_KEY not in metadata:
+        raise CheckpointError(f"checkpoint {path}: expected rnnkit metadata in the safetensors header, found none")
+    try:
+        meta = json.loads(metadata[_METADATA_KEY])
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"checkpoint {path}: metadata is not valid JSON ({error})") from error
+    for name, array in arrays.items():
+        if not np.all(np.isfinite(array)):
+            raise CheckpointError(f"checkpoint {path}: array {name!r} holds NaN/inf")
+    return arrays, meta

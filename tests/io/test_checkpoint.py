@@ -1,0 +1,43 @@
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("safetensors")
+from rnnkit.io import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
+from rnnkit.io.checkpoint import CHECKPOINT_FILE, CONFIG_FILE  # noqa: E402
+
+
+def test_round_trip_keeps_arrays_dtypes_and_meta(tmp_path):
+    arrays = {"rnn.W_hh_l0": np.arange(6, dtype=np.float32).reshape(2, 3), "step": np.array([3], np.int64)}
+    meta = {"task": "charlm", "rng": {"state": 2**100}, "vocab": ["a", "b"]}
+    save_checkpoint(tmp_path, arrays, meta)
+    loaded, loaded_meta = load_checkpoint(tmp_path)
+    assert loaded_meta == meta
+    for name, value in arrays.items():
+        assert loaded[name].dtype == value.dtype
+        np.testing.assert_array_equal(loaded[name], value)
+    assert json.loads((tmp_path / CONFIG_FILE).read_text()) == meta
+
+
+def test_nan_is_refused_and_the_good_checkpoint_survives(tmp_path):
+    save_checkpoint(tmp_path, {"w": np.ones(3)}, {"epoch": 1})
+    with pytest.raises(ValueError, match=r"array 'w' holds NaN/inf; refusing to overwrite"):
+        save_checkpoint(tmp_path, {"w": np.array([1.0, np.nan, 0.0])}, {"epoch": 2})
+    arrays, meta = load_checkpoint(tmp_path)
+    assert meta == {"epoch": 1}
+    np.testing.assert_array_equal(arrays["w"], 1.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_FILE, CONFIG_FILE]  # no temp files left
+
+
+def test_missing_and_corrupt_checkpoints_get_clear_errors(tmp_path):
+    with pytest.raises(CheckpointError, match=r"expected a file .*checkpoint.safetensors, found none"):
+        load_checkpoint(tmp_path)
+    save_checkpoint(tmp_path, {"w": np.ones(3)}, {"epoch": 1})
+    data = (tmp_path / CHECKPOINT_FILE).read_bytes()
+    (tmp_path / CHECKPOINT_FILE).write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"is corrupt or not a safetensors file"):
+        load_checkpoint(tmp_path)
+    (tmp_path / CHECKPOINT_FILE).write_bytes(b"\x00" * 40)
+    with pytest.raises(CheckpointError, match=r"corrupt"):
+        load_checkpoint(tmp_path)
