@@ -1,0 +1,90 @@
+"""Figures written to PNG files. Each plotting function takes plain arrays or a metrics file,
+so it can be used on any run; matplotlib is imported lazily (``pip install "rnnkit[train]"``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from rnnkit.nn.rnn import RNN
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError as error:
+        raise ImportError('plots need matplotlib: pip install "rnnkit[train]"') from error
+    matplotlib.use("Agg")  # files only; no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_loss_curves(metrics_file: str | Path, out: str | Path) -> Path:
+    """Training loss per logging window and validation loss per evaluation, from a run's
+    ``metrics.jsonl``, against epochs."""
+    plt = _pyplot()
+    records = [json.loads(line) for line in Path(metrics_file).read_text().splitlines() if line.strip()]
+    train = [(r["epoch"], r["train_loss"]) for r in records if "train_loss" in r]
+    valid = [(r["epoch"], r["valid_loss"]) for r in records if "valid_loss" in r]
+    figure, axis = plt.subplots(figsize=(7, 4))
+    if train:
+        axis.plot(*zip(*train), label="train loss", alpha=0.8)
+    if valid:
+        axis.plot(*zip(*valid), "o-", label="validation loss")
+    axis.set(xlabel="epoch", ylabel="loss per item", title="loss")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    return _save(plt, figure, out)
+
+
+def plot_hidden_states(states: np.ndarray, out: str | Path, labels: Sequence[str] | None = None, units: int = 32) -> Path:
+    """Heatmap of hidden units (rows) over time (columns) for one sequence ``states (T, H)``;
+    ``labels`` (e.g. the characters read) annotate the time axis."""
+    plt = _pyplot()
+    states = np.asarray(states)[:, :units]
+    figure, axis = plt.subplots(figsize=(max(6, 0.18 * len(states)), 0.18 * states.shape[1] + 1.5))
+    image = axis.imshow(states.T, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+    if labels is not None:
+        axis.set_xticks(range(len(labels)), [repr(c)[1:-1] for c in labels], fontsize=7)
+    axis.set(xlabel="time step", ylabel="hidden unit", title="hidden state activations")
+    figure.colorbar(image, ax=axis, fraction=0.03)
+    return _save(plt, figure, out)
+
+
+def gradient_norms_through_time(rnn: RNN, x: np.ndarray) -> np.ndarray:
+    """``||dL/dx_t||`` for ``L`` the sum of the last step's outputs: how much of the final step's
+    gradient reaches each earlier step. Returns ``(T,)``, averaged over the batch. Leaves the
+    RNN's gradients as they were."""
+    saved = {name: grad.copy() for name, grad in rnn.grads.items()}
+    out, _ = rnn.forward(x)
+    dout = np.zeros_like(out)
+    dout[-1] = 1.0
+    dx, _ = rnn.backward(dout)
+    for name, grad in saved.items():
+        rnn.grads[name][...] = grad
+    return np.linalg.norm(dx, axis=-1).mean(axis=1)
+
+
+def plot_gradient_norms(norms: dict[str, np.ndarray], out: str | Path) -> Path:
+    """One curve per label (e.g. per nonlinearity) of :func:`gradient_norms_through_time`, on a
+    log scale, with the last step at the right."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for label, values in norms.items():
+        axis.semilogy(np.arange(len(values)), values, label=label)
+    axis.set(xlabel="time step t", ylabel="||dL_T / dx_t||", title="gradient reaching each step from the last")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend()
+    return _save(plt, figure, out)
+
+
+def _save(plt, figure, out: str | Path) -> Path:
+    out = Path(out)
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+    return out
