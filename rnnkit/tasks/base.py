@@ -1,0 +1,82 @@
+"""What every task tells the trainer and the command line: its data, its model, one training
+step, its metrics and their baselines, and how to show what the model learned."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from rnnkit.models.base import Model
+
+
+class TaskError(ValueError):
+    """A problem with the user's data or request, reported as one line by the CLI."""
+
+
+class Task:
+    """Base class. A subclass loads its data in ``__init__`` (default data, or the user's
+    ``--data`` file) and implements the methods below. ``meta()`` returns what is needed to
+    rebuild the task without its training data (vocabularies, scalers) for eval/predict/sample.
+    """
+
+    name: str = ""
+    metric_keys: tuple[str, ...] = ()
+    primary_metric: str = ""
+    higher_is_better: bool = True
+    #: model options a user may set from the command line, with defaults
+    defaults: dict[str, Any] = {}
+
+    def __init__(
+        self, data: str | None = None, seed: int = 0, meta: dict | None = None, training: bool = False
+    ) -> None:
+        """``data``: the user's file or None for the default data. ``meta``: from a checkpoint
+        (vocabularies); with it and ``data``, the whole file is the "test" split to score.
+        ``training``: whether training splits are needed (eval/predict skip loading them)."""
+        self.data_path = data
+        self.seed = seed
+
+    def describe(self) -> str:
+        """One line about the data: source, sizes, baseline."""
+        return self.name
+
+    # -- model ----------------------------------------------------------------------------
+    def build_model(self, options: dict[str, Any], dtype: type = np.float32) -> Model:
+        raise NotImplementedError
+
+    # -- training -------------------------------------------------------------------------
+    def train_batches(self, epoch: int) -> Sequence[Any]:
+        """The training batches of ``epoch``, in order; a pure function of (seed, epoch) so that
+        a resumed run sees exactly the batches the interrupted one would have."""
+        raise NotImplementedError
+
+    def train_step(self, model: Model, batch: Any, carry: Any) -> tuple[float, int, Any]:
+        """Forward, loss and backward for one batch (gradients of the *mean* loss, so the
+        learning rate does not depend on the batch size). Returns the summed loss, the number of
+        items it sums over (tokens, examples) and the state carried to the next batch."""
+        raise NotImplementedError
+
+    def initial_carry(self) -> Any:
+        return None
+
+    # -- evaluation -----------------------------------------------------------------------
+    def evaluate(self, model: Model, split: str = "valid") -> dict[str, float]:
+        """Metrics on a split ("valid", "test"), always including ``loss`` (mean per item)."""
+        raise NotImplementedError
+
+    def baseline(self, split: str = "test") -> dict[str, float]:
+        """The trivial predictor's metrics, keyed like ``metric_keys``."""
+        raise NotImplementedError
+
+    def show(self, model: Model) -> str:
+        """A few lines a person reads after training: samples, predictions."""
+        return ""
+
+    def predict(self, model: Model, inputs: Iterable[str]) -> list[str]:
+        raise TaskError(f"task {self.name!r} does not support predict")
+
+    def sample(self, model: Model, prime: str, length: int, temperature: float, seed: int) -> str:
+        raise TaskError(f"task {self.name!r} does not support sample; try 'rnnkit predict'")
+
+    def meta(self) -> dict[str, Any]:
+        return {}

@@ -1,0 +1,226 @@
+"""The training loop: epochs, time budget, validation, early stopping, progress, logs,
+checkpoints with exact resume, and a guard that stops a diverging run before it can write.
+
+Exact resume works because everything that decides what happens next is in the checkpoint:
+the parameters, the optimizer's state, every module's random generator (dropout), the
+position (epoch, batch), the state carried between batches (truncated BPTT) and the early
+stopping bookkeeping; batch order is a pure function of (seed, epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnnkit.io.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from rnnkit.models.base import Model
+from rnnkit.optim import clip_grad_norm, make_optimizer
+from rnnkit.tasks.base import Task
+from rnnkit.viz.plots import plot_loss_curves
+
+BEST_DIR = "best"
+METRICS_FILE = "metrics.jsonl"
+CURVE_FILE = "loss.png"
+
+
+class DivergenceError(RuntimeError):
+    """The loss or a gradient became NaN/inf; no checkpoint was written from that state."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    max_seconds: float | None = None
+    lr: float = 2e-3
+    optimizer: str = "adam"
+    clip_norm: float | None = 5.0
+    patience: int | None = 3
+    seed: int = 0
+    log_every: int = 20
+    progress: bool | None = None  # None: a bar only when stderr is a terminal
+
+
+@dataclass
+class Position:
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    seconds: float = 0.0
+    best: float | None = None
+    bad_epochs: int = 0
+    history: list = field(default_factory=list)
+
+
+def module_rngs(model: Model) -> dict[str, np.random.Generator]:
+    return {name or "<root>": m.rng for name, m in model.named_modules() if isinstance(getattr(m, "rng", None), np.random.Generator)}
+
+
+class Trainer:
+    def __init__(self, task: Task, model: Model, model_options: dict, config: TrainConfig, out_dir: str | Path) -> None:
+        self.task, self.model, self.model_options, self.config = task, model, model_options, config
+        self.out_dir = Path(out_dir)
+        self.optimizer = make_optimizer(config.optimizer, model, lr=config.lr)
+        self.position = Position()
+        self.carry = task.initial_carry()
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def _meta(self) -> dict[str, Any]:
+        optimizer_state = self.optimizer.state_dict()
+        return {
+            "format": "rnnkit-checkpoint-1",
+            "task": self.task.name,
+            "task_meta": self.task.meta(),
+            "model_options": self.model_options,
+            "dtype": str(next(self.model.named_parameters())[1].dtype),
+            "train_config": asdict(self.config),
+            "position": asdict(self.position),
+            "optimizer": {k: v for k, v in optimizer_state.items() if k != "state"},
+            "rng": {name: rng.bit_generator.state for name, rng in module_rngs(self.model).items()},
+            "carry": self.carry is not None,
+        }
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        arrays = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        arrays |= {f"optimizer.{k}": v for k, v in self.optimizer.state_dict()["state"].items()}
+        if self.carry is not None:
+            arrays["carry"] = np.asarray(self.carry)
+        return arrays
+
+    def save(self, directory: Path | None = None) -> None:
+        save_checkpoint(directory or self.out_dir, self._arrays(), self._meta())
+
+    def resume(self) -> None:
+        arrays, meta = load_checkpoint(self.out_dir)
+        self.model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model.")})
+        optimizer_state = dict(meta["optimizer"])
+        optimizer_state["state"] = {k[10:]: v for k, v in arrays.items() if k.startswith("optimizer.")}
+        self.optimizer.load_state_dict(optimizer_state)
+        for name, rng in module_rngs(self.model).items():
+            rng.bit_generator.state = meta["rng"][name]
+        self.position = Position(**meta["position"])
+        self.carry = arrays.get("carry")
+
+    # -- the loop ---------------------------------------------------------------------------
+    def fit(self) -> str:
+        """Train until the epochs, the time budget or early stopping end it; returns which."""
+        config, position = self.config, self.position
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter() - position.seconds
+        progress = _progress_enabled(config.progress)
+        reason = "epochs"
+        while position.epoch < config.epochs:
+            batches = self.task.train_batches(position.epoch)
+            self._batches_in_epoch = len(batches)
+            bar = _bar(len(batches), position.batch, f"epoch {position.epoch + 1}/{config.epochs}", progress)
+            window_loss, window_items, window_start = 0.0, 0, time.perf_counter()
+            self.model.train()
+            while position.batch < len(batches):
+                loss_sum, count = self._step(batches[position.batch])
+                position.batch += 1
+                position.step += 1
+                window_loss, window_items = window_loss + loss_sum, window_items + count
+                if bar is not None:
+                    bar.update(1)
+                if position.step % config.log_every == 0 or position.batch == len(batches):
+                    rate = window_items / max(time.perf_counter() - window_start, 1e-9)
+                    self._log({"step": position.step, "epoch": position.epoch + position.batch / len(batches),
+                               "train_loss": window_loss / max(window_items, 1), "items_per_second": rate})
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{window_loss / max(window_items, 1):.3f}", per_s=f"{rate:,.0f}")
+                    window_loss, window_items, window_start = 0.0, 0, time.perf_counter()
+                position.seconds = time.perf_counter() - started
+                if config.max_seconds is not None and position.seconds >= config.max_seconds:
+                    reason = "time"
+                    break
+            if bar is not None:
+                bar.close()
+            if reason == "time" and position.batch < len(batches):
+                self._end_of_period(partial=True)
+                break
+            position.epoch, position.batch = position.epoch + 1, 0
+            self.carry = self.task.initial_carry()
+            if self._end_of_period(partial=False):
+                reason = "early_stopping"
+                break
+            if reason == "time":
+                break
+        return reason
+
+    def _step(self, batch: Any) -> tuple[float, int]:
+        self.model.zero_grad()
+        loss_sum, count, carry = self.task.train_step(self.model, batch, self.carry)
+        where = f"epoch {self.position.epoch + 1}, step {self.position.step + 1}"
+        if not math.isfinite(loss_sum):
+            raise DivergenceError(f"training diverged at {where}: the loss is {loss_sum}; "
+                                  f"the last good checkpoint in {self.out_dir} is untouched (try a lower --lr)")
+        norm = clip_grad_norm(self.model, self.config.clip_norm if self.config.clip_norm else math.inf)
+        if not math.isfinite(norm):
+            raise DivergenceError(f"training diverged at {where}: the gradient norm is {norm}; "
+                                  f"the last good checkpoint in {self.out_dir} is untouched (try a lower --lr)")
+        self.optimizer.step()
+        self.carry = carry
+        return loss_sum, count
+
+    def _end_of_period(self, partial: bool) -> bool:
+        """Validate, log, checkpoint; returns True when early stopping says stop."""
+        position, task = self.position, self.task
+        self.model.eval()  # no dropout, and no draws from its generator: resume stays exact
+        metrics = task.evaluate(self.model, "valid")
+        self.model.train()
+        score = metrics[task.primary_metric]
+        improved = position.best is None or (score > position.best if task.higher_is_better else score < position.best)
+        if improved:
+            position.best, position.bad_epochs = score, 0
+        elif not partial:
+            position.bad_epochs += 1
+        epoch = position.epoch + (position.batch / self._batches_in_epoch if partial else 0)
+        record = {"epoch": epoch, "step": position.step, "seconds": round(position.seconds, 2),
+                  **{f"valid_{k}": v for k, v in metrics.items()}}
+        position.history.append(record)
+        self._log(record)
+        print(f"[{task.name}] epoch {record['epoch']:.2f}  step {position.step}  {position.seconds:.0f}s  "
+              + "  ".join(f"valid {k} {v:.4f}" for k, v in metrics.items()), file=sys.stderr, flush=True)
+        self.save()
+        if improved:
+            self.save(self.out_dir / BEST_DIR)
+        _plot_curves(self.out_dir)
+        patience = self.config.patience
+        return patience is not None and position.bad_epochs >= patience
+
+    def _log(self, record: dict) -> None:
+        with open(self.out_dir / METRICS_FILE, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+def _progress_enabled(setting: bool | None) -> bool:
+    if setting is None:
+        return sys.stderr.isatty()
+    return setting
+
+
+def _bar(total: int, initial: int, description: str, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, initial=initial, desc=description, unit="batch", dynamic_ncols=True, leave=False)
+
+
+def _plot_curves(out_dir: Path) -> None:
+    try:
+        plot_loss_curves(out_dir / METRICS_FILE, out_dir / CURVE_FILE)
+    except ImportError:  # matplotlib is optional; the metrics file has the numbers
+        pass
+
+
+def has_checkpoint(out_dir: str | Path) -> bool:
+    return (Path(out_dir) / CHECKPOINT_FILE).is_file()

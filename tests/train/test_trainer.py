@@ -1,0 +1,123 @@
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("safetensors")
+from rnnkit.io.checkpoint import load_checkpoint  # noqa: E402
+from rnnkit.models import ManyToMany  # noqa: E402
+from rnnkit.tasks.base import Task  # noqa: E402
+from rnnkit.train import DivergenceError, TrainConfig, Trainer  # noqa: E402
+from rnnkit.train.trainer import BEST_DIR, METRICS_FILE  # noqa: E402
+
+
+def previous_bit(bits):
+    return np.concatenate([np.zeros_like(bits[:1]), bits[:-1]])
+
+
+class CountingTask(Task):
+    """Predict the previous bit of a bit stream: small, deterministic, needs the recurrence, and
+    uses the carried state and dropout, so exact resume has everything to get right."""
+
+    name = "toy"
+    metric_keys = ("accuracy",)
+    primary_metric = "accuracy"
+
+    def __init__(self, seed=0, poison_at=None):
+        super().__init__(None, seed)
+        rng = np.random.default_rng(123)
+        self.bits = rng.integers(0, 2, size=(40, 4, 6))  # 40 batches of (T=4, B=6)
+        self.poison_at = poison_at
+        self.calls = 0
+
+    def build_model(self, options, dtype=np.float64):
+        return ManyToMany(2, 8, vocab_size=2, embed_dim=3, num_layers=2, dropout=0.2, dtype=dtype, seed=self.seed)
+
+    def train_batches(self, epoch):
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.bits))
+        return [self.bits[i] for i in order[:10]]
+
+    def initial_carry(self):
+        return None
+
+    def train_step(self, model, batch, carry):
+        self.calls += 1
+        targets = previous_bit(batch)
+        logits, h_n = model.forward(batch, carry)
+        loss, d = model.loss(logits, targets)
+        if self.poison_at is not None and self.calls >= self.poison_at:
+            loss = float("nan")
+        model.backward(d / targets.size)
+        return loss, targets.size, h_n
+
+    def evaluate(self, model, split="valid"):
+        batch = self.bits[-1]
+        logits, _ = model.forward(batch)
+        loss, _ = model.loss(logits, previous_bit(batch), reduction="mean")
+        return {"loss": loss, "accuracy": float((logits.argmax(-1) == previous_bit(batch)).mean())}
+
+    def baseline(self, split="test"):
+        return {"accuracy": 0.5}
+
+
+def _trainer(tmp_path, epochs, max_seconds=None, **task_args):
+    task = CountingTask(**task_args)
+    model = task.build_model({})
+    config = TrainConfig(epochs=epochs, max_seconds=max_seconds, lr=0.01, patience=None, log_every=3, progress=False)
+    return Trainer(task, model, {}, config, tmp_path)
+
+
+def test_resume_matches_an_uninterrupted_run(tmp_path):
+    straight = _trainer(tmp_path / "a", epochs=3)
+    straight.fit()
+    first = _trainer(tmp_path / "b", epochs=2)
+    first.fit()
+    resumed = _trainer(tmp_path / "b", epochs=3)
+    resumed.resume()
+    resumed.fit()
+    for (name, a, _), (_, b, _) in zip(straight.model.named_parameters(), resumed.model.named_parameters()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_resume_mid_epoch_after_time_budget(tmp_path):
+    straight = _trainer(tmp_path / "a", epochs=2)
+    straight.fit()
+    stopped = _trainer(tmp_path / "b", epochs=2, max_seconds=0.0)  # stops after the first step
+    assert stopped.fit() == "time"
+    assert stopped.position.step == 1 and stopped.position.batch == 1
+    resumed = _trainer(tmp_path / "b", epochs=2)
+    resumed.resume()
+    assert resumed.carry is not None  # the state carried between batches came back
+    resumed.fit()
+    for (name, a, _), (_, b, _) in zip(straight.model.named_parameters(), resumed.model.named_parameters()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_divergence_stops_without_touching_the_checkpoint(tmp_path):
+    good = _trainer(tmp_path, epochs=1)
+    good.fit()
+    before = (tmp_path / "checkpoint.safetensors").read_bytes()
+    bad = _trainer(tmp_path, epochs=3, poison_at=4)
+    bad.resume()
+    with pytest.raises(DivergenceError, match=r"training diverged at epoch 2, step \d+: the loss is nan; the last good checkpoint .* is untouched"):
+        bad.fit()
+    assert (tmp_path / "checkpoint.safetensors").read_bytes() == before
+    arrays, _ = load_checkpoint(tmp_path)
+    assert all(np.all(np.isfinite(v)) for v in arrays.values())
+
+
+def test_logs_curves_and_best_checkpoint(tmp_path):
+    trainer = _trainer(tmp_path, epochs=2)
+    trainer.fit()
+    records = [json.loads(line) for line in (tmp_path / METRICS_FILE).read_text().splitlines()]
+    assert any("train_loss" in r for r in records) and sum("valid_accuracy" in r for r in records) == 2
+    assert (tmp_path / BEST_DIR / "checkpoint.safetensors").is_file()
+    if pytest.importorskip("matplotlib"):
+        assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_training_reduces_the_loss(tmp_path):
+    trainer = _trainer(tmp_path, epochs=8)
+    before = trainer.task.evaluate(trainer.model)["loss"]
+    trainer.fit()
+    assert trainer.task.evaluate(trainer.model)["loss"] < 0.8 * before
