@@ -1,0 +1,69 @@
+"""Train every task on its default data through the command line and print one table:
+task, metric, baseline, rnnkit, seconds.
+
+    python benchmarks/quality.py                 # every task, default budgets
+    python benchmarks/quality.py charlm tag      # some tasks
+    python benchmarks/quality.py --scale 0.5     # half the time budgets
+
+Each run is exactly what a user types (``rnnkit train TASK --max-seconds N --out DIR``); the
+metrics are the JSON object on the last line of its output (test split; baselines from the
+same split).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# task: (seconds of training, extra arguments, metrics to show)
+PLAN = {
+    "charlm": (240, [], ["bpc"]),
+    "classify": (150, [], ["accuracy", "macro_f1"]),
+    "translate": (150, [], ["exact_match", "cer"]),
+    "tag": (120, [], ["token_accuracy"]),
+    "caption": (60, [], ["exact_match"]),
+    "digits": (60, [], ["accuracy"]),
+    "onetoone": (30, [], ["accuracy"]),
+    "forecast": (30, [], ["mse"]),
+}
+LOWER_IS_BETTER = {"bpc", "cer", "mse"}
+
+
+def run(task: str, seconds: float, extra: list[str], out: Path) -> dict:
+    command = [sys.executable, "-m", "rnnkit", "train", task, "--max-seconds", str(seconds), "--out", str(out), *extra]
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    metrics["wall_seconds"] = time.perf_counter() - start
+    return metrics
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("tasks", nargs="*", default=list(PLAN), help="tasks to run (default: all)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every time budget")
+    parser.add_argument("--extra", nargs="*", default=[], metavar="TASK:ARG",
+                        help="an extra train argument for one task, e.g. tag:--bidirectional")
+    args = parser.parse_args()
+    print("| task | metric | baseline | rnnkit | better | train seconds |")
+    print("|---|---|---:|---:|:-:|---:|")
+    with tempfile.TemporaryDirectory() as scratch:
+        for task in args.tasks:
+            seconds, extra, keys = PLAN[task]
+            extra = extra + [e.split(":", 1)[1] for e in args.extra if e.startswith(task + ":")]
+            metrics = run(task, seconds * args.scale, extra, Path(scratch) / task)
+            for key in keys:
+                ours, base = metrics[key], metrics.get(f"baseline_{key}")
+                better = (ours < base) if key in LOWER_IS_BETTER else (ours > base)
+                print(f"| {task} {' '.join(extra)} | {key} | {base:.4f} | {ours:.4f} | {'yes' if better else 'NO'} | {metrics['seconds']:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""The ``rnnkit`` command: train, eval, sample, predict.
+
+``train`` and ``eval`` print their metrics as one JSON object on the last line of standard
+output; progress and logs go to standard error. Errors are one line on standard error with
+exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+EXIT_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + message
+        self.exit(EXIT_ERROR, f"rnnkit: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rnnkit.tasks import TASKS
+
+    parser = _Parser(prog="rnnkit", description="Recurrent neural networks from first principles on NumPy.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = commands.add_parser("train", help="train a model on a task", description=(
+        "Train TASK on its default real data (or --data), checkpointing into --out. "
+        "Prints the test metrics as one JSON object on the last line."))
+    train.add_argument("task", choices=sorted(TASKS), metavar="TASK", help=f"one of: {', '.join(TASKS)}")
+    train.add_argument("--data", help="your own data file in the task's format (see README)")
+    train.add_argument("--out", help="checkpoint directory (default: runs/TASK)")
+    train.add_argument("--epochs", type=int, help="maximum number of epochs")
+    train.add_argument("--max-seconds", type=float, help="stop cleanly, with a checkpoint, after this much training time")
+    train.add_argument("--hidden", type=int, help="hidden units per direction")
+    train.add_argument("--layers", type=int, help="stacked RNN layers")
+    train.add_argument("--bidirectional", action="store_true", default=None, help="add a reverse direction")
+    train.add_argument("--nonlinearity", choices=["tanh", "relu", "sigmoid"])
+    train.add_argument("--dropout", type=float, help="dropout between stacked layers")
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float, help="learning rate")
+    train.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop", "adagrad"])
+    train.add_argument("--clip", type=float, help="global gradient-norm clip (0 = off)")
+    train.add_argument("--patience", type=int, help="early stopping: epochs without improvement (0 = off)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="progress bar (default: when standard error is a terminal)")
+
+    evaluate = commands.add_parser("eval", help="score a trained model", description=(
+        "Score the model in DIR on its test split, or on --data (same format as training)."))
+    evaluate.add_argument("dir", metavar="DIR")
+    evaluate.add_argument("--data", help="a file in the task's format to score on")
+
+    sample = commands.add_parser("sample", help="generate text from a character model")
+    sample.add_argument("dir", metavar="DIR")
+    sample.add_argument("--prime", default="", help="text to start from")
+    sample.add_argument("--length", type=int, default=400)
+    sample.add_argument("--temperature", type=float, default=0.8)
+    sample.add_argument("--seed", type=int, default=0)
+
+    predict = commands.add_parser("predict", help="labels, tags, translations or captions for inputs")
+    predict.add_argument("dir", metavar="DIR")
+    predict.add_argument("inputs", nargs="+", metavar="INPUT")
+    return parser
+
+
+def _checkpoint_dir(directory: str) -> Path:
+    from rnnkit.train.trainer import BEST_DIR
+
+    path = Path(directory)
+    return path / BEST_DIR if (path / BEST_DIR).is_dir() else path
+
+
+def load_trained(directory: str, data: str | None = None):
+    """The task and model saved in ``directory`` (its best checkpoint when there is one)."""
+    from rnnkit.io.checkpoint import load_checkpoint
+    from rnnkit.tasks import get_task
+
+    arrays, meta = load_checkpoint(_checkpoint_dir(directory))
+    task = get_task(meta["task"])(data=data, seed=meta["train_config"]["seed"], meta=meta["task_meta"])
+    model = task.build_model(meta["model_options"], dtype=np.dtype(meta["dtype"]))
+    model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model.")})
+    model.eval()
+    return task, model, meta
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rnnkit.io.checkpoint import load_checkpoint
+    from rnnkit.tasks import get_task
+    from rnnkit.train.trainer import BEST_DIR, METRICS_FILE, TrainConfig, Trainer, has_checkpoint
+
+    out = Path(args.out or f"runs/{args.task}")
+    task_class = get_task(args.task)
+    config = TrainConfig(seed=args.seed, progress=args.progress)
+    for key, value in (("epochs", args.epochs), ("max_seconds", args.max_seconds), ("lr", args.lr),
+                       ("optimizer", args.optimizer), ("clip_norm", args.clip), ("patience", args.patience)):
+        if value is not None:
+            setattr(config, key, value)
+    config.epochs = args.epochs if args.epochs is not None else task_class.defaults.get("epochs", config.epochs)
+    config.lr = args.lr if args.lr is not None else task_class.defaults.get("lr", config.lr)
+    config.clip_norm = config.clip_norm or None
+    config.patience = config.patience or None
+    if config.epochs < 1:
+        raise ValueError(f"--epochs: expected a positive integer, got {config.epochs}")
+
+    options = {key: value for key, value in task_class.defaults.items() if key not in ("epochs", "lr")}
+    for key, value in (("hidden", args.hidden), ("layers", args.layers), ("bidirectional", args.bidirectional),
+                       ("nonlinearity", args.nonlinearity), ("dropout", args.dropout), ("batch_size", args.batch_size)):
+        if value is not None:
+            options[key] = value
+
+    task_meta = None
+    if args.resume:
+        if not has_checkpoint(out):
+            raise ValueError(f"--resume: no checkpoint in {out}; train without --resume first")
+        _, meta = load_checkpoint(out)
+        if meta["task"] != args.task:
+            raise ValueError(f"--resume: {out} holds a {meta['task']!r} run, not {args.task!r}")
+        options, task_meta = meta["model_options"], meta["task_meta"]
+        saved = meta["train_config"]
+        config = TrainConfig(**{**saved, "epochs": config.epochs, "max_seconds": args.max_seconds,
+                                "progress": args.progress})
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / METRICS_FILE).unlink(missing_ok=True)
+        if (out / BEST_DIR).is_dir():
+            import shutil
+
+            shutil.rmtree(out / BEST_DIR)
+
+    start = time.perf_counter()
+    task = task_class(data=args.data, seed=config.seed, meta=task_meta, training=True)
+    model = task.build_model(options)
+    trainer = Trainer(task, model, options, config, out)
+    if args.resume:
+        trainer.resume()
+    print(f"[{args.task}] {task.describe()}", file=sys.stderr)
+    print(f"[{args.task}] model: {model.num_parameters():,} parameters; checkpoints in {out}", file=sys.stderr, flush=True)
+    reason = trainer.fit()
+
+    task, model, _ = load_trained(str(out))
+    metrics = task.evaluate(model, "test")
+    baseline = task.baseline("test")
+    shown = task.show(model)
+    if shown:
+        print(shown)
+    result = {"task": args.task, **{k: metrics[k] for k in task.metric_keys},
+              **{f"baseline_{k}": v for k, v in baseline.items()},
+              "test_loss": metrics["loss"], "epochs": round(trainer.position.epoch + trainer.position.batch / max(1, getattr(trainer, "_batches_in_epoch", 1)), 3),
+              "steps": trainer.position.step, "seconds": round(time.perf_counter() - start, 1), "stopped_by": reason,
+              "checkpoint": str(out)}
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    task, model, meta = load_trained(args.dir, args.data)
+    metrics = task.evaluate(model, "test")
+    result = {"task": meta["task"], **{k: metrics[k] for k in task.metric_keys}, "loss": metrics["loss"],
+              **{f"baseline_{k}": v for k, v in task.baseline("test").items()},
+              "data": args.data or "default test split"}
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    if args.length < 1:
+        raise ValueError(f"--length: expected a positive integer, got {args.length}")
+    if args.temperature <= 0:
+        raise ValueError(f"--temperature: expected a positive number, got {args.temperature}")
+    task, model, _ = load_trained(args.dir)
+    print(task.sample(model, args.prime, args.length, args.temperature, args.seed))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    task, model, _ = load_trained(args.dir)
+    for source, prediction in zip(args.inputs, task.predict(model, args.inputs)):
+        print(f"{source}\t{prediction}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "predict": cmd_predict}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from rnnkit.io.checkpoint import CheckpointError
+    from rnnkit.tasks.base import TaskError
+    from rnnkit.train.trainer import DivergenceError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (TaskError, CheckpointError, DivergenceError, ValueError, TypeError, FileNotFoundError,
+            ImportError, UnicodeDecodeError, IsADirectoryError, PermissionError) as error:
+        if os.environ.get("RNNKIT_DEBUG"):  # the full traceback, for bug reports
+            raise
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"rnnkit: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("rnnkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

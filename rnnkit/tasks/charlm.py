@@ -1,0 +1,122 @@
+"""charlm: a character-level language model (many-to-many, deep), the main job.
+
+Trains on one long text split into B parallel streams; each batch is the next ``bptt`` steps of
+every stream and the hidden state is carried from batch to batch (truncated BPTT). The metric
+is bits per character on held-out text, against the unigram entropy of that same text: what a
+model that knows only character frequencies would score.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import numpy as np
+
+from rnnkit.data import Vocab, load_charlm, lm_stream_batches
+from rnnkit.models import ManyToMany
+from rnnkit.tasks.base import Task, TaskError
+
+LN2 = math.log(2.0)
+
+
+class CharLM(Task):
+    name = "charlm"
+    metric_keys = ("bpc",)
+    primary_metric = "bpc"
+    higher_is_better = False
+    defaults = {"hidden": 256, "layers": 2, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
+                "bidirectional": False, "batch_size": 32, "bptt": 64, "epochs": 10, "lr": 2e-3}
+
+    def __init__(self, data=None, seed=0, meta=None, training=False) -> None:
+        super().__init__(data, seed, meta, training)
+        if meta is not None and data is not None:
+            self.splits = {"test": _read_text(data)}
+        else:
+            self.splits = load_charlm(data)
+        self.vocab = Vocab.from_dict(meta["vocab"]) if meta else Vocab.from_texts([self.splits["train"]], level="char")
+        self.encoded = {name: self.vocab.encode(text) for name, text in self.splits.items()}
+        self.options: dict[str, Any] = {}
+
+    def describe(self) -> str:
+        sizes = ", ".join(f"{k} {len(v):,}" for k, v in self.splits.items())
+        source = self.data_path or "default corpus"
+        return f"{source}: characters {sizes}; vocabulary {len(self.vocab)}"
+
+    def meta(self) -> dict:
+        return {"vocab": self.vocab.to_dict()}
+
+    def build_model(self, options: dict, dtype: type = np.float32) -> ManyToMany:
+        if options.get("bidirectional"):
+            raise TaskError("charlm: a language model cannot be bidirectional (it would read the characters it must predict)")
+        self.options = options
+        return ManyToMany(len(self.vocab), options["hidden"], vocab_size=len(self.vocab), embed_dim=options["embed"],
+                          num_layers=options["layers"], nonlinearity=options["nonlinearity"],
+                          dropout=options["dropout"], dtype=dtype, seed=self.seed)
+
+    # -- training ---------------------------------------------------------------------------
+    def train_batches(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        # A different start offset each epoch, so chunk boundaries do not always fall on the
+        # same characters; deterministic in (seed, epoch) for exact resume.
+        bptt = self.options["bptt"]
+        offset = int(np.random.default_rng([self.seed, epoch]).integers(bptt))
+        return list(lm_stream_batches(self.encoded["train"][offset:], self.options["batch_size"], bptt))
+
+    def train_step(self, model: ManyToMany, batch, carry) -> tuple[float, int, Any]:
+        inputs, targets = batch
+        logits, h_n = model.forward(inputs, carry)
+        loss, dlogits = model.loss(logits, targets)
+        model.backward(dlogits / targets.size)
+        return loss, targets.size, h_n
+
+    # -- evaluation -------------------------------------------------------------------------
+    def evaluate(self, model: ManyToMany, split: str = "valid") -> dict[str, float]:
+        ids = self.encoded[split]
+        streams = max(1, min(16, (len(ids) - 1) // 256))
+        total, count, h = 0.0, 0, None
+        model.eval()
+        for inputs, targets in lm_stream_batches(ids, streams, 256):
+            logits, h = model.forward(inputs, h)
+            loss, _ = model.loss(logits, targets)
+            total, count = total + loss, count + targets.size
+        model.train()
+        if count == 0:
+            raise TaskError(f"charlm: the {split} text is too short to score (need at least 2 characters per stream)")
+        return {"loss": total / count, "bpc": total / count / LN2}
+
+    def baseline(self, split: str = "test") -> dict[str, float]:
+        counts = np.bincount(self.encoded[split], minlength=len(self.vocab)).astype(np.float64)
+        p = counts[counts > 0] / counts.sum()
+        return {"bpc": float(-(p * np.log2(p)).sum())}
+
+    # -- showing ----------------------------------------------------------------------------
+    def sample(self, model: ManyToMany, prime: str, length: int, temperature: float, seed: int) -> str:
+        rng = np.random.default_rng(seed)
+        model.eval()
+        h = None
+        prime_ids = self.vocab.encode(prime) if prime else np.array([self.vocab.encode("\n")[0]])
+        logits, h = model.forward(prime_ids[:, None], h)
+        last = logits[-1, 0]
+        generated = []
+        for _ in range(length):
+            z = last.astype(np.float64) / temperature
+            p = np.exp(z - z.max())
+            p[: self.vocab.num_specials] = 0.0  # never emit pad/bos/eos/unk
+            next_id = int(rng.choice(len(p), p=p / p.sum()))
+            generated.append(next_id)
+            logits, h = model.forward(np.array([[next_id]]), h)
+            last = logits[0, 0]
+        return prime + self.vocab.decode(generated)
+
+    def show(self, model: ManyToMany) -> str:
+        return "--- sample (temperature 0.8) ---\n" + self.sample(model, "", 500, 0.8, self.seed) + "\n---"
+
+    def predict(self, model: ManyToMany, inputs: Iterable[str]) -> list[str]:
+        """A continuation of each input (temperature 0.5)."""
+        return [self.sample(model, text, 80, 0.5, self.seed)[len(text):].replace("\n", "\\n") for text in inputs]
+
+
+def _read_text(path: str) -> str:
+    from rnnkit.data import read_text_file
+
+    return read_text_file(path)
