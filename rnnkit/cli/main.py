@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-seconds", type=float, help="stop cleanly, with a checkpoint, after this much training time")
     train.add_argument("--hidden", type=int, help="hidden units per direction")
     train.add_argument("--layers", type=int, help="stacked RNN layers")
-    train.add_argument("--bidirectional", action="store_true", default=None, help="add a reverse direction")
+    train.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
+                       help="add a reverse direction (default: per task)")
     train.add_argument("--nonlinearity", choices=["tanh", "relu", "sigmoid"])
     train.add_argument("--dropout", type=float, help="dropout between stacked layers")
     train.add_argument("--batch-size", type=int)

@@ -1,0 +1,114 @@
+"""classify: many-to-one sentiment. A sequence of words in, one label out.
+
+Default data: labelled tweets (negative / neutral / positive). The model reads the word
+embeddings with an RNN, pools the states over valid steps, and a linear layer gives the class
+scores; accuracy and macro-F1 are compared with always predicting the most frequent class.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+from rnnkit.data import Vocab, load_classify
+from rnnkit.models import ManyToOne
+from rnnkit.tasks.base import Task, TaskError
+from rnnkit.tasks.common import batches, model_kwargs, tokenize
+from rnnkit.tasks.metrics import accuracy, macro_f1
+
+
+class Classify(Task):
+    name = "classify"
+    metric_keys = ("accuracy", "macro_f1")
+    primary_metric = "accuracy"
+    defaults = {"hidden": 128, "layers": 1, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
+                "bidirectional": True, "pooling": "mean", "batch_size": 64, "epochs": 8, "lr": 2e-3,
+                "min_freq": 2}
+
+    def __init__(self, data=None, seed=0, meta=None, training=False) -> None:
+        super().__init__(data, seed, meta, training)
+        if meta is not None:
+            self.vocab, self.labels = Vocab.from_dict(meta["vocab"]), Vocab.from_dict(meta["labels"])
+            if data is not None:
+                from rnnkit.data import read_labelled_tsv
+
+                self.splits = {"test": read_labelled_tsv(data)}
+            elif training:
+                self.splits = load_classify(None, seed=seed)
+            else:
+                self.splits = {"test": load_classify(None, seed=seed)["test"]}
+        else:
+            self.splits = load_classify(data, seed=seed)
+            train = self.splits["train"]
+            self.vocab = Vocab.from_texts([tokenize(t) for t, _ in train], level="word",
+                                          min_freq=self.defaults["min_freq"])
+            self.labels = Vocab(sorted({label for _, label in train}), level="word", specials=())
+        self.encoded = {name: self._encode(examples, name) for name, examples in self.splits.items()}
+        self.options: dict = {}
+
+    def _encode(self, examples, split):
+        unknown = sorted({label for _, label in examples if label not in self.labels})
+        if unknown:
+            raise TaskError(f"classify: labels {unknown} in the {split} data were not in training "
+                            f"(known: {', '.join(self.labels.itos)})")
+        texts = [self.vocab.encode(tokenize(text)) for text, _ in examples]
+        texts = [ids if len(ids) else np.array([self.vocab.unk_id]) for ids in texts]  # "" -> one unk
+        return texts, np.array([self.labels.stoi[label] for _, label in examples], dtype=np.int64)
+
+    def describe(self) -> str:
+        sizes = ", ".join(f"{k} {len(v):,}" for k, v in self.splits.items())
+        return (f"{self.data_path or 'labelled tweets'}: examples {sizes}; vocabulary {len(self.vocab):,} words; "
+                f"labels {', '.join(self.labels.itos)}")
+
+    def meta(self) -> dict:
+        return {"vocab": self.vocab.to_dict(), "labels": self.labels.to_dict()}
+
+    def build_model(self, options: dict, dtype=np.float32) -> ManyToOne:
+        self.options = options
+        return ManyToOne(len(self.labels), options["hidden"], vocab_size=len(self.vocab), embed_dim=options["embed"],
+                         bidirectional=options["bidirectional"], pooling=options["pooling"], dtype=dtype,
+                         seed=self.seed, **model_kwargs(options))
+
+    def train_batches(self, epoch: int):
+        texts, labels = self.encoded["train"]
+        return [(b.ids, b.lengths, labels[b.index]) for b in batches(texts, self.options["batch_size"], self.seed, epoch)]
+
+    def train_step(self, model: ManyToOne, batch, carry):
+        ids, lengths, labels = batch
+        loss, dlogits = model.loss(model.forward(ids, lengths), labels)
+        model.backward(dlogits / len(labels))
+        return loss, len(labels), None
+
+    def _predict_ids(self, model: ManyToOne, texts: list[np.ndarray]) -> tuple[np.ndarray, list]:
+        predictions = np.empty(len(texts), dtype=np.int64)
+        logits_all = []
+        for b in batches(texts, 256, None, shuffle=False):
+            logits = model.forward(b.ids, b.lengths)
+            predictions[b.index] = logits.argmax(axis=-1)
+            logits_all.append((b.index, logits))
+        return predictions, logits_all
+
+    def evaluate(self, model: ManyToOne, split: str = "valid") -> dict[str, float]:
+        texts, labels = self.encoded[split]
+        predictions, logits_all = self._predict_ids(model, texts)
+        loss = sum(model.loss(logits, labels[index])[0] for index, logits in logits_all) / len(labels)
+        return {"loss": loss, "accuracy": accuracy(predictions, labels),
+                "macro_f1": macro_f1(predictions, labels, len(self.labels))}
+
+    def baseline(self, split: str = "test") -> dict[str, float]:
+        _, labels = self.encoded[split]
+        train_labels = self.encoded["train"][1] if "train" in self.encoded else labels
+        majority = np.full_like(labels, np.bincount(train_labels, minlength=len(self.labels)).argmax())
+        return {"accuracy": accuracy(majority, labels), "macro_f1": macro_f1(majority, labels, len(self.labels))}
+
+    def predict(self, model: ManyToOne, inputs: Iterable[str]) -> list[str]:
+        texts = [self.vocab.encode(tokenize(t)) for t in inputs]
+        texts = [ids if len(ids) else np.array([self.vocab.unk_id]) for ids in texts]
+        predictions, _ = self._predict_ids(model, texts)
+        return [self.labels.itos[p] for p in predictions]
+
+    def show(self, model: ManyToOne) -> str:
+        examples = self.splits["test"][:5]
+        predicted = self.predict(model, [text for text, _ in examples])
+        return "\n".join(f"[{label} -> {guess}] {text[:90]}" for (text, label), guess in zip(examples, predicted))

@@ -1,0 +1,141 @@
+"""tag: part-of-speech tagging, many-to-many with past and future context (bidirectional).
+
+Default data: sentences of the Brown corpus with the 12 universal part-of-speech tags. A tag
+depends on the words after it too ("that" is a determiner, a pronoun or a conjunction depending
+on what follows), which is what the reverse direction adds; ``--no-bidirectional`` shows the
+difference. Baselines: the most frequent tag overall, and (reported beside it) each word's most
+frequent training tag.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Iterable
+
+import numpy as np
+
+from rnnkit.data import Vocab, load_tag, read_tagged
+from rnnkit.models import ManyToMany
+from rnnkit.tasks.base import Task, TaskError
+from rnnkit.tasks.common import batches, model_kwargs, tokenize
+
+
+class Tag(Task):
+    name = "tag"
+    metric_keys = ("token_accuracy",)
+    primary_metric = "token_accuracy"
+    defaults = {"hidden": 128, "layers": 1, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
+                "bidirectional": True, "batch_size": 32, "epochs": 10, "lr": 2e-3, "min_freq": 2}
+
+    def __init__(self, data=None, seed=0, meta=None, training=False) -> None:
+        super().__init__(data, seed, meta, training)
+        if meta is not None and data is not None:
+            self.splits = {"test": read_tagged(data)}
+        elif meta is not None and not training:
+            self.splits = {"test": load_tag(None, seed=seed)["test"]}
+        else:
+            self.splits = load_tag(data, seed=seed)
+        if meta is not None:
+            self.vocab, self.tags = Vocab.from_dict(meta["vocab"]), Vocab.from_dict(meta["tags"])
+            self.word_tag = meta.get("word_tag", {})
+        else:
+            train = self.splits["train"]
+            self.vocab = Vocab.from_texts([[w.lower() for w in words] for words, _ in train], level="word",
+                                          min_freq=self.defaults["min_freq"])
+            self.tags = Vocab(sorted({t for _, tags in train for t in tags}), level="word", specials=())
+            self.word_tag = _most_frequent_tags(train)
+        self.encoded = {name: self._encode(sentences, name) for name, sentences in self.splits.items()}
+        self.options: dict = {}
+
+    def _encode(self, sentences, split):
+        unknown = sorted({t for _, tags in sentences for t in tags if t not in self.tags})
+        if unknown:
+            raise TaskError(f"tag: tags {unknown[:5]} in the {split} data were not in training")
+        words = [self.vocab.encode([w.lower() for w in ws]) for ws, _ in sentences]
+        tags = [np.array([self.tags.stoi[t] for t in ts], dtype=np.int64) for _, ts in sentences]
+        return words, tags
+
+    def describe(self) -> str:
+        sizes = ", ".join(f"{k} {len(v):,}" for k, v in self.splits.items())
+        tokens = sum(len(w) for w, _ in self.splits.get("train", []))
+        return (f"{self.data_path or 'Brown corpus, universal tags'}: sentences {sizes} ({tokens:,} training tokens); "
+                f"vocabulary {len(self.vocab):,}; {len(self.tags)} tags")
+
+    def meta(self) -> dict:
+        return {"vocab": self.vocab.to_dict(), "tags": self.tags.to_dict(), "word_tag": self.word_tag}
+
+    def build_model(self, options: dict, dtype=np.float32) -> ManyToMany:
+        self.options = options
+        return ManyToMany(len(self.tags), options["hidden"], vocab_size=len(self.vocab), embed_dim=options["embed"],
+                          bidirectional=options["bidirectional"], dtype=dtype, seed=self.seed, **model_kwargs(options))
+
+    def _padded_tags(self, tags, batch):
+        out = np.zeros(batch.ids.shape, dtype=np.int64)
+        for column, i in enumerate(batch.index):
+            out[: len(tags[i]), column] = tags[i]
+        return out
+
+    def train_batches(self, epoch: int):
+        words, tags = self.encoded["train"]
+        return [(b.ids, b.lengths, self._padded_tags(tags, b))
+                for b in batches(words, self.options["batch_size"], self.seed, epoch)]
+
+    def train_step(self, model: ManyToMany, batch, carry):
+        ids, lengths, targets = batch
+        logits, _ = model.forward(ids, lengths=lengths)
+        loss, dlogits = model.loss(logits, targets, lengths)
+        count = int(lengths.sum())
+        model.backward(dlogits / count)
+        return loss, count, None
+
+    def _run(self, model: ManyToMany, words, tags=None) -> tuple[list[np.ndarray], float]:
+        """Predicted tag ids per sentence, and the summed loss when ``tags`` are given."""
+        predicted: list = [None] * len(words)
+        total_loss = 0.0
+        for b in batches(words, 128, None, shuffle=False):
+            logits, _ = model.forward(b.ids, lengths=b.lengths)
+            guesses = logits.argmax(axis=-1)
+            for column, i in enumerate(b.index):
+                predicted[i] = guesses[: b.lengths[column], column]
+            if tags is not None:
+                total_loss += model.loss(logits, self._padded_tags(tags, b), b.lengths)[0]
+        return predicted, total_loss
+
+    def evaluate(self, model: ManyToMany, split: str = "valid") -> dict[str, float]:
+        words, tags = self.encoded[split]
+        predicted, loss = self._run(model, words, tags)
+        correct = sum(int(np.sum(p == t)) for p, t in zip(predicted, tags))
+        count = sum(len(t) for t in tags)
+        return {"loss": loss / count, "token_accuracy": correct / count}
+
+    def baseline(self, split: str = "test") -> dict[str, float]:
+        sentences = self.splits[split]
+        gold = [t for _, tags in sentences for t in tags]
+        majority = Counter(self.word_tag.values()).most_common(1)[0][0] if self.word_tag else Counter(gold).most_common(1)[0][0]
+        return {"token_accuracy": float(np.mean([t == majority for t in gold]))}
+
+    def per_word_baseline(self, split: str = "test") -> float:
+        """Accuracy of tagging each word with its most frequent training tag (unseen: the
+        most frequent tag overall): the classic strong baseline for part-of-speech tagging."""
+        fallback = Counter(self.word_tag.values()).most_common(1)[0][0]
+        pairs = [(w.lower(), t) for words, tags in self.splits[split] for w, t in zip(words, tags)]
+        return float(np.mean([self.word_tag.get(w, fallback) == t for w, t in pairs]))
+
+    def predict(self, model: ManyToMany, inputs: Iterable[str]) -> list[str]:
+        return self._tagged(model, [tokenize(text, lower=False) or ["."] for text in inputs])
+
+    def _tagged(self, model: ManyToMany, sentences: list[list[str]]) -> list[str]:
+        predicted, _ = self._run(model, [self.vocab.encode([w.lower() for w in s]) for s in sentences])
+        return [" ".join(f"{w}/{self.tags.itos[t]}" for w, t in zip(s, p)) for s, p in zip(sentences, predicted)]
+
+    def show(self, model: ManyToMany) -> str:
+        lines = self._tagged(model, [words for words, _ in self.splits["test"][:3]])
+        return "\n".join(lines) + f"\n(each word's most frequent training tag scores {self.per_word_baseline():.4f} on test)"
+
+
+def _most_frequent_tags(sentences) -> dict[str, str]:
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for words, tags in sentences:
+        for w, t in zip(words, tags):
+            counts[w.lower()][t] += 1
+    return {w: c.most_common(1)[0][0] for w, c in counts.items()}
