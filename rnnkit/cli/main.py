@@ -105,14 +105,16 @@ def cmd_train(args: argparse.Namespace) -> int:
                        ("optimizer", args.optimizer), ("clip_norm", args.clip), ("patience", args.patience)):
         if value is not None:
             setattr(config, key, value)
-    config.epochs = args.epochs if args.epochs is not None else task_class.defaults.get("epochs", config.epochs)
-    config.lr = args.lr if args.lr is not None else task_class.defaults.get("lr", config.lr)
+    # Task defaults for the training settings, unless given on the command line.
+    for key, value in (("epochs", args.epochs), ("lr", args.lr), ("patience", args.patience)):
+        if value is None and key in task_class.defaults:
+            setattr(config, key, task_class.defaults[key])
     config.clip_norm = config.clip_norm or None
     config.patience = config.patience or None
     if config.epochs < 1:
         raise ValueError(f"--epochs: expected a positive integer, got {config.epochs}")
 
-    options = {key: value for key, value in task_class.defaults.items() if key not in ("epochs", "lr")}
+    options = {key: value for key, value in task_class.defaults.items() if key not in ("epochs", "lr", "patience")}
     for key, value in (("hidden", args.hidden), ("layers", args.layers), ("bidirectional", args.bidirectional),
                        ("nonlinearity", args.nonlinearity), ("dropout", args.dropout), ("batch_size", args.batch_size)):
         if value is not None:
