@@ -18,11 +18,16 @@ def check_float_dtype(dtype: np.dtype | type) -> np.dtype:
     return resolved
 
 
-def as_float_array(name: str, value: object, dtype: np.dtype, ndim: int | None = None) -> np.ndarray:
-    """Convert ``value`` to a float array of ``dtype``; check its rank and that it is finite.
+def as_float_array(
+    name: str, value: object, dtype: np.dtype, ndim: int | None = None, finite: bool = True
+) -> np.ndarray:
+    """Convert ``value`` to a float array of ``dtype``; check its rank and (``finite``) that it
+    holds no NaN/inf.
 
-    Other float dtypes are cast (DESIGN.md: inputs are cast, not rejected); integer, bool and
-    object inputs are cast too, which is what a user passing ``np.arange`` expects.
+    Other float dtypes are cast (DESIGN.md: inputs are cast, not rejected); integer and bool
+    inputs are cast too, which is what a user passing ``np.arange`` expects. Gradients arriving
+    at ``backward`` are not checked for finiteness: a diverging loss is the trainer's to report,
+    with the step it happened at.
     """
     array = np.asarray(value)
     if array.dtype.kind not in "fiub":
@@ -30,7 +35,8 @@ def as_float_array(name: str, value: object, dtype: np.dtype, ndim: int | None =
     if ndim is not None and array.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {array.shape} ({array.ndim}-D)")
     array = np.ascontiguousarray(array, dtype=dtype)
-    check_finite(name, array)
+    if finite:
+        check_finite(name, array)
     return array
 
 

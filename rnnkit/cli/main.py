@@ -80,13 +80,15 @@ def _checkpoint_dir(directory: str) -> Path:
     return path / BEST_DIR if (path / BEST_DIR).is_dir() else path
 
 
-def load_trained(directory: str, data: str | None = None):
-    """The task and model saved in ``directory`` (its best checkpoint when there is one)."""
+def load_trained(directory: str, score_file: str | None = None):
+    """The task and model saved in ``directory`` (its best checkpoint when there is one);
+    ``score_file`` replaces the test split (``eval --data``)."""
     from rnnkit.io.checkpoint import load_checkpoint
     from rnnkit.tasks import get_task
 
     arrays, meta = load_checkpoint(_checkpoint_dir(directory))
-    task = get_task(meta["task"])(data=data, seed=meta["train_config"]["seed"], meta=meta["task_meta"])
+    task = get_task(meta["task"])(data=meta["data"], seed=meta["train_config"]["seed"], meta=meta["task_meta"],
+                                  score_file=score_file)
     model = task.build_model(meta["model_options"], dtype=np.dtype(meta["dtype"]))
     model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model.")})
     model.eval()
@@ -128,6 +130,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if meta["task"] != args.task:
             raise ValueError(f"--resume: {out} holds a {meta['task']!r} run, not {args.task!r}")
         options, task_meta = meta["model_options"], meta["task_meta"]
+        if args.data is None:
+            args.data = meta["data"]
+        elif str(Path(args.data).resolve()) != meta["data"]:
+            raise ValueError(f"--resume: {out} was trained on {meta['data'] or 'the default data'}, not {args.data}")
         saved = meta["train_config"]
         config = TrainConfig(**{**saved, "epochs": config.epochs, "max_seconds": args.max_seconds,
                                 "progress": args.progress})
@@ -140,7 +146,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             shutil.rmtree(out / BEST_DIR)
 
     start = time.perf_counter()
-    task = task_class(data=args.data, seed=config.seed, meta=task_meta, training=True)
+    data = str(Path(args.data).resolve()) if args.data is not None else None
+    task = task_class(data=data, seed=config.seed, meta=task_meta)
     model = task.build_model(options)
     trainer = Trainer(task, model, options, config, out)
     if args.resume:
@@ -169,7 +176,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     metrics = task.evaluate(model, "test")
     result = {"task": meta["task"], **{k: metrics[k] for k in task.metric_keys}, "loss": metrics["loss"],
               **{f"baseline_{k}": v for k, v in task.baseline("test").items()},
-              "data": args.data or "default test split"}
+              "data": args.data or "the test split of the training data"}
     print(json.dumps(result))
     return 0
 

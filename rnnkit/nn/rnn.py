@@ -216,12 +216,12 @@ class RNN(Module):
         steps, batch = layers[0][1][0].states.shape[:2]
         legend = "(B, T, features)" if self.batch_first else "(T, B, features)"
         expected_out = (batch, steps, self.output_size) if self.batch_first else (steps, batch, self.output_size)
-        dout = as_float_array("dout", dout, self.dtype)
+        dout = as_float_array("dout", dout, self.dtype, finite=False)
         check_shape("dout", dout, expected_out, f"{legend}, the shape of out")
         if self.batch_first:
             dout = dout.transpose(1, 0, 2)
         if dh_n is not None:
-            dh_n = as_float_array("dh_n", dh_n, self.dtype)
+            dh_n = as_float_array("dh_n", dh_n, self.dtype, finite=False)
             check_shape("dh_n", dh_n, cache["h0_given"], "(num_layers * num_directions, B, hidden_size), the shape of h_n")
 
         H, D = self.hidden_size, self.num_directions

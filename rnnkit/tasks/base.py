@@ -3,7 +3,7 @@ step, its metrics and their baselines, and how to show what the model learned.""
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -28,13 +28,21 @@ class Task:
     defaults: dict[str, Any] = {}
 
     def __init__(
-        self, data: str | None = None, seed: int = 0, meta: dict | None = None, training: bool = False
+        self, data: str | None = None, seed: int = 0, meta: dict | None = None, score_file: str | None = None
     ) -> None:
-        """``data``: the user's file or None for the default data. ``meta``: from a checkpoint
-        (vocabularies); with it and ``data``, the whole file is the "test" split to score.
-        ``training``: whether training splits are needed (eval/predict skip loading them)."""
+        """``data``: the dataset (the user's file, or None for the default data), split into
+        train/valid/test as in training. ``meta``: from a checkpoint (vocabularies, scalers).
+        ``score_file``: a file in the task's format to score as a whole: it becomes the only
+        split, "test" (``rnnkit eval DIR --data FILE``)."""
         self.data_path = data
         self.seed = seed
+        self.score_file = score_file
+
+    def _splits(self, load: Callable[[str | None], dict], read: Callable[[str], Any]) -> dict:
+        """The splits to work on: ``{"test": read(score_file)}``, or ``load(data)``."""
+        if self.score_file is not None:
+            return {"test": read(self.score_file)}
+        return load(self.data_path)
 
     def describe(self) -> str:
         """One line about the data: source, sizes, baseline."""

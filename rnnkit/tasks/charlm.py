@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from rnnkit.data import Vocab, load_charlm, lm_stream_batches
+from rnnkit.data import Vocab, lm_stream_batches, load_charlm, read_text_file
 from rnnkit.models import ManyToMany
 from rnnkit.tasks.base import Task, TaskError
 
@@ -28,12 +28,9 @@ class CharLM(Task):
     defaults = {"hidden": 256, "layers": 2, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": False, "batch_size": 32, "bptt": 64, "epochs": 10, "lr": 2e-3}
 
-    def __init__(self, data=None, seed=0, meta=None, training=False) -> None:
-        super().__init__(data, seed, meta, training)
-        if meta is not None and data is not None:
-            self.splits = {"test": _read_text(data)}
-        else:
-            self.splits = load_charlm(data)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None) -> None:
+        super().__init__(data, seed, meta, score_file)
+        self.splits = self._splits(load_charlm, read_text_file)
         self.vocab = Vocab.from_dict(meta["vocab"]) if meta else Vocab.from_texts([self.splits["train"]], level="char")
         self.encoded = {name: self.vocab.encode(text) for name, text in self.splits.items()}
         self.options: dict[str, Any] = {}
@@ -114,9 +111,3 @@ class CharLM(Task):
     def predict(self, model: ManyToMany, inputs: Iterable[str]) -> list[str]:
         """A continuation of each input (temperature 0.5)."""
         return [self.sample(model, text, 80, 0.5, self.seed)[len(text):].replace("\n", "\\n") for text in inputs]
-
-
-def _read_text(path: str) -> str:
-    from rnnkit.data import read_text_file
-
-    return read_text_file(path)

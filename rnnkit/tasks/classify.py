@@ -11,7 +11,7 @@ from typing import Iterable
 
 import numpy as np
 
-from rnnkit.data import Vocab, load_classify
+from rnnkit.data import Vocab, load_classify, read_labelled_tsv
 from rnnkit.models import ManyToOne
 from rnnkit.tasks.base import Task, TaskError
 from rnnkit.tasks.common import batches, model_kwargs, tokenize
@@ -26,20 +26,12 @@ class Classify(Task):
                 "bidirectional": True, "pooling": "mean", "batch_size": 64, "epochs": 8, "lr": 2e-3,
                 "min_freq": 2}
 
-    def __init__(self, data=None, seed=0, meta=None, training=False) -> None:
-        super().__init__(data, seed, meta, training)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None) -> None:
+        super().__init__(data, seed, meta, score_file)
+        self.splits = self._splits(lambda path: load_classify(path, seed=seed), read_labelled_tsv)
         if meta is not None:
             self.vocab, self.labels = Vocab.from_dict(meta["vocab"]), Vocab.from_dict(meta["labels"])
-            if data is not None:
-                from rnnkit.data import read_labelled_tsv
-
-                self.splits = {"test": read_labelled_tsv(data)}
-            elif training:
-                self.splits = load_classify(None, seed=seed)
-            else:
-                self.splits = {"test": load_classify(None, seed=seed)["test"]}
         else:
-            self.splits = load_classify(data, seed=seed)
             train = self.splits["train"]
             self.vocab = Vocab.from_texts([tokenize(t) for t, _ in train], level="word",
                                           min_freq=self.defaults["min_freq"])

@@ -27,9 +27,9 @@ class Forecast(Task):
     defaults = {"hidden": 32, "layers": 1, "nonlinearity": "tanh", "dropout": 0.0, "bidirectional": False,
                 "batch_size": 16, "window": 40, "epochs": 300, "lr": 3e-3, "patience": 30}
 
-    def __init__(self, data=None, seed=0, meta=None, training=False) -> None:
-        super().__init__(data, seed, meta, training)
-        self.splits = load_forecast(data)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None) -> None:
+        super().__init__(data, seed, meta, score_file)
+        self.splits = load_forecast(score_file or data)
         if meta is not None:
             self.mean, self.scale = meta["mean"], meta["scale"]
         else:
@@ -38,7 +38,7 @@ class Forecast(Task):
         self.normalised = (self.splits["series"] - self.mean) / self.scale
         bounds = np.cumsum([0] + [len(self.splits[k]) for k in ("train", "valid", "test")])
         self.ranges = {k: (int(bounds[i]), int(bounds[i + 1])) for i, k in enumerate(("train", "valid", "test"))}
-        if data is not None and meta is not None:  # eval on a user file: score all of it after the first value
+        if score_file is not None:  # score all of the file after its first value
             self.ranges["test"] = (1, len(self.normalised))
         self.options: dict = {}
 

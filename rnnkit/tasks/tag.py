@@ -27,14 +27,9 @@ class Tag(Task):
     defaults = {"hidden": 128, "layers": 1, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": True, "batch_size": 32, "epochs": 10, "lr": 2e-3, "min_freq": 2}
 
-    def __init__(self, data=None, seed=0, meta=None, training=False) -> None:
-        super().__init__(data, seed, meta, training)
-        if meta is not None and data is not None:
-            self.splits = {"test": read_tagged(data)}
-        elif meta is not None and not training:
-            self.splits = {"test": load_tag(None, seed=seed)["test"]}
-        else:
-            self.splits = load_tag(data, seed=seed)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None) -> None:
+        super().__init__(data, seed, meta, score_file)
+        self.splits = self._splits(lambda path: load_tag(path, seed=seed), read_tagged)
         if meta is not None:
             self.vocab, self.tags = Vocab.from_dict(meta["vocab"]), Vocab.from_dict(meta["tags"])
             self.word_tag = meta.get("word_tag", {})

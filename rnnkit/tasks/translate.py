@@ -27,14 +27,9 @@ class Translate(Task):
     defaults = {"hidden": 256, "layers": 1, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": True, "batch_size": 32, "epochs": 30, "lr": 2e-3, "max_len": 40}
 
-    def __init__(self, data=None, seed=0, meta=None, training=False) -> None:
-        super().__init__(data, seed, meta, training)
-        if meta is not None and data is not None:
-            self.splits = {"test": read_pairs_tsv(data)}
-        elif meta is not None and not training:
-            self.splits = {"test": load_translate(None, seed=seed)["test"]}
-        else:
-            self.splits = load_translate(data, seed=seed)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None) -> None:
+        super().__init__(data, seed, meta, score_file)
+        self.splits = self._splits(lambda path: load_translate(path, seed=seed), read_pairs_tsv)
         if meta is not None:
             self.source_vocab, self.target_vocab = Vocab.from_dict(meta["source"]), Vocab.from_dict(meta["target"])
         else:

@@ -76,6 +76,7 @@ class Trainer:
         return {
             "format": "rnnkit-checkpoint-1",
             "task": self.task.name,
+            "data": self.task.data_path,  # None: the task's default data
             "task_meta": self.task.meta(),
             "model_options": self.model_options,
             "dtype": str(next(self.model.named_parameters())[1].dtype),
@@ -155,18 +156,25 @@ class Trainer:
 
     def _step(self, batch: Any) -> tuple[float, int]:
         self.model.zero_grad()
-        loss_sum, count, carry = self.task.train_step(self.model, batch, self.carry)
-        where = f"epoch {self.position.epoch + 1}, step {self.position.step + 1}"
-        if not math.isfinite(loss_sum):
-            raise DivergenceError(f"training diverged at {where}: the loss is {loss_sum}; "
-                                  f"the last good checkpoint in {self.out_dir} is untouched (try a lower --lr)")
-        norm = clip_grad_norm(self.model, self.config.clip_norm if self.config.clip_norm else math.inf)
-        if not math.isfinite(norm):
-            raise DivergenceError(f"training diverged at {where}: the gradient norm is {norm}; "
-                                  f"the last good checkpoint in {self.out_dir} is untouched (try a lower --lr)")
-        self.optimizer.step()
+        # Overflow in a diverging step is reported once, below, not as NumPy warnings.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            loss_sum, count, carry = self.task.train_step(self.model, batch, self.carry)
+            if not math.isfinite(loss_sum):
+                self._diverged(f"the loss is {loss_sum}")
+            norm = clip_grad_norm(self.model, self.config.clip_norm if self.config.clip_norm else math.inf)
+            if not math.isfinite(norm):
+                self._diverged(f"the gradient norm is {norm}")
+            self.optimizer.step()
+        bad = [name for name, param, _ in self.model.named_parameters() if not np.isfinite(param.sum())]
+        if bad:
+            self._diverged(f"parameters {', '.join(bad[:3])} became NaN/inf")
         self.carry = carry
         return loss_sum, count
+
+    def _diverged(self, what: str) -> None:
+        where = f"epoch {self.position.epoch + 1}, step {self.position.step + 1}"
+        raise DivergenceError(f"training diverged at {where}: {what}; the last good checkpoint in "
+                              f"{self.out_dir} is untouched (try a lower --lr or --clip)")
 
     def _end_of_period(self, partial: bool) -> bool:
         """Validate, log, checkpoint; returns True when early stopping says stop."""
