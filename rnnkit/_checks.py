@@ -92,6 +92,13 @@ def check_lengths(lengths: object, batch: int, steps: int) -> np.ndarray | None:
     return None if batch and array.min() == steps else array
 
 
+def check_positive_int(name: str, value: object) -> int:
+    """Return ``value`` as an int if it is a positive integer (not a bool), else raise ValueError."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return int(value)
+
+
 def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
     """Raise ValueError unless ``value`` is one of ``choices``."""
     if value not in choices:

@@ -20,15 +20,12 @@ from rnnkit.nn.module import resolve_rng
 from rnnkit.nn.rnn import RNN
 
 
-class ManyToMany(Model):
-    """An output at every step: ``y_t = W_hy h_t + b_y`` (tagging, language modelling).
+class _Reader(Model):
+    """Input layer -> RNN -> linear head: what ManyToMany and ManyToOne share.
 
-    Inputs are token ids ``(T, B)`` when ``vocab_size`` is given, else real values
-    ``(T, B, input_size)``. ``bidirectional`` gives each step past and future context (for
-    tagging; a language model must stay unidirectional, or it would see the answer).
-
-    ``forward(inputs, h0=None, lengths=None) -> (outputs (T, B, output_size), h_n)``;
-    ``backward(doutputs, dh_n=None)`` returns the input gradient (None for tokens).
+    Inputs are token ids ``(T, B)`` when ``vocab_size`` is given (through an embedding of
+    ``embed_dim``), else real values ``(T, B, input_size)``. ``loss`` is ``"cross_entropy"``
+    (class scores) or ``"mse"`` (values).
     """
 
     def __init__(
@@ -54,6 +51,17 @@ class ManyToMany(Model):
         self.embedding, features = make_input_layer(vocab_size, input_size, embed_dim, dtype, rng)
         self.rnn = RNN(features, hidden_size, num_layers, nonlinearity, bidirectional, dropout, dtype=dtype, seed=rng)
         self.head = Linear(self.rnn.output_size, output_size, dtype=dtype, seed=rng)
+
+
+class ManyToMany(_Reader):
+    """An output at every step: ``y_t = W_hy h_t + b_y`` (tagging, language modelling).
+
+    ``bidirectional`` gives each step past and future context (for tagging; a language model
+    must stay unidirectional, or it would see the answer). Options as for ``_Reader``.
+
+    ``forward(inputs, h0=None, lengths=None) -> (outputs (T, B, output_size), h_n)``;
+    ``backward(doutputs, dh_n=None)`` returns the input gradient (None for tokens).
+    """
 
     def forward(
         self, inputs: np.ndarray, h0: np.ndarray | None = None, lengths: np.ndarray | None = None
@@ -66,39 +74,18 @@ class ManyToMany(Model):
         return embed_backward(self.embedding, dx)
 
 
-class ManyToOne(Model):
+class ManyToOne(_Reader):
     """One output for the whole sequence (sentiment, sequence classification, regression).
 
     The sequence is summarised by ``pooling``: ``"last"`` (the final state of the top layer:
     the last valid step going forward and, if bidirectional, step 0 going back), or ``"mean"``
-    / ``"max"`` over valid steps. ``forward(inputs, lengths=None) -> outputs (B, output_size)``.
+    / ``"max"`` over valid steps. Other options as for ``_Reader``.
+    ``forward(inputs, lengths=None) -> outputs (B, output_size)``.
     """
 
-    def __init__(
-        self,
-        output_size: int,
-        hidden_size: int = 128,
-        *,
-        vocab_size: int | None = None,
-        input_size: int | None = None,
-        embed_dim: int = 64,
-        num_layers: int = 1,
-        nonlinearity: str = "tanh",
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        pooling: str = "last",
-        loss: str = "cross_entropy",
-        dtype: type | np.dtype = np.float32,
-        seed: int | np.random.Generator | None = None,
-    ) -> None:
-        super().__init__()
-        dtype = check_float_dtype(dtype)
-        rng = resolve_rng(seed)
-        self.loss_kind = check_choice("loss", loss, ("cross_entropy", "mse"))
+    def __init__(self, output_size: int, hidden_size: int = 128, *, pooling: str = "last", **options) -> None:
+        super().__init__(output_size, hidden_size, **options)
         self.pooling = check_choice("pooling", pooling, POOLINGS)
-        self.embedding, features = make_input_layer(vocab_size, input_size, embed_dim, dtype, rng)
-        self.rnn = RNN(features, hidden_size, num_layers, nonlinearity, bidirectional, dropout, dtype=dtype, seed=rng)
-        self.head = Linear(self.rnn.output_size, output_size, dtype=dtype, seed=rng)
         self._cache = None
 
     def forward(self, inputs: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit._checks import check_float_dtype
+from rnnkit._checks import check_float_dtype, check_positive_int
 from rnnkit.functional.embedding import embedding_backward, embedding_forward
 from rnnkit.nn.module import Module, resolve_rng
 
@@ -22,9 +22,8 @@ class Embedding(Module):
         seed: int | np.random.Generator | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        check_positive_int("num_embeddings", num_embeddings)
+        check_positive_int("embedding_dim", embedding_dim)
         if padding_idx is not None and not 0 <= padding_idx < num_embeddings:
             raise ValueError(f"padding_idx: expected an id in 0..{num_embeddings - 1}, got {padding_idx}")
         self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from rnnkit._checks import as_float_array, check_float_dtype
+from rnnkit._checks import as_float_array, check_float_dtype, check_positive_int
 from rnnkit.functional.linear import linear_backward, linear_forward
 from rnnkit.nn.module import Module, resolve_rng, uniform_init
 
@@ -29,10 +29,8 @@ class Linear(Module):
         seed: int | np.random.Generator | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features = check_positive_int("in_features", in_features)
+        self.out_features = check_positive_int("out_features", out_features)
         self.dtype = check_float_dtype(dtype)
         rng = resolve_rng(seed)
         bound = 1.0 / math.sqrt(in_features)

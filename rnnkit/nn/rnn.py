@@ -6,7 +6,14 @@ import math
 
 import numpy as np
 
-from rnnkit._checks import as_float_array, check_choice, check_float_dtype, check_lengths, check_shape
+from rnnkit._checks import (
+    as_float_array,
+    check_choice,
+    check_float_dtype,
+    check_lengths,
+    check_positive_int,
+    check_shape,
+)
 from rnnkit.functional.activations import ACTIVATIONS
 from rnnkit.functional.dropout import dropout_backward, dropout_forward
 from rnnkit.functional.recurrent import rnn_backward, rnn_forward
@@ -91,14 +98,11 @@ class RNN(Module):
         learn_h0: bool = False,
     ) -> None:
         super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        self.input_size = check_positive_int("input_size", input_size)
+        self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        self.num_layers = check_positive_int("num_layers", num_layers)
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
-        self.input_size = int(input_size)
-        self.hidden_size = int(hidden_size)
-        self.num_layers = int(num_layers)
         self.nonlinearity = check_choice("nonlinearity", nonlinearity, tuple(ACTIVATIONS))
         self.bidirectional = bool(bidirectional)
         self.num_directions = 2 if bidirectional else 1
