@@ -162,6 +162,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     shown = task.show(model)
     if shown:
         print(shown)
+    print(f"[{args.task}] test " + ", ".join(
+        f"{k} {metrics[k]:.4f} (baseline {baseline[k]:.4f})" if k in baseline else f"{k} {metrics[k]:.4f}"
+        for k in task.metric_keys))
     result = {"task": args.task, **{k: metrics[k] for k in task.metric_keys},
               **{f"baseline_{k}": v for k, v in baseline.items()},
               "test_loss": metrics["loss"], "epochs": round(trainer.position.epoch + trainer.position.batch / max(1, getattr(trainer, "_batches_in_epoch", 1)), 3),
