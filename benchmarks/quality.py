@@ -2,7 +2,7 @@
 task, metric, baseline, rnnkit, seconds.
 
     python benchmarks/quality.py                 # every task, default budgets
-    python benchmarks/quality.py charlm tag      # some tasks
+    python benchmarks/quality.py charlm tag      # some runs
     python benchmarks/quality.py --scale 0.5     # half the time budgets
 
 Each run is exactly what a user types (``rnnkit train TASK --max-seconds N --out DIR``); the
@@ -20,16 +20,17 @@ import tempfile
 import time
 from pathlib import Path
 
-# task: (seconds of training, extra arguments, metrics to show)
+# run name: (task, seconds of training, extra arguments, metrics to show)
 PLAN = {
-    "charlm": (240, [], ["bpc"]),
-    "classify": (150, [], ["accuracy", "macro_f1"]),
-    "translate": (150, [], ["exact_match", "cer"]),
-    "tag": (120, [], ["token_accuracy"]),
-    "caption": (60, [], ["exact_match"]),
-    "digits": (60, [], ["accuracy"]),
-    "onetoone": (30, [], ["accuracy"]),
-    "forecast": (30, [], ["mse"]),
+    "charlm": ("charlm", 240, [], ["bpc"]),
+    "classify": ("classify", 150, [], ["accuracy", "macro_f1"]),
+    "translate": ("translate", 150, [], ["exact_match", "cer"]),
+    "tag": ("tag", 120, [], ["token_accuracy"]),
+    "tag-unidirectional": ("tag", 120, ["--no-bidirectional"], ["token_accuracy"]),
+    "caption": ("caption", 60, [], ["exact_match"]),
+    "digits": ("digits", 60, [], ["accuracy"]),
+    "onetoone": ("onetoone", 30, [], ["accuracy"]),
+    "forecast": ("forecast", 30, [], ["mse"]),
 }
 LOWER_IS_BETTER = {"bpc", "cer", "mse"}
 
@@ -47,22 +48,26 @@ def run(task: str, seconds: float, extra: list[str], out: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("tasks", nargs="*", default=list(PLAN), help="tasks to run (default: all)")
+    parser.add_argument("runs", nargs="*", default=list(PLAN), metavar="RUN",
+                        help=f"runs to do (default: all): {', '.join(PLAN)}")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every time budget")
     parser.add_argument("--extra", nargs="*", default=[], metavar="TASK:ARG",
-                        help="an extra train argument for one task, e.g. tag:--bidirectional")
+                        help="an extra train argument for one run, e.g. charlm:--hidden=512")
     args = parser.parse_args()
+    unknown = [name for name in args.runs if name not in PLAN]
+    if unknown:
+        parser.error(f"unknown runs {unknown}; expected some of: {', '.join(PLAN)}")
     print("| task | metric | baseline | rnnkit | better | train seconds |")
     print("|---|---|---:|---:|:-:|---:|")
     with tempfile.TemporaryDirectory() as scratch:
-        for task in args.tasks:
-            seconds, extra, keys = PLAN[task]
-            extra = extra + [e.split(":", 1)[1] for e in args.extra if e.startswith(task + ":")]
-            metrics = run(task, seconds * args.scale, extra, Path(scratch) / task)
+        for name in args.runs:
+            task, seconds, extra, keys = PLAN[name]
+            extra = extra + [e.split(":", 1)[1] for e in args.extra if e.startswith(name + ":")]
+            metrics = run(task, seconds * args.scale, extra, Path(scratch) / name)
             for key in keys:
                 ours, base = metrics[key], metrics.get(f"baseline_{key}")
                 better = (ours < base) if key in LOWER_IS_BETTER else (ours > base)
-                print(f"| {task} {' '.join(extra)} | {key} | {base:.4f} | {ours:.4f} | {'yes' if better else 'NO'} | {metrics['seconds']:.0f} |", flush=True)
+                print(f"| {name} | {key} | {base:.4f} | {ours:.4f} | {'yes' if better else 'NO'} | {metrics['seconds']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":
