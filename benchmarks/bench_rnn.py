@@ -9,8 +9,21 @@ The roofline column is rnnkit's training time divided by the time the step's mat
 would take at the float32 GEMM throughput measured in this same run (1.0 = as fast as the
 arithmetic allows at that throughput).
 
-    python benchmarks/bench_rnn.py            # the full table
-    python benchmarks/bench_rnn.py --quick    # fewer repetitions
+Sections (all by default; ``--sections`` picks some):
+
+- ``table``: the configurations above; with JAX installed (optional: ``pip install jax``) also
+  the same Elman network as ``jax.lax.scan`` under ``jax.jit`` with gradients by ``jax.grad``
+  (compile time excluded from the step time, reported in its own column).
+- ``overhead``: per-time-step cost of a training step at B=1, H=64 (slope of time over T).
+- ``charlm``: an end-to-end character-LM training step (embedding, 2-layer RNN, output layer,
+  softmax cross-entropy over time, gradient-norm clipping, Adam), tokens/s against PyTorch.
+- ``memory``: peak memory of a training step (tracemalloc) against the minimum it needs:
+  parameters + gradients + the states BPTT keeps.
+- ``coretype``: float32 GEMM throughput with ``OPENBLAS_CORETYPE`` unset, SkylakeX and Haswell,
+  each in a fresh process (the variable is read when NumPy loads OpenBLAS).
+
+    python benchmarks/bench_rnn.py            # everything, 11 repetitions
+    python benchmarks/bench_rnn.py --quick    # 3 repetitions
 """
 
 from __future__ import annotations
@@ -19,8 +32,10 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
+import tracemalloc
 from dataclasses import dataclass
 
 THREADS = int(os.environ.get("RNNKIT_BENCH_THREADS", "2"))
@@ -32,6 +47,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from rnnkit.nn import RNN  # noqa: E402
+from rnnkit.nn.module import Module  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -86,7 +102,7 @@ def gemm_throughput(repeats: int = 10, size: int = 1024) -> float:
     return 2 * size**3 / median_time(lambda: np.dot(a, b, out=out), repeats)
 
 
-def bench_config(config: Config, repeats: int) -> dict[str, float]:
+def bench_config(config: Config, repeats: int) -> dict:
     import torch
 
     from rnnkit.interop.torch import to_torch
@@ -127,36 +143,302 @@ def bench_config(config: Config, repeats: int) -> dict[str, float]:
         for key, function in (("rk_fwd", rnnkit_forward), ("pt_fwd", torch_forward),
                               ("rk_train", rnnkit_train), ("pt_train", torch_train)):
             results[key].append(median_time(function, 1))
-    return {key: statistics.median(values) for key, values in results.items()}
+    summary: dict = {key: statistics.median(values) for key, values in results.items()}
+    return summary | {"rnn": rnn, "x": x, "dout": dout}
+
+
+# -- JAX reference (optional) -------------------------------------------------------------------
+def have_jax() -> bool:
+    try:
+        import jax  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def jax_functions(num_layers: int, bidirectional: bool):
+    """The Elman network in JAX: ``lax.scan`` per layer and direction, jitted; gradients of
+    ``sum(out * dout)`` with respect to every weight and the input by ``jax.grad``."""
+    import jax
+    import jax.numpy as jnp
+
+    def network(params, x):
+        layer_input = x
+        for layer in params:
+            outputs = []
+            for direction, (W_xh, W_hh, b_h) in enumerate(layer):
+                projected = layer_input @ W_xh.T + b_h  # all steps at once, as rnnkit does
+
+                def step(h, p_t, W_hh=W_hh):
+                    h = jnp.tanh(p_t + h @ W_hh.T)
+                    return h, h
+
+                h0 = jnp.zeros((x.shape[1], W_hh.shape[0]), x.dtype)
+                _, states = jax.lax.scan(step, h0, projected, reverse=direction == 1)
+                outputs.append(states)
+            layer_input = outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=-1)
+        return layer_input
+
+    def loss(params, x, dout):
+        return jnp.sum(network(params, x) * dout)
+
+    return jax.jit(network), jax.jit(jax.grad(loss, argnums=(0, 1)))
+
+
+def bench_jax(config: Config, rnn: RNN, x: np.ndarray, dout: np.ndarray, repeats: int) -> dict[str, float]:
+    import jax
+
+    params = [[tuple(rnn.params[f"{n}{suffix}"] for n in ("W_xh", "W_hh", "b_h")) for suffix in rnn._suffixes(layer)]
+              for layer in range(config.layers)]
+    params = jax.tree_util.tree_map(jax.numpy.asarray, params)
+    jx, jdout = jax.numpy.asarray(x), jax.numpy.asarray(dout)
+    forward, train = jax_functions(config.layers, config.bidirectional)
+    start = time.perf_counter()
+    jax.block_until_ready(train(params, jx, jdout))
+    compile_s = time.perf_counter() - start
+    jax.block_until_ready(forward(params, jx))
+    train_s = median_time(lambda: jax.block_until_ready(train(params, jx, jdout)), repeats)
+    forward_s = median_time(lambda: jax.block_until_ready(forward(params, jx)), repeats)
+    return {"jax_train": train_s, "jax_fwd": forward_s, "jax_compile": compile_s}
+
+
+# -- sections ---------------------------------------------------------------------------------------
+def section_table(repeats: int, throughput: float, use_jax: bool) -> None:
+    header = ("| config | fwd rnnkit ms | fwd torch ms | fwd ratio | train rnnkit ms | train torch ms "
+              "| train ratio | train x roofline |")
+    rule = "|---|---:|---:|---:|---:|---:|---:|---:|"
+    if use_jax:
+        header += " train JAX ms | rnnkit/JAX | JAX compile s |"
+        rule += "---:|---:|---:|"
+    print(header)
+    print(rule)
+    train_ratios, forward_ratios = [], []
+    for config in CONFIGS:
+        r = bench_config(config, repeats)
+        roofline = 3 * config.forward_flops() / throughput  # backward is twice the forward's products
+        train_ratios.append(r["rk_train"] / r["pt_train"])
+        forward_ratios.append(r["rk_fwd"] / r["pt_fwd"])
+        line = (f"| {config.label()} | {r['rk_fwd'] * 1e3:.2f} | {r['pt_fwd'] * 1e3:.2f} | "
+                f"{forward_ratios[-1]:.2f} | {r['rk_train'] * 1e3:.2f} | {r['pt_train'] * 1e3:.2f} | "
+                f"{train_ratios[-1]:.2f} | {r['rk_train'] / roofline:.2f} |")
+        if use_jax:
+            j = bench_jax(config, r["rnn"], r["x"], r["dout"], repeats)
+            line += f" {j['jax_train'] * 1e3:.2f} | {r['rk_train'] / j['jax_train']:.2f} | {j['jax_compile']:.1f} |"
+        print(line, flush=True)
+    print(f"\nmedian train ratio (rnnkit/torch): {statistics.median(train_ratios):.2f}; "
+          f"worst: {max(train_ratios):.2f}; worst forward ratio: {max(forward_ratios):.2f}")
+
+
+def section_overhead(repeats: int, use_jax: bool) -> None:
+    """Per-step cost of training at B=1, H=64: the slope of step time over T, so that the fixed
+    per-call cost (checks, the input projection, the weight-gradient products) drops out."""
+    import torch
+
+    from rnnkit.interop.torch import to_torch
+
+    short, long = 50, 450
+    slopes: dict[str, list[float]] = {"rnnkit": [], "torch": [], "jax": []}
+    for _ in range(max(3, repeats // 2)):
+        per_library: dict[str, list[float]] = {k: [] for k in slopes}
+        for steps in (short, long):
+            config = Config(1, steps, 32, 64, 1, False)
+            rnn = RNN(32, 64, seed=0)
+            torch_rnn = to_torch(rnn)
+            x = np.random.default_rng(0).standard_normal((steps, 1, 32), dtype=np.float32)
+            dout = np.ones((steps, 1, 64), np.float32)
+            tx, tdout = torch.from_numpy(x), torch.from_numpy(dout)
+
+            def rnnkit_train():
+                rnn.forward(x)
+                rnn.backward(dout)
+
+            def torch_train():
+                torch_rnn.zero_grad(set_to_none=False)
+                torch_rnn(tx)[0].backward(tdout)
+
+            rnnkit_train(), torch_train()
+            per_library["rnnkit"].append(median_time(rnnkit_train, 21))
+            per_library["torch"].append(median_time(torch_train, 5))
+            if use_jax:
+                per_library["jax"].append(bench_jax(config, rnn, x, dout, 21)["jax_train"])
+        for library, times in per_library.items():
+            if times:
+                t_short, t_long = times
+                slopes[library].append((t_long - t_short) / (long - short))
+    line = ", ".join(f"{library} {statistics.median(v) * 1e6:.2f} us" for library, v in slopes.items() if v)
+    print(f"per-step training overhead (B=1, I=32, H=64; slope between T={short} and T={long}): {line}")
+
+
+class CharLM(Module):
+    """Embedding -> 2-layer RNN -> Linear, the char-LM of the end-to-end benchmark."""
+
+    def __init__(self, vocab: int, embed: int, hidden: int, layers: int, seed: int) -> None:
+        super().__init__()
+        from rnnkit.nn import Embedding, Linear
+
+        rng = np.random.default_rng(seed)
+        self.embedding = Embedding(vocab, embed, seed=rng)
+        self.rnn = RNN(embed, hidden, layers, seed=rng)
+        self.head = Linear(hidden, vocab, seed=rng)
+
+    def step(self, ids: np.ndarray, targets: np.ndarray, optimizer, clip: float) -> float:
+        from rnnkit.functional.losses import softmax_cross_entropy
+        from rnnkit.optim import clip_grad_norm
+
+        self.zero_grad()
+        states, _ = self.rnn.forward(self.embedding.forward(ids))
+        loss, dlogits = softmax_cross_entropy(self.head.forward(states), targets, reduction="mean")
+        self.embedding.backward(self.rnn.backward(self.head.backward(dlogits))[0])
+        clip_grad_norm(self, clip)
+        optimizer.step()
+        return loss
+
+
+def section_charlm(repeats: int) -> None:
+    import torch
+
+    from rnnkit.optim import Adam
+
+    vocab, embed, hidden, layers, batch, steps, clip = 96, 64, 256, 2, 32, 64, 5.0
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, vocab, size=(steps + 1, batch))
+    inputs, targets = ids[:-1], ids[1:]
+    model = CharLM(vocab, embed, hidden, layers, seed=0)
+    optimizer = Adam(model, lr=1e-3)
+
+    class TorchCharLM(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = torch.nn.Embedding(vocab, embed)
+            self.rnn = torch.nn.RNN(embed, hidden, layers)
+            self.head = torch.nn.Linear(hidden, vocab)
+
+        def forward(self, x):
+            return self.head(self.rnn(self.embedding(x))[0])
+
+    torch_model = TorchCharLM()
+    torch_optimizer = torch.optim.Adam(torch_model.parameters(), lr=1e-3)
+    t_inputs, t_targets = torch.from_numpy(inputs), torch.from_numpy(targets)
+
+    def rnnkit_step():
+        model.step(inputs, targets, optimizer, clip)
+
+    def torch_step():
+        torch_optimizer.zero_grad(set_to_none=False)
+        logits = torch_model(t_inputs)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), t_targets.reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(torch_model.parameters(), clip)
+        torch_optimizer.step()
+
+    times: dict[str, list[float]] = {"rnnkit": [], "torch": []}
+    rnnkit_step(), torch_step()
+    for _ in range(repeats):
+        times["rnnkit"].append(median_time(rnnkit_step, 1))
+        times["torch"].append(median_time(torch_step, 1))
+    tokens = batch * steps
+    rk, pt = (tokens / statistics.median(times[k]) for k in ("rnnkit", "torch"))
+    print(f"charlm step (V={vocab}, E={embed}, H={hidden}, L={layers}, B={batch}, T={steps}, Adam, clip {clip}): "
+          f"rnnkit {rk:,.0f} tokens/s, torch {pt:,.0f} tokens/s, rnnkit/torch {rk / pt:.2f}x")
+
+
+def section_memory() -> None:
+    """Peak of a training step (tracemalloc sees NumPy's allocations) against the minimum."""
+    print("| config | minimum MB (params + grads + kept states) | peak MB | peak / minimum |")
+    print("|---|---:|---:|---:|")
+    for config in (Config(128, 35, 256, 1024, 1, False), Config(32, 100, 64, 256, 2, True)):
+        rnn = RNN(config.inputs, config.hidden, config.layers, bidirectional=config.bidirectional, seed=0)
+        x = np.random.default_rng(0).standard_normal((config.steps, config.batch, config.inputs), dtype=np.float32)
+        dout = np.ones((config.steps, config.batch, rnn.output_size), np.float32)
+        rnn.backward(dout) if rnn.forward(x) else None  # warm-up outside the trace
+        params = sum(p.nbytes for p in rnn.params.values())
+        directions = 2 if config.bidirectional else 1
+        states = config.layers * directions * config.steps * config.batch * config.hidden * 4
+        minimum = 2 * params + states
+        tracemalloc.start()
+        out, h_n = rnn.forward(x)
+        rnn.backward(dout)
+        del out, h_n
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        total = 2 * params + peak  # params and grads exist before the step, outside the trace
+        print(f"| {config.label()} | {minimum / 1e6:.1f} | {total / 1e6:.1f} | {total / minimum:.2f} |")
+
+
+CORETYPE_PROBE = """
+import time, numpy as np
+a = np.random.default_rng(0).random((1024, 1024), dtype=np.float32); c = np.empty_like(a)
+for _ in range(3): np.dot(a, a, out=c)
+best = []
+for _ in range(15):
+    t = time.perf_counter(); np.dot(a, a, out=c); best.append(time.perf_counter() - t)
+try:
+    from threadpoolctl import threadpool_info
+    arch = [i.get("architecture") for i in threadpool_info() if i.get("internal_api") == "openblas"][0]
+except Exception:
+    arch = "?"
+print(arch, 2 * 1024**3 / sorted(best)[len(best) // 2] / 1e9)
+"""
+
+
+def section_coretype() -> None:
+    results: dict[str, list[float]] = {}
+    arch: dict[str, str] = {}
+    for _ in range(3):  # interleaved rounds: drift hits every setting alike
+        for coretype in ("", "SkylakeX", "Haswell"):
+            env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+            if coretype:
+                env["OPENBLAS_CORETYPE"] = coretype
+            line = subprocess.run([sys.executable, "-c", CORETYPE_PROBE], env=env, capture_output=True,
+                                  text=True, check=True).stdout.split()
+            arch[coretype or "unset"] = line[0]
+            results.setdefault(coretype or "unset", []).append(float(line[1]))
+    print("OPENBLAS_CORETYPE: " + "; ".join(
+        f"{k} -> kernel {arch[k]}, {max(v):.0f} GFLOP/s (best of 3 medians)" for k, v in results.items()))
+
+
+SECTIONS = ("table", "overhead", "charlm", "memory", "coretype")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 repetitions instead of 11")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
+    parser.add_argument("--no-jax", action="store_true", help="skip the JAX column even if JAX is installed")
     args = parser.parse_args()
     repeats = 3 if args.quick else 11
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"--sections: unknown {unknown}; choose from {SECTIONS}")
+    use_jax = not args.no_jax and have_jax()
 
     import torch
 
     torch.set_num_threads(THREADS)
     throughput = gemm_throughput()
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {THREADS} threads; "
-          f"numpy {np.__version__}, torch {torch.__version__}; "
-          f"float32 GEMM {throughput / 1e9:.0f} GFLOP/s; median of {repeats} interleaved repetitions")
-    header = ("| config | fwd rnnkit ms | fwd torch ms | fwd ratio | train rnnkit ms | train torch ms "
-              "| train ratio | train x roofline |")
-    print(header)
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    train_ratios = []
-    for config in CONFIGS:
-        r = bench_config(config, repeats)
-        roofline = 3 * config.forward_flops() / throughput  # backward is about twice the forward
-        train_ratios.append(r["rk_train"] / r["pt_train"])
-        print(f"| {config.label()} | {r['rk_fwd'] * 1e3:.2f} | {r['pt_fwd'] * 1e3:.2f} | "
-              f"{r['rk_fwd'] / r['pt_fwd']:.2f} | {r['rk_train'] * 1e3:.2f} | {r['pt_train'] * 1e3:.2f} | "
-              f"{train_ratios[-1]:.2f} | {r['rk_train'] / roofline:.2f} |", flush=True)
-    print(f"\nmedian train ratio (rnnkit/torch): {statistics.median(train_ratios):.2f}; "
-          f"worst: {max(train_ratios):.2f}")
+    versions = f"numpy {np.__version__}, torch {torch.__version__}"
+    if use_jax:
+        import jax
+
+        versions += f", jax {jax.__version__}"
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {THREADS} threads; {versions}; "
+          f"float32 GEMM {throughput / 1e9:.0f} GFLOP/s; median of {repeats} interleaved repetitions"
+          + ("" if use_jax else "; JAX not installed or --no-jax: no JAX column"))
+    if "table" in sections:
+        section_table(repeats, throughput, use_jax)
+    if "overhead" in sections:
+        print()
+        section_overhead(repeats, use_jax)
+    if "charlm" in sections:
+        print()
+        section_charlm(repeats)
+    if "memory" in sections:
+        print()
+        section_memory()
+    if "coretype" in sections:
+        print()
+        section_coretype()
 
 
 if __name__ == "__main__":

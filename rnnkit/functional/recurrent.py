@@ -1,20 +1,30 @@
-"""The Elman recurrence, forward and backward, for one direction over a whole sequence.
+"""The Elman recurrence, forward and backward, over a whole sequence: one layer, one or both
+directions.
 
     h_t = act(W_hh h_{t-1} + W_xh x_t + b_h)
 
-Letters: T time steps, B batch, I input features, H hidden units. Time-major throughout.
+Letters: T time steps, B batch, I input features, H hidden units, D directions. Time-major.
 
-The hot loop touches only what must be per step. The input projection ``x_t W_xh^T + b_h`` for
-all steps is one matrix product before the loop, written straight into the state buffer; each step
-adds ``h_{t-1} W_hh^T`` and applies the activation in place. BPTT evaluates the activation
-derivative for all steps at once, does one matrix product per step to carry the gradient back
-through time, and forms ``dW_xh``, ``dW_hh`` and ``db_h`` after the loop as single products.
+The hot loop touches only what must be per step. The input projection ``x_t W_xh^T + b_h`` of all
+steps *and all directions* is one matrix product before the loop, written straight into the
+layer's ``(T, B, D * H)`` output, so a bidirectional layer never concatenates; each step adds
+``h_{t-1} W_hh^T`` and applies the activation in place. The reverse direction without padding
+walks the same buffer backwards through a ``[::-1]`` view, with no flipped copies. BPTT walks back
+a block of steps at a time: activation derivatives for a few steps at once, one matrix product per
+step for the recurrence, then the block's share of ``dx``, ``dW_xh``, ``dW_hh`` and ``db_h`` as one
+product each, so that no ``(T, B, H)`` gradient array is ever allocated.
 
 Variable lengths (``lengths[b]`` valid steps, the rest padding) cost no Python branch per
 sequence. In the forward direction padding is a suffix: states there are multiplied by a 0/1 mask
-so that they are exactly zero and cannot overflow. The reverse direction reads each sequence
-backwards from its own last valid step by flipping only the valid prefix of every sequence
-(Flax's ``flip_sequences``), which turns it into a forward scan with padding again at the end.
+so that they are exactly zero and cannot overflow. The reverse direction with padding reads each
+sequence backwards from its own last valid step by flipping only the valid prefix of every
+sequence (Flax's ``flip_sequences``), which turns it into a forward scan with padding again at the
+end; that case alone pays for flipped copies.
+
+``rnn_forward`` / ``rnn_backward`` are the one-direction pair; ``rnn_layer_forward`` /
+``rnn_layer_backward`` run the directions of one layer together (what ``rnnkit.nn.RNN`` calls).
+The straightforward original implementation is kept in ``tests/functional/recurrent_reference.py``
+and every path here is tested against it in float64.
 """
 
 from __future__ import annotations
@@ -62,17 +72,246 @@ def last_valid(states: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
 
 
 class RecurrentCache(NamedTuple):
-    """What BPTT needs from the forward pass. States are kept in scan order (reversed for the
-    reverse direction) so the backward loop never has to flip them again."""
+    """What BPTT needs from :func:`rnn_layer_forward`, for all ``D`` directions of one layer."""
 
-    x: np.ndarray  # (T, B, I), scan order
-    h0: np.ndarray  # (B, H)
-    W_xh: np.ndarray  # (H, I)
-    W_hh: np.ndarray  # (H, H)
-    states: np.ndarray  # (T, B, H), scan order, zero at padding
+    x: np.ndarray  # (T, B, I), input order
+    h0: np.ndarray  # (D, B, H)
+    W_x: np.ndarray  # (D * H, I), the directions' W_xh stacked
+    W_hh: tuple[np.ndarray, ...]  # D arrays (H, H)
+    out: np.ndarray  # (T, B, D * H), input order, zero at padding
+    scans: tuple[np.ndarray, ...]  # per direction (T, B, H) states in scan order (see _scan_view)
     activation: Activation
     lengths: np.ndarray | None
-    reverse: bool
+    reverse: tuple[bool, ...]
+
+
+def _scan_view(states: np.ndarray, reverse: bool, lengths: np.ndarray | None) -> np.ndarray:
+    """``states`` in the order the recurrence visits them, with padding as a suffix.
+
+    Forward: ``states`` itself. Reverse without padding: the view ``states[::-1]`` (no copy; each
+    step is still one contiguous block). Reverse with padding: a flipped *copy* (Flax's
+    ``flip_sequences``), the only case that pays for a gather.
+    """
+    if not reverse:
+        return states
+    if lengths is None:
+        return states[::-1]
+    return flip_sequences(states, lengths)
+
+
+def rnn_layer_forward(
+    x: np.ndarray,
+    h0: np.ndarray,
+    W_xh: tuple[np.ndarray, ...],
+    W_hh: tuple[np.ndarray, ...],
+    b_h: tuple[np.ndarray, ...],
+    nonlinearity: str = "tanh",
+    lengths: np.ndarray | None = None,
+    reverse: tuple[bool, ...] = (False,),
+) -> tuple[np.ndarray, np.ndarray, RecurrentCache]:
+    """Run ``D = len(reverse)`` directions of one layer over a batch, outputs side by side.
+
+    Parameters
+    ----------
+    x : (T, B, I) inputs.
+    h0 : (D, B, H) initial state of each direction.
+    W_xh, W_hh, b_h : D arrays each, (H, I), (H, H), (H,).
+    nonlinearity : "tanh", "sigmoid" or "relu".
+    lengths : (B,) ints in 1..T, or None when every sequence has T steps.
+    reverse : per direction, whether it reads each sequence from its last valid step back to 0.
+
+    Returns
+    -------
+    out : (T, B, D * H) direction ``d``'s states in columns ``d*H:(d+1)*H``, input time order;
+        exactly 0 at padding. This is the concatenated layer output, built without a concatenate:
+        the input projection of all directions is one matrix product written straight into it.
+    h_last : (D, B, H) final state per direction (step ``lengths[b] - 1`` forward, 0 in reverse).
+    cache : for :func:`rnn_layer_backward`.
+    """
+    activation = get_activation(nonlinearity)
+    steps, batch, inputs = x.shape
+    directions, hidden = len(reverse), W_hh[0].shape[0]
+    W_x = W_xh[0] if directions == 1 else np.concatenate(W_xh)
+    bias = b_h[0] if directions == 1 else np.concatenate(b_h)
+
+    out = np.empty((steps, batch, directions * hidden), dtype=x.dtype)
+    flat = out.reshape(steps * batch, directions * hidden)
+    np.dot(np.ascontiguousarray(x).reshape(steps * batch, inputs), W_x.T, out=flat)
+    flat += bias
+    mask = valid_mask(lengths, steps, x.dtype)
+    first_padded = steps if lengths is None else int(lengths.min())
+    h_last = np.empty((directions, batch, hidden), dtype=x.dtype)
+    scans = []
+    for d in range(directions):
+        states = out[:, :, d * hidden : (d + 1) * hidden]
+        scan = _scan_view(states, reverse[d], lengths)
+        _scan_forward(scan, h0[d], W_hh[d], activation, mask, first_padded)
+        if reverse[d] and lengths is not None:
+            states[...] = flip_sequences(scan, lengths)
+        h_last[d] = last_valid(scan, lengths)
+        scans.append(scan)
+    cache = RecurrentCache(x, h0, W_x, tuple(W_hh), out, tuple(scans), activation, lengths, tuple(reverse))
+    return out, h_last, cache
+
+
+def _scan_forward(
+    states: np.ndarray,
+    h0: np.ndarray,
+    W_hh: np.ndarray,
+    activation: Activation,
+    mask: np.ndarray | None,
+    first_padded: int,
+) -> None:
+    """Turn pre-activations ``(T, B, H)`` (scan order) holding ``W_xh x_t + b_h`` into states,
+    in place. ``states`` may be a strided view (one direction's columns of the layer output).
+    Steps from ``first_padded`` on hold padding for some sequence and are masked to exact zeros."""
+    recurrent = np.empty(states.shape[1:], dtype=states.dtype)
+    W_hh_T = W_hh.T  # a transposed view: BLAS reads it with a flag, no copy
+    act = activation.forward
+    # A broadcast h0 (learned initial state) has stride 0; BLAS would copy it on every step.
+    h_prev = np.ascontiguousarray(h0)
+    for t, h_t in enumerate(states):
+        np.dot(h_prev, W_hh_T, out=recurrent)
+        h_t += recurrent
+        act(h_t, out=h_t)
+        if t >= first_padded:
+            h_t *= mask[t]
+        h_prev = h_t
+
+
+def rnn_layer_backward(
+    dout: np.ndarray,
+    dh_last: np.ndarray | None,
+    cache: RecurrentCache,
+    grads: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Backpropagation through time for :func:`rnn_layer_forward`.
+
+    Parameters
+    ----------
+    dout : (T, B, D * H) gradient of the loss with respect to ``out``. It holds only the gradient
+        arriving *from above* at each step; the part arriving back through time from step
+        ``t + 1`` is added here. Values at padding are ignored; ``dout`` is not modified.
+    dh_last : (D, B, H) gradient with respect to ``h_last``, or None for zeros.
+    cache : from :func:`rnn_layer_forward`.
+    grads : optional ``(dW_xh, dW_hh, db_h)`` lists of D arrays to *add* the weight gradients
+        into (a module's ``grads``); they are returned. Saves a parameter-sized temporary each.
+
+    Returns
+    -------
+    dx : (T, B, I), zero at padding.
+    dh0 : (D, B, H).
+    dW_xh, dW_hh, db_h : D arrays each, (H, I), (H, H), (H,).
+
+    Each direction walks back through time a block of steps at a time. A block's pre-activation
+    gradients ``dL/da`` live in one small buffer; once the block's steps are done, its share of
+    ``dx``, ``dW_xh``, ``dW_hh`` and ``db_h`` is taken with one matrix product each (``_BLOCK_ROWS``
+    rows keep those products efficient). No ``(T, B, H)`` gradient array ever exists, which is
+    what keeps the peak memory of a training step close to the states BPTT must keep.
+    """
+    x, h0, W_x, W_hh, out, scans, activation, lengths, reverse = cache
+    steps, batch, width = out.shape
+    directions = len(reverse)
+    hidden = width // directions
+    mask = valid_mask(lengths, steps, out.dtype)
+    first_padded = steps if lengths is None else int(lengths.min())
+    block = max(1, min(steps, _BLOCK_ROWS // batch))
+    work = np.empty((block, batch, hidden), dtype=out.dtype)
+    derivative = np.empty((max(1, min(block, _BLOCK_ELEMENTS // (batch * hidden))), batch, hidden), out.dtype)
+
+    dx = np.empty(x.shape, dtype=out.dtype)
+    dh0 = np.empty((directions, batch, hidden), dtype=out.dtype)
+    if grads is None:
+        grads = tuple([np.zeros(shape, out.dtype) for _ in range(directions)]
+                      for shape in ((hidden, x.shape[2]), (hidden, hidden), (hidden,)))
+    dW_xh, dW_hh, db_h = grads
+    for d in range(directions):
+        columns = slice(d * hidden, (d + 1) * hidden)
+        flipped = reverse[d] and lengths is not None
+        dout_scan = _scan_view(dout[:, :, columns], reverse[d], lengths)
+        x_scan = _scan_view(x, reverse[d], lengths)
+        # dx in scan order: a view of dx, except for a padded reverse direction (flipped at the end).
+        dx_scan = np.empty_like(dx) if flipped else _scan_view(dx, reverse[d], None)
+        accumulate_dx = d > 0 and not flipped
+        states, W_in, h0_d = scans[d], W_x[columns], h0[d]
+        h0_is_zero = not h0_d.any()  # the common case: its dW_hh term is skipped
+        carried = np.zeros((batch, hidden), dtype=out.dtype)
+        dW_in, dW_rec, db_d = dW_xh[d], dW_hh[d], db_h[d]
+        for stop in range(steps, 0, -block):
+            start = max(0, stop - block)
+            g = work[: stop - start]
+            np.copyto(g, dout_scan[start:stop], casting="same_kind")
+            if stop > first_padded:
+                g *= mask[start:stop]  # padding contributes nothing, whatever the caller passed there
+            if dh_last is not None:
+                last = np.full(batch, steps - 1) if lengths is None else lengths - 1
+                hit = (last >= start) & (last < stop)
+                g[last[hit] - start, hit] += dh_last[d][hit]
+            _scan_backward(g, states[start:stop], W_hh[d], activation, carried, derivative)
+
+            rows = g.reshape(-1, hidden)
+            dW_in += rows.T @ x_scan[start:stop].reshape(-1, x.shape[2])
+            db_d += rows.sum(axis=0)
+            # The state before scan step t is states[t - 1]; step 0 sees h0.
+            if start > 0:
+                dW_rec += rows.T @ states[start - 1 : stop - 1].reshape(-1, hidden)
+            else:
+                if stop > 1:
+                    dW_rec += g[1:].reshape(-1, hidden).T @ states[: stop - 1].reshape(-1, hidden)
+                if not h0_is_zero:
+                    dW_rec += g[0].T @ h0_d
+            dx_block = np.dot(rows, W_in).reshape(stop - start, batch, -1)
+            if accumulate_dx:
+                dx_scan[start:stop] += dx_block
+            else:
+                dx_scan[start:stop] = dx_block
+        if flipped:
+            dx_scan = flip_sequences(dx_scan, lengths)
+            if d > 0:
+                dx += dx_scan
+            else:
+                dx[...] = dx_scan
+        dh0[d] = carried
+    return dx, dh0, dW_xh, dW_hh, db_h
+
+
+def _scan_backward(
+    grad: np.ndarray,
+    states: np.ndarray,
+    W_hh: np.ndarray,
+    activation: Activation,
+    carried: np.ndarray,
+    derivative: np.ndarray,
+) -> None:
+    """Carry the gradient back through a block of steps, in place.
+
+    ``grad`` and ``states`` are ``(n, B, H)`` in scan order (views allowed). On entry ``grad[t]``
+    holds the gradient reaching state ``t`` from above and ``carried`` what arrives from the step
+    after the block; on exit ``grad[t]`` holds ``dL/da_t`` and ``carried`` what flows on to the step
+    before the block (``dL/dh0`` after the first block). At padding both the upstream gradient and
+    everything arriving from later (padded) steps are zero, so the padded suffix stays zero
+    without a mask in the loop.
+
+    The activation derivative is evaluated for ``len(derivative)`` steps at a time, into that
+    small buffer, which stays in cache: one call per few steps instead of one per step.
+    """
+    block = derivative.shape[0]
+    for stop in range(grad.shape[0], 0, -block):
+        start = max(0, stop - block)
+        d = activation.derivative(states[start:stop], out=derivative[: stop - start])
+        for t in range(stop - 1, start - 1, -1):
+            g_t = grad[t]
+            g_t += carried
+            g_t *= d[t - start]
+            np.dot(g_t, W_hh, out=carried)
+
+
+# Rows (steps x batch) per block of the backward pass: enough for efficient matrix products, small
+# enough that the block's gradient buffer costs little memory next to the states.
+_BLOCK_ROWS = 512
+# Elements per block of activation derivatives in the backward scan: 512 KiB of float32, which
+# stays in L2 while the block's steps consume it.
+_BLOCK_ELEMENTS = 1 << 17
 
 
 def rnn_forward(
@@ -85,7 +324,7 @@ def rnn_forward(
     lengths: np.ndarray | None = None,
     reverse: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, RecurrentCache]:
-    """Run the recurrence over a whole batch of sequences.
+    """Run the recurrence, one direction, over a whole batch of sequences.
 
     Parameters
     ----------
@@ -104,42 +343,10 @@ def rnn_forward(
     h_last : (B, H) the final state: at step ``lengths[b] - 1`` going forward, at step 0 in reverse.
     cache : for :func:`rnn_backward`.
     """
-    activation = get_activation(nonlinearity)
-    x_scan = flip_sequences(x, lengths) if reverse else x
-    steps, batch, _ = x.shape
-    hidden = W_hh.shape[0]
-
-    states = np.empty((steps, batch, hidden), dtype=x.dtype)
-    np.dot(x_scan.reshape(steps * batch, -1), W_xh.T, out=states.reshape(steps * batch, hidden))
-    states += b_h
-    _scan_forward(states, h0, W_hh, activation, lengths)
-
-    h_last = last_valid(states, lengths)
-    cache = RecurrentCache(x_scan, h0, W_xh, W_hh, states, activation, lengths, reverse)
-    return (flip_sequences(states, lengths) if reverse else states), h_last, cache
-
-
-def _scan_forward(
-    states: np.ndarray,
-    h0: np.ndarray,
-    W_hh: np.ndarray,
-    activation: Activation,
-    lengths: np.ndarray | None,
-) -> None:
-    """Turn pre-activations ``(T, B, H)`` holding ``W_xh x_t + b_h`` into states, in place."""
-    recurrent = np.empty_like(states[0])
-    W_hh_T = W_hh.T  # a transposed view: BLAS reads it with a flag, no copy
-    mask = valid_mask(lengths, states.shape[0], states.dtype)
-    first_padded = states.shape[0] if lengths is None else int(lengths.min())
-    h_prev = h0
-    for t in range(states.shape[0]):
-        h_t = states[t]
-        np.dot(h_prev, W_hh_T, out=recurrent)
-        h_t += recurrent
-        activation.forward(h_t, out=h_t)
-        if t >= first_padded:
-            h_t *= mask[t]
-        h_prev = h_t
+    states, h_last, cache = rnn_layer_forward(
+        x, h0[None], (W_xh,), (W_hh,), (b_h,), nonlinearity, lengths, (reverse,)
+    )
+    return states, h_last[0], cache
 
 
 def rnn_backward(
@@ -163,54 +370,10 @@ def rnn_backward(
     dW_hh : (H, H).
     db_h : (H,).
     """
-    x, h0, W_xh, W_hh, states, activation, lengths, reverse = cache
-    steps, batch, hidden = states.shape
-
-    # A fresh buffer in scan order; it becomes dL/da_t (the pre-activation gradient) in place.
-    if reverse:
-        grad = flip_sequences(dstates, lengths)
-    else:
-        grad = np.array(dstates, dtype=states.dtype, copy=True)
-    mask = valid_mask(lengths, steps, states.dtype)
-    if mask is not None:
-        grad *= mask  # padding contributes nothing, whatever the caller passed there
-    if dh_last is not None:
-        if lengths is None:
-            grad[-1] += dh_last
-        else:
-            grad[lengths - 1, np.arange(batch)] += dh_last
-
-    dh0 = _scan_backward(grad, states, W_hh, activation)
-
-    flat_grad = grad.reshape(steps * batch, hidden)
-    dW_xh = flat_grad.T @ x.reshape(steps * batch, -1)
-    dW_hh = grad[0].T @ h0
-    if steps > 1:
-        dW_hh += grad[1:].reshape(-1, hidden).T @ states[:-1].reshape(-1, hidden)
-    db_h = flat_grad.sum(axis=0)
-    dx = (flat_grad @ W_xh).reshape(x.shape)
-    if reverse:
-        dx = flip_sequences(dx, lengths)
-    return dx, dh0, dW_xh, dW_hh, db_h
-
-
-def _scan_backward(
-    grad: np.ndarray, states: np.ndarray, W_hh: np.ndarray, activation: Activation
-) -> np.ndarray:
-    """Carry the gradient back through time, in place; returns ``dL/dh0`` ``(B, H)``.
-
-    On entry ``grad[t]`` holds the gradient reaching state ``t`` from above; on exit it holds
-    ``dL/da_t``. At padding both the upstream gradient and everything arriving from later
-    (padded) steps are zero, so the padded suffix stays zero without a mask in the loop.
-    """
-    derivative = activation.derivative(states)  # all steps at once
-    carried = np.zeros_like(states[0])
-    for t in range(states.shape[0] - 1, -1, -1):
-        g_t = grad[t]
-        g_t += carried
-        g_t *= derivative[t]
-        np.dot(g_t, W_hh, out=carried)
-    return carried
+    dx, dh0, dW_xh, dW_hh, db_h = rnn_layer_backward(
+        dstates, None if dh_last is None else dh_last[None], cache
+    )
+    return dx, dh0[0], dW_xh[0], dW_hh[0], db_h[0]
 
 
 def rnn_step_forward(

@@ -16,7 +16,7 @@ from rnnkit._checks import (
 )
 from rnnkit.functional.activations import ACTIVATIONS
 from rnnkit.functional.dropout import dropout_backward, dropout_forward
-from rnnkit.functional.recurrent import rnn_backward, rnn_forward
+from rnnkit.functional.recurrent import rnn_layer_backward, rnn_layer_forward
 from rnnkit.nn.module import Module, resolve_rng, uniform_init
 
 MERGE_MODES = ("concat", "sum", "mul", "ave")
@@ -159,33 +159,34 @@ class RNN(Module):
         h0 = self._initial_state(h0, batch)
 
         layer_input = x
+        D = self.num_directions
+        reverse = (False, True)[:D]
         layers = []
         final_states = []
         for layer in range(self.num_layers):
             dropout_cache = None
             if layer > 0:
                 layer_input, dropout_cache = dropout_forward(layer_input, self.dropout, self.rng, self.training)
-            outputs, caches = [], []
-            for direction, suffix in enumerate(self._suffixes(layer)):
-                states, h_last, cache = rnn_forward(
-                    layer_input,
-                    h0[layer * self.num_directions + direction],
-                    self.params[f"W_xh{suffix}"],
-                    self.params[f"W_hh{suffix}"],
-                    self.params[f"b_h{suffix}"],
-                    self.nonlinearity,
-                    lengths,
-                    reverse=direction == 1,
-                )
-                outputs.append(states)
-                caches.append(cache)
-                final_states.append(h_last)
-            layers.append((dropout_cache, caches))
-            is_last = layer == self.num_layers - 1
-            layer_input = self._merge(outputs, "concat" if not is_last else self.merge_mode)
-        out = layer_input
+            suffixes = self._suffixes(layer)
+            # Both directions in one call: one input projection for both, and their states
+            # written side by side, which is already the concatenated input of the next layer.
+            layer_input, h_last, cache = rnn_layer_forward(
+                layer_input,
+                h0[layer * D : (layer + 1) * D],
+                tuple(self.params[f"W_xh{suffix}"] for suffix in suffixes),
+                tuple(self.params[f"W_hh{suffix}"] for suffix in suffixes),
+                tuple(self.params[f"b_h{suffix}"] for suffix in suffixes),
+                self.nonlinearity,
+                lengths,
+                reverse,
+            )
+            layers.append((dropout_cache, cache))
+            final_states.append(h_last)
+        H = self.hidden_size
+        outputs = [layer_input[..., d * H : (d + 1) * H] for d in range(D)]
+        out = layer_input if D == 1 else self._merge(outputs, self.merge_mode)
         self._cache = {"layers": layers, "last_outputs": outputs, "h0_given": h0.shape}
-        h_n = np.stack(final_states)
+        h_n = final_states[0] if self.num_layers == 1 else np.concatenate(final_states)
         if self.batch_first:
             out = out.transpose(1, 0, 2)
         return out, h_n
@@ -205,7 +206,7 @@ class RNN(Module):
         if len(outputs) == 1:
             return outputs[0]
         forward_states, reverse_states = outputs
-        if mode == "concat":
+        if mode == "concat":  # only reached by callers outside forward, which never concatenates
             return np.concatenate(outputs, axis=-1)
         if mode == "sum":
             return forward_states + reverse_states
@@ -217,7 +218,7 @@ class RNN(Module):
     def backward(self, dout: np.ndarray, dh_n: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         cache = self._require_cache(self._cache)
         layers = cache["layers"]
-        steps, batch = layers[0][1][0].states.shape[:2]
+        steps, batch = layers[0][1].out.shape[:2]
         legend = "(B, T, features)" if self.batch_first else "(T, B, features)"
         expected_out = (batch, steps, self.output_size) if self.batch_first else (steps, batch, self.output_size)
         dout = as_float_array("dout", dout, self.dtype, finite=False)
@@ -231,20 +232,16 @@ class RNN(Module):
         H, D = self.hidden_size, self.num_directions
         dh0 = np.empty(cache["h0_given"], dtype=self.dtype)
         grad = dout
+        if D == 2 and self.merge_mode != "concat":
+            grad = np.concatenate(self._split(dout, self.merge_mode, cache["last_outputs"]), axis=-1)
         for layer in range(self.num_layers - 1, -1, -1):
-            dropout_cache, caches = layers[layer]
-            mode = self.merge_mode if layer == self.num_layers - 1 else "concat"
-            direction_grads = self._split(grad, mode, cache["last_outputs"])
-            dx = None
-            for direction, suffix in enumerate(self._suffixes(layer)):
-                index = layer * D + direction
-                dx_dir, dh0[index], dW_xh, dW_hh, db_h = rnn_backward(
-                    direction_grads[direction], None if dh_n is None else dh_n[index], caches[direction]
-                )
-                self.accumulate(f"W_xh{suffix}", dW_xh)
-                self.accumulate(f"W_hh{suffix}", dW_hh)
-                self.accumulate(f"b_h{suffix}", db_h)
-                dx = dx_dir if dx is None else dx + dx_dir
+            dropout_cache, layer_cache = layers[layer]
+            suffixes = self._suffixes(layer)
+            # Weight gradients are added straight into self.grads: no parameter-sized temporaries.
+            into = tuple([self.grads[f"{name}{suffix}"] for suffix in suffixes] for name in ("W_xh", "W_hh", "b_h"))
+            dx, dh0[layer * D : (layer + 1) * D], *_ = rnn_layer_backward(
+                grad, None if dh_n is None else dh_n[layer * D : (layer + 1) * D], layer_cache, into
+            )
             grad = dropout_backward(dx, dropout_cache)
         if self.learn_h0:
             self.accumulate("h0", dh0.sum(axis=1))

@@ -1,0 +1,115 @@
+"""The optimized recurrence equals the straightforward reference path (float64, 1e-10).
+
+``tests/functional/recurrent_reference.py`` keeps the original implementation: separate scans per
+direction, flipped copies for the reverse direction, one derivative array for all steps. Every
+fast path of ``rnnkit.functional.recurrent`` (reverse without flips, both directions of a layer in
+one buffer, blocked derivatives, in-place work buffers) is checked against it here.
+"""
+
+import numpy as np
+import pytest
+
+from rnnkit.functional import recurrent
+from rnnkit.functional.recurrent import rnn_backward, rnn_forward, rnn_layer_backward, rnn_layer_forward
+from tests.functional import recurrent_reference as reference
+
+TOL = dict(rtol=1e-10, atol=1e-12)
+LENGTHS = {"none": None, "full": (6, 6, 6, 6), "mixed": (6, 2, 5, 1), "ones": (1, 1, 1, 1)}
+
+
+def _problem(seed, steps=6, batch=4, inputs=3, hidden=5, directions=1):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(steps, batch, inputs))
+    h0 = rng.normal(size=(directions, batch, hidden)) * 0.5
+    weights = [
+        (rng.normal(size=(hidden, inputs)) * 0.5, rng.normal(size=(hidden, hidden)) * 0.4, rng.normal(size=hidden) * 0.1)
+        for _ in range(directions)
+    ]
+    dout = rng.normal(size=(steps, batch, directions * hidden))
+    dh_last = rng.normal(size=(directions, batch, hidden))
+    return x, h0, weights, dout, dh_last
+
+
+def _reference_layer(x, h0, weights, nonlinearity, lengths, reverse, dout, dh_last):
+    """Each direction through the reference pair, outputs concatenated as the layer does."""
+    hidden = weights[0][1].shape[0]
+    outs, lasts, grads, dx = [], [], [], 0.0
+    for d, (W_xh, W_hh, b_h) in enumerate(weights):
+        states, h_last, cache = reference.rnn_forward(x, h0[d], W_xh, W_hh, b_h, nonlinearity, lengths, reverse[d])
+        g = reference.rnn_backward(
+            dout[..., d * hidden : (d + 1) * hidden], None if dh_last is None else dh_last[d], cache
+        )
+        outs.append(states)
+        lasts.append(h_last)
+        grads.append(g)
+        dx = dx + g[0]
+    return np.concatenate(outs, axis=-1), np.stack(lasts), dx, grads
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("lengths", sorted(LENGTHS))
+@pytest.mark.parametrize("reverse", [(False,), (True,), (False, True), (True, False)])
+@pytest.mark.parametrize("with_dh_last", [False, True])
+def test_layer_equals_reference_path(nonlinearity, lengths, reverse, with_dh_last):
+    lengths = None if LENGTHS[lengths] is None else np.array(LENGTHS[lengths])
+    x, h0, weights, dout, dh_last = _problem(len(reverse) + 7, directions=len(reverse))
+    dh_last = dh_last if with_dh_last else None
+    W_xh, W_hh, b_h = (tuple(w[i] for w in weights) for i in range(3))
+    out, h_last, cache = rnn_layer_forward(x, h0, W_xh, W_hh, b_h, nonlinearity, lengths, reverse)
+    dout_before = dout.copy()
+    dx, dh0, dW_xh, dW_hh, db_h = rnn_layer_backward(dout, dh_last, cache)
+    np.testing.assert_array_equal(dout, dout_before)  # the caller's gradient is never a work buffer
+
+    e_out, e_last, e_dx, e_grads = _reference_layer(x, h0, weights, nonlinearity, lengths, reverse, dout, dh_last)
+    np.testing.assert_allclose(out, e_out, **TOL)
+    np.testing.assert_allclose(h_last, e_last, **TOL)
+    np.testing.assert_allclose(dx, e_dx, **TOL)
+    for d, (_, e_dh0, e_dW_xh, e_dW_hh, e_db_h) in enumerate(e_grads):
+        np.testing.assert_allclose(dh0[d], e_dh0, **TOL)
+        np.testing.assert_allclose(dW_xh[d], e_dW_xh, **TOL)
+        np.testing.assert_allclose(dW_hh[d], e_dW_hh, **TOL)
+        np.testing.assert_allclose(db_h[d], e_db_h, **TOL)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("lengths", [None, (6, 2, 5, 1)])
+def test_one_direction_api_equals_reference(reverse, lengths):
+    lengths = None if lengths is None else np.array(lengths)
+    x, h0, [(W_xh, W_hh, b_h)], dout, dh_last = _problem(3)
+    args = (x, h0[0], W_xh, W_hh, b_h, "tanh", lengths, reverse)
+    states, h_last, cache = rnn_forward(*args)
+    e_states, e_last, e_cache = reference.rnn_forward(*args)
+    np.testing.assert_allclose(states, e_states, **TOL)
+    np.testing.assert_allclose(h_last, e_last, **TOL)
+    for got, expected in zip(rnn_backward(dout, dh_last[0], cache), reference.rnn_backward(dout, dh_last[0], e_cache)):
+        np.testing.assert_allclose(got, expected, **TOL)
+
+
+@pytest.mark.parametrize("rows, derivative_steps", [(4, 1), (8, 1), (8, 2), (12, 2), (4 * 7, 3), (512, 1 << 16)])
+@pytest.mark.parametrize("reverse", [(False,), (False, True)])
+@pytest.mark.parametrize("lengths", [None, (7, 2, 5, 1)])
+def test_blocked_backward_equals_reference_for_any_block_size(monkeypatch, rows, derivative_steps, reverse, lengths):
+    """The backward pass works a block of steps at a time (``_BLOCK_ROWS`` rows for the products,
+    ``_BLOCK_ELEMENTS`` for the derivative); block sizes must not change the result, including
+    blocks that do not divide T and a block boundary right after step 0."""
+    monkeypatch.setattr(recurrent, "_BLOCK_ROWS", rows)  # B = 4 rows per step
+    monkeypatch.setattr(recurrent, "_BLOCK_ELEMENTS", derivative_steps * 4 * 5)  # B * H = 20 per step
+    lengths = None if lengths is None else np.array(lengths)
+    x, h0, weights, dout, dh_last = _problem(5, steps=7, directions=len(reverse))
+    W_xh, W_hh, b_h = (tuple(w[i] for w in weights) for i in range(3))
+    _, _, cache = rnn_layer_forward(x, h0, W_xh, W_hh, b_h, "sigmoid", lengths, reverse)
+    dx, dh0, dW_xh, dW_hh, db_h = rnn_layer_backward(dout, dh_last, cache)
+    _, _, e_dx, e_grads = _reference_layer(x, h0, weights, "sigmoid", lengths, reverse, dout, dh_last)
+    np.testing.assert_allclose(dx, e_dx, **TOL)
+    for d, (_, e_dh0, e_dW_xh, e_dW_hh, e_db_h) in enumerate(e_grads):
+        for got, expected in ((dh0[d], e_dh0), (dW_xh[d], e_dW_xh), (dW_hh[d], e_dW_hh), (db_h[d], e_db_h)):
+            np.testing.assert_allclose(got, expected, **TOL)
+
+
+def test_broadcast_initial_state_is_accepted():
+    """A learned h0 arrives as a stride-0 broadcast view; the scan copies it once, not per step."""
+    x, h0, [(W_xh, W_hh, b_h)], _, _ = _problem(2)
+    shared = np.broadcast_to(h0[0, :1], h0[0].shape)
+    states, _, _ = rnn_forward(x, shared, W_xh, W_hh, b_h)
+    e_states, _, _ = reference.rnn_forward(x, np.array(shared), W_xh, W_hh, b_h)
+    np.testing.assert_allclose(states, e_states, **TOL)
