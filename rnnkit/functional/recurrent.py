@@ -136,7 +136,9 @@ def rnn_layer_forward(
 
     out = np.empty((steps, batch, directions * hidden), dtype=x.dtype)
     flat = out.reshape(steps * batch, directions * hidden)
-    np.dot(np.ascontiguousarray(x).reshape(steps * batch, inputs), W_x.T, out=flat)
+    # Products against a contiguous W^T run faster in OpenBLAS than against the transposed view
+    # (measured: 10 vs 17 us per step at B=32, H=128); the copy is weight-sized, once per call.
+    np.dot(np.ascontiguousarray(x).reshape(steps * batch, inputs), np.ascontiguousarray(W_x.T), out=flat)
     flat += bias
     mask = valid_mask(lengths, steps, x.dtype)
     first_padded = steps if lengths is None else int(lengths.min())
@@ -166,7 +168,7 @@ def _scan_forward(
     in place. ``states`` may be a strided view (one direction's columns of the layer output).
     Steps from ``first_padded`` on hold padding for some sequence and are masked to exact zeros."""
     recurrent = np.empty(states.shape[1:], dtype=states.dtype)
-    W_hh_T = W_hh.T  # a transposed view: BLAS reads it with a flag, no copy
+    W_hh_T = np.ascontiguousarray(W_hh.T)  # see rnn_layer_forward: faster than the view
     act = activation.forward
     # A broadcast h0 (learned initial state) has stride 0; BLAS would copy it on every step.
     h_prev = np.ascontiguousarray(h0)
@@ -211,6 +213,7 @@ def rnn_layer_backward(
     """
     x, h0, W_x, W_hh, out, scans, activation, lengths, reverse = cache
     steps, batch, width = out.shape
+    inputs = x.shape[2]
     directions = len(reverse)
     hidden = width // directions
     mask = valid_mask(lengths, steps, out.dtype)
@@ -218,59 +221,78 @@ def rnn_layer_backward(
     block = max(1, min(steps, _BLOCK_ROWS // batch))
     work = np.empty((block, batch, hidden), dtype=out.dtype)
     derivative = np.empty((max(1, min(block, _BLOCK_ELEMENTS // (batch * hidden))), batch, hidden), out.dtype)
+    dx_part = np.empty((block * batch, inputs), dtype=out.dtype) if directions > 1 else None
 
     dx = np.empty(x.shape, dtype=out.dtype)
     dh0 = np.empty((directions, batch, hidden), dtype=out.dtype)
     if grads is None:
         grads = tuple([np.zeros(shape, out.dtype) for _ in range(directions)]
-                      for shape in ((hidden, x.shape[2]), (hidden, hidden), (hidden,)))
+                      for shape in ((hidden, inputs), (hidden, hidden), (hidden,)))
     dW_xh, dW_hh, db_h = grads
     for d in range(directions):
         columns = slice(d * hidden, (d + 1) * hidden)
         flipped = reverse[d] and lengths is not None
-        dout_scan = _scan_view(dout[:, :, columns], reverse[d], lengths)
-        x_scan = _scan_view(x, reverse[d], lengths)
-        # dx in scan order: a view of dx, except for a padded reverse direction (flipped at the end).
-        dx_scan = np.empty_like(dx) if flipped else _scan_view(dx, reverse[d], None)
+        # Blocks are cut in *storage* order, where every block of x, states, dout and dx is one
+        # contiguous run of steps that BLAS reads in place. Storage order is scan order, except
+        # for a reverse direction without padding, whose scan is the storage walked backwards
+        # ("mirrored"): its block products need no reversed copies, since they sum over rows.
+        mirrored = reverse[d] and lengths is None
+        if flipped:  # scan-order copies; dx is flipped back at the end
+            x_st, states_st = flip_sequences(x, lengths), scans[d]
+            dout_st, dx_st = flip_sequences(dout[:, :, columns], lengths), np.empty_like(dx)
+        else:
+            x_st, states_st, dout_st, dx_st = x, out[:, :, columns], dout[:, :, columns], dx
         accumulate_dx = d > 0 and not flipped
-        states, W_in, h0_d = scans[d], W_x[columns], h0[d]
+        W_in, h0_d = W_x[columns], h0[d]
         h0_is_zero = not h0_d.any()  # the common case: its dW_hh term is skipped
         carried = np.zeros((batch, hidden), dtype=out.dtype)
         dW_in, dW_rec, db_d = dW_xh[d], dW_hh[d], db_h[d]
+        last = None
+        if dh_last is not None:  # the storage index of each sequence's final state
+            last = np.full(batch, 0 if mirrored else steps - 1) if lengths is None else lengths - 1
         for stop in range(steps, 0, -block):
-            start = max(0, stop - block)
-            g = work[: stop - start]
-            np.copyto(g, dout_scan[start:stop], casting="same_kind")
+            start = max(0, stop - block)  # scan steps [start, stop) are storage steps [lo, hi)
+            lo, hi = (steps - stop, steps - start) if mirrored else (start, stop)
+            g = work[: stop - start]  # storage order
+            np.copyto(g, dout_st[lo:hi], casting="same_kind")
             if stop > first_padded:
                 g *= mask[start:stop]  # padding contributes nothing, whatever the caller passed there
-            if dh_last is not None:
-                last = np.full(batch, steps - 1) if lengths is None else lengths - 1
-                hit = (last >= start) & (last < stop)
-                g[last[hit] - start, hit] += dh_last[d][hit]
-            _scan_backward(g, states[start:stop], W_hh[d], activation, carried, derivative)
+            if last is not None:
+                hit = (last >= lo) & (last < hi)
+                g[last[hit] - lo, hit] += dh_last[d][hit]
+            if mirrored:
+                _scan_backward(g[::-1], states_st[lo:hi][::-1], W_hh[d], activation, carried, derivative)
+            else:
+                _scan_backward(g, states_st[lo:hi], W_hh[d], activation, carried, derivative)
 
             rows = g.reshape(-1, hidden)
-            dW_in += rows.T @ x_scan[start:stop].reshape(-1, x.shape[2])
+            dW_in += rows.T @ x_st[lo:hi].reshape(-1, inputs)
             db_d += rows.sum(axis=0)
-            # The state before scan step t is states[t - 1]; step 0 sees h0.
-            if start > 0:
-                dW_rec += rows.T @ states[start - 1 : stop - 1].reshape(-1, hidden)
+            # dW_hh pairs each step with the state before it in scan order: storage step t - 1
+            # (t + 1 when mirrored); the scan's first step pairs with h0.
+            if mirrored and hi < steps:
+                dW_rec += rows.T @ states_st[lo + 1 : hi + 1].reshape(-1, hidden)
+            elif not mirrored and lo > 0:
+                dW_rec += rows.T @ states_st[lo - 1 : hi - 1].reshape(-1, hidden)
             else:
-                if stop > 1:
-                    dW_rec += g[1:].reshape(-1, hidden).T @ states[: stop - 1].reshape(-1, hidden)
+                first = hi - 1 if mirrored else lo  # storage index of the scan's first step
+                if hi - lo > 1:
+                    others = g[:-1] if mirrored else g[1:]
+                    previous = states_st[lo + 1 : hi] if mirrored else states_st[lo : hi - 1]
+                    dW_rec += others.reshape(-1, hidden).T @ previous.reshape(-1, hidden)
                 if not h0_is_zero:
-                    dW_rec += g[0].T @ h0_d
-            dx_block = np.dot(rows, W_in).reshape(stop - start, batch, -1)
+                    dW_rec += g[first - lo].T @ h0_d
+            dx_rows = dx_st[lo:hi].reshape(-1, inputs)  # a view: dx is contiguous
             if accumulate_dx:
-                dx_scan[start:stop] += dx_block
+                dx_rows += np.dot(rows, W_in, out=dx_part[: len(rows)])
             else:
-                dx_scan[start:stop] = dx_block
+                np.dot(rows, W_in, out=dx_rows)
         if flipped:
-            dx_scan = flip_sequences(dx_scan, lengths)
+            dx_st = flip_sequences(dx_st, lengths)
             if d > 0:
-                dx += dx_scan
+                dx += dx_st
             else:
-                dx[...] = dx_scan
+                dx[...] = dx_st
         dh0[d] = carried
     return dx, dh0, dW_xh, dW_hh, db_h
 

@@ -184,7 +184,8 @@ class RNN(Module):
             final_states.append(h_last)
         H = self.hidden_size
         outputs = [layer_input[..., d * H : (d + 1) * H] for d in range(D)]
-        out = layer_input if D == 1 else self._merge(outputs, self.merge_mode)
+        # The last layer's output already holds the directions side by side: concat is free.
+        out = layer_input if D == 1 or self.merge_mode == "concat" else self._merge(outputs, self.merge_mode)
         self._cache = {"layers": layers, "last_outputs": outputs, "h0_given": h0.shape}
         h_n = final_states[0] if self.num_layers == 1 else np.concatenate(final_states)
         if self.batch_first:
@@ -206,8 +207,6 @@ class RNN(Module):
         if len(outputs) == 1:
             return outputs[0]
         forward_states, reverse_states = outputs
-        if mode == "concat":  # only reached by callers outside forward, which never concatenates
-            return np.concatenate(outputs, axis=-1)
         if mode == "sum":
             return forward_states + reverse_states
         if mode == "ave":
