@@ -57,6 +57,23 @@ def flip_sequences(x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
     return x[time_index, np.arange(x.shape[1])[None, :]]
 
 
+def transposed_copy(W: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of ``W.T``, ``(m, n) -> (n, m)``, made a band of rows at a time.
+
+    NumPy's plain copy of a transposed view walks the source with a stride of a whole row, which
+    at power-of-two widths keeps evicting its own cache lines (4.4 ms for 1024 x 1024 float32
+    here); 64-row bands keep both sides in cache (1.2 ms).
+    """
+    rows = W.shape[0]
+    out = np.empty(W.shape[::-1], dtype=W.dtype)
+    for start in range(0, rows, _TRANSPOSE_BAND):
+        out[:, start : start + _TRANSPOSE_BAND] = W[start : start + _TRANSPOSE_BAND].T
+    return out
+
+
+_TRANSPOSE_BAND = 64
+
+
 def valid_mask(lengths: np.ndarray | None, steps: int, dtype: np.dtype) -> np.ndarray | None:
     """``(T, B, 1)`` array of ones at valid steps and zeros at padding, or ``None`` if no padding."""
     if lengths is None:
@@ -138,7 +155,7 @@ def rnn_layer_forward(
     flat = out.reshape(steps * batch, directions * hidden)
     # Products against a contiguous W^T run faster in OpenBLAS than against the transposed view
     # (measured: 10 vs 17 us per step at B=32, H=128); the copy is weight-sized, once per call.
-    np.dot(np.ascontiguousarray(x).reshape(steps * batch, inputs), np.ascontiguousarray(W_x.T), out=flat)
+    np.dot(np.ascontiguousarray(x).reshape(steps * batch, inputs), transposed_copy(W_x), out=flat)
     flat += bias
     mask = valid_mask(lengths, steps, x.dtype)
     first_padded = steps if lengths is None else int(lengths.min())
@@ -168,17 +185,24 @@ def _scan_forward(
     in place. ``states`` may be a strided view (one direction's columns of the layer output).
     Steps from ``first_padded`` on hold padding for some sequence and are masked to exact zeros."""
     recurrent = np.empty(states.shape[1:], dtype=states.dtype)
-    W_hh_T = np.ascontiguousarray(W_hh.T)  # see rnn_layer_forward: faster than the view
-    act = activation.forward
+    W_hh_T = transposed_copy(W_hh)  # see rnn_layer_forward: faster than the view
+    # Local names and positional ``out`` arguments: at B = 1 the loop is bound by per-call
+    # overhead, and these shave about 0.2 us of its 1.5 us per step.
+    act, dot = activation.forward, np.dot
     # A broadcast h0 (learned initial state) has stride 0; BLAS would copy it on every step.
     h_prev = np.ascontiguousarray(h0)
-    for t, h_t in enumerate(states):
-        np.dot(h_prev, W_hh_T, out=recurrent)
+    for h_t in states[:first_padded]:
+        dot(h_prev, W_hh_T, recurrent)
         h_t += recurrent
-        act(h_t, out=h_t)
-        if t >= first_padded:
-            h_t *= mask[t]
+        act(h_t, h_t)
         h_prev = h_t
+    if first_padded < len(states):
+        for h_t, keep in zip(states[first_padded:], mask[first_padded:]):
+            dot(h_prev, W_hh_T, recurrent)
+            h_t += recurrent
+            act(h_t, h_t)
+            h_t *= keep
+            h_prev = h_t
 
 
 def rnn_layer_backward(
@@ -317,15 +341,14 @@ def _scan_backward(
     The activation derivative is evaluated for ``len(derivative)`` steps at a time, into that
     small buffer, which stays in cache: one call per few steps instead of one per step.
     """
-    block = derivative.shape[0]
+    block, dot = derivative.shape[0], np.dot
     for stop in range(grad.shape[0], 0, -block):
         start = max(0, stop - block)
         d = activation.derivative(states[start:stop], out=derivative[: stop - start])
-        for t in range(stop - 1, start - 1, -1):
-            g_t = grad[t]
+        for g_t, d_t in zip(grad[start:stop][::-1], d[::-1]):
             g_t += carried
-            g_t *= d[t - start]
-            np.dot(g_t, W_hh, out=carried)
+            g_t *= d_t
+            dot(g_t, W_hh, carried)
 
 
 # Rows (steps x batch) per block of the backward pass: enough for efficient matrix products, small

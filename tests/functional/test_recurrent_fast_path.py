@@ -113,3 +113,12 @@ def test_broadcast_initial_state_is_accepted():
     states, _, _ = rnn_forward(x, shared, W_xh, W_hh, b_h)
     e_states, _, _ = reference.rnn_forward(x, np.array(shared), W_xh, W_hh, b_h)
     np.testing.assert_allclose(states, e_states, **TOL)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 200), (64, 64), (130, 7), (129, 257)])
+def test_transposed_copy_equals_the_transpose(shape):
+    """The banded transpose covers every row, including a last band shorter than the others."""
+    W = np.random.default_rng(0).normal(size=shape)
+    got = recurrent.transposed_copy(W)
+    assert got.flags.c_contiguous and got.dtype == W.dtype
+    np.testing.assert_array_equal(got, W.T)
