@@ -85,14 +85,16 @@ def test_one_direction_api_equals_reference(reverse, lengths):
         np.testing.assert_allclose(got, expected, **TOL)
 
 
-@pytest.mark.parametrize("rows, derivative_steps", [(4, 1), (8, 1), (8, 2), (12, 2), (4 * 7, 3), (512, 1 << 16)])
-@pytest.mark.parametrize("reverse", [(False,), (False, True)])
+@pytest.mark.parametrize("rows, derivative_steps, dx_rows", [(4, 1, 1), (8, 1, 3), (8, 2, 8), (12, 2, 5), (4 * 7, 3, 7), (512, 1 << 16, 128)])
+@pytest.mark.parametrize("reverse", [(False,), (True,), (False, True), (True, False)])
 @pytest.mark.parametrize("lengths", [None, (7, 2, 5, 1)])
-def test_blocked_backward_equals_reference_for_any_block_size(monkeypatch, rows, derivative_steps, reverse, lengths):
+def test_blocked_backward_equals_reference_for_any_block_size(monkeypatch, rows, derivative_steps, dx_rows, reverse, lengths):
     """The backward pass works a block of steps at a time (``_BLOCK_ROWS`` rows for the products,
-    ``_BLOCK_ELEMENTS`` for the derivative); block sizes must not change the result, including
-    blocks that do not divide T and a block boundary right after step 0."""
+    ``_BLOCK_ELEMENTS`` for the derivative, ``_DX_CHUNK_ROWS`` for a second direction's dx);
+    block sizes must not change the result, including blocks that do not divide T and a block
+    boundary right after step 0."""
     monkeypatch.setattr(recurrent, "_BLOCK_ROWS", rows)  # B = 4 rows per step
+    monkeypatch.setattr(recurrent, "_DX_CHUNK_ROWS", dx_rows)
     monkeypatch.setattr(recurrent, "_BLOCK_ELEMENTS", derivative_steps * 4 * 5)  # B * H = 20 per step
     lengths = None if lengths is None else np.array(lengths)
     x, h0, weights, dout, dh_last = _problem(5, steps=7, directions=len(reverse))
