@@ -8,8 +8,11 @@ Letters: T time steps, B batch, I input features, H hidden units, D directions. 
 The hot loop touches only what must be per step. The input projection ``x_t W_xh^T + b_h`` of all
 steps *and all directions* is one matrix product before the loop, written straight into the
 layer's ``(T, B, D * H)`` output, so a bidirectional layer never concatenates; each step adds
-``h_{t-1} W_hh^T`` and applies the activation in place. The reverse direction without padding
-walks the same buffer backwards through a ``[::-1]`` view, with no flipped copies. BPTT walks back
+``h_{t-1} W_hh^T`` (against a contiguous copy of ``W_hh^T``, which OpenBLAS multiplies faster
+than the transposed view) and applies the activation in place. The reverse direction without
+padding walks the same buffers backwards through ``[::-1]`` views in both passes, with no
+flipped copies: BPTT cuts its blocks in storage order, where each block is one contiguous run
+of rows for the weight-gradient products, and scans each block backwards. BPTT walks back
 a block of steps at a time: activation derivatives for a few steps at once, one matrix product per
 step for the recurrence, then the block's share of ``dx``, ``dW_xh``, ``dW_hh`` and ``db_h`` as one
 product each, so that no ``(T, B, H)`` gradient array is ever allocated.
