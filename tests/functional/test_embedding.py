@@ -21,3 +21,16 @@ def test_padding_idx_gets_no_gradient():
     dW = embedding_backward(np.ones((3, 2)), ids, 4, padding_idx=0)
     np.testing.assert_array_equal(dW[0], 0.0)
     np.testing.assert_array_equal(dW[3], 1.0)
+
+
+def test_sorted_run_sums_equal_unbuffered_add_at():
+    """The sort-and-reduceat backward equals np.add.at, ids unseen in the batch get exact zeros."""
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, 50, size=(64, 9))
+    ids[ids == 7] = 8  # id 7 never occurs
+    upstream = rng.normal(size=(64, 9, 5))
+    expected = np.zeros((50, 5))
+    np.add.at(expected, ids.reshape(-1), upstream.reshape(-1, 5))
+    got = embedding_backward(upstream, ids, 50)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(got[7], 0.0)
