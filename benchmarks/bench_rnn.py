@@ -3,8 +3,9 @@
 For every configuration both libraries run the same batch with the same weights, taking turns
 (rnnkit, torch, rnnkit, torch, ...) so that drift in the machine's speed hits both alike; each
 turn makes one untimed call and then times three in a row, so that neither library is timed
-while the other's thread pool still spins; the median over the turns is reported. "forward" is inference (eval mode; torch under
-``no_grad``); "train" is forward + backward producing every gradient.
+while the other's thread pool still spins; the median over the turns is reported. "forward" is
+inference (eval mode; torch under ``no_grad``); "train" is forward + backward producing every
+gradient.
 
 The roofline column is rnnkit's training time divided by the time the step's matrix products
 would take at the float32 GEMM throughput measured in this same run (1.0 = as fast as the

@@ -312,8 +312,8 @@ def rnn_layer_backward(
                     dW_rec += g[first - lo].T @ h0_d
             dx_rows = dx_st[lo:hi].reshape(-1, inputs)  # a view: dx is contiguous
             if accumulate_dx:
-                for first in range(0, len(rows), len(dx_part)):
-                    chunk = slice(first, first + len(dx_part))
+                for row in range(0, len(rows), len(dx_part)):
+                    chunk = slice(row, row + len(dx_part))
                     part = dx_part[: len(rows[chunk])]
                     dx_rows[chunk] += np.dot(rows[chunk], W_in, out=part)
             else:

@@ -204,8 +204,7 @@ class RNN(Module):
 
     @staticmethod
     def _merge(outputs: list[np.ndarray], mode: str) -> np.ndarray:
-        if len(outputs) == 1:
-            return outputs[0]
+        """Combine the two directions' states for merge modes other than concat."""
         forward_states, reverse_states = outputs
         if mode == "sum":
             return forward_states + reverse_states
@@ -228,7 +227,7 @@ class RNN(Module):
             dh_n = as_float_array("dh_n", dh_n, self.dtype, finite=False)
             check_shape("dh_n", dh_n, cache["h0_given"], "(num_layers * num_directions, B, hidden_size), the shape of h_n")
 
-        H, D = self.hidden_size, self.num_directions
+        D = self.num_directions
         dh0 = np.empty(cache["h0_given"], dtype=self.dtype)
         grad = dout
         if D == 2 and self.merge_mode != "concat":
@@ -250,12 +249,7 @@ class RNN(Module):
         return grad, dh0
 
     def _split(self, grad: np.ndarray, mode: str, last_outputs: list[np.ndarray]) -> list[np.ndarray]:
-        """Gradient for each direction's states from the gradient of the merged output."""
-        if self.num_directions == 1:
-            return [grad]
-        H = self.hidden_size
-        if mode == "concat":
-            return [grad[..., :H], grad[..., H:]]
+        """Gradient for each direction's states from the gradient of :meth:`_merge`'s output."""
         if mode == "sum":
             return [grad, grad]
         if mode == "ave":
