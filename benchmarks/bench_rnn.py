@@ -5,10 +5,12 @@ For every configuration both libraries run the same batch with the same weights,
 turn makes one untimed call and then times three in a row, so that neither library is timed
 while the other's thread pool still spins; the median over the turns is reported. "forward" is
 inference (eval mode; torch under ``no_grad``); "train" is forward + backward producing every
-gradient.
+weight gradient and ``dh0``, but no gradient for the input, which is data: torch computes none
+for a tensor that does not require grad, rnnkit is told so with ``backward(..., input_grad=False)``
+and JAX differentiates with respect to the weights only. All three do the same arithmetic.
 
 The roofline column is rnnkit's training time divided by the time the step's matrix products
-would take at the float32 GEMM throughput measured in this same run (1.0 = as fast as the
+(:meth:`Config.train_flops`) would take at the float32 GEMM throughput measured in this same run (1.0 = as fast as the
 arithmetic allows at that throughput).
 
 Sections (all by default; ``--sections`` picks some):
@@ -73,6 +75,13 @@ class Config:
             layer_inputs = self.inputs if layer == 0 else directions * self.hidden
             total += directions * 2 * self.steps * self.batch * self.hidden * (layer_inputs + self.hidden)
         return total
+
+    def train_flops(self) -> float:
+        """Forward + backward matrix products: the backward repeats the recurrence and adds the
+        weight gradients (twice the forward's products) but no input gradient for layer 0."""
+        directions = 2 if self.bidirectional else 1
+        first_layer_dx = directions * 2 * self.steps * self.batch * self.hidden * self.inputs
+        return 3 * self.forward_flops() - first_layer_dx
 
 
 CONFIGS = [
@@ -143,7 +152,7 @@ def bench_config(config: Config, repeats: int) -> dict:
     def rnnkit_train():
         rnn.train()
         out, _ = rnn.forward(x)
-        rnn.backward(dout)
+        rnn.backward(dout, input_grad=False)  # as torch: tx does not require grad
 
     def torch_train():
         torch_rnn.train()
@@ -173,7 +182,8 @@ def have_jax() -> bool:
 
 def jax_functions(num_layers: int, bidirectional: bool):
     """The Elman network in JAX: ``lax.scan`` per layer and direction, jitted; gradients of
-    ``sum(out * dout)`` with respect to every weight and the input by ``jax.grad``."""
+    ``sum(out * dout)`` with respect to every weight by ``jax.grad`` (not the input, which is
+    data, as in the torch and rnnkit steps)."""
     import jax
     import jax.numpy as jnp
 
@@ -197,7 +207,7 @@ def jax_functions(num_layers: int, bidirectional: bool):
     def loss(params, x, dout):
         return jnp.sum(network(params, x) * dout)
 
-    return jax.jit(network), jax.jit(jax.grad(loss, argnums=(0, 1)))
+    return jax.jit(network), jax.jit(jax.grad(loss))
 
 
 def bench_jax(config: Config, rnn: RNN, x: np.ndarray, dout: np.ndarray, repeats: int) -> dict[str, float]:
@@ -230,7 +240,7 @@ def section_table(repeats: int, throughput: float, use_jax: bool) -> None:
     train_ratios, forward_ratios = [], []
     for config in CONFIGS:
         r = bench_config(config, repeats)
-        roofline = 3 * config.forward_flops() / throughput  # backward is twice the forward's products
+        roofline = config.train_flops() / throughput
         train_ratios.append(r["rk_train"] / r["pt_train"])
         forward_ratios.append(r["rk_fwd"] / r["pt_fwd"])
         line = (f"| {config.label()} | {r['rk_fwd'] * 1e3:.2f} | {r['pt_fwd'] * 1e3:.2f} | "
@@ -265,7 +275,7 @@ def section_overhead(repeats: int, use_jax: bool) -> None:
 
             def rnnkit_train():
                 rnn.forward(x)
-                rnn.backward(dout)
+                rnn.backward(dout, input_grad=False)
 
             def torch_train():
                 torch_rnn.zero_grad(set_to_none=False)
@@ -358,9 +368,11 @@ def section_charlm(repeats: int) -> None:
 
 
 def section_memory() -> None:
-    """Peak of a training step (tracemalloc sees NumPy's allocations) against the minimum."""
-    print("| config | minimum MB (params + grads + kept states) | peak MB | peak / minimum |")
-    print("|---|---:|---:|---:|")
+    """Peak of a training step (tracemalloc sees NumPy's allocations) against the minimum, with
+    and without the input gradient (which is an output, not counted in the minimum)."""
+    print("| config | minimum MB (params + grads + kept states) | peak MB, with dx | peak / minimum "
+          "| peak MB, no dx | peak / minimum |")
+    print("|---|---:|---:|---:|---:|---:|")
     for config in (Config(128, 35, 256, 1024, 1, False), Config(32, 100, 64, 256, 2, True)):
         rnn = RNN(config.inputs, config.hidden, config.layers, bidirectional=config.bidirectional, seed=0)
         x = np.random.default_rng(0).standard_normal((config.steps, config.batch, config.inputs), dtype=np.float32)
@@ -370,14 +382,17 @@ def section_memory() -> None:
         directions = 2 if config.bidirectional else 1
         states = config.layers * directions * config.steps * config.batch * config.hidden * 4
         minimum = 2 * params + states
-        tracemalloc.start()
-        out, h_n = rnn.forward(x)
-        rnn.backward(dout)
-        del out, h_n
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        total = 2 * params + peak  # params and grads exist before the step, outside the trace
-        print(f"| {config.label()} | {minimum / 1e6:.1f} | {total / 1e6:.1f} | {total / minimum:.2f} |")
+        line = f"| {config.label()} | {minimum / 1e6:.1f} |"
+        for input_grad in (True, False):
+            tracemalloc.start()
+            out, h_n = rnn.forward(x)
+            grads = rnn.backward(dout, input_grad=input_grad)
+            del out, h_n, grads
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            total = 2 * params + peak  # params and grads exist before the step, outside the trace
+            line += f" {total / 1e6:.1f} | {total / minimum:.2f} |"
+        print(line)
 
 
 CORETYPE_PROBE = """

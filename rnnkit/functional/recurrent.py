@@ -187,13 +187,16 @@ def _scan_forward(
     """Turn pre-activations ``(T, B, H)`` (scan order) holding ``W_xh x_t + b_h`` into states,
     in place. ``states`` may be a strided view (one direction's columns of the layer output).
     Steps from ``first_padded`` on hold padding for some sequence and are masked to exact zeros."""
-    recurrent = np.empty(states.shape[1:], dtype=states.dtype)
     W_hh_T = transposed_copy(W_hh)  # see rnn_layer_forward: faster than the view
+    # A broadcast h0 (learned initial state) has stride 0; BLAS would copy it on every step.
+    h_prev = np.ascontiguousarray(h0)
+    if states.shape[1] > 1 and not states[0].flags.c_contiguous:
+        _scan_forward_strided(states, h_prev, W_hh_T, activation, mask, first_padded)
+        return
+    recurrent = np.empty(states.shape[1:], dtype=states.dtype)
     # Local names and positional ``out`` arguments: at B = 1 the loop is bound by per-call
     # overhead, and these shave about 0.2 us of its 1.5 us per step.
     act, dot = activation.forward, np.dot
-    # A broadcast h0 (learned initial state) has stride 0; BLAS would copy it on every step.
-    h_prev = np.ascontiguousarray(h0)
     for h_t in states[:first_padded]:
         dot(h_prev, W_hh_T, recurrent)
         h_t += recurrent
@@ -208,12 +211,39 @@ def _scan_forward(
             h_prev = h_t
 
 
+def _scan_forward_strided(
+    states: np.ndarray,
+    h0: np.ndarray,
+    W_hh_T: np.ndarray,
+    activation: Activation,
+    mask: np.ndarray | None,
+    first_padded: int,
+) -> None:
+    """:func:`_scan_forward` for states whose rows are not contiguous (a direction's columns of a
+    bidirectional output): each step is computed in one of two contiguous ``(B, H)`` buffers and
+    then stored. One more copy per step, but the add and the activation run on contiguous memory
+    and BLAS reads a contiguous ``h_{t-1}``: 10-25% faster per scan at B=32, H=128..1024 here."""
+    act, dot, store = activation.forward, np.dot, np.copyto
+    buffers = np.empty((2, *states.shape[1:]), dtype=states.dtype)
+    h_prev = h0
+    for t, h_t in enumerate(states):
+        h_new = buffers[t & 1]
+        dot(h_prev, W_hh_T, h_new)
+        h_new += h_t
+        act(h_new, h_new)
+        if t >= first_padded:
+            h_new *= mask[t]
+        store(h_t, h_new)
+        h_prev = h_new
+
+
 def rnn_layer_backward(
     dout: np.ndarray,
     dh_last: np.ndarray | None,
     cache: RecurrentCache,
     grads: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] | None = None,
-) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    input_grad: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """Backpropagation through time for :func:`rnn_layer_forward`.
 
     Parameters
@@ -225,10 +255,12 @@ def rnn_layer_backward(
     cache : from :func:`rnn_layer_forward`.
     grads : optional ``(dW_xh, dW_hh, db_h)`` lists of D arrays to *add* the weight gradients
         into (a module's ``grads``); they are returned. Saves a parameter-sized temporary each.
+    input_grad : False when nothing needs ``dx`` (the first layer reading data, as PyTorch skips
+        it for an input that does not require grad): saves a ``(T*B, D*H) x (D*H, I)`` product.
 
     Returns
     -------
-    dx : (T, B, I), zero at padding.
+    dx : (T, B, I), zero at padding; None when ``input_grad`` is False.
     dh0 : (D, B, H).
     dW_xh, dW_hh, db_h : D arrays each, (H, I), (H, H), (H,).
 
@@ -249,9 +281,10 @@ def rnn_layer_backward(
     work = np.empty((block, batch, hidden), dtype=out.dtype)
     derivative = np.empty((max(1, min(block, _BLOCK_ELEMENTS // (batch * hidden))), batch, hidden), out.dtype)
     # The second direction adds its share of dx through this buffer, a few rows at a time.
-    dx_part = np.empty((min(block * batch, _DX_CHUNK_ROWS), inputs), dtype=out.dtype) if directions > 1 else None
+    dx_part = (np.empty((min(block * batch, _DX_CHUNK_ROWS), inputs), dtype=out.dtype)
+               if directions > 1 and input_grad else None)
 
-    dx = np.empty(x.shape, dtype=out.dtype)
+    dx = np.empty(x.shape, dtype=out.dtype) if input_grad else None
     dh0 = np.empty((directions, batch, hidden), dtype=out.dtype)
     if grads is None:
         grads = tuple([np.zeros(shape, out.dtype) for _ in range(directions)]
@@ -267,7 +300,8 @@ def rnn_layer_backward(
         mirrored = reverse[d] and lengths is None
         if flipped:  # scan-order copies; dx is flipped back at the end
             x_st, states_st = flip_sequences(x, lengths), scans[d]
-            dout_st, dx_st = flip_sequences(dout[:, :, columns], lengths), np.empty_like(dx)
+            dout_st = flip_sequences(dout[:, :, columns], lengths)
+            dx_st = np.empty_like(dx) if input_grad else None
         else:
             x_st, states_st, dout_st, dx_st = x, out[:, :, columns], dout[:, :, columns], dx
         accumulate_dx = d > 0 and not flipped
@@ -310,15 +344,15 @@ def rnn_layer_backward(
                     dW_rec += others.reshape(-1, hidden).T @ previous.reshape(-1, hidden)
                 if not h0_is_zero:
                     dW_rec += g[first - lo].T @ h0_d
-            dx_rows = dx_st[lo:hi].reshape(-1, inputs)  # a view: dx is contiguous
-            if accumulate_dx:
+            if input_grad and accumulate_dx:
+                dx_rows = dx_st[lo:hi].reshape(-1, inputs)  # a view: dx is contiguous
                 for row in range(0, len(rows), len(dx_part)):
                     chunk = slice(row, row + len(dx_part))
                     part = dx_part[: len(rows[chunk])]
                     dx_rows[chunk] += np.dot(rows[chunk], W_in, out=part)
-            else:
-                np.dot(rows, W_in, out=dx_rows)
-        if flipped:
+            elif input_grad:
+                np.dot(rows, W_in, out=dx_st[lo:hi].reshape(-1, inputs))
+        if flipped and input_grad:
             dx_st = flip_sequences(dx_st, lengths)
             if d > 0:
                 dx += dx_st
@@ -404,8 +438,8 @@ def rnn_forward(
 
 
 def rnn_backward(
-    dstates: np.ndarray, dh_last: np.ndarray | None, cache: RecurrentCache
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    dstates: np.ndarray, dh_last: np.ndarray | None, cache: RecurrentCache, input_grad: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Backpropagation through time for :func:`rnn_forward`.
 
     Parameters
@@ -415,17 +449,18 @@ def rnn_backward(
         back through time from step ``t + 1`` is added here. Values at padding are ignored.
     dh_last : (B, H) gradient with respect to ``h_last``, or None for zeros.
     cache : from :func:`rnn_forward`.
+    input_grad : False to skip ``dx`` (returned as None).
 
     Returns
     -------
-    dx : (T, B, I), zero at padding.
+    dx : (T, B, I), zero at padding; None when ``input_grad`` is False.
     dh0 : (B, H).
     dW_xh : (H, I).
     dW_hh : (H, H).
     db_h : (H,).
     """
     dx, dh0, dW_xh, dW_hh, db_h = rnn_layer_backward(
-        dstates, None if dh_last is None else dh_last[None], cache
+        dstates, None if dh_last is None else dh_last[None], cache, input_grad=input_grad
     )
     return dx, dh0[0], dW_xh[0], dW_hh[0], db_h[0]
 

@@ -61,8 +61,10 @@ class RNN(Module):
         h_n: ``(L * D, B, H)``, ordered layer by layer, forward before reverse: the state at
             each sequence's last valid step (forward) or after reading step 0 (reverse).
 
-    ``backward(dout, dh_n=None)`` takes gradients shaped like ``out`` and ``h_n``, adds the
-    weight gradients into ``grads`` and returns ``(dx, dh0)`` shaped like ``x`` and ``h0``.
+    ``backward(dout, dh_n=None, input_grad=True)`` takes gradients shaped like ``out`` and
+    ``h_n``, adds the weight gradients into ``grads`` and returns ``(dx, dh0)`` shaped like ``x``
+    and ``h0``. With ``input_grad=False`` (``x`` is data that needs no gradient, as PyTorch
+    decides from ``requires_grad``) ``dx`` is None and its matrix product is skipped.
 
     where: T = time steps, B = batch, I = ``input_size``, H = ``hidden_size``,
     L = ``num_layers``, D = 2 if ``bidirectional`` else 1.
@@ -213,7 +215,9 @@ class RNN(Module):
         return forward_states * reverse_states  # "mul"
 
     # -- backward --------------------------------------------------------------------------
-    def backward(self, dout: np.ndarray, dh_n: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def backward(
+        self, dout: np.ndarray, dh_n: np.ndarray | None = None, input_grad: bool = True
+    ) -> tuple[np.ndarray | None, np.ndarray]:
         cache = self._require_cache(self._cache)
         layers = cache["layers"]
         steps, batch = layers[0][1].out.shape[:2]
@@ -238,13 +242,14 @@ class RNN(Module):
             # Weight gradients are added straight into self.grads: no parameter-sized temporaries.
             into = tuple([self.grads[f"{name}{suffix}"] for suffix in suffixes] for name in ("W_xh", "W_hh", "b_h"))
             dx, dh0[layer * D : (layer + 1) * D], *_ = rnn_layer_backward(
-                grad, None if dh_n is None else dh_n[layer * D : (layer + 1) * D], layer_cache, into
+                grad, None if dh_n is None else dh_n[layer * D : (layer + 1) * D], layer_cache, into,
+                input_grad=input_grad or layer > 0,
             )
             grad = dropout_backward(dx, dropout_cache)
         if self.learn_h0:
             self.accumulate("h0", dh0.sum(axis=1))
         self._cache = None
-        if self.batch_first:
+        if self.batch_first and grad is not None:
             grad = grad.transpose(1, 0, 2)
         return grad, dh0
 

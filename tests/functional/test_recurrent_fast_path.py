@@ -124,3 +124,34 @@ def test_transposed_copy_equals_the_transpose(shape):
     got = recurrent.transposed_copy(W)
     assert got.flags.c_contiguous and got.dtype == W.dtype
     np.testing.assert_array_equal(got, W.T)
+
+
+@pytest.mark.parametrize("reverse", [(False,), (True,), (False, True), (True, False)])
+@pytest.mark.parametrize("lengths", [None, (6, 2, 5, 1)])
+def test_without_input_grad_only_dx_is_skipped(reverse, lengths):
+    """``input_grad=False`` returns dx as None and every other gradient unchanged."""
+    lengths = None if lengths is None else np.array(lengths)
+    x, h0, weights, dout, dh_last = _problem(11, directions=len(reverse))
+    W_xh, W_hh, b_h = (tuple(w[i] for w in weights) for i in range(3))
+    _, _, cache = rnn_layer_forward(x, h0, W_xh, W_hh, b_h, "tanh", lengths, reverse)
+    dx, *full = rnn_layer_backward(dout, dh_last, cache)
+    skipped, *partial = rnn_layer_backward(dout, dh_last, cache, input_grad=False)
+    assert dx is not None and skipped is None
+    for got, expected in zip(partial, full):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
+
+
+@pytest.mark.parametrize("batch, strided_scans", [(4, 2), (1, 0)])
+def test_bidirectional_scans_take_the_strided_path(monkeypatch, batch, strided_scans):
+    """Both directions of a bidirectional layer write into column halves of one buffer, whose rows
+    are not contiguous: they go through ``_scan_forward_strided`` (tested against the reference
+    above); a batch of one has contiguous rows and stays on the in-place loop."""
+    calls = []
+    original = recurrent._scan_forward_strided
+    monkeypatch.setattr(recurrent, "_scan_forward_strided", lambda *a: calls.append(1) or original(*a))
+    x, h0, weights, dout, _ = _problem(4, batch=batch, directions=2)
+    W_xh, W_hh, b_h = (tuple(w[i] for w in weights) for i in range(3))
+    out, _, _ = rnn_layer_forward(x, h0, W_xh, W_hh, b_h, "tanh", None, (False, True))
+    e_out, *_ = _reference_layer(x, h0, weights, "tanh", None, (False, True), dout, None)
+    np.testing.assert_allclose(out, e_out, **TOL)
+    assert len(calls) == strided_scans

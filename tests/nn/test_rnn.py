@@ -130,6 +130,29 @@ def test_batch_first_is_a_transpose_at_the_boundary():
     np.testing.assert_array_equal(dh0_bf, dh0)
 
 
+@pytest.mark.parametrize("num_layers, bidirectional, batch_first", [(1, False, False), (2, True, False), (3, False, True)])
+def test_without_input_grad_every_other_gradient_is_unchanged(num_layers, bidirectional, batch_first):
+    """``backward(..., input_grad=False)`` skips only dx: the weight gradients and dh0 are the
+    same arrays as with it, for every layer (the layers above still need their inputs' grads)."""
+    rnn = RNN(3, 4, num_layers, bidirectional=bidirectional, dropout=0.3, batch_first=batch_first,
+              dtype=np.float64, seed=9)
+    x, h0, lengths, dout, dh_n = _batch(rnn, seed=5)
+    if batch_first:
+        x, dout = x.transpose(1, 0, 2), dout.transpose(1, 0, 2)
+    results = []
+    for input_grad in (True, False):
+        rnn.zero_grad()
+        rnn.rng = np.random.default_rng(0)  # the same dropout masks for both runs
+        rnn.forward(x, h0, lengths)
+        dx, dh0 = rnn.backward(dout, dh_n, input_grad=input_grad)
+        results.append((dx, dh0, {k: v.copy() for k, v in rnn.grads.items()}))
+    (dx, dh0, grads), (no_dx, dh0_skipped, grads_skipped) = results
+    assert dx.shape == x.shape and no_dx is None
+    np.testing.assert_array_equal(dh0_skipped, dh0)
+    for name, grad in grads.items():
+        np.testing.assert_array_equal(grads_skipped[name], grad, err_msg=name)
+
+
 def test_gradients_accumulate_until_zero_grad():
     rnn = RNN(2, 3, dtype=np.float64, seed=7)
     x = np.ones((4, 2, 2))
