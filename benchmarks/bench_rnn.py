@@ -33,6 +33,7 @@ Sections (all by default; ``--sections`` picks some):
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import statistics
@@ -173,11 +174,7 @@ def bench_config(config: Config, repeats: int) -> dict:
 
 # -- JAX reference (optional) -------------------------------------------------------------------
 def have_jax() -> bool:
-    try:
-        import jax  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("jax") is not None
 
 
 def jax_functions(num_layers: int, bidirectional: bool):

@@ -4,8 +4,6 @@ status and the one-line message on standard error."""
 import subprocess
 import sys
 
-import pytest
-
 
 def rnnkit(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "rnnkit", *args], capture_output=True, text=True, cwd=cwd, timeout=120)

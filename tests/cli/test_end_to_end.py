@@ -3,8 +3,6 @@ eval, predict and sample on the checkpoint. Slow-ish (a few seconds each), run i
 
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 
