@@ -222,7 +222,8 @@ def _scan_forward_strided(
     """:func:`_scan_forward` for states whose rows are not contiguous (a direction's columns of a
     bidirectional output): each step is computed in one of two contiguous ``(B, H)`` buffers and
     then stored. One more copy per step, but the add and the activation run on contiguous memory
-    and BLAS reads a contiguous ``h_{t-1}``: 10-25% faster per scan at B=32, H=128..1024 here."""
+    and BLAS reads a contiguous ``h_{t-1}``. Per 100-step scan here: 2.24 -> 1.75 ms at B=32,
+    H=128; 6.0 -> 5.3 at H=256; 16.2 -> 15.4 at H=512; 52.1 -> 50.6 at B=128, H=1024."""
     act, dot, store = activation.forward, np.dot, np.copyto
     buffers = np.empty((2, *states.shape[1:]), dtype=states.dtype)
     h_prev = h0
