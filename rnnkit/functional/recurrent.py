@@ -36,6 +36,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rnnkit import _native
 from rnnkit.functional.activations import Activation, get_activation
 
 
@@ -190,6 +191,8 @@ def _scan_forward(
     W_hh_T = transposed_copy(W_hh)  # see rnn_layer_forward: faster than the view
     # A broadcast h0 (learned initial state) has stride 0; BLAS would copy it on every step.
     h_prev = np.ascontiguousarray(h0)
+    if _native.scan_forward(states, h_prev, W_hh_T, activation.name, mask, first_padded):
+        return
     if states.shape[1] > 1 and not states[0].flags.c_contiguous:
         _scan_forward_strided(states, h_prev, W_hh_T, activation, mask, first_padded)
         return
@@ -383,6 +386,8 @@ def _scan_backward(
     The activation derivative is evaluated for ``len(derivative)`` steps at a time, into that
     small buffer, which stays in cache: one call per few steps instead of one per step.
     """
+    if _native.scan_backward(grad, states, W_hh, activation.name, carried):
+        return
     block, dot = derivative.shape[0], np.dot
     for stop in range(grad.shape[0], 0, -block):
         start = max(0, stop - block)

@@ -3,18 +3,32 @@
 ``tests/functional/recurrent_reference.py`` keeps the original implementation: separate scans per
 direction, flipped copies for the reverse direction, one derivative array for all steps. Every
 fast path of ``rnnkit.functional.recurrent`` (reverse without flips, both directions of a layer in
-one buffer, blocked derivatives, in-place work buffers) is checked against it here.
+one buffer, blocked derivatives, in-place work buffers) is checked against it here, each test
+twice: with the compiled per-step loops (``rnnkit._native``) and with the NumPy loops.
 """
 
 import numpy as np
 import pytest
 
+from rnnkit import _native
 from rnnkit.functional import recurrent
 from rnnkit.functional.recurrent import rnn_backward, rnn_forward, rnn_layer_backward, rnn_layer_forward
 from tests.functional import recurrent_reference as reference
 
 TOL = dict(rtol=1e-10, atol=1e-12)
 LENGTHS = {"none": None, "full": (6, 6, 6, 6), "mixed": (6, 2, 5, 1), "ones": (1, 1, 1, 1)}
+
+
+@pytest.fixture(autouse=True, params=["native", "numpy"])
+def loops(request):
+    """Every test here runs with the compiled loops and with the NumPy ones."""
+    if request.param == "numpy":
+        with _native.disabled():
+            yield request.param
+    elif not _native.available():
+        pytest.skip(f"compiled loops not available: {_native.why_not()}")
+    else:
+        yield request.param
 
 
 def _problem(seed, steps=6, batch=4, inputs=3, hidden=5, directions=1):
@@ -142,10 +156,11 @@ def test_without_input_grad_only_dx_is_skipped(reverse, lengths):
 
 
 @pytest.mark.parametrize("batch, strided_scans", [(4, 2), (1, 0)])
-def test_bidirectional_scans_take_the_strided_path(monkeypatch, batch, strided_scans):
+def test_bidirectional_scans_take_the_strided_path(monkeypatch, batch, strided_scans, loops):
     """Both directions of a bidirectional layer write into column halves of one buffer, whose rows
-    are not contiguous: they go through ``_scan_forward_strided`` (tested against the reference
-    above); a batch of one has contiguous rows and stays on the in-place loop."""
+    are not contiguous: the NumPy loops send them through ``_scan_forward_strided`` (tested
+    against the reference above); a batch of one has contiguous rows and stays on the in-place
+    loop. The compiled loops walk any row stride and take every scan themselves."""
     calls = []
     original = recurrent._scan_forward_strided
     monkeypatch.setattr(recurrent, "_scan_forward_strided", lambda *a: calls.append(1) or original(*a))
@@ -154,4 +169,4 @@ def test_bidirectional_scans_take_the_strided_path(monkeypatch, batch, strided_s
     out, _, _ = rnn_layer_forward(x, h0, W_xh, W_hh, b_h, "tanh", None, (False, True))
     e_out, *_ = _reference_layer(x, h0, weights, "tanh", None, (False, True), dout, None)
     np.testing.assert_allclose(out, e_out, **TOL)
-    assert len(calls) == strided_scans
+    assert len(calls) == (strided_scans if loops == "numpy" else 0)

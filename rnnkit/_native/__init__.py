@@ -1,0 +1,189 @@
+"""Compiled per-step loops of the recurrence (``scan.c``), with NumPy's own BLAS.
+
+The C library is built at install time when a C compiler is there (``setup.py``, optional) and
+loaded with ctypes; it is handed the matrix-product functions of the OpenBLAS that NumPy's wheels
+bundle, so it links nothing and the process keeps one BLAS. Where any of that is missing (no
+compiler, a NumPy built on another BLAS, ``RNNKIT_NATIVE=0`` in the environment), :func:`available`
+is False and ``rnnkit.functional.recurrent`` runs its NumPy loops, which compute the same thing
+and are what the compiled ones are tested against (``tests/_native``).
+
+What it buys, measured by ``benchmarks/bench_rnn.py`` (README, "Speed"): the per-step cost of
+NumPy calls at small sizes, and at larger ones a per-step product split between threads by
+columns, which OpenBLAS does poorly for a few rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import glob
+import importlib.machinery
+import os
+import threading
+from typing import Iterator
+
+import numpy as np
+
+__all__ = ["available", "disabled", "scan_forward", "scan_backward"]
+
+_ACTIVATIONS = {"tanh": 0, "sigmoid": 1, "relu": 2}
+# Below this many multiply-adds per step the product is too short to share between threads:
+# the barrier and the start of the threads cost more than they save (measured at B=32: H=128
+# runs faster on one thread, H=256 on two).
+_PARALLEL_MIN_MACS = 1 << 21
+
+_library = None  # the loaded kernels, or None
+_blas_threads = None  # OpenBLAS's get_num_threads
+_why_not = "not loaded yet"
+_enabled = True
+
+
+def _numpy_openblas() -> ctypes.CDLL | None:
+    """NumPy's bundled OpenBLAS with the ILP64 names of NumPy >= 2's wheels, if that is its BLAS."""
+    numpy_dir = os.path.dirname(np.__file__)
+    patterns = [os.path.join(numpy_dir, os.pardir, "numpy.libs", "libscipy_openblas64_*"),
+                os.path.join(numpy_dir, ".dylibs", "libscipy_openblas64_*")]
+    for path in sorted(p for pattern in patterns for p in glob.glob(pattern)):
+        try:
+            library = ctypes.CDLL(path)  # already loaded by NumPy: the same copy, not a second one
+        except OSError:
+            continue
+        if all(hasattr(library, name) for name in _BLAS_SYMBOLS):
+            return library
+    return None
+
+
+_BLAS_SYMBOLS = ("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", "openblas_set_num_threads_local",
+                 "scipy_openblas_get_num_threads64_")
+
+
+def _load() -> None:
+    global _library, _blas_threads, _why_not
+    if os.environ.get("RNNKIT_NATIVE", "1") == "0":
+        _why_not = "RNNKIT_NATIVE=0 is set"
+        return
+    here = os.path.dirname(__file__)
+    paths = [os.path.join(here, "_scan" + suffix) for suffix in importlib.machinery.EXTENSION_SUFFIXES]
+    path = next((p for p in paths if os.path.exists(p)), None)
+    if path is None:
+        _why_not = "the C kernels were not built at install time (no C compiler?)"
+        return
+    blas = _numpy_openblas()
+    if blas is None:
+        _why_not = "NumPy's BLAS is not its bundled OpenBLAS (ILP64, NumPy >= 2)"
+        return
+    library = ctypes.CDLL(path)
+    address = lambda name: ctypes.cast(getattr(blas, name), ctypes.c_void_p)  # noqa: E731
+    shutdown = address("blas_thread_shutdown_") if hasattr(blas, "blas_thread_shutdown_") else None
+    library.rnnkit_init(address("scipy_cblas_sgemm64_"), address("scipy_cblas_dgemm64_"),
+                        address("openblas_set_num_threads_local"), shutdown)
+    pointer, size, flag = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    for dtype in ("f32", "f64"):
+        forward = getattr(library, f"rnnkit_scan_forward_{dtype}")
+        forward.argtypes = [pointer, size, size, pointer, pointer, pointer, size, size, size, size, flag, flag]
+        forward.restype = flag
+        backward = getattr(library, f"rnnkit_scan_backward_{dtype}")
+        backward.argtypes = [pointer, size, size, pointer, size, size, pointer, pointer, size, size, size,
+                             flag, flag]
+        backward.restype = flag
+    _blas_threads = blas.scipy_openblas_get_num_threads64_
+    _library, _why_not = library, ""
+
+
+_load()
+
+
+def available() -> bool:
+    """Whether the compiled loops are loaded and enabled (see :func:`why_not`)."""
+    return _library is not None and _enabled
+
+
+def why_not() -> str:
+    """Why :func:`available` is False, in words ('' when it is True)."""
+    if _library is not None and not _enabled:
+        return "disabled by rnnkit._native.disabled()"
+    return _why_not
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Run the NumPy loops inside this block (tests compare both; the benchmark reports both)."""
+    global _enabled
+    previous, _enabled = _enabled, False
+    try:
+        yield
+    finally:
+        _enabled = previous
+
+
+def _threads(batch: int, hidden: int) -> int:
+    if batch * hidden * hidden < _PARALLEL_MIN_MACS:
+        return 1
+    # Threads of our own park OpenBLAS's pool for the scan, which is only safe when no other
+    # Python thread can be inside a NumPy product at the same time.
+    if threading.active_count() > 1:
+        return 1
+    return max(1, int(_blas_threads()))
+
+
+def _fits(a: np.ndarray, dtype: np.dtype) -> bool:
+    """A ``(T, B, H)`` view the kernels can walk: rows contiguous, strides whole elements."""
+    size = dtype.itemsize
+    return (a.dtype == dtype and a.ndim == 3 and a.strides[2] == size
+            and a.strides[0] % size == 0 and a.strides[1] % size == 0 and a.strides[1] >= a.shape[2] * size)
+
+
+def _kernel(kind: str, dtype: np.dtype):
+    if dtype == np.float32:
+        return getattr(_library, f"rnnkit_scan_{kind}_f32")
+    if dtype == np.float64:
+        return getattr(_library, f"rnnkit_scan_{kind}_f64")
+    return None
+
+
+def scan_forward(states: np.ndarray, h0: np.ndarray, W_hh_T: np.ndarray, activation: str,
+                 mask: np.ndarray | None, first_padded: int) -> int:
+    """The forward loop of ``rnnkit.functional.recurrent._scan_forward``, in place.
+
+    states: ``(T, B, H)`` pre-activations in, states out (a view with contiguous rows); h0 and
+    W_hh_T: ``(B, H)`` and ``(H, H)`` contiguous; mask: ``(T, B, 1)`` contiguous or None.
+    Returns the threads it ran on, or 0, having done nothing, when the kernels can't take these
+    arrays.
+    """
+    dtype = states.dtype
+    kernel = _kernel("forward", dtype) if available() else None
+    if kernel is None or not _fits(states, dtype) or states.shape[1] == 0:
+        return 0
+    steps, batch, hidden = states.shape
+    if not (h0.dtype == W_hh_T.dtype == dtype and h0.shape == (batch, hidden) and W_hh_T.shape == (hidden, hidden)
+            and h0.flags.c_contiguous and W_hh_T.flags.c_contiguous):
+        return 0
+    if mask is not None and not (mask.dtype == dtype and mask.flags.c_contiguous and mask.size == steps * batch):
+        return 0
+    size = dtype.itemsize
+    return kernel(states.ctypes.data, states.strides[0] // size, states.strides[1] // size, h0.ctypes.data,
+           W_hh_T.ctypes.data, None if mask is None else mask.ctypes.data, first_padded, steps, batch,
+           hidden, _ACTIVATIONS[activation], _threads(batch, hidden))
+
+
+def scan_backward(grad: np.ndarray, states: np.ndarray, W_hh: np.ndarray, activation: str,
+                  carried: np.ndarray) -> int:
+    """The loop of ``rnnkit.functional.recurrent._scan_backward``, in place.
+
+    grad, states: ``(n, B, H)`` in scan order (views with contiguous rows); W_hh ``(H, H)`` and
+    carried ``(B, H)`` contiguous. Returns the threads it ran on, or 0, having done nothing, when
+    the kernels can't take these arrays.
+    """
+    dtype = grad.dtype
+    kernel = _kernel("backward", dtype) if available() else None
+    if kernel is None or not (_fits(grad, dtype) and _fits(states, dtype)) or grad.shape != states.shape:
+        return 0
+    steps, batch, hidden = grad.shape
+    if batch == 0 or not (W_hh.dtype == carried.dtype == dtype and W_hh.shape == (hidden, hidden)
+                          and carried.shape == (batch, hidden) and W_hh.flags.c_contiguous
+                          and carried.flags.c_contiguous):
+        return 0
+    size = dtype.itemsize
+    return kernel(grad.ctypes.data, grad.strides[0] // size, grad.strides[1] // size, states.ctypes.data,
+           states.strides[0] // size, states.strides[1] // size, W_hh.ctypes.data, carried.ctypes.data,
+           steps, batch, hidden, _ACTIVATIONS[activation], _threads(batch, hidden))
