@@ -12,6 +12,6 @@ from setuptools import Extension, setup
 extensions = []
 if sys.platform != "win32":
     extensions.append(Extension("rnnkit._native._scan", ["rnnkit/_native/scan.c"],
-                                extra_compile_args=["-O3", "-pthread"], extra_link_args=["-pthread"],
+                                extra_compile_args=["-O3"],
                                 libraries=["m"], optional=True))
 setup(ext_modules=extensions)

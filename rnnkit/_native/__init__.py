@@ -7,9 +7,9 @@ compiler, a NumPy built on another BLAS, ``RNNKIT_NATIVE=0`` in the environment)
 is False and ``rnnkit.functional.recurrent`` runs its NumPy loops, which compute the same thing
 and are what the compiled ones are tested against (``tests/_native``).
 
-What it buys, measured by ``benchmarks/bench_rnn.py`` (README, "Speed"): the per-step cost of
-NumPy calls at small sizes, and at larger ones a per-step product split between threads by
-columns, which OpenBLAS does poorly for a few rows.
+What it buys, measured by ``benchmarks/bench_rnn.py`` (README, "Speed"): the ~1.5 us of NumPy
+calls per step, which is most of a step at small sizes, and one fused elementwise pass per step
+instead of two or three.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import ctypes
 import glob
 import importlib.machinery
 import os
-import threading
 from typing import Iterator
 
 import numpy as np
@@ -27,13 +26,9 @@ import numpy as np
 __all__ = ["available", "disabled", "scan_forward", "scan_backward"]
 
 _ACTIVATIONS = {"tanh": 0, "sigmoid": 1, "relu": 2}
-# Below this many multiply-adds per step the product is too short to share between threads:
-# the barrier and the start of the threads cost more than they save (measured at B=32: H=128
-# runs faster on one thread, H=256 on two).
-_PARALLEL_MIN_MACS = 1 << 21
 
+_BLAS_SYMBOLS = ("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_")
 _library = None  # the loaded kernels, or None
-_blas_threads = None  # OpenBLAS's get_num_threads
 _why_not = "not loaded yet"
 _enabled = True
 
@@ -53,12 +48,8 @@ def _numpy_openblas() -> ctypes.CDLL | None:
     return None
 
 
-_BLAS_SYMBOLS = ("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", "openblas_set_num_threads_local",
-                 "scipy_openblas_get_num_threads64_")
-
-
 def _load() -> None:
-    global _library, _blas_threads, _why_not
+    global _library, _why_not
     if os.environ.get("RNNKIT_NATIVE", "1") == "0":
         _why_not = "RNNKIT_NATIVE=0 is set"
         return
@@ -74,19 +65,15 @@ def _load() -> None:
         return
     library = ctypes.CDLL(path)
     address = lambda name: ctypes.cast(getattr(blas, name), ctypes.c_void_p)  # noqa: E731
-    shutdown = address("blas_thread_shutdown_") if hasattr(blas, "blas_thread_shutdown_") else None
-    library.rnnkit_init(address("scipy_cblas_sgemm64_"), address("scipy_cblas_dgemm64_"),
-                        address("openblas_set_num_threads_local"), shutdown)
+    library.rnnkit_init(address("scipy_cblas_sgemm64_"), address("scipy_cblas_dgemm64_"))
     pointer, size, flag = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     for dtype in ("f32", "f64"):
         forward = getattr(library, f"rnnkit_scan_forward_{dtype}")
-        forward.argtypes = [pointer, size, size, pointer, pointer, pointer, size, size, size, size, flag, flag]
-        forward.restype = flag
+        forward.argtypes = [pointer, size, size, pointer, pointer, pointer, size, size, size, size, flag]
+        forward.restype = None
         backward = getattr(library, f"rnnkit_scan_backward_{dtype}")
-        backward.argtypes = [pointer, size, size, pointer, size, size, pointer, pointer, size, size, size,
-                             flag, flag]
-        backward.restype = flag
-    _blas_threads = blas.scipy_openblas_get_num_threads64_
+        backward.argtypes = [pointer, size, size, pointer, size, size, pointer, pointer, size, size, size, flag]
+        backward.restype = None
     _library, _why_not = library, ""
 
 
@@ -116,16 +103,6 @@ def disabled() -> Iterator[None]:
         _enabled = previous
 
 
-def _threads(batch: int, hidden: int) -> int:
-    if batch * hidden * hidden < _PARALLEL_MIN_MACS:
-        return 1
-    # Threads of our own park OpenBLAS's pool for the scan, which is only safe when no other
-    # Python thread can be inside a NumPy product at the same time.
-    if threading.active_count() > 1:
-        return 1
-    return max(1, int(_blas_threads()))
-
-
 def _fits(a: np.ndarray, dtype: np.dtype) -> bool:
     """A ``(T, B, H)`` view the kernels can walk: rows contiguous, strides whole elements."""
     size = dtype.itemsize
@@ -142,48 +119,49 @@ def _kernel(kind: str, dtype: np.dtype):
 
 
 def scan_forward(states: np.ndarray, h0: np.ndarray, W_hh_T: np.ndarray, activation: str,
-                 mask: np.ndarray | None, first_padded: int) -> int:
+                 mask: np.ndarray | None, first_padded: int) -> bool:
     """The forward loop of ``rnnkit.functional.recurrent._scan_forward``, in place.
 
     states: ``(T, B, H)`` pre-activations in, states out (a view with contiguous rows); h0 and
     W_hh_T: ``(B, H)`` and ``(H, H)`` contiguous; mask: ``(T, B, 1)`` contiguous or None.
-    Returns the threads it ran on, or 0, having done nothing, when the kernels can't take these
-    arrays.
+    Returns False, having done nothing, when the kernels can't take these arrays.
     """
     dtype = states.dtype
     kernel = _kernel("forward", dtype) if available() else None
     if kernel is None or not _fits(states, dtype) or states.shape[1] == 0:
-        return 0
+        return False
     steps, batch, hidden = states.shape
     if not (h0.dtype == W_hh_T.dtype == dtype and h0.shape == (batch, hidden) and W_hh_T.shape == (hidden, hidden)
             and h0.flags.c_contiguous and W_hh_T.flags.c_contiguous):
-        return 0
+        return False
     if mask is not None and not (mask.dtype == dtype and mask.flags.c_contiguous and mask.size == steps * batch):
-        return 0
+        return False
     size = dtype.itemsize
-    return kernel(states.ctypes.data, states.strides[0] // size, states.strides[1] // size, h0.ctypes.data,
+    kernel(states.ctypes.data, states.strides[0] // size, states.strides[1] // size, h0.ctypes.data,
            W_hh_T.ctypes.data, None if mask is None else mask.ctypes.data, first_padded, steps, batch,
-           hidden, _ACTIVATIONS[activation], _threads(batch, hidden))
+           hidden, _ACTIVATIONS[activation])
+    return True
 
 
 def scan_backward(grad: np.ndarray, states: np.ndarray, W_hh: np.ndarray, activation: str,
-                  carried: np.ndarray) -> int:
+                  carried: np.ndarray) -> bool:
     """The loop of ``rnnkit.functional.recurrent._scan_backward``, in place.
 
     grad, states: ``(n, B, H)`` in scan order (views with contiguous rows); W_hh ``(H, H)`` and
-    carried ``(B, H)`` contiguous. Returns the threads it ran on, or 0, having done nothing, when
-    the kernels can't take these arrays.
+    carried ``(B, H)`` contiguous. Returns False, having done nothing, when the kernels can't take
+    these arrays.
     """
     dtype = grad.dtype
     kernel = _kernel("backward", dtype) if available() else None
     if kernel is None or not (_fits(grad, dtype) and _fits(states, dtype)) or grad.shape != states.shape:
-        return 0
+        return False
     steps, batch, hidden = grad.shape
     if batch == 0 or not (W_hh.dtype == carried.dtype == dtype and W_hh.shape == (hidden, hidden)
                           and carried.shape == (batch, hidden) and W_hh.flags.c_contiguous
                           and carried.flags.c_contiguous):
-        return 0
+        return False
     size = dtype.itemsize
-    return kernel(grad.ctypes.data, grad.strides[0] // size, grad.strides[1] // size, states.ctypes.data,
+    kernel(grad.ctypes.data, grad.strides[0] // size, grad.strides[1] // size, states.ctypes.data,
            states.strides[0] // size, states.strides[1] // size, W_hh.ctypes.data, carried.ctypes.data,
-           steps, batch, hidden, _ACTIVATIONS[activation], _threads(batch, hidden))
+           steps, batch, hidden, _ACTIVATIONS[activation])
+    return True

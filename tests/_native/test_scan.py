@@ -1,9 +1,9 @@
 """The compiled per-step loops (``rnnkit/_native/scan.c``) against the NumPy loops they replace.
 
 Whole layers are compared in ``tests/functional/test_recurrent_fast_path.py`` (both ways, against
-the reference path); here the kernels are driven directly, on more than one thread, at sizes and
-layouts those small problems do not reach: a direction's column half, a reversed view, an
-uneven split of the columns, float32.
+the reference path); here the kernels are driven directly, in each layout a layer hands them (a
+direction's column half, a reversed view), at a realistic size, in float32, and with arrays they
+must refuse.
 """
 
 import sys
@@ -41,40 +41,28 @@ def _forward_both(states, h0, W_hh, activation, mask=None, first_padded=None):
     expected, got = states.copy(), states.copy()
     with _native.disabled():
         recurrent._scan_forward(expected, h0, W_hh, get_activation(activation), mask, first_padded)
-    threads = _native.scan_forward(got, h0, recurrent.transposed_copy(W_hh), activation, mask, first_padded)
-    return expected, got, threads
-
-
-@pytest.fixture
-def threaded(monkeypatch):
-    """Share even tiny products between threads, so that small problems test the split."""
-    monkeypatch.setattr(_native, "_PARALLEL_MIN_MACS", 0)
-    monkeypatch.setattr(_native, "_blas_threads", lambda: 2)
+    assert _native.scan_forward(got, h0, recurrent.transposed_copy(W_hh), activation, mask, first_padded)
+    return expected, got
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("layout", ["plain", "half", "reversed"])
 @pytest.mark.parametrize("hidden", [1, 5, 16])
-def test_forward_on_two_threads_equals_numpy_loop(threaded, activation, layout, hidden):
+def test_forward_equals_numpy_loop(activation, layout, hidden):
     rng = np.random.default_rng(hidden)
     states = _states(rng, 7, 3, hidden, np.float64, layout)
     h0, W_hh = rng.normal(size=(3, hidden)), rng.normal(size=(hidden, hidden)) * 0.5
-    expected, got, threads = _forward_both(states, h0, W_hh, activation)
-    assert threads == 2
+    expected, got = _forward_both(states, h0, W_hh, activation)
     np.testing.assert_allclose(got, expected, **TOL64)
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_forward_masks_padding_to_exact_zeros(monkeypatch, threads):
-    monkeypatch.setattr(_native, "_PARALLEL_MIN_MACS", 0)
-    monkeypatch.setattr(_native, "_blas_threads", lambda: threads)
+def test_forward_masks_padding_to_exact_zeros():
     rng = np.random.default_rng(3)
     lengths = np.array([6, 2, 4])
     mask = recurrent.valid_mask(lengths, 6, np.float64)
     states = rng.normal(size=(6, 3, 4))
     h0, W_hh = rng.normal(size=(3, 4)), rng.normal(size=(4, 4))
-    expected, got, used = _forward_both(states, h0, W_hh, "tanh", mask, first_padded=2)
-    assert used == threads
+    expected, got = _forward_both(states, h0, W_hh, "tanh", mask, first_padded=2)
     np.testing.assert_allclose(got, expected, **TOL64)
     assert np.all(got[2:, 1] == 0) and np.all(got[4:, 2] == 0)
 
@@ -82,7 +70,7 @@ def test_forward_masks_padding_to_exact_zeros(monkeypatch, threads):
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("layout", ["plain", "half", "reversed"])
 @pytest.mark.parametrize("hidden", [1, 5, 16])
-def test_backward_on_two_threads_equals_numpy_loop(threaded, activation, layout, hidden):
+def test_backward_equals_numpy_loop(activation, layout, hidden):
     rng = np.random.default_rng(hidden + 1)
     states = np.tanh(_states(rng, 7, 3, hidden, np.float64, layout))
     grad = _states(rng, 7, 3, hidden, np.float64, layout)
@@ -92,37 +80,44 @@ def test_backward_on_two_threads_equals_numpy_loop(threaded, activation, layout,
         recurrent._scan_backward(expected_grad, states, W_hh, get_activation(activation), expected_carried,
                                  np.empty((2, 3, hidden)))
     got_grad, got_carried = grad.copy(), carried.copy()
-    assert _native.scan_backward(got_grad, states, W_hh, activation, got_carried) == 2
+    assert _native.scan_backward(got_grad, states, W_hh, activation, got_carried)
     np.testing.assert_allclose(got_grad, expected_grad, **TOL64)
     np.testing.assert_allclose(got_carried, expected_carried, **TOL64)
 
 
-def test_realistic_size_runs_on_blas_threads():
-    """At B=32, H=256 the step is shared between OpenBLAS's threads, as many as it is set to."""
+def test_realistic_size_equals_numpy_loop():
+    """B=32, H=256: products large enough for OpenBLAS to share between its threads."""
     rng = np.random.default_rng(0)
-    states = rng.normal(size=(5, 32, 256))
+    states = rng.normal(size=(5, 32, 512))[:, :, 256:]
     W_hh = rng.normal(size=(256, 256)) / 16
-    expected, got, threads = _forward_both(states, np.zeros((32, 256)), W_hh, "tanh")
-    assert threads == max(1, int(_native._blas_threads()))
+    expected, got = _forward_both(states, np.zeros((32, 256)), W_hh, "tanh")
     np.testing.assert_allclose(got, expected, **TOL64)
+    grad, carried = rng.normal(size=(5, 32, 256)), rng.normal(size=(32, 256))
+    expected_grad, expected_carried = grad.copy(), carried.copy()
+    with _native.disabled():
+        recurrent._scan_backward(expected_grad, got, W_hh, get_activation("tanh"), expected_carried,
+                                 np.empty((2, 32, 256)))
+    assert _native.scan_backward(grad, got, W_hh, "tanh", carried)
+    np.testing.assert_allclose(grad, expected_grad, **TOL64)
+    np.testing.assert_allclose(carried, expected_carried, **TOL64)
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_float32_forward_and_backward_are_close_to_float64(threaded, activation):
+def test_float32_forward_and_backward_are_close_to_float64(activation):
     """float32 tanh is a rational approximation (2e-7 from float64 tanh); the rest is BLAS."""
     rng = np.random.default_rng(7)
     states = rng.normal(size=(20, 4, 64))
     W_hh = rng.normal(size=(64, 64)) / 8
-    _, exact, _ = _forward_both(states, np.zeros((4, 64)), W_hh, activation)
-    _, single, _ = _forward_both(states.astype(np.float32), np.zeros((4, 64), np.float32),
+    _, exact = _forward_both(states, np.zeros((4, 64)), W_hh, activation)
+    _, single = _forward_both(states.astype(np.float32), np.zeros((4, 64), np.float32),
                                  W_hh.astype(np.float32), activation)
     assert single.dtype == np.float32
     np.testing.assert_allclose(single, exact, rtol=1e-4, atol=2e-5)
     grad, carried = rng.normal(size=(20, 4, 64)), rng.normal(size=(4, 64))
     g64, c64 = grad.copy(), carried.copy()
     g32, c32 = grad.astype(np.float32), carried.astype(np.float32)
-    _native.scan_backward(g64, exact, W_hh, activation, c64)
-    _native.scan_backward(g32, exact.astype(np.float32), W_hh.astype(np.float32), activation, c32)
+    assert _native.scan_backward(g64, exact, W_hh, activation, c64)
+    assert _native.scan_backward(g32, exact.astype(np.float32), W_hh.astype(np.float32), activation, c32)
     np.testing.assert_allclose(g32, g64, rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(c32, c64, rtol=1e-3, atol=1e-4)
 
@@ -130,8 +125,8 @@ def test_float32_forward_and_backward_are_close_to_float64(threaded, activation)
 def test_float32_tanh_error_bound():
     x = np.linspace(-10, 10, 200_001)
     states = x.astype(np.float32).reshape(-1, 1, 1).copy()
-    _native.scan_forward(states, np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32), "tanh", None,
-                         len(states))
+    assert _native.scan_forward(states, np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32), "tanh",
+                                None, len(states))
     assert np.abs(states.ravel() - np.tanh(x)).max() < 3e-7
 
 
@@ -139,14 +134,14 @@ def test_arrays_it_cannot_walk_are_left_to_numpy():
     rng = np.random.default_rng(1)
     columns_strided = rng.normal(size=(4, 3, 10))[:, :, ::2]  # H not contiguous
     before = columns_strided.copy()
-    assert _native.scan_forward(columns_strided, np.zeros((3, 5)), np.eye(5), "tanh", None, 4) == 0
+    assert _native.scan_forward(columns_strided, np.zeros((3, 5)), np.eye(5), "tanh", None, 4) is False
     assert _native.scan_forward(np.zeros((4, 3, 5), np.float16), np.zeros((3, 5), np.float16),
-                                np.eye(5, dtype=np.float16), "tanh", None, 4) == 0
+                                np.eye(5, dtype=np.float16), "tanh", None, 4) is False
     np.testing.assert_array_equal(columns_strided, before)
 
 
 def test_disabled_turns_them_off_and_back_on():
     with _native.disabled():
         assert not _native.available() and "disabled" in _native.why_not()
-        assert _native.scan_forward(np.zeros((2, 1, 1)), np.zeros((1, 1)), np.eye(1), "tanh", None, 2) == 0
+        assert _native.scan_forward(np.zeros((2, 1, 1)), np.zeros((1, 1)), np.eye(1), "tanh", None, 2) is False
     assert _native.available()
