@@ -452,6 +452,9 @@ def main() -> None:
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {THREADS} threads; {versions}; "
           f"float32 GEMM {throughput / 1e9:.0f} GFLOP/s; median of {repeats} turns of {TURN_CALLS} calls, libraries alternating"
           + ("" if use_jax else "; JAX not installed or --no-jax: no JAX column"))
+    from rnnkit import _native
+
+    print("# rnnkit's compiled per-step loops: " + ("on" if _native.available() else f"off ({_native.why_not()})"))
     if "table" in sections:
         section_table(repeats, throughput, use_jax)
     if "overhead" in sections:

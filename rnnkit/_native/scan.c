@@ -76,7 +76,7 @@ static inline float tanh_f32(float x) {
             else if (activation == ACT_SIGMOID)                                                   \
                 for (int64_t j = 0; j < width; j++) row[j] = (T)0.5 * (TANH((T)0.5 * row[j]) + 1); \
             else                                                                                  \
-                for (int64_t j = 0; j < width; j++) row[j] = row[j] > 0 ? row[j] : (T)0;          \
+                for (int64_t j = 0; j < width; j++) row[j] = row[j] < 0 ? (T)0 : row[j];          \
         }                                                                                         \
     }                                                                                             \
                                                                                                   \
@@ -92,7 +92,7 @@ static inline float tanh_f32(float x) {
             else if (activation == ACT_SIGMOID)                                                   \
                 for (int64_t j = 0; j < width; j++) g[j] = (g[j] + c[j]) * (((T)1 - y[j]) * y[j]); \
             else                                                                                  \
-                for (int64_t j = 0; j < width; j++) g[j] = y[j] > 0 ? g[j] + c[j] : (T)0;         \
+                for (int64_t j = 0; j < width; j++) g[j] = (g[j] + c[j]) * (T)(y[j] > 0);         \
         }                                                                                         \
     }                                                                                             \
                                                                                                   \

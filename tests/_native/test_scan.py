@@ -145,3 +145,23 @@ def test_disabled_turns_them_off_and_back_on():
         assert not _native.available() and "disabled" in _native.why_not()
         assert _native.scan_forward(np.zeros((2, 1, 1)), np.zeros((1, 1)), np.eye(1), "tanh", None, 2) is False
     assert _native.available()
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_nan_propagates_as_in_numpy(activation):
+    """A NaN must reach the loss so that the trainer's divergence guard sees it (ReLU too: a
+    clamp written ``x > 0 ? x : 0`` would turn NaN into 0)."""
+    rng = np.random.default_rng(5)
+    states = rng.normal(size=(4, 2, 3))
+    states[1, 0, 1] = np.nan
+    expected, got = _forward_both(states, np.zeros((2, 3)), rng.normal(size=(3, 3)), activation)
+    assert np.isnan(got[1:, 0]).any() and np.isnan(got[1, 0, 1])
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    grad, carried = rng.normal(size=(4, 2, 3)), np.full((2, 3), np.nan)
+    expected_grad, expected_carried = grad.copy(), carried.copy()
+    with _native.disabled():
+        recurrent._scan_backward(expected_grad, expected, np.eye(3), get_activation(activation), expected_carried,
+                                 np.empty((2, 2, 3)))
+    assert _native.scan_backward(grad, got, np.eye(3), activation, carried)
+    np.testing.assert_array_equal(np.isnan(grad), np.isnan(expected_grad))
+    assert np.isnan(carried).all()
