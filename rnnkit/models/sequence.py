@@ -52,6 +52,10 @@ class _Reader(Model):
         self.rnn = RNN(features, hidden_size, num_layers, nonlinearity, bidirectional, dropout, dtype=dtype, seed=rng)
         self.head = Linear(self.rnn.output_size, output_size, dtype=dtype, seed=rng)
 
+    def _input_grad(self, asked: bool) -> bool:
+        """Whether the RNN must compute ``dx``: always under an embedding, which learns from it."""
+        return asked or self.embedding is not None
+
 
 class ManyToMany(_Reader):
     """An output at every step: ``y_t = W_hy h_t + b_y`` (tagging, language modelling).
@@ -60,7 +64,8 @@ class ManyToMany(_Reader):
     must stay unidirectional, or it would see the answer). Options as for ``_Reader``.
 
     ``forward(inputs, h0=None, lengths=None) -> (outputs (T, B, output_size), h_n)``;
-    ``backward(doutputs, dh_n=None)`` returns the input gradient (None for tokens).
+    ``backward(doutputs, dh_n=None, input_grad=True)`` returns the input gradient (None for
+    tokens, and with ``input_grad=False``, which skips it when the inputs are data).
     """
 
     def forward(
@@ -69,8 +74,10 @@ class ManyToMany(_Reader):
         states, h_n = self.rnn.forward(embed_forward(self.embedding, inputs), h0, lengths)
         return self.head.forward(states), h_n
 
-    def backward(self, doutputs: np.ndarray, dh_n: np.ndarray | None = None) -> np.ndarray | None:
-        dx, _ = self.rnn.backward(self.head.backward(doutputs), dh_n)
+    def backward(
+        self, doutputs: np.ndarray, dh_n: np.ndarray | None = None, input_grad: bool = True
+    ) -> np.ndarray | None:
+        dx, _ = self.rnn.backward(self.head.backward(doutputs), dh_n, input_grad=self._input_grad(input_grad))
         return embed_backward(self.embedding, dx)
 
 
@@ -80,7 +87,8 @@ class ManyToOne(_Reader):
     The sequence is summarised by ``pooling``: ``"last"`` (the final state of the top layer:
     the last valid step going forward and, if bidirectional, step 0 going back), or ``"mean"``
     / ``"max"`` over valid steps. Other options as for ``_Reader``.
-    ``forward(inputs, lengths=None) -> outputs (B, output_size)``.
+    ``forward(inputs, lengths=None) -> outputs (B, output_size)``; ``backward(doutputs,
+    input_grad=True)`` as for :class:`ManyToMany`.
     """
 
     def __init__(self, output_size: int, hidden_size: int = 128, *, pooling: str = "last", **options) -> None:
@@ -98,7 +106,7 @@ class ManyToOne(_Reader):
         self._cache = (states.shape, h_n.shape, pool_cache)
         return self.head.forward(summary)
 
-    def backward(self, doutputs: np.ndarray) -> np.ndarray | None:
+    def backward(self, doutputs: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         states_shape, h_n_shape, pool_cache = self._require_cache(self._cache)
         dsummary = self.head.backward(doutputs)
         directions, hidden = self.rnn.num_directions, self.rnn.hidden_size
@@ -108,7 +116,7 @@ class ManyToOne(_Reader):
             dh_n[-directions:] = dsummary.reshape(-1, directions, hidden).transpose(1, 0, 2)
         else:
             dstates, dh_n = pool_backward(dsummary, pool_cache, states_shape[0], self.pooling), None
-        dx, _ = self.rnn.backward(dstates, dh_n)
+        dx, _ = self.rnn.backward(dstates, dh_n, input_grad=self._input_grad(input_grad))
         self._cache = None
         return embed_backward(self.embedding, dx)
 
@@ -145,7 +153,8 @@ class OneToOne(Model):
         states, _ = self.rnn.forward(inputs[None])
         return self.head.forward(states[0])
 
-    def backward(self, doutputs: np.ndarray) -> np.ndarray:
+    def backward(self, doutputs: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        """The input gradient ``(B, input_size)``, or None with ``input_grad=False`` (data)."""
         dstates = self.head.backward(doutputs)
-        dx, _ = self.rnn.backward(dstates[None])
-        return dx[0]
+        dx, _ = self.rnn.backward(dstates[None], input_grad=input_grad)
+        return None if dx is None else dx[0]

@@ -75,7 +75,7 @@ class Forecast(Task):
         inputs, targets = batch
         outputs, _ = model.forward(inputs)
         loss, doutputs = model.loss(outputs, targets)
-        model.backward(doutputs / targets.size)
+        model.backward(doutputs / targets.size, input_grad=False)  # the series is data: no gradient
         return loss, targets.size, None
 
     def _forecasts(self, model: ManyToMany, values: np.ndarray) -> np.ndarray:

@@ -60,6 +60,39 @@ def test_one_to_one_gradients():
     _check_model(model, lambda: model.loss(model.forward(x), labels))
 
 
+@pytest.mark.parametrize("kind", ["many_to_many", "many_to_one", "one_to_one"])
+def test_input_grad_false_skips_only_the_input_gradient(kind):
+    """Tasks on real-valued data pass ``input_grad=False``: no dx, the same weight gradients."""
+    if kind == "many_to_many":
+        model = ManyToMany(1, 3, input_size=2, loss="mse", num_layers=2, bidirectional=True, seed=6, **F64)
+        targets = rng.normal(size=(T, B))
+        run = lambda: model.loss(model.forward(REALS, lengths=LENGTHS)[0], targets, LENGTHS)  # noqa: E731
+    elif kind == "many_to_one":
+        model = ManyToOne(3, 3, input_size=2, pooling="mean", seed=6, **F64)
+        run = lambda: model.loss(model.forward(REALS, LENGTHS), np.array([0, 2, 1]))  # noqa: E731
+    else:
+        model = OneToOne(2, 3, 4, seed=6, **F64)
+        run = lambda: model.loss(model.forward(REALS[0]), np.array([0, 2, 1]))  # noqa: E731
+    _, doutputs = run()
+    model.zero_grad()
+    dx = model.backward(doutputs)
+    full = {name: grad.copy() for name, _, grad in model.named_parameters()}
+    _, doutputs = run()
+    model.zero_grad()
+    assert dx is not None and model.backward(doutputs, input_grad=False) is None
+    for name, _, grad in model.named_parameters():
+        np.testing.assert_array_equal(grad, full[name], err_msg=name)
+
+
+def test_token_models_ignore_input_grad_false():
+    """Under an embedding the RNN's dx is what trains the embedding: it is computed anyway."""
+    model = ManyToMany(V, 3, vocab_size=V, embed_dim=2, seed=7, **F64)
+    _, doutputs = model.loss(model.forward(TOKENS)[0], TARGETS)
+    model.zero_grad()
+    assert model.backward(doutputs, input_grad=False) is None
+    assert np.abs(model.embedding.grads["W"]).sum() > 0
+
+
 def test_one_to_many_gradients_and_generation():
     model = OneToMany(4, V, 3, embed_dim=2, num_layers=2, seed=6, **F64)
     features = rng.normal(size=(B, 4))
