@@ -10,8 +10,8 @@ for a tensor that does not require grad, rnnkit is told so with ``backward(..., 
 and JAX differentiates with respect to the weights only. All three do the same arithmetic.
 
 The roofline column is rnnkit's training time divided by the time the step's matrix products
-(:meth:`Config.train_flops`) would take at the float32 GEMM throughput measured in this same run (1.0 = as fast as the
-arithmetic allows at that throughput).
+(:meth:`Config.train_flops`) would take at the float32 GEMM throughput measured in this same run
+(1.0 = as fast as the arithmetic allows at that throughput).
 
 Sections (all by default; ``--sections`` picks some):
 
@@ -51,6 +51,7 @@ for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from rnnkit import _native  # noqa: E402
 from rnnkit.nn import RNN  # noqa: E402
 from rnnkit.nn.module import Module  # noqa: E402
 
@@ -452,8 +453,6 @@ def main() -> None:
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {THREADS} threads; {versions}; "
           f"float32 GEMM {throughput / 1e9:.0f} GFLOP/s; median of {repeats} turns of {TURN_CALLS} calls, libraries alternating"
           + ("" if use_jax else "; JAX not installed or --no-jax: no JAX column"))
-    from rnnkit import _native
-
     print("# rnnkit's compiled per-step loops: " + ("on" if _native.available() else f"off ({_native.why_not()})"))
     if "table" in sections:
         section_table(repeats, throughput, use_jax)

@@ -28,7 +28,8 @@ __all__ = ["available", "disabled", "scan_forward", "scan_backward"]
 _ACTIVATIONS = {"tanh": 0, "sigmoid": 1, "relu": 2}
 
 _BLAS_SYMBOLS = ("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_")
-_library = None  # the loaded kernels, or None
+_library = None  # the loaded library, or None
+_kernels: dict[tuple[str, np.dtype], ctypes._CFuncPtr] = {}  # ("forward" | "backward", dtype) -> function
 _why_not = "not loaded yet"
 _enabled = True
 
@@ -67,13 +68,13 @@ def _load() -> None:
     address = lambda name: ctypes.cast(getattr(blas, name), ctypes.c_void_p)  # noqa: E731
     library.rnnkit_init(address("scipy_cblas_sgemm64_"), address("scipy_cblas_dgemm64_"))
     pointer, size, flag = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
-    for dtype in ("f32", "f64"):
-        forward = getattr(library, f"rnnkit_scan_forward_{dtype}")
-        forward.argtypes = [pointer, size, size, pointer, pointer, pointer, size, size, size, size, flag]
-        forward.restype = None
-        backward = getattr(library, f"rnnkit_scan_backward_{dtype}")
-        backward.argtypes = [pointer, size, size, pointer, size, size, pointer, pointer, size, size, size, flag]
-        backward.restype = None
+    arguments = {"forward": [pointer, size, size, pointer, pointer, pointer, size, size, size, size, flag],
+                 "backward": [pointer, size, size, pointer, size, size, pointer, pointer, size, size, size, flag]}
+    for suffix, dtype in (("f32", np.dtype(np.float32)), ("f64", np.dtype(np.float64))):
+        for kind, argtypes in arguments.items():
+            kernel = getattr(library, f"rnnkit_scan_{kind}_{suffix}")
+            kernel.argtypes, kernel.restype = argtypes, None
+            _kernels[kind, dtype] = kernel
     _library, _why_not = library, ""
 
 
@@ -110,14 +111,6 @@ def _fits(a: np.ndarray, dtype: np.dtype) -> bool:
             and a.strides[0] % size == 0 and a.strides[1] % size == 0 and a.strides[1] >= a.shape[2] * size)
 
 
-def _kernel(kind: str, dtype: np.dtype):
-    if dtype == np.float32:
-        return getattr(_library, f"rnnkit_scan_{kind}_f32")
-    if dtype == np.float64:
-        return getattr(_library, f"rnnkit_scan_{kind}_f64")
-    return None
-
-
 def scan_forward(states: np.ndarray, h0: np.ndarray, W_hh_T: np.ndarray, activation: str,
                  mask: np.ndarray | None, first_padded: int) -> bool:
     """The forward loop of ``rnnkit.functional.recurrent._scan_forward``, in place.
@@ -127,7 +120,7 @@ def scan_forward(states: np.ndarray, h0: np.ndarray, W_hh_T: np.ndarray, activat
     Returns False, having done nothing, when the kernels can't take these arrays.
     """
     dtype = states.dtype
-    kernel = _kernel("forward", dtype) if available() else None
+    kernel = _kernels.get(("forward", dtype)) if _enabled else None
     if kernel is None or not _fits(states, dtype) or states.shape[1] == 0:
         return False
     steps, batch, hidden = states.shape
@@ -152,7 +145,7 @@ def scan_backward(grad: np.ndarray, states: np.ndarray, W_hh: np.ndarray, activa
     these arrays.
     """
     dtype = grad.dtype
-    kernel = _kernel("backward", dtype) if available() else None
+    kernel = _kernels.get(("backward", dtype)) if _enabled else None
     if kernel is None or not (_fits(grad, dtype) and _fits(states, dtype)) or grad.shape != states.shape:
         return False
     steps, batch, hidden = grad.shape

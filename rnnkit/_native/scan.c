@@ -36,7 +36,7 @@ void rnnkit_init(void *sgemm_address, void *dgemm_address) {
 }
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-/* One build, the widest vectors the CPU has: the elementwise passes are a third of a step. */
+/* One build, and the fused passes run with the widest vectors the CPU has. */
 #define VECTORISED __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define VECTORISED

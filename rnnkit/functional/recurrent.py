@@ -24,6 +24,10 @@ sequence backwards from its own last valid step by flipping only the valid prefi
 sequence (Flax's ``flip_sequences``), which turns it into a forward scan with padding again at the
 end; that case alone pays for flipped copies.
 
+The two per-step loops (``_scan_forward``, ``_scan_backward``) run compiled when ``rnnkit._native``
+is available: one BLAS call and one fused pass per step, same arithmetic; the NumPy loops below
+are the fallback and what the compiled ones are tested against.
+
 ``rnn_forward`` / ``rnn_backward`` are the one-direction pair; ``rnn_layer_forward`` /
 ``rnn_layer_backward`` run the directions of one layer together (what ``rnnkit.nn.RNN`` calls).
 The straightforward original implementation is kept in ``tests/functional/recurrent_reference.py``
