@@ -48,9 +48,13 @@ THREADS = int(os.environ.get("RNNKIT_BENCH_THREADS", "2"))
 for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(variable, str(THREADS))
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from rnnkit.cli import openblas  # noqa: E402
+
+openblas.configure()  # OPENBLAS_CORETYPE as the command line chooses it, before NumPy loads
+
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from rnnkit import _native  # noqa: E402
 from rnnkit.nn import RNN  # noqa: E402
 from rnnkit.nn.module import Module  # noqa: E402
@@ -454,6 +458,9 @@ def main() -> None:
           f"float32 GEMM {throughput / 1e9:.0f} GFLOP/s; median of {repeats} turns of {TURN_CALLS} calls, libraries alternating"
           + ("" if use_jax else "; JAX not installed or --no-jax: no JAX column"))
     print("# rnnkit's compiled per-step loops: " + ("on" if _native.available() else f"off ({_native.why_not()})"))
+    print(f"# NumPy's OpenBLAS kernels: {_native.openblas_core() or 'unknown'}; "
+          f"{openblas.VARIABLE}={os.environ.get(openblas.VARIABLE, '(unset)')}"
+          + (f"; {openblas.decision}" if openblas.decision else ""))
     if "table" in sections:
         section_table(repeats, throughput, use_jax)
     if "overhead" in sections:

@@ -23,7 +23,7 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["available", "disabled", "scan_forward", "scan_backward"]
+__all__ = ["available", "disabled", "openblas_core", "scan_forward", "scan_backward", "why_not"]
 
 _ACTIVATIONS = {"tanh": 0, "sigmoid": 1, "relu": 2}
 
@@ -79,6 +79,16 @@ def _load() -> None:
 
 
 _load()
+
+
+def openblas_core() -> str:
+    """The kernel set NumPy's bundled OpenBLAS runs on this CPU ('SkylakeX', 'Haswell', ...), or ''."""
+    blas = _numpy_openblas()
+    corename = getattr(blas, "scipy_openblas_get_corename64_", None)
+    if corename is None:
+        return ""
+    corename.restype = ctypes.c_char_p
+    return corename().decode("ascii", "replace")
 
 
 def available() -> bool:

@@ -15,7 +15,11 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
+from rnnkit.cli import openblas
+
+openblas.configure()  # before NumPy loads: OpenBLAS reads OPENBLAS_CORETYPE once, when it is loaded
+
+import numpy as np  # noqa: E402
 
 EXIT_ERROR = 2
 
@@ -153,6 +157,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         trainer.resume()
     print(f"[{args.task}] {task.describe()}", file=sys.stderr)
+    if openblas.decision:
+        print(f"[{args.task}] BLAS: {openblas.decision}", file=sys.stderr)
     print(f"[{args.task}] model: {model.num_parameters():,} parameters; checkpoints in {out}", file=sys.stderr, flush=True)
     reason = trainer.fit()
 
