@@ -5,7 +5,7 @@ anything imports NumPy; the command line calls it first thing (``rnnkit.cli.main
 ``benchmarks/bench_rnn.py``, which therefore measures what the command line runs.
 
 Why it matters: the float32 matrix products that bound an RNN's training run on OpenBLAS's
-AVX-512 (SkylakeX) kernels at 1.6-2x the throughput of its AVX2 (Haswell) ones on the CPUs
+AVX-512 (SkylakeX) kernels at 1.7-2x the throughput of its AVX2 (Haswell) ones on the CPUs
 measured (README, "Speed"). The rule:
 
 - the variable is set (by the user, or by the machine's environment): it is kept, always. If it
@@ -57,7 +57,7 @@ def choose(environ: MutableMapping[str, str], flags: frozenset[str]) -> tuple[st
         return None, ""
     if has_avx512 and current.strip() and current.strip().lower() not in AVX512_CORES:
         return None, (f"{VARIABLE}={current} (from the environment, kept) runs NumPy's matrix products on "
-                      f"pre-AVX-512 kernels, but this CPU has AVX-512: {VARIABLE}=SkylakeX measured 1.6-2x "
+                      f"pre-AVX-512 kernels, but this CPU has AVX-512: {VARIABLE}=SkylakeX measured 1.7-2x "
                       "their float32 throughput (README, Speed)")
     return None, ""
 
