@@ -48,7 +48,8 @@ THREADS = int(os.environ.get("RNNKIT_BENCH_THREADS", "2"))
 for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(variable, str(THREADS))
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 from rnnkit.cli import openblas  # noqa: E402
 
 openblas.configure()  # OPENBLAS_CORETYPE as the command line chooses it, before NumPy loads
@@ -397,19 +398,16 @@ def section_memory() -> None:
         print(line)
 
 
-CORETYPE_PROBE = """
-import time, numpy as np
+CORETYPE_PROBE = f"""
+import sys, time, numpy as np
 a = np.random.default_rng(0).random((1024, 1024), dtype=np.float32); c = np.empty_like(a)
 for _ in range(3): np.dot(a, a, out=c)
 best = []
 for _ in range(15):
     t = time.perf_counter(); np.dot(a, a, out=c); best.append(time.perf_counter() - t)
-try:
-    from threadpoolctl import threadpool_info
-    arch = [i.get("architecture") for i in threadpool_info() if i.get("internal_api") == "openblas"][0]
-except Exception:
-    arch = "?"
-print(arch, 2 * 1024**3 / sorted(best)[len(best) // 2] / 1e9)
+sys.path.insert(0, {ROOT!r})
+from rnnkit._native import openblas_core
+print(openblas_core() or "?", 2 * 1024**3 / sorted(best)[len(best) // 2] / 1e9)
 """
 
 

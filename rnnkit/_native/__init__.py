@@ -83,8 +83,7 @@ _load()
 
 def openblas_core() -> str:
     """The kernel set NumPy's bundled OpenBLAS runs on this CPU ('SkylakeX', 'Haswell', ...), or ''."""
-    blas = _numpy_openblas()
-    corename = getattr(blas, "scipy_openblas_get_corename64_", None)
+    corename = getattr(_numpy_openblas(), "scipy_openblas_get_corename64_", None)
     if corename is None:
         return ""
     corename.restype = ctypes.c_char_p

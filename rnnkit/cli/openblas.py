@@ -55,7 +55,8 @@ def choose(environ: MutableMapping[str, str], flags: frozenset[str]) -> tuple[st
         if has_avx512:
             return "SkylakeX", f"{VARIABLE}=SkylakeX set by rnnkit (the CPU has AVX-512; set {VARIABLE} yourself to choose)"
         return None, ""
-    if has_avx512 and current.strip() and current.strip().lower() not in AVX512_CORES:
+    core = current.strip().lower()
+    if has_avx512 and core and core not in AVX512_CORES:
         return None, (f"{VARIABLE}={current} (from the environment, kept) runs NumPy's matrix products on "
                       f"pre-AVX-512 kernels, but this CPU has AVX-512: {VARIABLE}=SkylakeX measured 1.7-2x "
                       "their float32 throughput (README, Speed)")
