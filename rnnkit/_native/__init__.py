@@ -23,13 +23,14 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["available", "disabled", "openblas_core", "scan_forward", "scan_backward", "why_not"]
+__all__ = ["add_product", "available", "disabled", "openblas_core", "scan_forward", "scan_backward", "why_not"]
 
 _ACTIVATIONS = {"tanh": 0, "sigmoid": 1, "relu": 2}
 
 _BLAS_SYMBOLS = ("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_")
 _library = None  # the loaded library, or None
 _kernels: dict[tuple[str, np.dtype], ctypes._CFuncPtr] = {}  # ("forward" | "backward", dtype) -> function
+_gemm: dict[np.dtype, tuple[ctypes._CFuncPtr, type]] = {}  # dtype -> (cblas_?gemm, its scalar type)
 _why_not = "not loaded yet"
 _enabled = True
 
@@ -75,6 +76,13 @@ def _load() -> None:
             kernel = getattr(library, f"rnnkit_scan_{kind}_{suffix}")
             kernel.argtypes, kernel.restype = argtypes, None
             _kernels[kind, dtype] = kernel
+    for name, dtype, scalar in (("scipy_cblas_sgemm64_", np.dtype(np.float32), ctypes.c_float),
+                                ("scipy_cblas_dgemm64_", np.dtype(np.float64), ctypes.c_double)):
+        gemm = getattr(blas, name)
+        gemm.argtypes = [flag, flag, flag, size, size, size, scalar, pointer, size, pointer, size, scalar,
+                         pointer, size]
+        gemm.restype = None
+        _gemm[dtype] = gemm, scalar
     _library, _why_not = library, ""
 
 
@@ -166,4 +174,40 @@ def scan_backward(grad: np.ndarray, states: np.ndarray, W_hh: np.ndarray, activa
     kernel(grad.ctypes.data, grad.strides[0] // size, grad.strides[1] // size, states.ctypes.data,
            states.strides[0] // size, states.strides[1] // size, W_hh.ctypes.data, carried.ctypes.data,
            steps, batch, hidden, _ACTIVATIONS[activation])
+    return True
+
+
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+
+
+def _operand(a: np.ndarray) -> tuple[int, int] | None:
+    """(transpose flag, leading dimension) under which BLAS reads the 2-D view ``a`` in place."""
+    size, (rows, cols) = a.itemsize, a.shape
+    if a.strides[1] == size and a.strides[0] % size == 0 and a.strides[0] >= cols * size:
+        return _NO_TRANS, max(a.strides[0] // size, cols, 1)
+    if a.strides[0] == size and a.strides[1] % size == 0 and a.strides[1] >= rows * size:
+        return _TRANS, max(a.strides[1] // size, rows, 1)
+    return None
+
+
+def add_product(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
+    """``out += a @ b`` as one BLAS call (beta = 1): no product-sized temporary, no second pass.
+
+    out: ``(m, n)`` C-contiguous; a: ``(m, k)``, b: ``(k, n)``, each a view with one unit stride
+    (a transposed view is read as such). Returns False, having done nothing, when BLAS can't
+    take these arrays; the caller then writes ``out += a @ b``.
+    """
+    dtype = out.dtype
+    entry = _gemm.get(dtype) if _enabled and _library is not None else None
+    if (entry is None or a.dtype != dtype or b.dtype != dtype or out.ndim != 2 or a.ndim != 2 or b.ndim != 2
+            or not out.flags.c_contiguous or a.shape[1] != b.shape[0] or out.shape != (a.shape[0], b.shape[1])
+            or 0 in a.shape or 0 in b.shape):
+        return False
+    a_read, b_read = _operand(a), _operand(b)
+    if a_read is None or b_read is None:
+        return False
+    gemm, scalar = entry
+    (m, k), n = a.shape, b.shape[1]
+    gemm(_ROW_MAJOR, a_read[0], b_read[0], m, n, k, scalar(1), a.ctypes.data, a_read[1], b.ctypes.data, b_read[1],
+         scalar(1), out.ctypes.data, max(n, 1))
     return True

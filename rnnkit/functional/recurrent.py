@@ -336,22 +336,22 @@ def rnn_layer_backward(
                 _scan_backward(g, states_st[lo:hi], W_hh[d], activation, carried, derivative)
 
             rows = g.reshape(-1, hidden)
-            dW_in += rows.T @ x_st[lo:hi].reshape(-1, inputs)
+            _add_product(dW_in, rows.T, x_st[lo:hi].reshape(-1, inputs))
             db_d += rows.sum(axis=0)
             # dW_hh pairs each step with the state before it in scan order: storage step t - 1
             # (t + 1 when mirrored); the scan's first step pairs with h0.
             if mirrored and hi < steps:
-                dW_rec += rows.T @ states_st[lo + 1 : hi + 1].reshape(-1, hidden)
+                _add_product(dW_rec, rows.T, states_st[lo + 1 : hi + 1].reshape(-1, hidden))
             elif not mirrored and lo > 0:
-                dW_rec += rows.T @ states_st[lo - 1 : hi - 1].reshape(-1, hidden)
+                _add_product(dW_rec, rows.T, states_st[lo - 1 : hi - 1].reshape(-1, hidden))
             else:
                 first = hi - 1 if mirrored else lo  # storage index of the scan's first step
                 if hi - lo > 1:
                     others = g[:-1] if mirrored else g[1:]
                     previous = states_st[lo + 1 : hi] if mirrored else states_st[lo : hi - 1]
-                    dW_rec += others.reshape(-1, hidden).T @ previous.reshape(-1, hidden)
+                    _add_product(dW_rec, others.reshape(-1, hidden).T, previous.reshape(-1, hidden))
                 if not h0_is_zero:
-                    dW_rec += g[first - lo].T @ h0_d
+                    _add_product(dW_rec, g[first - lo].T, h0_d)
             if input_grad and accumulate_dx:
                 dx_rows = dx_st[lo:hi].reshape(-1, inputs)  # a view: dx is contiguous
                 for row in range(0, len(rows), len(dx_part)):
@@ -368,6 +368,16 @@ def rnn_layer_backward(
                 dx[...] = dx_st
         dh0[d] = carried
     return dx, dh0, dW_xh, dW_hh, db_h
+
+
+def _add_product(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+    """``out += a @ b``; one BLAS call with beta = 1 where the compiled helpers are loaded.
+
+    The weight gradients gather one block product each; ``+= a @ b`` allocates the product and
+    adds it in a second pass (5 of the 26 ms of dW_hh products at B=128, T=35, H=1024).
+    """
+    if not _native.add_product(out, a, b):
+        out += a @ b
 
 
 def _scan_backward(
