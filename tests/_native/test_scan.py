@@ -36,12 +36,16 @@ def _states(rng, steps, batch, hidden, dtype, layout):
     return rng.normal(size=(steps, batch, hidden)).astype(dtype)[::-1]
 
 
-def _forward_both(states, h0, W_hh, activation, mask=None, first_padded=None):
+def _forward_both(states, h0, W_hh, activation, mask=None, first_padded=None, bias=None):
+    """Both loops from the same pre-activations; the bias (random unless given) is added by each
+    loop, the compiled one in its activation pass."""
     first_padded = len(states) if first_padded is None else first_padded
+    if bias is None:
+        bias = np.random.default_rng(states.shape[-1]).normal(size=states.shape[-1]).astype(states.dtype)
     expected, got = states.copy(), states.copy()
     with _native.disabled():
-        recurrent._scan_forward(expected, h0, W_hh, get_activation(activation), mask, first_padded)
-    assert _native.scan_forward(got, h0, recurrent.transposed_copy(W_hh), activation, mask, first_padded)
+        recurrent._scan_forward(expected, h0, W_hh, bias, get_activation(activation), mask, first_padded)
+    assert _native.scan_forward(got, h0, recurrent.transposed_copy(W_hh), bias, activation, mask, first_padded)
     return expected, got
 
 
@@ -125,7 +129,8 @@ def test_float32_forward_and_backward_are_close_to_float64(activation):
 def test_float32_tanh_error_bound():
     x = np.linspace(-10, 10, 200_001)
     states = x.astype(np.float32).reshape(-1, 1, 1).copy()
-    assert _native.scan_forward(states, np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32), "tanh",
+    assert _native.scan_forward(states, np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32),
+                                np.zeros(1, np.float32), "tanh",
                                 None, len(states))
     assert np.abs(states.ravel() - np.tanh(x)).max() < 3e-7
 
@@ -134,16 +139,17 @@ def test_arrays_it_cannot_walk_are_left_to_numpy():
     rng = np.random.default_rng(1)
     columns_strided = rng.normal(size=(4, 3, 10))[:, :, ::2]  # H not contiguous
     before = columns_strided.copy()
-    assert _native.scan_forward(columns_strided, np.zeros((3, 5)), np.eye(5), "tanh", None, 4) is False
+    assert _native.scan_forward(columns_strided, np.zeros((3, 5)), np.eye(5), np.zeros(5), "tanh", None, 4) is False
     assert _native.scan_forward(np.zeros((4, 3, 5), np.float16), np.zeros((3, 5), np.float16),
-                                np.eye(5, dtype=np.float16), "tanh", None, 4) is False
+                                np.eye(5, dtype=np.float16), np.zeros(5, np.float16), "tanh", None, 4) is False
     np.testing.assert_array_equal(columns_strided, before)
 
 
 def test_disabled_turns_them_off_and_back_on():
     with _native.disabled():
         assert not _native.available() and "disabled" in _native.why_not()
-        assert _native.scan_forward(np.zeros((2, 1, 1)), np.zeros((1, 1)), np.eye(1), "tanh", None, 2) is False
+        assert _native.scan_forward(np.zeros((2, 1, 1)), np.zeros((1, 1)), np.eye(1), np.zeros(1), "tanh", None,
+                                    2) is False
     assert _native.available()
 
 
