@@ -11,7 +11,10 @@ and JAX differentiates with respect to the weights only. All three do the same a
 
 The roofline column is rnnkit's training time divided by the time the step's matrix products
 (:meth:`Config.train_flops`) would take at the float32 GEMM throughput measured in this same run
-(1.0 = as fast as the arithmetic allows at that throughput).
+(1.0 = as fast as the arithmetic allows at that throughput). The throughput is a 1024 x 1024 x
+1024 product timed in the same rotation of turns as the configuration, so that the machine's drift
+over a run (seen at 10% on shared machines) does not move the ratio; the header's figure is the
+same probe once, at the start.
 
 Sections (all by default; ``--sections`` picks some):
 
@@ -123,14 +126,23 @@ def turn_time(function) -> float:
     return median_time(function, TURN_CALLS)
 
 
-def gemm_throughput(repeats: int = 10, size: int = 1024) -> float:
-    """float32 matrix-product throughput of NumPy's BLAS in FLOP/s, measured now."""
+GEMM_SIZE = 1024
+
+
+def gemm_probe(size: int = GEMM_SIZE):
+    """A float32 ``size``-cubed product of NumPy's BLAS, as a function to time."""
     rng = np.random.default_rng(0)
     a, b = (rng.random((size, size), dtype=np.float32) for _ in range(2))
     out = np.empty_like(a)
+    return lambda: np.dot(a, b, out=out)
+
+
+def gemm_throughput(repeats: int = 10, size: int = GEMM_SIZE) -> float:
+    """float32 matrix-product throughput of NumPy's BLAS in FLOP/s, measured now."""
+    product = gemm_probe(size)
     for _ in range(3):
-        np.dot(a, b, out=out)
-    return 2 * size**3 / median_time(lambda: np.dot(a, b, out=out), repeats)
+        product()
+    return 2 * size**3 / median_time(product, repeats)
 
 
 def bench_config(config: Config, repeats: int) -> dict:
@@ -167,14 +179,18 @@ def bench_config(config: Config, repeats: int) -> dict:
         out, _ = torch_rnn(tx)
         out.backward(tdout)
 
-    results: dict[str, list[float]] = {k: [] for k in ("rk_fwd", "pt_fwd", "rk_train", "pt_train")}
-    for function in (rnnkit_forward, torch_forward, rnnkit_train, torch_train):
+    # The GEMM probe follows rnnkit's turn, never torch's: for tens of ms after a torch step,
+    # NumPy's products here ran 10-20% slower (374-417 against 464-471 GFLOP/s).
+    turns = (("rk_fwd", rnnkit_forward), ("pt_fwd", torch_forward), ("rk_train", rnnkit_train),
+             ("gemm", gemm_probe()), ("pt_train", torch_train))
+    results: dict[str, list[float]] = {key: [] for key, _ in turns}
+    for _, function in turns:
         function()  # warm-up: allocations, thread pools
     for _ in range(repeats):
-        for key, function in (("rk_fwd", rnnkit_forward), ("pt_fwd", torch_forward),
-                              ("rk_train", rnnkit_train), ("pt_train", torch_train)):
+        for key, function in turns:
             results[key].append(turn_time(function))
     summary: dict = {key: statistics.median(values) for key, values in results.items()}
+    summary["throughput"] = 2 * GEMM_SIZE**3 / summary.pop("gemm")
     return summary | {"rnn": rnn, "x": x, "dout": dout}
 
 
@@ -231,24 +247,24 @@ def bench_jax(config: Config, rnn: RNN, x: np.ndarray, dout: np.ndarray, repeats
 
 
 # -- sections ---------------------------------------------------------------------------------------
-def section_table(repeats: int, throughput: float, use_jax: bool) -> None:
+def section_table(configs: list[Config], repeats: int, use_jax: bool) -> None:
     header = ("| config | fwd rnnkit ms | fwd torch ms | fwd ratio | train rnnkit ms | train torch ms "
-              "| train ratio | train x roofline |")
-    rule = "|---|---:|---:|---:|---:|---:|---:|---:|"
+              "| train ratio | GEMM GFLOP/s | train x roofline |")
+    rule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     if use_jax:
         header += " train JAX ms | rnnkit/JAX | JAX compile s |"
         rule += "---:|---:|---:|"
     print(header)
     print(rule)
     train_ratios, forward_ratios = [], []
-    for config in CONFIGS:
+    for config in configs:
         r = bench_config(config, repeats)
-        roofline = config.train_flops() / throughput
+        roofline = config.train_flops() / r["throughput"]
         train_ratios.append(r["rk_train"] / r["pt_train"])
         forward_ratios.append(r["rk_fwd"] / r["pt_fwd"])
         line = (f"| {config.label()} | {r['rk_fwd'] * 1e3:.2f} | {r['pt_fwd'] * 1e3:.2f} | "
                 f"{forward_ratios[-1]:.2f} | {r['rk_train'] * 1e3:.2f} | {r['pt_train'] * 1e3:.2f} | "
-                f"{train_ratios[-1]:.2f} | {r['rk_train'] / roofline:.2f} |")
+                f"{train_ratios[-1]:.2f} | {r['throughput'] / 1e9:.0f} | {r['rk_train'] / roofline:.2f} |")
         if use_jax:
             j = bench_jax(config, r["rnn"], r["x"], r["dout"], repeats)
             line += f" {j['jax_train'] * 1e3:.2f} | {r['rk_train'] / j['jax_train']:.2f} | {j['jax_compile']:.1f} |"
@@ -435,6 +451,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 repetitions instead of 11")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
     parser.add_argument("--no-jax", action="store_true", help="skip the JAX column even if JAX is installed")
+    parser.add_argument("--configs", default="", help=f"comma-separated indices into the {len(CONFIGS)} table "
+                        "configurations (default: all)")
     args = parser.parse_args()
     repeats = 3 if args.quick else 11
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
@@ -442,6 +460,10 @@ def main() -> None:
     if unknown:
         parser.error(f"--sections: unknown {unknown}; choose from {SECTIONS}")
     use_jax = not args.no_jax and have_jax()
+    try:
+        configs = [CONFIGS[int(i)] for i in args.configs.split(",") if i.strip()] or CONFIGS
+    except (ValueError, IndexError):
+        parser.error(f"--configs: expected indices in 0..{len(CONFIGS) - 1}, got {args.configs!r}")
 
     import torch
 
@@ -460,7 +482,7 @@ def main() -> None:
           f"{openblas.VARIABLE}={os.environ.get(openblas.VARIABLE, '(unset)')}"
           + (f"; {openblas.decision}" if openblas.decision else ""))
     if "table" in sections:
-        section_table(repeats, throughput, use_jax)
+        section_table(configs, repeats, use_jax)
     if "overhead" in sections:
         print()
         section_overhead(repeats, use_jax)

@@ -72,7 +72,8 @@ def _load() -> None:
     library.rnnkit_init(address("scipy_cblas_sgemm64_"), address("scipy_cblas_dgemm64_"))
     pointer, size, flag = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     arguments = {"forward": [pointer, size, size, pointer, pointer, pointer, pointer, size, size, size, size, flag],
-                 "backward": [pointer, size, size, pointer, size, size, pointer, pointer, size, size, size, flag]}
+                 "backward": [pointer, size, size, pointer, size, size, pointer, size, size, pointer, pointer, pointer,
+                              size, size, size, flag]}
     for suffix, dtype in (("f32", np.dtype(np.float32)), ("f64", np.dtype(np.float64))):
         for kind, argtypes in arguments.items():
             kernel = getattr(library, f"rnnkit_scan_{kind}_{suffix}")
@@ -161,12 +162,14 @@ def scan_forward(states: np.ndarray, h0: np.ndarray, W_hh_T: np.ndarray, bias: n
 
 
 def scan_backward(grad: np.ndarray, states: np.ndarray, W_hh: np.ndarray, activation: str,
-                  carried: np.ndarray) -> bool:
+                  carried: np.ndarray, upstream: np.ndarray | None = None, bias_grad: np.ndarray | None = None) -> bool:
     """The loop of ``rnnkit.functional.recurrent._scan_backward``, in place.
 
     grad, states: ``(n, B, H)`` in scan order (views with contiguous rows); W_hh ``(H, H)`` and
-    carried ``(B, H)`` contiguous. Returns False, having done nothing, when the kernels can't take
-    these arrays.
+    carried ``(B, H)`` contiguous. upstream: the gradient from above, ``(n, B, H)`` in scan order,
+    read instead of what ``grad`` holds (saves the caller a copy into ``grad``); bias_grad:
+    ``(H,)`` contiguous, ``grad`` summed over steps and batch is added to it in the same pass.
+    Returns False, having done nothing, when the kernels can't take these arrays.
     """
     dtype = grad.dtype
     kernel = _kernels.get(("backward", dtype)) if _enabled else None
@@ -177,10 +180,17 @@ def scan_backward(grad: np.ndarray, states: np.ndarray, W_hh: np.ndarray, activa
                           and carried.shape == (batch, hidden) and W_hh.flags.c_contiguous
                           and carried.flags.c_contiguous):
         return False
+    if upstream is not None and not (_fits(upstream, dtype) and upstream.shape == grad.shape):
+        return False
+    if bias_grad is not None and not (bias_grad.dtype == dtype and bias_grad.shape == (hidden,)
+                                      and bias_grad.flags.c_contiguous):
+        return False
     size = dtype.itemsize
-    kernel(grad.ctypes.data, grad.strides[0] // size, grad.strides[1] // size, states.ctypes.data,
+    up = (None, 0, 0) if upstream is None else (upstream.ctypes.data, upstream.strides[0] // size,
+                                                upstream.strides[1] // size)
+    kernel(grad.ctypes.data, grad.strides[0] // size, grad.strides[1] // size, *up, states.ctypes.data,
            states.strides[0] // size, states.strides[1] // size, W_hh.ctypes.data, carried.ctypes.data,
-           steps, batch, hidden, _ACTIVATIONS[activation])
+           None if bias_grad is None else bias_grad.ctypes.data, steps, batch, hidden, _ACTIVATIONS[activation])
     return True
 
 

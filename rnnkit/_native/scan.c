@@ -185,19 +185,24 @@ void rnnkit_transpose_f64(const double *src, int64_t src_ld, double *dst, int64_
         }                                                                                         \
     }                                                                                             \
                                                                                                   \
-    /* g = (g + carried) * act'(h), the derivative written through the output h. */               \
-    VECTORISED static void gate_##SUFFIX(T *grad, int64_t grad_ld, const T *carried,              \
+    /* g = (u + carried) * act'(h), the derivative written through the output h; u the upstream \
+       gradient (g itself when the caller copied it there); db += g where db is not NULL. */     \
+    VECTORISED static void gate_##SUFFIX(T *grad, int64_t grad_ld, const T *upstream,             \
+                                         int64_t upstream_ld, const T *carried,                   \
                                          const T *states, int64_t states_ld, int64_t batch,       \
-                                         int64_t width, int64_t carried_ld, int activation) {     \
+                                         int64_t width, int activation, T *db) {                 \
         for (int64_t b = 0; b < batch; b++) {                                                     \
             T *g = grad + b * grad_ld;                                                            \
-            const T *c = carried + b * carried_ld, *y = states + b * states_ld;                   \
+            const T *u = upstream + b * upstream_ld, *c = carried + b * width;                    \
+            const T *y = states + b * states_ld;                                                  \
             if (activation == ACT_TANH)                                                           \
-                for (int64_t j = 0; j < width; j++) g[j] = (g[j] + c[j]) * (((T)1 - y[j]) * ((T)1 + y[j])); \
+                for (int64_t j = 0; j < width; j++) g[j] = (u[j] + c[j]) * (((T)1 - y[j]) * ((T)1 + y[j])); \
             else if (activation == ACT_SIGMOID)                                                   \
-                for (int64_t j = 0; j < width; j++) g[j] = (g[j] + c[j]) * (((T)1 - y[j]) * y[j]); \
+                for (int64_t j = 0; j < width; j++) g[j] = (u[j] + c[j]) * (((T)1 - y[j]) * y[j]); \
             else                                                                                  \
-                for (int64_t j = 0; j < width; j++) g[j] = (g[j] + c[j]) * (T)(y[j] > 0);         \
+                for (int64_t j = 0; j < width; j++) g[j] = (u[j] + c[j]) * (T)(y[j] > 0);         \
+            if (db)                                                                               \
+                for (int64_t j = 0; j < width; j++) db[j] += g[j];                                \
         }                                                                                         \
     }                                                                                             \
                                                                                                   \
@@ -226,17 +231,26 @@ void rnnkit_transpose_f64(const double *src, int64_t src_ld, double *dst, int64_
         }                                                                                         \
     }                                                                                             \
                                                                                                   \
-    /* grad (steps, batch, hidden) at [t * time_stride + b * ld + j], states likewise with their  \
-       own strides, both in scan order; steps run from the last to the first. W_hh (hidden,       \
-       hidden) and carried (batch, hidden) contiguous; carried is read and written. */            \
-    void rnnkit_scan_backward_##SUFFIX(T *grad, int64_t time_stride, int64_t ld, const T *states,  \
+    /* grad (steps, batch, hidden) at [t * time_stride + b * ld + j], upstream and states        \
+       likewise with their own strides, all in scan order; steps run from the last to the first.  \
+       upstream NULL: grad holds it on entry. W_hh (hidden, hidden), carried (batch, hidden) and  \
+       db (hidden,) contiguous; carried is read and written; db, if not NULL, is added to. */     \
+    void rnnkit_scan_backward_##SUFFIX(T *grad, int64_t time_stride, int64_t ld,                  \
+                                       const T *upstream, int64_t upstream_time_stride,           \
+                                       int64_t upstream_ld, const T *states,                      \
                                        int64_t states_time_stride, int64_t states_ld,              \
-                                       const T *W_hh, T *carried, int64_t steps, int64_t batch,    \
-                                       int64_t hidden, int activation) {                          \
+                                       const T *W_hh, T *carried, T *db, int64_t steps,            \
+                                       int64_t batch, int64_t hidden, int activation) {           \
+        if (!upstream) {                                                                          \
+            upstream = grad;                                                                      \
+            upstream_time_stride = time_stride;                                                   \
+            upstream_ld = ld;                                                                     \
+        }                                                                                         \
         for (int64_t t = steps - 1; t >= 0; t--) {                                                \
             T *g = grad + t * time_stride;                                                        \
-            gate_##SUFFIX(g, ld, carried, states + t * states_time_stride, states_ld, batch,      \
-                          hidden, hidden, activation);                                            \
+            gate_##SUFFIX(g, ld, upstream + t * upstream_time_stride, upstream_ld, carried,       \
+                          states + t * states_time_stride, states_ld, batch, hidden, activation,  \
+                          db);                                                                    \
             GEMM(ROW_MAJOR, NO_TRANS, NO_TRANS, batch, hidden, hidden, 1, g, ld, W_hh, hidden, 0, \
                  carried, hidden);                                                                \
         }                                                                                         \

@@ -330,20 +330,24 @@ def rnn_layer_backward(
             start = max(0, stop - block)  # scan steps [start, stop) are storage steps [lo, hi)
             lo, hi = (steps - stop, steps - start) if mirrored else (start, stop)
             g = work[: stop - start]  # storage order
-            np.copyto(g, dout_st[lo:hi], casting="same_kind")
-            if stop > first_padded:
-                g *= mask[start:stop]  # padding contributes nothing, whatever the caller passed there
-            if last is not None:
-                hit = (last >= lo) & (last < hi)
-                g[last[hit] - lo, hit] += dh_last[d][hit]
+            # The scan reads dout in place, unless padding or dh_last change it for this block.
+            upstream = dout_st[lo:hi]
+            hit = None if last is None else (last >= lo) & (last < hi)
+            if stop > first_padded or (hit is not None and hit.any()):
+                np.copyto(g, upstream, casting="same_kind")
+                if stop > first_padded:
+                    g *= mask[start:stop]  # padding contributes nothing, whatever the caller passed there
+                if hit is not None:
+                    g[last[hit] - lo, hit] += dh_last[d][hit]
+                upstream = None
             if mirrored:
-                _scan_backward(g[::-1], states_st[lo:hi][::-1], W_hh[d], activation, carried, derivative)
+                _scan_backward(g[::-1], states_st[lo:hi][::-1], W_hh[d], activation, carried, derivative,
+                               None if upstream is None else upstream[::-1], db_d)
             else:
-                _scan_backward(g, states_st[lo:hi], W_hh[d], activation, carried, derivative)
+                _scan_backward(g, states_st[lo:hi], W_hh[d], activation, carried, derivative, upstream, db_d)
 
             rows = g.reshape(-1, hidden)
             _add_product(dW_in, rows.T, x_st[lo:hi].reshape(-1, inputs))
-            db_d += rows.sum(axis=0)
             # dW_hh pairs each step with the state before it in scan order: storage step t - 1
             # (t + 1 when mirrored); the scan's first step pairs with h0.
             if mirrored and hi < steps:
@@ -393,21 +397,42 @@ def _scan_backward(
     activation: Activation,
     carried: np.ndarray,
     derivative: np.ndarray,
+    upstream: np.ndarray | None = None,
+    bias_grad: np.ndarray | None = None,
 ) -> None:
     """Carry the gradient back through a block of steps, in place.
 
     ``grad`` and ``states`` are ``(n, B, H)`` in scan order (views allowed). On entry ``grad[t]``
-    holds the gradient reaching state ``t`` from above and ``carried`` what arrives from the step
-    after the block; on exit ``grad[t]`` holds ``dL/da_t`` and ``carried`` what flows on to the step
-    before the block (``dL/dh0`` after the first block). At padding both the upstream gradient and
-    everything arriving from later (padded) steps are zero, so the padded suffix stays zero
-    without a mask in the loop.
+    holds the gradient reaching state ``t`` from above (or ``upstream[t]`` does, same shape, and
+    ``grad`` is only written) and ``carried`` what arrives from the step after the block; on exit
+    ``grad[t]`` holds ``dL/da_t`` and ``carried`` what flows on to the step before the block
+    (``dL/dh0`` after the first block). At padding both the upstream gradient and everything
+    arriving from later (padded) steps are zero, so the padded suffix stays zero without a mask in
+    the loop. ``bias_grad`` ``(H,)``, if given, gets ``dL/da`` summed over the block added to it
+    (by the compiled loop in the same pass).
 
     The activation derivative is evaluated for ``len(derivative)`` steps at a time, into that
     small buffer, which stays in cache: one call per few steps instead of one per step.
     """
-    if _native.scan_backward(grad, states, W_hh, activation.name, carried):
+    if _native.scan_backward(grad, states, W_hh, activation.name, carried, upstream, bias_grad):
         return
+    if upstream is not None:
+        np.copyto(grad, upstream, casting="same_kind")
+    if not _native.scan_backward(grad, states, W_hh, activation.name, carried):
+        _scan_backward_numpy(grad, states, W_hh, activation, carried, derivative)
+    if bias_grad is not None:
+        bias_grad += grad.sum(axis=(0, 1))
+
+
+def _scan_backward_numpy(
+    grad: np.ndarray,
+    states: np.ndarray,
+    W_hh: np.ndarray,
+    activation: Activation,
+    carried: np.ndarray,
+    derivative: np.ndarray,
+) -> None:
+    """The loop of :func:`_scan_backward` in NumPy, ``grad`` holding the upstream gradient."""
     block, dot = derivative.shape[0], np.dot
     for stop in range(grad.shape[0], 0, -block):
         start = max(0, stop - block)

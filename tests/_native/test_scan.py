@@ -89,6 +89,50 @@ def test_backward_equals_numpy_loop(activation, layout, hidden):
     np.testing.assert_allclose(got_carried, expected_carried, **TOL64)
 
 
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("layout", ["plain", "half", "reversed"])
+def test_backward_reads_upstream_in_place_and_sums_the_bias_gradient(activation, layout):
+    """``upstream`` is read instead of ``grad`` (which is only written) and ``bias_grad`` gets
+    ``dL/da`` summed over steps and batch, as the NumPy loop and a sum give them."""
+    rng = np.random.default_rng(11)
+    states = np.tanh(_states(rng, 6, 4, 5, np.float64, layout))
+    upstream = _states(rng, 6, 4, 5, np.float64, layout)
+    W_hh, carried, bias_grad = rng.normal(size=(5, 5)) * 0.5, rng.normal(size=(4, 5)), rng.normal(size=5)
+    expected_grad, expected_carried = upstream.copy(), carried.copy()
+    with _native.disabled():
+        recurrent._scan_backward(expected_grad, states, W_hh, get_activation(activation), expected_carried,
+                                 np.empty((2, 4, 5)))
+    got_grad, got_carried, got_bias = np.full(upstream.shape, np.nan), carried.copy(), bias_grad.copy()
+    before = upstream.copy()
+    assert _native.scan_backward(got_grad, states, W_hh, activation, got_carried, upstream, got_bias)
+    np.testing.assert_allclose(got_grad, expected_grad, **TOL64)
+    np.testing.assert_allclose(got_carried, expected_carried, **TOL64)
+    np.testing.assert_allclose(got_bias, bias_grad + expected_grad.sum(axis=(0, 1)), **TOL64)
+    np.testing.assert_array_equal(upstream, before)
+
+
+def test_backward_wrapper_falls_back_piece_by_piece():
+    """What the kernel refuses (a float32 upstream for float64 grads, a strided bias gradient)
+    is done by NumPy around it, with the same result."""
+    rng = np.random.default_rng(12)
+    states = np.tanh(rng.normal(size=(6, 4, 5)))
+    upstream = rng.normal(size=(6, 4, 5)).astype(np.float32)
+    W_hh, carried = rng.normal(size=(5, 5)) * 0.5, rng.normal(size=(4, 5))
+    expected_grad, expected_carried = upstream.astype(np.float64), carried.copy()
+    with _native.disabled():
+        recurrent._scan_backward(expected_grad, states, W_hh, get_activation("tanh"), expected_carried,
+                                 np.empty((2, 4, 5)))
+    bias_storage = np.zeros(10)
+    grad, got_carried = np.empty((6, 4, 5)), carried.copy()
+    assert not _native.scan_backward(grad, states, W_hh, "tanh", got_carried, upstream)
+    recurrent._scan_backward(grad, states, W_hh, get_activation("tanh"), got_carried, np.empty((2, 4, 5)),
+                             upstream, bias_storage[::2])
+    np.testing.assert_allclose(grad, expected_grad, **TOL64)
+    np.testing.assert_allclose(got_carried, expected_carried, **TOL64)
+    np.testing.assert_allclose(bias_storage[::2], expected_grad.sum(axis=(0, 1)), **TOL64)
+    np.testing.assert_array_equal(bias_storage[1::2], 0)
+
+
 def test_realistic_size_equals_numpy_loop():
     """B=32, H=256: products large enough for OpenBLAS to share between its threads."""
     rng = np.random.default_rng(0)
