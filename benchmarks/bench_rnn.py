@@ -5,9 +5,10 @@ For every configuration both libraries run the same batch with the same weights,
 turn makes one untimed call and then times three in a row, so that neither library is timed
 while the other's thread pool still spins; the median over the turns is reported. "forward" is
 inference (eval mode; torch under ``no_grad``); "train" is forward + backward producing every
-weight gradient and ``dh0``, but no gradient for the input, which is data: torch computes none
-for a tensor that does not require grad, rnnkit is told so with ``backward(..., input_grad=False)``
-and JAX differentiates with respect to the weights only. All three do the same arithmetic.
+weight gradient, but no gradient for the input, which is data, nor for the zero initial state:
+torch computes none for tensors that do not require grad, rnnkit is told so with
+``backward(..., input_grad=False, h0_grad=False)`` and JAX differentiates with respect to the
+weights only. All three do the same arithmetic.
 
 The roofline column is rnnkit's training time divided by the time the step's matrix products
 (:meth:`Config.train_flops`) would take at the float32 GEMM throughput measured in this same run
@@ -171,7 +172,7 @@ def bench_config(config: Config, repeats: int) -> dict:
     def rnnkit_train():
         rnn.train()
         out, _ = rnn.forward(x)
-        rnn.backward(dout, input_grad=False)  # as torch: tx does not require grad
+        rnn.backward(dout, input_grad=False, h0_grad=False)  # as torch: neither tx nor h0 requires grad
 
     def torch_train():
         torch_rnn.train()
@@ -294,7 +295,7 @@ def section_overhead(repeats: int, use_jax: bool) -> None:
 
             def rnnkit_train():
                 rnn.forward(x)
-                rnn.backward(dout, input_grad=False)
+                rnn.backward(dout, input_grad=False, h0_grad=False)
 
             def torch_train():
                 torch_rnn.zero_grad(set_to_none=False)
@@ -332,7 +333,7 @@ class CharLM(Module):
         self.zero_grad()
         states, _ = self.rnn.forward(self.embedding.forward(ids))
         loss, dlogits = softmax_cross_entropy(self.head.forward(states), targets, reduction="mean")
-        self.embedding.backward(self.rnn.backward(self.head.backward(dlogits))[0])
+        self.embedding.backward(self.rnn.backward(self.head.backward(dlogits), h0_grad=False)[0])
         clip_grad_norm(self, clip)
         optimizer.step()
         return loss
@@ -405,7 +406,7 @@ def section_memory() -> None:
         for input_grad in (True, False):
             tracemalloc.start()
             out, h_n = rnn.forward(x)
-            grads = rnn.backward(dout, input_grad=input_grad)
+            grads = rnn.backward(dout, input_grad=input_grad, h0_grad=False)
             del out, h_n, grads
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()

@@ -73,7 +73,7 @@ def _load() -> None:
     pointer, size, flag = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     arguments = {"forward": [pointer, size, size, pointer, pointer, pointer, pointer, size, size, size, size, flag],
                  "backward": [pointer, size, size, pointer, size, size, pointer, size, size, pointer, pointer, pointer,
-                              size, size, size, flag]}
+                              size, size, size, flag, flag]}
     for suffix, dtype in (("f32", np.dtype(np.float32)), ("f64", np.dtype(np.float64))):
         for kind, argtypes in arguments.items():
             kernel = getattr(library, f"rnnkit_scan_{kind}_{suffix}")
@@ -162,14 +162,17 @@ def scan_forward(states: np.ndarray, h0: np.ndarray, W_hh_T: np.ndarray, bias: n
 
 
 def scan_backward(grad: np.ndarray, states: np.ndarray, W_hh: np.ndarray, activation: str,
-                  carried: np.ndarray, upstream: np.ndarray | None = None, bias_grad: np.ndarray | None = None) -> bool:
+                  carried: np.ndarray, upstream: np.ndarray | None = None, bias_grad: np.ndarray | None = None,
+                  first_product: bool = True) -> bool:
     """The loop of ``rnnkit.functional.recurrent._scan_backward``, in place.
 
     grad, states: ``(n, B, H)`` in scan order (views with contiguous rows); W_hh ``(H, H)`` and
     carried ``(B, H)`` contiguous. upstream: the gradient from above, ``(n, B, H)`` in scan order,
     read instead of what ``grad`` holds (saves the caller a copy into ``grad``); bias_grad:
     ``(H,)`` contiguous, ``grad`` summed over steps and batch is added to it in the same pass.
-    Returns False, having done nothing, when the kernels can't take these arrays.
+    first_product False skips the first step's product with W_hh (what flows on to ``h0``; nobody
+    asked for it), leaving ``carried`` undefined. Returns False, having done nothing, when the
+    kernels can't take these arrays.
     """
     dtype = grad.dtype
     kernel = _kernels.get(("backward", dtype)) if _enabled else None
@@ -190,7 +193,8 @@ def scan_backward(grad: np.ndarray, states: np.ndarray, W_hh: np.ndarray, activa
                                                 upstream.strides[1] // size)
     kernel(grad.ctypes.data, grad.strides[0] // size, grad.strides[1] // size, *up, states.ctypes.data,
            states.strides[0] // size, states.strides[1] // size, W_hh.ctypes.data, carried.ctypes.data,
-           None if bias_grad is None else bias_grad.ctypes.data, steps, batch, hidden, _ACTIVATIONS[activation])
+           None if bias_grad is None else bias_grad.ctypes.data, steps, batch, hidden, _ACTIVATIONS[activation],
+           int(first_product))
     return True
 
 

@@ -234,13 +234,15 @@ void rnnkit_transpose_f64(const double *src, int64_t src_ld, double *dst, int64_
     /* grad (steps, batch, hidden) at [t * time_stride + b * ld + j], upstream and states        \
        likewise with their own strides, all in scan order; steps run from the last to the first.  \
        upstream NULL: grad holds it on entry. W_hh (hidden, hidden), carried (batch, hidden) and  \
-       db (hidden,) contiguous; carried is read and written; db, if not NULL, is added to. */     \
+       db (hidden,) contiguous; carried is read and written; db, if not NULL, is added to.        \
+       first_product 0: the first step's product (what flows on to h0) is skipped. */            \
     void rnnkit_scan_backward_##SUFFIX(T *grad, int64_t time_stride, int64_t ld,                  \
                                        const T *upstream, int64_t upstream_time_stride,           \
                                        int64_t upstream_ld, const T *states,                      \
                                        int64_t states_time_stride, int64_t states_ld,              \
                                        const T *W_hh, T *carried, T *db, int64_t steps,            \
-                                       int64_t batch, int64_t hidden, int activation) {           \
+                                       int64_t batch, int64_t hidden, int activation,             \
+                                       int first_product) {                                       \
         if (!upstream) {                                                                          \
             upstream = grad;                                                                      \
             upstream_time_stride = time_stride;                                                   \
@@ -251,8 +253,9 @@ void rnnkit_transpose_f64(const double *src, int64_t src_ld, double *dst, int64_
             gate_##SUFFIX(g, ld, upstream + t * upstream_time_stride, upstream_ld, carried,       \
                           states + t * states_time_stride, states_ld, batch, hidden, activation,  \
                           db);                                                                    \
-            GEMM(ROW_MAJOR, NO_TRANS, NO_TRANS, batch, hidden, hidden, 1, g, ld, W_hh, hidden, 0, \
-                 carried, hidden);                                                                \
+            if (t > 0 || first_product)                                                           \
+                GEMM(ROW_MAJOR, NO_TRANS, NO_TRANS, batch, hidden, hidden, 1, g, ld, W_hh, hidden, 0, \
+                     carried, hidden);                                                            \
         }                                                                                         \
     }
 

@@ -257,7 +257,8 @@ def rnn_layer_backward(
     cache: RecurrentCache,
     grads: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] | None = None,
     input_grad: bool = True,
-) -> tuple[np.ndarray | None, np.ndarray, list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    state_grad: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray | None, list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """Backpropagation through time for :func:`rnn_layer_forward`.
 
     Parameters
@@ -271,11 +272,13 @@ def rnn_layer_backward(
         into (a module's ``grads``); they are returned. Saves a parameter-sized temporary each.
     input_grad : False when nothing needs ``dx`` (the first layer reading data, as PyTorch skips
         it for an input that does not require grad): saves a ``(T*B, D*H) x (D*H, I)`` product.
+    state_grad : False when nothing needs ``dh0`` (an initial state that is not learned and comes
+        from no other layer): saves each direction's last ``(B, H) x (H, H)`` product.
 
     Returns
     -------
     dx : (T, B, I), zero at padding; None when ``input_grad`` is False.
-    dh0 : (D, B, H).
+    dh0 : (D, B, H); None when ``state_grad`` is False.
     dW_xh, dW_hh, db_h : D arrays each, (H, I), (H, H), (H,).
 
     Each direction walks back through time a block of steps at a time. A block's pre-activation
@@ -299,7 +302,7 @@ def rnn_layer_backward(
                if directions > 1 and input_grad else None)
 
     dx = np.empty(x.shape, dtype=out.dtype) if input_grad else None
-    dh0 = np.empty((directions, batch, hidden), dtype=out.dtype)
+    dh0 = np.empty((directions, batch, hidden), dtype=out.dtype) if state_grad else None
     if grads is None:
         grads = tuple([np.zeros(shape, out.dtype) for _ in range(directions)]
                       for shape in ((hidden, inputs), (hidden, hidden), (hidden,)))
@@ -340,11 +343,13 @@ def rnn_layer_backward(
                 if hit is not None:
                     g[last[hit] - lo, hit] += dh_last[d][hit]
                 upstream = None
+            first_product = state_grad or start > 0  # the scan's step 0 feeds only dh0
             if mirrored:
                 _scan_backward(g[::-1], states_st[lo:hi][::-1], W_hh[d], activation, carried, derivative,
-                               None if upstream is None else upstream[::-1], db_d)
+                               None if upstream is None else upstream[::-1], db_d, first_product)
             else:
-                _scan_backward(g, states_st[lo:hi], W_hh[d], activation, carried, derivative, upstream, db_d)
+                _scan_backward(g, states_st[lo:hi], W_hh[d], activation, carried, derivative, upstream, db_d,
+                               first_product)
 
             rows = g.reshape(-1, hidden)
             _add_product(dW_in, rows.T, x_st[lo:hi].reshape(-1, inputs))
@@ -376,7 +381,8 @@ def rnn_layer_backward(
                 dx += dx_st
             else:
                 dx[...] = dx_st
-        dh0[d] = carried
+        if dh0 is not None:
+            dh0[d] = carried
     return dx, dh0, dW_xh, dW_hh, db_h
 
 
@@ -399,6 +405,7 @@ def _scan_backward(
     derivative: np.ndarray,
     upstream: np.ndarray | None = None,
     bias_grad: np.ndarray | None = None,
+    first_product: bool = True,
 ) -> None:
     """Carry the gradient back through a block of steps, in place.
 
@@ -409,17 +416,19 @@ def _scan_backward(
     (``dL/dh0`` after the first block). At padding both the upstream gradient and everything
     arriving from later (padded) steps are zero, so the padded suffix stays zero without a mask in
     the loop. ``bias_grad`` ``(H,)``, if given, gets ``dL/da`` summed over the block added to it
-    (by the compiled loop in the same pass).
+    (by the compiled loop in the same pass). ``first_product=False`` skips the first step's
+    product, whose result only ``dL/dh0`` needs (``carried`` is then left undefined).
 
     The activation derivative is evaluated for ``len(derivative)`` steps at a time, into that
     small buffer, which stays in cache: one call per few steps instead of one per step.
     """
-    if _native.scan_backward(grad, states, W_hh, activation.name, carried, upstream, bias_grad):
+    name = activation.name
+    if _native.scan_backward(grad, states, W_hh, name, carried, upstream, bias_grad, first_product):
         return
     if upstream is not None:
         np.copyto(grad, upstream, casting="same_kind")
-    if not _native.scan_backward(grad, states, W_hh, activation.name, carried):
-        _scan_backward_numpy(grad, states, W_hh, activation, carried, derivative)
+    if not _native.scan_backward(grad, states, W_hh, name, carried, first_product=first_product):
+        _scan_backward_numpy(grad, states, W_hh, activation, carried, derivative, first_product)
     if bias_grad is not None:
         bias_grad += grad.sum(axis=(0, 1))
 
@@ -431,16 +440,21 @@ def _scan_backward_numpy(
     activation: Activation,
     carried: np.ndarray,
     derivative: np.ndarray,
+    first_product: bool = True,
 ) -> None:
     """The loop of :func:`_scan_backward` in NumPy, ``grad`` holding the upstream gradient."""
     block, dot = derivative.shape[0], np.dot
     for stop in range(grad.shape[0], 0, -block):
         start = max(0, stop - block)
         d = activation.derivative(states[start:stop], out=derivative[: stop - start])
-        for g_t, d_t in zip(grad[start:stop][::-1], d[::-1]):
+        skip_first = start == 0 and not first_product
+        for g_t, d_t in zip(grad[start + skip_first : stop][::-1], d[skip_first:][::-1]):
             g_t += carried
             g_t *= d_t
             dot(g_t, W_hh, carried)
+        if skip_first:  # step 0 without its product, which only dL/dh0 needs
+            grad[0] += carried
+            grad[0] *= d[0]
 
 
 # Rows (steps x batch) per block of the backward pass: enough for efficient matrix products, small

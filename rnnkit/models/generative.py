@@ -169,7 +169,7 @@ class Seq2Seq(Model):
         else:
             dh_n = dh0
         encoder_out = np.zeros((steps, batch, self.encoder.output_size), dtype=dh_n.dtype)
-        dx, _ = self.encoder.backward(encoder_out, dh_n)
+        dx, _ = self.encoder.backward(encoder_out, dh_n, h0_grad=False)
         self.source_embedding.backward(dx)
         self._cache = None
 

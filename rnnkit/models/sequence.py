@@ -77,7 +77,8 @@ class ManyToMany(_Reader):
     def backward(
         self, doutputs: np.ndarray, dh_n: np.ndarray | None = None, input_grad: bool = True
     ) -> np.ndarray | None:
-        dx, _ = self.rnn.backward(self.head.backward(doutputs), dh_n, input_grad=self._input_grad(input_grad))
+        dx, _ = self.rnn.backward(self.head.backward(doutputs), dh_n, input_grad=self._input_grad(input_grad),
+                                  h0_grad=False)
         return embed_backward(self.embedding, dx)
 
 
@@ -116,7 +117,7 @@ class ManyToOne(_Reader):
             dh_n[-directions:] = dsummary.reshape(-1, directions, hidden).transpose(1, 0, 2)
         else:
             dstates, dh_n = pool_backward(dsummary, pool_cache, states_shape[0], self.pooling), None
-        dx, _ = self.rnn.backward(dstates, dh_n, input_grad=self._input_grad(input_grad))
+        dx, _ = self.rnn.backward(dstates, dh_n, input_grad=self._input_grad(input_grad), h0_grad=False)
         self._cache = None
         return embed_backward(self.embedding, dx)
 
@@ -156,5 +157,5 @@ class OneToOne(Model):
     def backward(self, doutputs: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         """The input gradient ``(B, input_size)``, or None with ``input_grad=False`` (data)."""
         dstates = self.head.backward(doutputs)
-        dx, _ = self.rnn.backward(dstates[None], input_grad=input_grad)
+        dx, _ = self.rnn.backward(dstates[None], input_grad=input_grad, h0_grad=False)
         return None if dx is None else dx[0]

@@ -61,10 +61,12 @@ class RNN(Module):
         h_n: ``(L * D, B, H)``, ordered layer by layer, forward before reverse: the state at
             each sequence's last valid step (forward) or after reading step 0 (reverse).
 
-    ``backward(dout, dh_n=None, input_grad=True)`` takes gradients shaped like ``out`` and
-    ``h_n``, adds the weight gradients into ``grads`` and returns ``(dx, dh0)`` shaped like ``x``
-    and ``h0``. With ``input_grad=False`` (``x`` is data that needs no gradient, as PyTorch
-    decides from ``requires_grad``) ``dx`` is None and its matrix product is skipped.
+    ``backward(dout, dh_n=None, input_grad=True, h0_grad=True)`` takes gradients shaped like
+    ``out`` and ``h_n``, adds the weight gradients into ``grads`` and returns ``(dx, dh0)`` shaped
+    like ``x`` and ``h0``. With ``input_grad=False`` (``x`` is data that needs no gradient, as
+    PyTorch decides from ``requires_grad``) ``dx`` is None and its matrix product is skipped; with
+    ``h0_grad=False`` (nothing upstream of ``h0``) ``dh0`` is None and each layer's last product
+    through ``W_hh`` is skipped (a learned ``h0`` still gets its gradient).
 
     where: T = time steps, B = batch, I = ``input_size``, H = ``hidden_size``,
     L = ``num_layers``, D = 2 if ``bidirectional`` else 1.
@@ -216,8 +218,8 @@ class RNN(Module):
 
     # -- backward --------------------------------------------------------------------------
     def backward(
-        self, dout: np.ndarray, dh_n: np.ndarray | None = None, input_grad: bool = True
-    ) -> tuple[np.ndarray | None, np.ndarray]:
+        self, dout: np.ndarray, dh_n: np.ndarray | None = None, input_grad: bool = True, h0_grad: bool = True
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
         cache = self._require_cache(self._cache)
         layers = cache["layers"]
         steps, batch = layers[0][1].out.shape[:2]
@@ -232,7 +234,8 @@ class RNN(Module):
             check_shape("dh_n", dh_n, cache["h0_given"], "(num_layers * num_directions, B, hidden_size), the shape of h_n")
 
         D = self.num_directions
-        dh0 = np.empty(cache["h0_given"], dtype=self.dtype)
+        state_grad = h0_grad or self.learn_h0
+        dh0 = np.empty(cache["h0_given"], dtype=self.dtype) if state_grad else None
         grad = dout
         if D == 2 and self.merge_mode != "concat":
             grad = np.concatenate(self._split(dout, self.merge_mode, cache["last_outputs"]), axis=-1)
@@ -241,17 +244,19 @@ class RNN(Module):
             suffixes = self._suffixes(layer)
             # Weight gradients are added straight into self.grads: no parameter-sized temporaries.
             into = tuple([self.grads[f"{name}{suffix}"] for suffix in suffixes] for name in ("W_xh", "W_hh", "b_h"))
-            dx, dh0[layer * D : (layer + 1) * D], *_ = rnn_layer_backward(
+            dx, dh0_layer, *_ = rnn_layer_backward(
                 grad, None if dh_n is None else dh_n[layer * D : (layer + 1) * D], layer_cache, into,
-                input_grad=input_grad or layer > 0,
+                input_grad=input_grad or layer > 0, state_grad=state_grad,
             )
+            if dh0 is not None:
+                dh0[layer * D : (layer + 1) * D] = dh0_layer
             grad = dropout_backward(dx, dropout_cache)
         if self.learn_h0:
             self.accumulate("h0", dh0.sum(axis=1))
         self._cache = None
         if self.batch_first and grad is not None:
             grad = grad.transpose(1, 0, 2)
-        return grad, dh0
+        return grad, dh0 if h0_grad else None
 
     def _split(self, grad: np.ndarray, mode: str, last_outputs: list[np.ndarray]) -> list[np.ndarray]:
         """Gradient for each direction's states from the gradient of :meth:`_merge`'s output."""

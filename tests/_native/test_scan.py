@@ -6,6 +6,7 @@ direction's column half, a reversed view), at a realistic size, in float32, and 
 must refuse.
 """
 
+import contextlib
 import sys
 
 import numpy as np
@@ -109,6 +110,21 @@ def test_backward_reads_upstream_in_place_and_sums_the_bias_gradient(activation,
     np.testing.assert_allclose(got_carried, expected_carried, **TOL64)
     np.testing.assert_allclose(got_bias, bias_grad + expected_grad.sum(axis=(0, 1)), **TOL64)
     np.testing.assert_array_equal(upstream, before)
+
+
+@pytest.mark.parametrize("loops", ["native", "numpy"])
+def test_backward_without_the_first_product_leaves_grad_unchanged(loops):
+    """``first_product=False`` skips only what flows on to h0: every ``dL/da_t`` is the same."""
+    rng = np.random.default_rng(13)
+    states, grad = np.tanh(rng.normal(size=(5, 3, 4))), rng.normal(size=(5, 3, 4))
+    W_hh, carried = rng.normal(size=(4, 4)) * 0.5, rng.normal(size=(3, 4))
+    full, skipped = grad.copy(), grad.copy()
+    context = _native.disabled() if loops == "numpy" else contextlib.nullcontext()
+    with context:
+        recurrent._scan_backward(full, states, W_hh, get_activation("tanh"), carried.copy(), np.empty((2, 3, 4)))
+        recurrent._scan_backward(skipped, states, W_hh, get_activation("tanh"), carried.copy(), np.empty((2, 3, 4)),
+                                 first_product=False)
+    np.testing.assert_array_equal(skipped, full)
 
 
 def test_backward_wrapper_falls_back_piece_by_piece():

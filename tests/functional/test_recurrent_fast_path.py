@@ -155,6 +155,25 @@ def test_without_input_grad_only_dx_is_skipped(reverse, lengths):
         np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
 
 
+@pytest.mark.parametrize("reverse", [(False,), (True,), (False, True), (True, False)])
+@pytest.mark.parametrize("lengths", [None, (6, 2, 5, 1)])
+@pytest.mark.parametrize("rows", [4, 512])
+def test_without_state_grad_only_dh0_is_skipped(monkeypatch, reverse, lengths, rows):
+    """``state_grad=False`` returns dh0 as None and every other gradient unchanged, with the
+    scan's first step in a block of its own (4 rows = 1 step) or in a longer one."""
+    monkeypatch.setattr(recurrent, "_BLOCK_ROWS", rows)
+    lengths = None if lengths is None else np.array(lengths)
+    x, h0, weights, dout, dh_last = _problem(12, directions=len(reverse))
+    W_xh, W_hh, b_h = (tuple(w[i] for w in weights) for i in range(3))
+    _, _, cache = rnn_layer_forward(x, h0, W_xh, W_hh, b_h, "tanh", lengths, reverse)
+    dx, dh0, *full = rnn_layer_backward(dout, dh_last, cache)
+    dx_skipped, no_dh0, *partial = rnn_layer_backward(dout, dh_last, cache, state_grad=False)
+    assert dh0 is not None and no_dh0 is None
+    np.testing.assert_array_equal(dx_skipped, dx)
+    for got, expected in zip(partial, full):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
+
+
 @pytest.mark.parametrize("batch, strided_scans", [(4, 2), (1, 0)])
 def test_bidirectional_scans_take_the_strided_path(monkeypatch, batch, strided_scans, loops):
     """Both directions of a bidirectional layer write into column halves of one buffer, whose rows

@@ -153,6 +153,26 @@ def test_without_input_grad_every_other_gradient_is_unchanged(num_layers, bidire
         np.testing.assert_array_equal(grads_skipped[name], grad, err_msg=name)
 
 
+@pytest.mark.parametrize("num_layers, bidirectional, learn_h0", [(1, False, False), (2, True, False), (2, False, True)])
+def test_without_h0_grad_every_other_gradient_is_unchanged(num_layers, bidirectional, learn_h0):
+    """``backward(..., h0_grad=False)`` returns dh0 as None and every weight gradient (a learned
+    h0's included) and dx unchanged."""
+    rnn = RNN(3, 4, num_layers, bidirectional=bidirectional, learn_h0=learn_h0, dtype=np.float64, seed=9)
+    x, h0, lengths, dout, dh_n = _batch(rnn, seed=6)
+    results = []
+    for h0_grad in (True, False):
+        rnn.zero_grad()
+        rnn.forward(x, None if learn_h0 else h0, lengths)
+        dx, dh0 = rnn.backward(dout, dh_n, h0_grad=h0_grad)
+        results.append((dx, dh0, {k: v.copy() for k, v in rnn.grads.items()}))
+    (dx, dh0, grads), (dx_skipped, no_dh0, grads_skipped) = results
+    assert dh0 is not None and no_dh0 is None
+    np.testing.assert_array_equal(dx_skipped, dx)
+    assert ("h0" in grads) == learn_h0
+    for name, grad in grads.items():
+        np.testing.assert_array_equal(grads_skipped[name], grad, err_msg=name)
+
+
 def test_gradients_accumulate_until_zero_grad():
     rnn = RNN(2, 3, dtype=np.float64, seed=7)
     x = np.ones((4, 2, 2))
