@@ -1,16 +1,19 @@
 /* The two per-step loops of the Elman recurrence, compiled: what is left of a scan once every
  * product that spans all steps has been taken out of it (see rnnkit/functional/recurrent.py).
  *
- *   forward:   h_t = act(a_t + h_{t-1} W_hh^T)            a_t given in states[t], in place
- *   backward:  g_t = (g_t + carried) * act'(h_t);  carried = g_t W_hh
+ *   forward:   h_t = act(a_t + h_{t-1} W_hh^T + b)       a_t given in states[t], in place
+ *   backward:  g_t = (u_t + carried) * act'(h_t);  carried = g_t W_hh;  db += sum_b g_t
+ *
+ * And the transposes of the layer's weight copies (rnnkit_transpose_*); the gradient products
+ * that accumulate in place are plain cblas_?gemm calls made from Python (beta = 1).
  *
  * Why C: from NumPy each step is a matrix product and two or three elementwise calls, about
  * 1.5 us of call overhead per step and one pass over memory per call. Here a step is one BLAS
  * call and one fused pass. The product is NumPy's own OpenBLAS (function pointers from NumPy's
  * bundled library, ILP64 CBLAS), with its own threads: there is one BLAS in the process and
  * nothing to link at build time. Splitting each step's product between threads of our own was
- * measured and dropped: OpenBLAS's workers keep spinning after each product, and a scan that
- * stops them gained under 10% over letting OpenBLAS thread the product (RESULTS.md).
+ * measured twice and dropped: OpenBLAS's workers keep spinning after each product, and with them
+ * asleep two single-threaded halves were no faster than OpenBLAS's two-thread product (RESULTS.md).
  *
  * No Python API: the library is loaded with ctypes. Shapes, strides and dtypes are checked by the
  * Python side (rnnkit/_native/__init__.py); strides here are in elements. Time strides may be
@@ -127,7 +130,8 @@ __attribute__((target("avx"))) static void transpose_blocks_avx(const float *src
 /* 16 x 16 squares of four blocks, so that every line of either side is read or written whole,
  * once, and walked along destination rows. In 8 x 8 blocks each line was touched half at a time
  * a sweep apart, and at power-of-two strides the halves fell in one cache set and were evicted
- * in between (128 x 1024: 36 -> 11 us; 1024 x 1024: 1.0 -> 0.1 ms here). */
+ * in between (128 x 1024: 36 -> 11 us here; 1024 x 1024: 1.0 -> 0.5 ms, against 0.1 ms for
+ * 1000 x 1000: at 4 KiB row strides the 16 rows of a square still share cache sets). */
 __attribute__((target("avx"))) static void transpose_avx_f32(const float *src, int64_t src_ld, float *dst,
                                                              int64_t dst_ld, int64_t rows, int64_t cols) {
     const int64_t rows16 = rows - rows % 16, cols16 = cols - cols % 16;

@@ -5,17 +5,18 @@ directions.
 
 Letters: T time steps, B batch, I input features, H hidden units, D directions. Time-major.
 
-The hot loop touches only what must be per step. The input projection ``x_t W_xh^T + b_h`` of all
+The hot loop touches only what must be per step. The input projection ``x_t W_xh^T`` of all
 steps *and all directions* is one matrix product before the loop, written straight into the
 layer's ``(T, B, D * H)`` output, so a bidirectional layer never concatenates; each step adds
 ``h_{t-1} W_hh^T`` (against a contiguous copy of ``W_hh^T``, which OpenBLAS multiplies faster
-than the transposed view) and applies the activation in place. The reverse direction without
-padding walks the same buffers backwards through ``[::-1]`` views in both passes, with no
-flipped copies: BPTT cuts its blocks in storage order, where each block is one contiguous run
+than the transposed view) and applies the bias and the activation in place. The reverse
+direction without padding walks the same buffers backwards through ``[::-1]`` views in both
+passes, with no flipped copies: BPTT cuts its blocks in storage order, where each block is one contiguous run
 of rows for the weight-gradient products, and scans each block backwards. BPTT walks back
 a block of steps at a time: activation derivatives for a few steps at once, one matrix product per
-step for the recurrence, then the block's share of ``dx``, ``dW_xh``, ``dW_hh`` and ``db_h`` as one
-product each, so that no ``(T, B, H)`` gradient array is ever allocated.
+step for the recurrence, then the block's share of ``dx``, ``dW_xh`` and ``dW_hh`` as one
+product each, added into the gradients by BLAS itself, so that no ``(T, B, H)`` gradient array and
+no weight-sized temporary is ever allocated (``db_h`` is summed in the per-step pass).
 
 Variable lengths (``lengths[b]`` valid steps, the rest padding) cost no Python branch per
 sequence. In the forward direction padding is a suffix: states there are multiplied by a 0/1 mask
@@ -428,33 +429,20 @@ def _scan_backward(
     if upstream is not None:
         np.copyto(grad, upstream, casting="same_kind")
     if not _native.scan_backward(grad, states, W_hh, name, carried, first_product=first_product):
-        _scan_backward_numpy(grad, states, W_hh, activation, carried, derivative, first_product)
+        block, dot = derivative.shape[0], np.dot
+        for stop in range(grad.shape[0], 0, -block):
+            start = max(0, stop - block)
+            d = activation.derivative(states[start:stop], out=derivative[: stop - start])
+            skip_first = start == 0 and not first_product
+            for g_t, d_t in zip(grad[start + skip_first : stop][::-1], d[skip_first:][::-1]):
+                g_t += carried
+                g_t *= d_t
+                dot(g_t, W_hh, carried)
+            if skip_first:  # step 0 without its product, which only dL/dh0 needs
+                grad[0] += carried
+                grad[0] *= d[0]
     if bias_grad is not None:
         bias_grad += grad.sum(axis=(0, 1))
-
-
-def _scan_backward_numpy(
-    grad: np.ndarray,
-    states: np.ndarray,
-    W_hh: np.ndarray,
-    activation: Activation,
-    carried: np.ndarray,
-    derivative: np.ndarray,
-    first_product: bool = True,
-) -> None:
-    """The loop of :func:`_scan_backward` in NumPy, ``grad`` holding the upstream gradient."""
-    block, dot = derivative.shape[0], np.dot
-    for stop in range(grad.shape[0], 0, -block):
-        start = max(0, stop - block)
-        d = activation.derivative(states[start:stop], out=derivative[: stop - start])
-        skip_first = start == 0 and not first_product
-        for g_t, d_t in zip(grad[start + skip_first : stop][::-1], d[skip_first:][::-1]):
-            g_t += carried
-            g_t *= d_t
-            dot(g_t, W_hh, carried)
-        if skip_first:  # step 0 without its product, which only dL/dh0 needs
-            grad[0] += carried
-            grad[0] *= d[0]
 
 
 # Rows (steps x batch) per block of the backward pass: enough for efficient matrix products, small
