@@ -31,13 +31,18 @@ typedef void (*dgemm_fn)(int, int, int, int64_t, int64_t, int64_t, double, const
                          const double *, int64_t, double, double *, int64_t);
 static sgemm_fn sgemm;
 static dgemm_fn dgemm;
+
+#if defined(__GNUC__) && defined(__x86_64__)
+/* AVX transposes are compiled in, and chosen at load time when the CPU has AVX. */
+#define HAVE_AVX_TRANSPOSE 1
+#endif
 static int have_avx;
 
 /* Called once by the loader with addresses from NumPy's OpenBLAS. */
 void rnnkit_init(void *sgemm_address, void *dgemm_address) {
     sgemm = (sgemm_fn)sgemm_address;
     dgemm = (dgemm_fn)dgemm_address;
-#if defined(__GNUC__) && defined(__x86_64__)
+#ifdef HAVE_AVX_TRANSPOSE
     __builtin_cpu_init();
     have_avx = __builtin_cpu_supports("avx");
 #endif
@@ -87,9 +92,8 @@ static inline float tanh_f32(float x) {
 DEFINE_TRANSPOSE(float, f32)
 DEFINE_TRANSPOSE(double, f64)
 
-#if defined(__GNUC__) && defined(__x86_64__)
+#ifdef HAVE_AVX_TRANSPOSE
 #include <immintrin.h>
-#define HAVE_AVX_TRANSPOSE 1
 
 /* One 8 x 8 float32 block in AVX registers: unpack, shuffle, permute, 24 instructions. */
 __attribute__((target("avx"))) static inline void transpose_block_avx(const float *src, int64_t src_ld, float *dst,

@@ -11,8 +11,8 @@ layer's ``(T, B, D * H)`` output, so a bidirectional layer never concatenates; e
 ``h_{t-1} W_hh^T`` (against a contiguous copy of ``W_hh^T``, which OpenBLAS multiplies faster
 than the transposed view) and applies the bias and the activation in place. The reverse
 direction without padding walks the same buffers backwards through ``[::-1]`` views in both
-passes, with no flipped copies: BPTT cuts its blocks in storage order, where each block is one contiguous run
-of rows for the weight-gradient products, and scans each block backwards. BPTT walks back
+passes, with no flipped copies: BPTT cuts its blocks in storage order, where each block is one
+contiguous run of rows for the weight-gradient products, and scans each block backwards. BPTT walks back
 a block of steps at a time: activation derivatives for a few steps at once, one matrix product per
 step for the recurrence, then the block's share of ``dx``, ``dW_xh`` and ``dW_hh`` as one
 product each, added into the gradients by BLAS itself, so that no ``(T, B, H)`` gradient array and
