@@ -37,12 +37,14 @@ and every path here is tested against it in float64.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 
 from rnnkit import _native
-from rnnkit.functional.activations import Activation, get_activation
+from rnnkit.functional.activations import ACTIVATIONS, Activation, get_activation
+from rnnkit.functional.cells import BackwardBlock, Cell
 
 
 def flip_sequences(x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
@@ -102,15 +104,17 @@ def last_valid(states: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
 
 
 class RecurrentCache(NamedTuple):
-    """What BPTT needs from :func:`rnn_layer_forward`, for all ``D`` directions of one layer."""
+    """What BPTT needs from :func:`recurrent_layer_forward`, for all ``D`` directions of one layer."""
 
+    cell: Cell
     x: np.ndarray  # (T, B, I), input order
-    h0: np.ndarray  # (D, B, H)
-    W_xh: tuple[np.ndarray, ...]  # D arrays (H, I)
-    W_hh: tuple[np.ndarray, ...]  # D arrays (H, H)
+    initial: tuple[np.ndarray, ...]  # per state (D, B, H)
+    W_xh: tuple[np.ndarray, ...]  # D arrays (G*H, I)
+    W_hh: tuple[np.ndarray, ...]  # D arrays (G*H, H)
     out: np.ndarray  # (T, B, D * H), input order, zero at padding
     scans: tuple[np.ndarray, ...]  # per direction (T, B, H) states in scan order (see _scan_view)
-    activation: Activation
+    gates: tuple[np.ndarray, ...]  # per direction (T, B, G*H) in scan order, as the cell left them
+    kept: tuple[tuple[np.ndarray, ...], ...]  # per direction, the cell's kept (T, B, H) arrays
     lengths: np.ndarray | None
     reverse: tuple[bool, ...]
 
@@ -129,6 +133,79 @@ def _scan_view(states: np.ndarray, reverse: bool, lengths: np.ndarray | None) ->
     return flip_sequences(states, lengths)
 
 
+def recurrent_layer_forward(
+    cell: Cell,
+    x: np.ndarray,
+    initial: tuple[np.ndarray, ...],
+    W_xh: tuple[np.ndarray, ...],
+    W_hh: tuple[np.ndarray, ...],
+    biases: tuple[tuple[np.ndarray, ...], ...],
+    lengths: np.ndarray | None = None,
+    reverse: tuple[bool, ...] = (False,),
+) -> tuple[np.ndarray, tuple[np.ndarray, ...], RecurrentCache]:
+    """Run ``D = len(reverse)`` directions of one layer of ``cell`` over a batch, outputs side by side.
+
+    Parameters
+    ----------
+    cell : the cell (:data:`ELMAN_CELLS`, ``lstm.LSTM_CELL``, ``gru.GRU_CELL``).
+    x : (T, B, I) inputs.
+    initial : one (D, B, H) array per ``cell.state_names``: each direction's initial state.
+    W_xh, W_hh : D arrays each, (G*H, I) and (G*H, H).
+    biases : D tuples, each one array per ``cell.bias_names``.
+    lengths : (B,) ints in 1..T, or None when every sequence has T steps.
+    reverse : per direction, whether it reads each sequence from its last valid step back to 0.
+
+    Returns
+    -------
+    out : (T, B, D * H) direction ``d``'s states in columns ``d*H:(d+1)*H``, input time order;
+        exactly 0 at padding.
+    final : one (D, B, H) array per state: step ``lengths[b] - 1`` forward, 0 in reverse.
+    cache : for :func:`recurrent_layer_backward`.
+
+    The input projection of all steps, gates and directions is one matrix product. For the
+    Elman cell (``G = 1``) it is written straight into ``out``, which the scan then turns into
+    states in place, so a bidirectional layer never concatenates; a gated cell keeps it as its
+    gate buffer and writes its states into ``out`` beside it.
+    """
+    steps, batch, inputs = x.shape
+    directions, width = len(reverse), W_hh[0].shape[0]
+    hidden = W_hh[0].shape[1]
+    W_x = W_xh[0] if directions == 1 else np.concatenate(W_xh)
+
+    projection = np.empty((steps, batch, directions * width), dtype=x.dtype)
+    # Products against a contiguous W^T run faster in OpenBLAS than against the transposed view
+    # (measured: 10 vs 17 us per step at B=32, H=128); the copy is weight-sized, once per call.
+    # Biases are added by each direction's scan (in the compiled loop's activation pass).
+    np.dot(np.ascontiguousarray(x).reshape(steps * batch, inputs), transposed_copy(W_x),
+           out=projection.reshape(steps * batch, directions * width))
+    out = projection if cell.gates == 1 else np.empty((steps, batch, directions * hidden), dtype=x.dtype)
+    mask = valid_mask(lengths, steps, x.dtype)
+    first_padded = steps if lengths is None else int(lengths.min())
+    final = tuple(np.empty((directions, batch, hidden), dtype=x.dtype) for _ in cell.state_names)
+    scans, gate_scans, kept_scans = [], [], []
+    for d in range(directions):
+        flipped = reverse[d] and lengths is not None
+        states = out[:, :, d * hidden : (d + 1) * hidden]
+        gates = _scan_view(projection[:, :, d * width : (d + 1) * width], reverse[d], lengths)
+        if cell.gates == 1:
+            scan = gates
+        else:  # a reverse direction with padding computes its states in a buffer of its own
+            scan = np.empty_like(states) if flipped else _scan_view(states, reverse[d], lengths)
+        kept = tuple(np.empty((steps, batch, hidden), dtype=x.dtype) for _ in cell.kept)
+        cell.scan_forward(gates, scan, kept, tuple(state[d] for state in initial), W_hh[d], biases[d], mask,
+                          first_padded)
+        if flipped:
+            states[...] = flip_sequences(scan, lengths)
+        for name, array in zip(cell.state_names, final):
+            array[d] = last_valid(scan if name == "h" else kept[cell.kept.index(name)], lengths)
+        scans.append(scan)
+        gate_scans.append(gates)
+        kept_scans.append(kept)
+    cache = RecurrentCache(cell, x, tuple(initial), tuple(W_xh), tuple(W_hh), out, tuple(scans), tuple(gate_scans),
+                           tuple(kept_scans), lengths, tuple(reverse))
+    return out, final, cache
+
+
 def rnn_layer_forward(
     x: np.ndarray,
     h0: np.ndarray,
@@ -139,49 +216,12 @@ def rnn_layer_forward(
     lengths: np.ndarray | None = None,
     reverse: tuple[bool, ...] = (False,),
 ) -> tuple[np.ndarray, np.ndarray, RecurrentCache]:
-    """Run ``D = len(reverse)`` directions of one layer over a batch, outputs side by side.
-
-    Parameters
-    ----------
-    x : (T, B, I) inputs.
-    h0 : (D, B, H) initial state of each direction.
-    W_xh, W_hh, b_h : D arrays each, (H, I), (H, H), (H,).
-    nonlinearity : "tanh", "sigmoid" or "relu".
-    lengths : (B,) ints in 1..T, or None when every sequence has T steps.
-    reverse : per direction, whether it reads each sequence from its last valid step back to 0.
-
-    Returns
-    -------
-    out : (T, B, D * H) direction ``d``'s states in columns ``d*H:(d+1)*H``, input time order;
-        exactly 0 at padding. This is the concatenated layer output, built without a concatenate:
-        the input projection of all directions is one matrix product written straight into it.
-    h_last : (D, B, H) final state per direction (step ``lengths[b] - 1`` forward, 0 in reverse).
-    cache : for :func:`rnn_layer_backward`.
-    """
-    activation = get_activation(nonlinearity)
-    steps, batch, inputs = x.shape
-    directions, hidden = len(reverse), W_hh[0].shape[0]
-    W_x = W_xh[0] if directions == 1 else np.concatenate(W_xh)
-
-    out = np.empty((steps, batch, directions * hidden), dtype=x.dtype)
-    flat = out.reshape(steps * batch, directions * hidden)
-    # Products against a contiguous W^T run faster in OpenBLAS than against the transposed view
-    # (measured: 10 vs 17 us per step at B=32, H=128); the copy is weight-sized, once per call.
-    # The bias is added by each direction's scan (in the compiled loop's activation pass).
-    np.dot(np.ascontiguousarray(x).reshape(steps * batch, inputs), transposed_copy(W_x), out=flat)
-    mask = valid_mask(lengths, steps, x.dtype)
-    first_padded = steps if lengths is None else int(lengths.min())
-    h_last = np.empty((directions, batch, hidden), dtype=x.dtype)
-    scans = []
-    for d in range(directions):
-        states = out[:, :, d * hidden : (d + 1) * hidden]
-        scan = _scan_view(states, reverse[d], lengths)
-        _scan_forward(scan, h0[d], W_hh[d], b_h[d], activation, mask, first_padded)
-        if reverse[d] and lengths is not None:
-            states[...] = flip_sequences(scan, lengths)
-        h_last[d] = last_valid(scan, lengths)
-        scans.append(scan)
-    cache = RecurrentCache(x, h0, tuple(W_xh), tuple(W_hh), out, tuple(scans), activation, lengths, tuple(reverse))
+    """:func:`recurrent_layer_forward` for the Elman cell: ``h0`` and ``h_last`` are (D, B, H),
+    ``W_xh`` (H, I), ``W_hh`` (H, H) and ``b_h`` (H,) per direction; ``nonlinearity`` "tanh",
+    "sigmoid" or "relu"."""
+    cell = elman_cell(nonlinearity)
+    out, (h_last,), cache = recurrent_layer_forward(cell, x, (h0,), W_xh, W_hh, tuple((b,) for b in b_h), lengths,
+                                                    reverse)
     return out, h_last, cache
 
 
@@ -198,7 +238,7 @@ def _scan_forward(
     ``(H,)`` on the way. ``states`` may be a strided view (one direction's columns of the layer
     output). Steps from ``first_padded`` on hold padding for some sequence and are masked to exact
     zeros."""
-    W_hh_T = transposed_copy(W_hh)  # see rnn_layer_forward: faster than the view
+    W_hh_T = transposed_copy(W_hh)  # see recurrent_layer_forward: faster than the view
     # A broadcast h0 (learned initial state) has stride 0; BLAS would copy it on every step.
     h_prev = np.ascontiguousarray(h0)
     if _native.scan_forward(states, h_prev, W_hh_T, np.ascontiguousarray(bias), activation.name, mask, first_padded):
@@ -252,62 +292,73 @@ def _scan_forward_strided(
         h_prev = h_new
 
 
-def rnn_layer_backward(
+def recurrent_layer_backward(
     dout: np.ndarray,
-    dh_last: np.ndarray | None,
+    dfinal: tuple[np.ndarray | None, ...] | None,
     cache: RecurrentCache,
-    grads: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] | None = None,
+    grads: tuple[list[np.ndarray], ...] | None = None,
     input_grad: bool = True,
     state_grad: bool = True,
-) -> tuple[np.ndarray | None, np.ndarray | None, list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-    """Backpropagation through time for :func:`rnn_layer_forward`.
+) -> tuple[np.ndarray | None, tuple[np.ndarray, ...] | None, tuple[list[np.ndarray], ...]]:
+    """Backpropagation through time for :func:`recurrent_layer_forward`.
 
     Parameters
     ----------
     dout : (T, B, D * H) gradient of the loss with respect to ``out``. It holds only the gradient
         arriving *from above* at each step; the part arriving back through time from step
         ``t + 1`` is added here. Values at padding are ignored; ``dout`` is not modified.
-    dh_last : (D, B, H) gradient with respect to ``h_last``, or None for zeros.
-    cache : from :func:`rnn_layer_forward`.
-    grads : optional ``(dW_xh, dW_hh, db_h)`` lists of D arrays to *add* the weight gradients
-        into (a module's ``grads``); they are returned. Saves a parameter-sized temporary each.
+    dfinal : per state, (D, B, H) gradient with respect to its final value, or None for zeros
+        (None alone: all zeros).
+    cache : from :func:`recurrent_layer_forward`.
+    grads : optional ``(dW_xh, dW_hh, *dbiases)`` lists of D arrays to *add* the weight
+        gradients into (a module's ``grads``); they are returned. Saves a parameter-sized
+        temporary each.
     input_grad : False when nothing needs ``dx`` (the first layer reading data, as PyTorch skips
-        it for an input that does not require grad): saves a ``(T*B, D*H) x (D*H, I)`` product.
-    state_grad : False when nothing needs ``dh0`` (an initial state that is not learned and comes
-        from no other layer): saves each direction's last ``(B, H) x (H, H)`` product.
+        it for an input that does not require grad): saves a ``(T*B, D*G*H) x (D*G*H, I)`` product.
+    state_grad : False when nothing needs the initial states' gradients (an initial state that is
+        not learned and comes from no other layer): saves each direction's last product through
+        ``W_hh``.
 
     Returns
     -------
     dx : (T, B, I), zero at padding; None when ``input_grad`` is False.
-    dh0 : (D, B, H); None when ``state_grad`` is False.
-    dW_xh, dW_hh, db_h : D arrays each, (H, I), (H, H), (H,).
+    dinitial : per state (D, B, H); None when ``state_grad`` is False.
+    grads : ``(dW_xh, dW_hh, *dbiases)``, D arrays each.
 
-    Each direction walks back through time a block of steps at a time. A block's pre-activation
-    gradients ``dL/da`` live in one small buffer; once the block's steps are done, its share of
-    ``dx``, ``dW_xh``, ``dW_hh`` and ``db_h`` is taken with one matrix product each (``_BLOCK_ROWS``
-    rows keep those products efficient). No ``(T, B, H)`` gradient array ever exists, which is
-    what keeps the peak memory of a training step close to the states BPTT must keep.
+    Each direction walks back through time a block of steps at a time. A block's gate
+    pre-activation gradients ``dL/da`` live in one small buffer; once the cell's loop has filled
+    it, the block's share of ``dx``, ``dW_xh`` and ``dW_hh`` is taken with one matrix product
+    each (``_BLOCK_ROWS`` rows keep those products efficient). No ``(T, B, G*H)`` gradient array
+    ever exists, which is what keeps the peak memory of a training step close to what BPTT must
+    keep.
     """
-    x, h0, W_xh, W_hh, out, scans, activation, lengths, reverse = cache
-    steps, batch, width = out.shape
+    cell, x, initial, W_xh, W_hh, out, scans, gate_scans, kept_scans, lengths, reverse = cache
+    steps, batch, _ = out.shape
     inputs = x.shape[2]
     directions = len(reverse)
-    hidden = width // directions
+    width, hidden = W_hh[0].shape
+    dfinal = (None,) * len(cell.state_names) if dfinal is None else tuple(dfinal)
     mask = valid_mask(lengths, steps, out.dtype)
     first_padded = steps if lengths is None else int(lengths.min())
     block = max(1, min(steps, _BLOCK_ROWS // batch))
-    work = np.empty((block, batch, hidden), dtype=out.dtype)
-    derivative = np.empty((max(1, min(block, _BLOCK_ELEMENTS // (batch * hidden))), batch, hidden), out.dtype)
+    work = np.empty((block, batch, width), dtype=out.dtype)
+    work_hidden = np.empty_like(work) if cell.split_hidden_grad else work
+    # The Elman cell's loop takes its upstream gradient in its gate buffer; gated cells need one apart.
+    upstream_buffer = work if cell.gates == 1 else np.empty((block, batch, hidden), dtype=out.dtype)
+    extra_buffers = [np.empty((block, batch, hidden), dtype=out.dtype) if g is not None else None
+                     for g in dfinal[1:]]
+    scratch = cell.make_scratch(block, batch, hidden, out.dtype)
     # The second direction adds its share of dx through this buffer, a few rows at a time.
     dx_part = (np.empty((min(block * batch, _DX_CHUNK_ROWS), inputs), dtype=out.dtype)
                if directions > 1 and input_grad else None)
 
     dx = np.empty(x.shape, dtype=out.dtype) if input_grad else None
-    dh0 = np.empty((directions, batch, hidden), dtype=out.dtype) if state_grad else None
+    dinitial = (tuple(np.empty((directions, batch, hidden), dtype=out.dtype) for _ in cell.state_names)
+                if state_grad else None)
     if grads is None:
-        grads = tuple([np.zeros(shape, out.dtype) for _ in range(directions)]
-                      for shape in ((hidden, inputs), (hidden, hidden), (hidden,)))
-    dW_xh, dW_hh, db_h = grads
+        shapes = [(width, inputs), (width, hidden)] + [(width,)] * len(cell.bias_names)
+        grads = tuple([np.zeros(shape, out.dtype) for _ in range(directions)] for shape in shapes)
+    dW_xh, dW_hh, *dbiases = grads
     for d in range(directions):
         columns = slice(d * hidden, (d + 1) * hidden)
         flipped = reverse[d] and lengths is not None
@@ -323,51 +374,66 @@ def rnn_layer_backward(
         else:
             x_st, states_st, dout_st, dx_st = x, out[:, :, columns], dout[:, :, columns], dx
         accumulate_dx = d > 0 and not flipped
-        W_in, h0_d = W_xh[d], h0[d]
+        W_in, h0_d = W_xh[d], initial[0][d]
         h0_is_zero = not h0_d.any()  # the common case: its dW_hh term is skipped
-        carried = np.zeros((batch, hidden), dtype=out.dtype)
-        dW_in, dW_rec, db_d = dW_xh[d], dW_hh[d], db_h[d]
+        initial_d = tuple(state[d] for state in initial)
+        carried = tuple(np.zeros((batch, hidden), dtype=out.dtype) for _ in cell.state_names)
+        dW_in, dW_rec = dW_xh[d], dW_hh[d]
+        bias_grads = tuple(db[d] for db in dbiases)
         last = None
-        if dh_last is not None:  # the storage index of each sequence's final state
+        if any(g is not None for g in dfinal):  # the storage index of each sequence's final state
             last = np.full(batch, 0 if mirrored else steps - 1) if lengths is None else lengths - 1
         for stop in range(steps, 0, -block):
             start = max(0, stop - block)  # scan steps [start, stop) are storage steps [lo, hi)
             lo, hi = (steps - stop, steps - start) if mirrored else (start, stop)
-            g = work[: stop - start]  # storage order
-            # The scan reads dout in place, unless padding or dh_last change it for this block.
+            n = hi - lo
+            g, g_hidden = work[:n], work_hidden[:n]  # storage order
+            # The loop reads dout in place, unless padding or dfinal change it for this block.
             upstream = dout_st[lo:hi]
             hit = None if last is None else (last >= lo) & (last < hi)
-            if stop > first_padded or (hit is not None and hit.any()):
-                np.copyto(g, upstream, casting="same_kind")
+            hits = hit is not None and hit.any()
+            if stop > first_padded or (hits and dfinal[0] is not None):
+                changed = upstream_buffer[:n]
+                np.copyto(changed, upstream, casting="same_kind")
                 if stop > first_padded:
-                    g *= mask[start:stop]  # padding contributes nothing, whatever the caller passed there
-                if hit is not None:
-                    g[last[hit] - lo, hit] += dh_last[d][hit]
-                upstream = None
-            first_product = state_grad or start > 0  # the scan's step 0 feeds only dh0
-            if mirrored:
-                _scan_backward(g[::-1], states_st[lo:hi][::-1], W_hh[d], activation, carried, derivative,
-                               None if upstream is None else upstream[::-1], db_d, first_product)
-            else:
-                _scan_backward(g, states_st[lo:hi], W_hh[d], activation, carried, derivative, upstream, db_d,
-                               first_product)
+                    changed *= mask[start:stop]  # padding contributes nothing, whatever the caller passed there
+                if hits and dfinal[0] is not None:
+                    changed[last[hit] - lo, hit] += dfinal[0][d][hit]
+                upstream = None if cell.gates == 1 else changed
+            extra = []
+            for given, buffer in zip(dfinal[1:], extra_buffers):
+                if given is None or not hits:
+                    extra.append(None)
+                    continue
+                buffer[:n] = 0
+                buffer[last[hit] - lo, hit] = given[d][hit]
+                extra.append(buffer[:n][::-1] if mirrored else buffer[:n])
+            first_product = state_grad or start > 0  # the scan's step 0 feeds only the initial state
+            in_scan = (lambda a: a[::-1]) if mirrored else (lambda a: a)
+            cell.scan_backward(
+                BackwardBlock(start, stop, in_scan(g), in_scan(g_hidden), gate_scans[d], scans[d], kept_scans[d],
+                              initial_d, scratch),
+                None if upstream is None else in_scan(upstream), tuple(extra), carried, W_hh[d], bias_grads,
+                first_product,
+            )
 
-            rows = g.reshape(-1, hidden)
+            rows = g.reshape(-1, width)
+            rows_hidden = g_hidden.reshape(-1, width)
             _add_product(dW_in, rows.T, x_st[lo:hi].reshape(-1, inputs))
             # dW_hh pairs each step with the state before it in scan order: storage step t - 1
             # (t + 1 when mirrored); the scan's first step pairs with h0.
             if mirrored and hi < steps:
-                _add_product(dW_rec, rows.T, states_st[lo + 1 : hi + 1].reshape(-1, hidden))
+                _add_product(dW_rec, rows_hidden.T, states_st[lo + 1 : hi + 1].reshape(-1, hidden))
             elif not mirrored and lo > 0:
-                _add_product(dW_rec, rows.T, states_st[lo - 1 : hi - 1].reshape(-1, hidden))
+                _add_product(dW_rec, rows_hidden.T, states_st[lo - 1 : hi - 1].reshape(-1, hidden))
             else:
                 first = hi - 1 if mirrored else lo  # storage index of the scan's first step
-                if hi - lo > 1:
-                    others = g[:-1] if mirrored else g[1:]
+                if n > 1:
+                    others = g_hidden[:-1] if mirrored else g_hidden[1:]
                     previous = states_st[lo + 1 : hi] if mirrored else states_st[lo : hi - 1]
-                    _add_product(dW_rec, others.reshape(-1, hidden).T, previous.reshape(-1, hidden))
+                    _add_product(dW_rec, others.reshape(-1, width).T, previous.reshape(-1, hidden))
                 if not h0_is_zero:
-                    _add_product(dW_rec, g[first - lo].T, h0_d)
+                    _add_product(dW_rec, g_hidden[first - lo].T, h0_d)
             if input_grad and accumulate_dx:
                 dx_rows = dx_st[lo:hi].reshape(-1, inputs)  # a view: dx is contiguous
                 for row in range(0, len(rows), len(dx_part)):
@@ -382,9 +448,26 @@ def rnn_layer_backward(
                 dx += dx_st
             else:
                 dx[...] = dx_st
-        if dh0 is not None:
-            dh0[d] = carried
-    return dx, dh0, dW_xh, dW_hh, db_h
+        if dinitial is not None:
+            for array, value in zip(dinitial, carried):
+                array[d] = value
+    return dx, dinitial, grads
+
+
+def rnn_layer_backward(
+    dout: np.ndarray,
+    dh_last: np.ndarray | None,
+    cache: RecurrentCache,
+    grads: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] | None = None,
+    input_grad: bool = True,
+    state_grad: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray | None, list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """:func:`recurrent_layer_backward` for :func:`rnn_layer_forward`: returns ``dx`` (None when
+    ``input_grad`` is False), ``dh0`` (D, B, H) (None when ``state_grad`` is False) and the lists
+    ``dW_xh``, ``dW_hh``, ``db_h`` of D arrays each."""
+    dx, dinitial, (dW_xh, dW_hh, db_h) = recurrent_layer_backward(dout, (dh_last,), cache, grads, input_grad,
+                                                                  state_grad)
+    return dx, None if dinitial is None else dinitial[0], dW_xh, dW_hh, db_h
 
 
 def _add_product(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
@@ -443,6 +526,39 @@ def _scan_backward(
                 grad[0] *= d[0]
     if bias_grad is not None:
         bias_grad += grad.sum(axis=(0, 1))
+
+
+def _elman_scan_forward(activation: Activation, gates: np.ndarray, states: np.ndarray, kept: tuple,
+                        initial: tuple[np.ndarray], W_hh: np.ndarray, biases: tuple[np.ndarray],
+                        mask: np.ndarray | None, first_padded: int) -> None:
+    """The Elman cell's forward loop for the generic layer: ``states`` is ``gates`` itself."""
+    _scan_forward(states, initial[0], W_hh, biases[0], activation, mask, first_padded)
+
+
+def _elman_scan_backward(activation: Activation, block: BackwardBlock, upstream: np.ndarray | None,
+                         extra_upstream: tuple, carried: tuple[np.ndarray], W_hh: np.ndarray,
+                         bias_grads: tuple[np.ndarray], first_product: bool) -> None:
+    """The Elman cell's BPTT loop for the generic layer (``upstream`` None: ``block.grad`` holds it)."""
+    _scan_backward(block.grad, block.states[block.start : block.stop], W_hh, activation, carried[0], block.scratch,
+                   upstream, bias_grads[0], first_product)
+
+
+def _elman_scratch(steps: int, batch: int, hidden: int, dtype: np.dtype) -> np.ndarray:
+    """The activation-derivative buffer of :func:`_scan_backward`."""
+    return np.empty((max(1, min(steps, _BLOCK_ELEMENTS // (batch * hidden))), batch, hidden), dtype)
+
+
+ELMAN_CELLS: dict[str, Cell] = {
+    name: Cell("rnn", 1, ("h",), ("b_h",), (), False, partial(_elman_scan_forward, activation),
+               partial(_elman_scan_backward, activation), _elman_scratch)
+    for name, activation in ACTIVATIONS.items()
+}
+
+
+def elman_cell(nonlinearity: str = "tanh") -> Cell:
+    """The Elman cell ``h_t = act(W_hh h_{t-1} + W_xh x_t + b_h)`` with ``act`` one of tanh,
+    sigmoid, relu (the layer's nonlinearity is part of its cell)."""
+    return ELMAN_CELLS[get_activation(nonlinearity).name]
 
 
 # Rows (steps x batch) per block of the backward pass: enough for efficient matrix products, small

@@ -1,0 +1,79 @@
+"""What makes one recurrent cell differ from another, as data that the generic layer runs.
+
+The layer (:func:`rnnkit.functional.recurrent.recurrent_layer_forward` and its backward) owns
+everything the cells share: the input projection of all steps, gates and directions as one
+matrix product, reverse directions and padding, blocks of BPTT with the weight gradients as
+block products after the scan, the input gradient. A :class:`Cell` supplies what differs: how
+many gate blocks its weights stack, which states it carries, which biases it has, and the two
+per-step loops. Elman, LSTM and GRU are three entries (in ``recurrent.py``, ``lstm.py`` and
+``gru.py``), not three copies of the layer.
+
+Letters: T time steps, B batch, H hidden units, G gate blocks (1 Elman, 4 LSTM, 3 GRU).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A recurrent cell as the generic layer sees it.
+
+    Attributes:
+        name: ``"rnn"``, ``"lstm"`` or ``"gru"``.
+        gates: ``G``; ``W_xh`` is ``(G*H, I)`` and ``W_hh`` is ``(G*H, H)``.
+        state_names: the states carried from step to step, ``("h",)`` or ``("h", "c")``; the
+            layer takes and returns one ``(D, B, H)`` array per name.
+        bias_names: ``("b_h",)``, or ``("b_xh", "b_hh")`` for the GRU, whose hidden bias sits
+            inside the reset product.
+        kept: names of the extra ``(T, B, H)`` arrays the forward scan fills and BPTT reads
+            (the LSTM's cell states ``"c"``, the GRU's ``"hn" = W_hn h + b_hn``); a name that is
+            also a state gives that state's final value.
+        split_hidden_grad: BPTT needs a second ``(n, B, G*H)`` buffer for the gradient of the
+            recurrent pre-activations, because it differs from the input side's (the GRU's
+            ``n`` gate; the Elman and LSTM gradients are the same on both sides).
+        scan_forward: ``(gates, states, kept, initial, W_hh, biases, mask, first_padded)``.
+            ``gates`` ``(T, B, G*H)`` in scan order holds ``W_xh x_t`` on entry (no bias) and
+            whatever BPTT needs on exit; ``states`` ``(T, B, H)`` receives ``h_t`` (for ``G = 1``
+            it is ``gates`` itself); ``kept`` the arrays named above, ``initial`` one ``(B, H)``
+            per state. Steps from ``first_padded`` on are multiplied by ``mask[t]`` (``(T, B, 1)``)
+            so that padding holds exact zeros.
+        scan_backward: ``(block, upstream, extra_upstream, carried, W_hh, bias_grads,
+            first_product)``, see :class:`BackwardBlock`.
+        make_scratch: ``(steps, batch, hidden, dtype) -> object`` handed to every
+            ``scan_backward`` call of one layer: buffers reused across blocks.
+    """
+
+    name: str
+    gates: int
+    state_names: tuple[str, ...]
+    bias_names: tuple[str, ...]
+    kept: tuple[str, ...]
+    split_hidden_grad: bool
+    scan_forward: Callable[..., None]
+    scan_backward: Callable[..., None]
+    make_scratch: Callable[..., object]
+
+
+@dataclass
+class BackwardBlock:
+    """The arrays one call of :attr:`Cell.scan_backward` works on: scan steps ``[start, stop)``.
+
+    ``grad`` (and ``grad_hidden``, the same array unless the cell splits them) are
+    ``(stop - start, B, G*H)`` in scan order and receive ``dL/da`` of the block's gate
+    pre-activations. ``gates``, ``states`` and ``kept`` are the whole scan-order arrays of the
+    forward (the cell reads step ``start - 1`` of them, or ``initial`` at step 0). ``scratch`` is
+    the cell's own, from :attr:`Cell.make_scratch`.
+    """
+
+    start: int
+    stop: int
+    grad: object
+    grad_hidden: object
+    gates: object
+    states: object
+    kept: tuple
+    initial: tuple
+    scratch: object
