@@ -12,8 +12,10 @@ from rnnkit.functional.activations import (
 )
 from rnnkit.functional.dropout import dropout_backward, dropout_forward
 from rnnkit.functional.embedding import embedding_backward, embedding_forward
+from rnnkit.functional.gru import gru_backward, gru_forward, gru_step_backward, gru_step_forward
 from rnnkit.functional.linear import linear_backward, linear_forward
 from rnnkit.functional.losses import mse, softmax_cross_entropy
+from rnnkit.functional.lstm import lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
 from rnnkit.functional.recurrent import (
     flip_sequences,
     rnn_backward,
@@ -32,8 +34,16 @@ __all__ = [
     "embedding_forward",
     "flip_sequences",
     "get_activation",
+    "gru_backward",
+    "gru_forward",
+    "gru_step_backward",
+    "gru_step_forward",
     "linear_backward",
     "linear_forward",
+    "lstm_backward",
+    "lstm_forward",
+    "lstm_step_backward",
+    "lstm_step_forward",
     "mse",
     "rnn_backward",
     "rnn_forward",

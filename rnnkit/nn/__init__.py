@@ -2,9 +2,12 @@
 
 from rnnkit.nn.dropout import Dropout
 from rnnkit.nn.embedding import Embedding
+from rnnkit.nn.gru import GRU
 from rnnkit.nn.linear import Linear
+from rnnkit.nn.lstm import LSTM
 from rnnkit.nn.module import Module
+from rnnkit.nn.recurrent import RecurrentLayer
 from rnnkit.nn.rnn import RNN
 from rnnkit.nn.sequential import Sequential
 
-__all__ = ["Dropout", "Embedding", "Linear", "Module", "RNN", "Sequential"]
+__all__ = ["GRU", "LSTM", "RNN", "Dropout", "Embedding", "Linear", "Module", "RecurrentLayer", "Sequential"]

@@ -1,0 +1,64 @@
+"""The GRU layer: stacked, optionally bidirectional, over padded batches."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.functional.gru import GRU_CELL
+from rnnkit.nn.recurrent import RecurrentLayer
+
+
+class GRU(RecurrentLayer):
+    r"""Multi-layer gated recurrent unit applied to a batch of sequences.
+
+    For each layer and direction, at every valid time step (PyTorch's formulation),
+
+    .. math::
+        r, z = \sigma(W_{xh}^{r,z} x_t + b_{xh}^{r,z} + W_{hh}^{r,z} h_{t-1} + b_{hh}^{r,z}), \quad
+        n = \tanh(W_{xh}^n x_t + b_{xh}^n + r (W_{hh}^n h_{t-1} + b_{hh}^n)), \quad
+        h_t = (1 - z) n + z h_{t-1}
+
+    Arguments, inputs, outputs and conventions are those of :class:`rnnkit.nn.RNN`, without
+    ``nonlinearity``: ``forward(x, h0=None, lengths=None) -> (out, h_n)`` and
+    ``backward(dout, dh_n=None, input_grad=True, h0_grad=True) -> (dx, dh0)``.
+
+    Parameters, gates stacked r, z, n as in PyTorch, with two biases because ``b_hh``'s n block
+    sits inside the reset product: ``W_xh_l{k}`` ``(3H, I_k)``, ``W_hh_l{k}`` ``(3H, H)``,
+    ``b_xh_l{k}`` and ``b_hh_l{k}`` ``(3H,)``, with the suffix ``_reverse`` for the reverse
+    direction.
+
+    Example::
+
+        >>> gru = GRU(10, 20, bidirectional=True, seed=0)
+        >>> out, h_n = gru(np.random.default_rng(0).normal(size=(5, 3, 10)))
+        >>> out.shape, h_n.shape
+        ((5, 3, 40), (2, 3, 20))
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        batch_first: bool = False,
+        dtype: type | np.dtype = np.float32,
+        seed: int | np.random.Generator | None = None,
+        merge_mode: str = "concat",
+        learn_h0: bool = False,
+    ) -> None:
+        super().__init__(GRU_CELL, input_size, hidden_size, num_layers, bidirectional, dropout, batch_first, dtype,
+                         seed, merge_mode, learn_h0)
+
+    def forward(
+        self, x: np.ndarray, h0: np.ndarray | None = None, lengths: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        out, (h_n,) = self._run(x, None if h0 is None else (h0,), lengths)
+        return out, h_n
+
+    def backward(
+        self, dout: np.ndarray, dh_n: np.ndarray | None = None, input_grad: bool = True, h0_grad: bool = True
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        dx, dinitial = self._backprop(dout, (dh_n,), input_grad, h0_grad)
+        return dx, None if dinitial is None else dinitial[0]

@@ -1,0 +1,238 @@
+"""The recurrent layer shared by :class:`RNN`, :class:`LSTM` and :class:`GRU`: stacked,
+optionally bidirectional layers of one cell over padded batches.
+
+Everything here is cell-agnostic: arguments and their checks, parameters named and shaped from
+the cell's description, dropout between layers, ``batch_first`` at the boundary, merge modes,
+learnable initial states and the two gradient skips. States travel as tuples, one ``(L * D, B,
+H)`` array per name in ``cell.state_names``; the subclasses only give each cell its public
+signature (``h0`` / ``hx = (h0, c0)``) and its constructor arguments.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from rnnkit._checks import as_float_array, check_choice, check_float_dtype, check_lengths, check_positive_int, check_shape
+from rnnkit.functional.cells import Cell
+from rnnkit.functional.dropout import dropout_backward, dropout_forward
+from rnnkit.functional.recurrent import recurrent_layer_backward, recurrent_layer_forward
+from rnnkit.nn.module import Module, resolve_rng, uniform_init
+
+MERGE_MODES = ("concat", "sum", "mul", "ave")
+
+State = tuple[np.ndarray, ...]
+
+
+class RecurrentLayer(Module):
+    """Base of the recurrent modules; see :class:`rnnkit.nn.RNN` for the arguments and contract.
+
+    Parameters per layer ``k`` and direction (suffix ``_l{k}`` or ``_l{k}_reverse``):
+    ``W_xh`` ``(G*H, I_k)``, ``W_hh`` ``(G*H, H)`` and one ``(G*H,)`` array per name in
+    ``cell.bias_names``, all drawn from ``U(-1/sqrt(H), 1/sqrt(H))`` as in PyTorch; with
+    ``learn_h0`` one ``(L * D, H)`` parameter per state (``h0``, and ``c0`` for the LSTM).
+    """
+
+    def __init__(
+        self,
+        cell: Cell,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int,
+        bidirectional: bool,
+        dropout: float,
+        batch_first: bool,
+        dtype: type | np.dtype,
+        seed: int | np.random.Generator | None,
+        merge_mode: str,
+        learn_h0: bool,
+    ) -> None:
+        super().__init__()
+        self.cell = cell
+        self.input_size = check_positive_int("input_size", input_size)
+        self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        self.num_layers = check_positive_int("num_layers", num_layers)
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+        self.bidirectional = bool(bidirectional)
+        self.num_directions = 2 if bidirectional else 1
+        self.dropout = float(dropout)
+        self.batch_first = bool(batch_first)
+        self.dtype = check_float_dtype(dtype)
+        self.merge_mode = check_choice("merge_mode", merge_mode, MERGE_MODES)
+        self.learn_h0 = bool(learn_h0)
+        self.rng = resolve_rng(seed)
+        self._cache: dict | None = None
+
+        bound = 1.0 / math.sqrt(hidden_size)
+        width = cell.gates * hidden_size
+        for layer in range(self.num_layers):
+            layer_input = self.input_size if layer == 0 else self.num_directions * self.hidden_size
+            for suffix in self._suffixes(layer):
+                self.add_parameter(f"W_xh{suffix}", uniform_init(self.rng, (width, layer_input), bound, self.dtype))
+                self.add_parameter(f"W_hh{suffix}", uniform_init(self.rng, (width, hidden_size), bound, self.dtype))
+                for bias in cell.bias_names:
+                    self.add_parameter(f"{bias}{suffix}", uniform_init(self.rng, (width,), bound, self.dtype))
+        if self.learn_h0:
+            for name in cell.state_names:
+                self.add_parameter(f"{name}0", np.zeros((self.num_layers * self.num_directions, hidden_size),
+                                                        self.dtype))
+
+    def _suffixes(self, layer: int) -> list[str]:
+        return [f"_l{layer}", f"_l{layer}_reverse"][: self.num_directions]
+
+    @property
+    def output_size(self) -> int:
+        """Features of ``out``: ``D * H`` for concat, ``H`` for the other merge modes."""
+        merged = self.bidirectional and self.merge_mode != "concat"
+        return self.hidden_size if merged else self.num_directions * self.hidden_size
+
+    def extra_repr(self) -> str:
+        options = [f"{self.input_size}, {self.hidden_size}"]
+        defaults = {"num_layers": 1, "nonlinearity": "tanh", "bidirectional": False, "dropout": 0.0,
+                    "batch_first": False, "merge_mode": "concat", "learn_h0": False}
+        options += [f"{k}={getattr(self, k)!r}" for k, v in defaults.items()
+                    if hasattr(self, k) and getattr(self, k) != v]
+        return ", ".join(options + [f"dtype={self.dtype.name}"])
+
+    # -- forward ---------------------------------------------------------------------------
+    def _run(self, x: np.ndarray, initial: State | None, lengths: np.ndarray | None) -> tuple[np.ndarray, State]:
+        """``out`` and the final states (one ``(L * D, B, H)`` array per state name)."""
+        x = as_float_array("x", x, self.dtype)
+        legend = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
+        if x.ndim != 3:
+            raise ValueError(f"x: expected a 3-D array {legend}, got shape {x.shape}")
+        if self.batch_first:
+            x = np.ascontiguousarray(x.transpose(1, 0, 2))
+        steps, batch, features = x.shape
+        if steps == 0 or batch == 0:
+            raise ValueError(f"x: expected at least one time step and one sequence, got shape {x.shape}")
+        if features != self.input_size:
+            raise ValueError(f"x: expected {self.input_size} input features (last axis), got {features}")
+        lengths = check_lengths(lengths, batch, steps)
+        initial = self._initial_states(initial, batch)
+
+        layer_input = x
+        D = self.num_directions
+        reverse = (False, True)[:D]
+        layers = []
+        finals: list[State] = []
+        for layer in range(self.num_layers):
+            dropout_cache = None
+            if layer > 0:
+                layer_input, dropout_cache = dropout_forward(layer_input, self.dropout, self.rng, self.training)
+            suffixes = self._suffixes(layer)
+            rows = slice(layer * D, (layer + 1) * D)
+            # Both directions in one call: one input projection for both, and their states
+            # written side by side, which is already the concatenated input of the next layer.
+            layer_input, final, cache = recurrent_layer_forward(
+                self.cell,
+                layer_input,
+                tuple(state[rows] for state in initial),
+                tuple(self.params[f"W_xh{suffix}"] for suffix in suffixes),
+                tuple(self.params[f"W_hh{suffix}"] for suffix in suffixes),
+                tuple(tuple(self.params[f"{bias}{suffix}"] for bias in self.cell.bias_names) for suffix in suffixes),
+                lengths,
+                reverse,
+            )
+            layers.append((dropout_cache, cache))
+            finals.append(final)
+        H = self.hidden_size
+        outputs = [layer_input[..., d * H : (d + 1) * H] for d in range(D)]
+        # The last layer's output already holds the directions side by side: concat is free.
+        out = layer_input if D == 1 or self.merge_mode == "concat" else self._merge(outputs, self.merge_mode)
+        self._cache = {"layers": layers, "last_outputs": outputs, "state_shape": initial[0].shape}
+        final_states = tuple(finals[0][k] if self.num_layers == 1 else np.concatenate([f[k] for f in finals])
+                             for k in range(len(self.cell.state_names)))
+        if self.batch_first:
+            out = out.transpose(1, 0, 2)
+        return out, final_states
+
+    def _initial_states(self, given: State | None, batch: int) -> State:
+        shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
+        states = []
+        for k, name in enumerate(self.cell.state_names):
+            value = None if given is None else given[k]
+            if value is None:
+                if self.learn_h0:
+                    states.append(np.broadcast_to(self.params[f"{name}0"][:, None, :], shape))
+                else:
+                    states.append(np.zeros(shape, dtype=self.dtype))
+                continue
+            value = as_float_array(f"{name}0", value, self.dtype)
+            check_shape(f"{name}0", value, shape, "(num_layers * num_directions, B, hidden_size)")
+            states.append(value)
+        return tuple(states)
+
+    @staticmethod
+    def _merge(outputs: list[np.ndarray], mode: str) -> np.ndarray:
+        """Combine the two directions' states for merge modes other than concat."""
+        forward_states, reverse_states = outputs
+        if mode == "sum":
+            return forward_states + reverse_states
+        if mode == "ave":
+            return 0.5 * (forward_states + reverse_states)
+        return forward_states * reverse_states  # "mul"
+
+    # -- backward --------------------------------------------------------------------------
+    def _backprop(
+        self, dout: np.ndarray, dfinal: tuple[np.ndarray | None, ...], input_grad: bool, h0_grad: bool
+    ) -> tuple[np.ndarray | None, State | None]:
+        """``dx`` and the initial states' gradients (None when ``h0_grad`` is False)."""
+        cache = self._require_cache(self._cache)
+        layers = cache["layers"]
+        steps, batch = layers[0][1].out.shape[:2]
+        legend = "(B, T, features)" if self.batch_first else "(T, B, features)"
+        expected_out = (batch, steps, self.output_size) if self.batch_first else (steps, batch, self.output_size)
+        dout = as_float_array("dout", dout, self.dtype, finite=False)
+        check_shape("dout", dout, expected_out, f"{legend}, the shape of out")
+        if self.batch_first:
+            dout = dout.transpose(1, 0, 2)
+        checked = []
+        for name, given in zip(self.cell.state_names, dfinal):
+            if given is not None:
+                given = as_float_array(f"d{name}_n", given, self.dtype, finite=False)
+                check_shape(f"d{name}_n", given, cache["state_shape"],
+                            f"(num_layers * num_directions, B, hidden_size), the shape of {name}_n")
+            checked.append(given)
+
+        D = self.num_directions
+        state_grad = h0_grad or self.learn_h0
+        dinitial = (tuple(np.empty(cache["state_shape"], dtype=self.dtype) for _ in self.cell.state_names)
+                    if state_grad else None)
+        grad = dout
+        if D == 2 and self.merge_mode != "concat":
+            grad = np.concatenate(self._split(dout, self.merge_mode, cache["last_outputs"]), axis=-1)
+        names = ("W_xh", "W_hh", *self.cell.bias_names)
+        for layer in range(self.num_layers - 1, -1, -1):
+            dropout_cache, layer_cache = layers[layer]
+            suffixes = self._suffixes(layer)
+            rows = slice(layer * D, (layer + 1) * D)
+            # Weight gradients are added straight into self.grads: no parameter-sized temporaries.
+            into = tuple([self.grads[f"{name}{suffix}"] for suffix in suffixes] for name in names)
+            dx, dinitial_layer, _ = recurrent_layer_backward(
+                grad, tuple(None if g is None else g[rows] for g in checked), layer_cache, into,
+                input_grad=input_grad or layer > 0, state_grad=state_grad,
+            )
+            if dinitial is not None:
+                for array, value in zip(dinitial, dinitial_layer):
+                    array[rows] = value
+            grad = dropout_backward(dx, dropout_cache)
+        if self.learn_h0:
+            for name, value in zip(self.cell.state_names, dinitial):
+                self.accumulate(f"{name}0", value.sum(axis=1))
+        self._cache = None
+        if self.batch_first and grad is not None:
+            grad = grad.transpose(1, 0, 2)
+        return grad, dinitial if h0_grad else None
+
+    def _split(self, grad: np.ndarray, mode: str, last_outputs: list[np.ndarray]) -> list[np.ndarray]:
+        """Gradient for each direction's states from the gradient of :meth:`_merge`'s output."""
+        if mode == "sum":
+            return [grad, grad]
+        if mode == "ave":
+            half = 0.5 * grad
+            return [half, half]
+        forward_states, reverse_states = last_outputs
+        return [grad * reverse_states, grad * forward_states]  # "mul"
