@@ -1,5 +1,6 @@
 """Modules: they own parameters and gradients and call the pure pairs in ``rnnkit.functional``."""
 
+from rnnkit.nn.cells import CELLS, recurrent
 from rnnkit.nn.dropout import Dropout
 from rnnkit.nn.embedding import Embedding
 from rnnkit.nn.gru import GRU
@@ -10,4 +11,4 @@ from rnnkit.nn.recurrent import RecurrentLayer
 from rnnkit.nn.rnn import RNN
 from rnnkit.nn.sequential import Sequential
 
-__all__ = ["GRU", "LSTM", "RNN", "Dropout", "Embedding", "Linear", "Module", "RecurrentLayer", "Sequential"]
+__all__ = ["CELLS", "GRU", "LSTM", "RNN", "recurrent", "Dropout", "Embedding", "Linear", "Module", "RecurrentLayer", "Sequential"]

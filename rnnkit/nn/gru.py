@@ -54,11 +54,11 @@ class GRU(RecurrentLayer):
     def forward(
         self, x: np.ndarray, h0: np.ndarray | None = None, lengths: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        out, (h_n,) = self._run(x, None if h0 is None else (h0,), lengths)
+        out, (h_n,) = self.forward_states(x, None if h0 is None else (h0,), lengths)
         return out, h_n
 
     def backward(
         self, dout: np.ndarray, dh_n: np.ndarray | None = None, input_grad: bool = True, h0_grad: bool = True
     ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        dx, dinitial = self._backprop(dout, (dh_n,), input_grad, h0_grad)
+        dx, dinitial = self.backward_states(dout, (dh_n,), input_grad, h0_grad)
         return dx, None if dinitial is None else dinitial[0]

@@ -70,7 +70,7 @@ class LSTM(RecurrentLayer):
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         if hx is not None and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
             raise TypeError(f"hx: expected a pair (h0, c0) or None, got {type(hx).__name__}")
-        out, (h_n, c_n) = self._run(x, None if hx is None else tuple(hx), lengths)
+        out, (h_n, c_n) = self.forward_states(x, None if hx is None else tuple(hx), lengths)
         return out, (h_n, c_n)
 
     def backward(
@@ -81,5 +81,5 @@ class LSTM(RecurrentLayer):
         input_grad: bool = True,
         h0_grad: bool = True,
     ) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray] | None]:
-        dx, dinitial = self._backprop(dout, (dh_n, dc_n), input_grad, h0_grad)
+        dx, dinitial = self.backward_states(dout, (dh_n, dc_n), input_grad, h0_grad)
         return dx, dinitial

@@ -97,8 +97,13 @@ class RecurrentLayer(Module):
         return ", ".join(options + [f"dtype={self.dtype.name}"])
 
     # -- forward ---------------------------------------------------------------------------
-    def _run(self, x: np.ndarray, initial: State | None, lengths: np.ndarray | None) -> tuple[np.ndarray, State]:
-        """``out`` and the final states (one ``(L * D, B, H)`` array per state name)."""
+    def forward_states(
+        self, x: np.ndarray, initial: State | None = None, lengths: np.ndarray | None = None
+    ) -> tuple[np.ndarray, State]:
+        """:meth:`forward` with the states as a tuple, one ``(L * D, B, H)`` array per name in
+        ``cell.state_names`` (``(h,)`` or ``(h, c)``), whatever the cell: what models, decoders
+        and the trainer's carried state use. ``initial`` None, or an entry None: zeros (or the
+        learned state)."""
         x = as_float_array("x", x, self.dtype)
         legend = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
         if x.ndim != 3:
@@ -176,10 +181,15 @@ class RecurrentLayer(Module):
         return forward_states * reverse_states  # "mul"
 
     # -- backward --------------------------------------------------------------------------
-    def _backprop(
-        self, dout: np.ndarray, dfinal: tuple[np.ndarray | None, ...], input_grad: bool, h0_grad: bool
+    def backward_states(
+        self,
+        dout: np.ndarray,
+        dfinal: tuple[np.ndarray | None, ...] | None = None,
+        input_grad: bool = True,
+        h0_grad: bool = True,
     ) -> tuple[np.ndarray | None, State | None]:
-        """``dx`` and the initial states' gradients (None when ``h0_grad`` is False)."""
+        """:meth:`backward` with the states as tuples (see :meth:`forward_states`): returns ``dx``
+        and the initial states' gradients (None when ``h0_grad`` is False)."""
         cache = self._require_cache(self._cache)
         layers = cache["layers"]
         steps, batch = layers[0][1].out.shape[:2]
@@ -189,6 +199,8 @@ class RecurrentLayer(Module):
         check_shape("dout", dout, expected_out, f"{legend}, the shape of out")
         if self.batch_first:
             dout = dout.transpose(1, 0, 2)
+        if dfinal is None:
+            dfinal = (None,) * len(self.cell.state_names)
         checked = []
         for name, given in zip(self.cell.state_names, dfinal):
             if given is not None:

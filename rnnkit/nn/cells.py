@@ -1,0 +1,39 @@
+"""Recurrent modules by cell name: what models and the command line build from ``--cell``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit._checks import check_choice
+from rnnkit.nn.gru import GRU
+from rnnkit.nn.lstm import LSTM
+from rnnkit.nn.recurrent import RecurrentLayer
+from rnnkit.nn.rnn import RNN
+
+CELLS: dict[str, type[RecurrentLayer]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+
+
+def recurrent(
+    cell: str,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int = 1,
+    nonlinearity: str = "tanh",
+    bidirectional: bool = False,
+    dropout: float = 0.0,
+    dtype: type | np.dtype = np.float32,
+    seed: int | np.random.Generator | None = None,
+    **options: object,
+) -> RecurrentLayer:
+    """An :class:`RNN`, :class:`LSTM` or :class:`GRU` by ``cell`` name (``"rnn"``, ``"lstm"``,
+    ``"gru"``). ``nonlinearity`` belongs to the Elman cell; the gated cells have their own, so
+    anything but the default tanh with them is an error rather than silently ignored."""
+    module = CELLS[check_choice("cell", cell, tuple(CELLS))]
+    arguments = dict(num_layers=num_layers, bidirectional=bidirectional, dropout=dropout, dtype=dtype, seed=seed,
+                     **options)
+    if cell == "rnn":
+        return module(input_size, hidden_size, nonlinearity=nonlinearity, **arguments)
+    if nonlinearity != "tanh":
+        raise ValueError(f"nonlinearity: the {cell.upper()} cell has its own gate nonlinearities; "
+                         f"{nonlinearity!r} applies only to cell 'rnn'")
+    return module(input_size, hidden_size, **arguments)
