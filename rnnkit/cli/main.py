@@ -47,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--layers", type=int, help="stacked RNN layers")
     train.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
                        help="add a reverse direction (default: per task)")
-    train.add_argument("--nonlinearity", choices=["tanh", "relu", "sigmoid"])
+    train.add_argument("--cell", choices=["rnn", "lstm", "gru"],
+                       help="recurrent cell: Elman rnn, lstm or gru (default: per task, see README)")
+    train.add_argument("--nonlinearity", choices=["tanh", "relu", "sigmoid"], help="of the Elman cell (--cell rnn)")
     train.add_argument("--dropout", type=float, help="dropout between stacked layers")
     train.add_argument("--batch-size", type=int)
     train.add_argument("--lr", type=float, help="learning rate")
@@ -91,6 +93,7 @@ def load_trained(directory: str, score_file: str | None = None):
     from rnnkit.tasks import get_task
 
     arrays, meta = load_checkpoint(_checkpoint_dir(directory))
+    meta["model_options"].setdefault("cell", "rnn")  # saved before --cell: an Elman RNN
     task = get_task(meta["task"])(data=meta["data"], seed=meta["train_config"]["seed"], meta=meta["task_meta"],
                                   score_file=score_file)
     model = task.build_model(meta["model_options"], dtype=np.dtype(meta["dtype"]))
@@ -121,10 +124,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--epochs: expected a positive integer, got {config.epochs}")
 
     options = {key: value for key, value in task_class.defaults.items() if key not in ("epochs", "lr", "patience")}
-    for key, value in (("hidden", args.hidden), ("layers", args.layers), ("bidirectional", args.bidirectional),
-                       ("nonlinearity", args.nonlinearity), ("dropout", args.dropout), ("batch_size", args.batch_size)):
+    for key, value in (("cell", args.cell), ("hidden", args.hidden), ("layers", args.layers),
+                       ("bidirectional", args.bidirectional), ("nonlinearity", args.nonlinearity),
+                       ("dropout", args.dropout), ("batch_size", args.batch_size)):
         if value is not None:
             options[key] = value
+    if options.get("cell", "rnn") != "rnn" and options.get("nonlinearity", "tanh") != "tanh":
+        raise ValueError(f"--nonlinearity {options['nonlinearity']} applies only to --cell rnn; "
+                         f"the {options['cell']} cell has its own gate nonlinearities")
 
     task_meta = None
     if args.resume:
@@ -134,6 +141,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if meta["task"] != args.task:
             raise ValueError(f"--resume: {out} holds a {meta['task']!r} run, not {args.task!r}")
         options, task_meta = meta["model_options"], meta["task_meta"]
+        options.setdefault("cell", "rnn")  # saved before --cell: an Elman RNN
+        for key, value in (("cell", args.cell), ("nonlinearity", args.nonlinearity)):
+            if value is not None and value != options[key]:
+                raise ValueError(f"--resume: {out} was trained with --{key} {options[key]}, not {value}")
         if args.data is None:
             args.data = meta["data"]
         elif str(Path(args.data).resolve()) != meta["data"]:

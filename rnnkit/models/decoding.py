@@ -1,18 +1,21 @@
 """Generating sequences from a decoder one step at a time: greedy, sampling and beam search.
 
-Every strategy drives a ``step(ids (B,), h (L, B, H)) -> (logits (B, V), h)`` function, so the
-same code serves captioning (one-to-many) and translation (encoder-decoder).
+Every strategy drives a ``step(ids (B,), state) -> (logits (B, V), state)`` function, so the
+same code serves captioning (one-to-many) and translation (encoder-decoder), whatever the cell:
+the state is a tuple of ``(L, B, H)`` arrays (``(h,)``, or ``(h, c)`` for an LSTM), handled only
+through :mod:`rnnkit.models.states` (beam search selects the surviving beams of every array).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from rnnkit._checks import check_choice
+from rnnkit.models.states import batch_size, select_batch
 
-Step = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+Step = Callable[[np.ndarray, Any], tuple[np.ndarray, Any]]
 METHODS = ("greedy", "sample", "beam")
 
 
@@ -23,7 +26,7 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 def generate(
     step: Step,
-    h0: np.ndarray,
+    state: Any,
     bos: int,
     eos: int,
     max_len: int,
@@ -32,20 +35,21 @@ def generate(
     beam_size: int = 4,
     rng: np.random.Generator | None = None,
 ) -> list[list[int]]:
-    """Decode ``B`` sequences from initial states ``h0 (L, B, H)``; returns ids without bos/eos."""
+    """Decode ``B`` sequences from the decoder's initial ``state`` (a tuple of ``(L, B, H)``
+    arrays, passed to ``step`` as given); returns ids without bos/eos."""
     check_choice("method", method, METHODS)
+    batch = batch_size(state)
     if method == "beam":
-        return [beam_search(step, h0[:, b : b + 1], bos, eos, max_len, beam_size) for b in range(h0.shape[1])]
+        return [beam_search(step, select_batch(state, slice(b, b + 1)), bos, eos, max_len, beam_size)
+                for b in range(batch)]
     if method == "sample" and temperature <= 0:
         raise ValueError(f"temperature: expected a positive number, got {temperature}")
     rng = rng if rng is not None else np.random.default_rng()
-    batch = h0.shape[1]
     ids = np.full(batch, bos, dtype=np.int64)
-    h = h0
     outputs = [[] for _ in range(batch)]
     finished = np.zeros(batch, bool)
     for _ in range(max_len):
-        logits, h = step(ids, h)
+        logits, state = step(ids, state)
         if method == "greedy":
             ids = logits.argmax(axis=-1)
         else:
@@ -60,18 +64,18 @@ def generate(
     return outputs
 
 
-def beam_search(step: Step, h0: np.ndarray, bos: int, eos: int, max_len: int, beam_size: int = 4) -> list[int]:
-    """Beam search for one sequence (``h0 (L, 1, H)``): the hypothesis with the best total log
-    probability divided by its length (so short endings are not favoured merely for being short).
-    The live beams advance together as one batch."""
+def beam_search(step: Step, state: Any, bos: int, eos: int, max_len: int, beam_size: int = 4) -> list[int]:
+    """Beam search for one sequence (``state``: arrays ``(L, 1, H)``): the hypothesis with the
+    best total log probability divided by its length (so short endings are not favoured merely
+    for being short). The live beams advance together as one batch; every array of the state
+    follows its beam."""
     if beam_size < 1:
         raise ValueError(f"beam_size: expected a positive integer, got {beam_size}")
     beams: list[tuple[list[int], float]] = [([], 0.0)]
-    h = h0
     finished: list[tuple[list[int], float]] = []
     for _ in range(max_len):
         last = np.array([seq[-1] if seq else bos for seq, _ in beams], dtype=np.int64)
-        logits, h_next = step(last, h)
+        logits, state_next = step(last, state)
         log_probs = log_softmax(logits.astype(np.float64))
         scores = np.array([score for _, score in beams])[:, None] + log_probs  # (beams, V)
         best = np.argsort(scores, axis=None)[::-1][: 2 * beam_size]
@@ -86,7 +90,7 @@ def beam_search(step: Step, h0: np.ndarray, bos: int, eos: int, max_len: int, be
             if len(candidates) == beam_size:
                 break
         beams = [(seq, score) for seq, score, _ in candidates]
-        h = h_next[:, [beam for _, _, beam in candidates]] if candidates else h_next
+        state = select_batch(state_next, [beam for _, _, beam in candidates]) if candidates else state_next
         if not beams or len(finished) >= beam_size:
             break
     if not finished:  # nothing ended within max_len: fall back to the truncated hypotheses

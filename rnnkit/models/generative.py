@@ -10,54 +10,66 @@ from rnnkit._checks import check_float_dtype
 from rnnkit.functional.activations import tanh_derivative
 from rnnkit.models.base import Model
 from rnnkit.models.decoding import generate
+from rnnkit.models.states import State, cell_state_names, join_directions, split_directions
+from rnnkit.nn.cells import recurrent
 from rnnkit.nn.embedding import Embedding
 from rnnkit.nn.linear import Linear
 from rnnkit.nn.module import Module, resolve_rng
-from rnnkit.nn.rnn import RNN
 
 
 class Decoder(Module):
-    """Embedding -> unidirectional RNN -> Linear over the vocabulary."""
+    """Embedding -> unidirectional recurrent layer (``cell``) -> Linear over the vocabulary.
 
-    def __init__(self, vocab_size, embed_dim, hidden_size, num_layers, nonlinearity, dropout, dtype, rng) -> None:
+    Its state is a tuple of ``(L, B, H)`` arrays, one per name in ``rnn.cell.state_names``."""
+
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_layers, nonlinearity, dropout, dtype, rng,
+                 cell: str = "rnn") -> None:
         super().__init__()
         self.embedding = Embedding(vocab_size, embed_dim, padding_idx=0, dtype=dtype, seed=rng)
-        self.rnn = RNN(embed_dim, hidden_size, num_layers, nonlinearity, dropout=dropout, dtype=dtype, seed=rng)
+        self.rnn = recurrent(cell, embed_dim, hidden_size, num_layers, nonlinearity, dropout=dropout, dtype=dtype,
+                             seed=rng)
         self.head = Linear(hidden_size, vocab_size, dtype=dtype, seed=rng)
 
-    def forward(self, inputs: np.ndarray, h0: np.ndarray, lengths: np.ndarray | None = None):
-        states, h_n = self.rnn.forward(self.embedding.forward(inputs), h0, lengths)
-        return self.head.forward(states), h_n
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return self.rnn.cell.state_names
 
-    def backward(self, dlogits: np.ndarray) -> np.ndarray:
-        """Returns ``dh0``."""
-        dx, dh0 = self.rnn.backward(self.head.backward(dlogits))
+    def forward(self, inputs: np.ndarray, state: State, lengths: np.ndarray | None = None) -> tuple[np.ndarray, State]:
+        out, final = self.rnn.forward_states(self.embedding.forward(inputs), state, lengths)
+        return self.head.forward(out), final
+
+    def backward(self, dlogits: np.ndarray) -> State:
+        """Returns the gradient of the initial state (a tuple like it)."""
+        dx, dinitial = self.rnn.backward_states(self.head.backward(dlogits))
         self.embedding.backward(dx)
-        return dh0
+        return dinitial
 
-    def step(self, ids: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One step for generation: ``ids (B,)``, ``h (L, B, H)`` -> ``logits (B, V)``, new ``h``."""
-        logits, h_n = self.forward(ids[None], h)
-        return logits[0], h_n
+    def step(self, ids: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        """One step for generation: ``ids (B,)`` and the state -> ``logits (B, V)``, new state."""
+        logits, final = self.forward(ids[None], state)
+        return logits[0], final
 
 
 class _Bridge(Module):
-    """``h0 = tanh(W v + b)`` reshaped to ``(L, B, H)``: how a vector becomes a decoder state."""
+    """``tanh(W v + b)`` split into the decoder's states, each ``(L, B, H)``: how a vector
+    becomes a decoder state (``(h0,)``, or ``(h0, c0)`` for an LSTM: one projection for all)."""
 
-    def __init__(self, in_features, num_layers, hidden_size, dtype, rng) -> None:
+    def __init__(self, in_features, num_layers, hidden_size, dtype, rng, num_states: int = 1) -> None:
         super().__init__()
-        self.num_layers, self.hidden_size = num_layers, hidden_size
-        self.proj = Linear(in_features, num_layers * hidden_size, dtype=dtype, seed=rng)
+        self.num_layers, self.hidden_size, self.num_states = num_layers, hidden_size, num_states
+        self.proj = Linear(in_features, num_states * num_layers * hidden_size, dtype=dtype, seed=rng)
         self._h0 = None
 
-    def forward(self, v: np.ndarray) -> np.ndarray:
-        h0 = np.tanh(self.proj.forward(v))  # (B, L * H)
+    def forward(self, v: np.ndarray) -> State:
+        h0 = np.tanh(self.proj.forward(v))  # (B, S * L * H)
         self._h0 = h0
-        return h0.reshape(-1, self.num_layers, self.hidden_size).transpose(1, 0, 2)
+        per_state = h0.reshape(-1, self.num_states, self.num_layers, self.hidden_size)
+        return tuple(per_state[:, k].transpose(1, 0, 2) for k in range(self.num_states))
 
-    def backward(self, dh0: np.ndarray) -> np.ndarray:
+    def backward(self, dstate: State) -> np.ndarray:
         h0 = self._require_cache(self._h0)
-        dflat = dh0.transpose(1, 0, 2).reshape(h0.shape) * tanh_derivative(h0)
+        dstacked = np.stack([d.transpose(1, 0, 2) for d in dstate], axis=1)  # (B, S, L, H)
+        dflat = dstacked.reshape(h0.shape) * tanh_derivative(h0)
         self._h0 = None
         return self.proj.backward(dflat)
 
@@ -65,6 +77,7 @@ class _Bridge(Module):
 class OneToMany(Model):
     """A feature vector (an image, say) to a token sequence (its caption).
 
+    The vector sets every state of the decoder (``cell``: ``"rnn"``, ``"lstm"`` or ``"gru"``).
     ``forward(features (B, F), inputs (T, B), lengths=None) -> logits (T, B, V)`` with teacher
     forcing; ``generate(features, ...)`` decodes greedily, by temperature sampling or by beam
     search.
@@ -77,6 +90,7 @@ class OneToMany(Model):
         hidden_size: int = 128,
         *,
         embed_dim: int = 32,
+        cell: str = "rnn",
         num_layers: int = 1,
         nonlinearity: str = "tanh",
         dropout: float = 0.0,
@@ -86,8 +100,11 @@ class OneToMany(Model):
         super().__init__()
         dtype = check_float_dtype(dtype)
         rng = resolve_rng(seed)
-        self.bridge = _Bridge(feature_size, num_layers, hidden_size, dtype, rng)
-        self.decoder = Decoder(vocab_size, embed_dim, hidden_size, num_layers, nonlinearity, dropout, dtype, rng)
+        self.cell = cell
+        self.bridge = _Bridge(feature_size, num_layers, hidden_size, dtype, rng,
+                              num_states=len(cell_state_names(cell)))
+        self.decoder = Decoder(vocab_size, embed_dim, hidden_size, num_layers, nonlinearity, dropout, dtype, rng,
+                               cell=cell)
 
     def forward(self, features: np.ndarray, inputs: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
         logits, _ = self.decoder.forward(inputs, self.bridge.forward(features), lengths)
@@ -105,9 +122,11 @@ class OneToMany(Model):
 class Seq2Seq(Model):
     """Encoder-decoder for translation.
 
-    The encoder (embedding + RNN, optionally bidirectional and deep) reads the source; its final
-    states start the decoder. With a bidirectional encoder each layer's forward and reverse final
-    states are joined by ``tanh(W [h_fwd; h_rev] + b)``; otherwise they pass straight through.
+    The encoder (embedding + recurrent layer of ``cell``, optionally bidirectional and deep) reads
+    the source; its final states (``h``, and ``c`` for an LSTM) start the decoder, of the same
+    cell. With a bidirectional encoder each layer's forward and reverse final states are joined,
+    state by state, by ``tanh(W [s_fwd; s_rev] + b)`` (one bridge per state: ``bridge`` for
+    ``h``, ``bridge_c`` for an LSTM's ``c``); otherwise they pass straight through.
 
     ``forward(source (S, B), source_lengths, inputs (T, B), lengths=None) -> logits (T, B, V)``.
     """
@@ -119,6 +138,7 @@ class Seq2Seq(Model):
         hidden_size: int = 128,
         *,
         embed_dim: int = 64,
+        cell: str = "rnn",
         num_layers: int = 1,
         bidirectional: bool = False,
         nonlinearity: str = "tanh",
@@ -129,25 +149,30 @@ class Seq2Seq(Model):
         super().__init__()
         dtype = check_float_dtype(dtype)
         rng = resolve_rng(seed)
+        self.cell = cell
         self.source_embedding = Embedding(source_vocab_size, embed_dim, padding_idx=0, dtype=dtype, seed=rng)
-        self.encoder = RNN(embed_dim, hidden_size, num_layers, nonlinearity, bidirectional, dropout, dtype=dtype, seed=rng)
-        if bidirectional:
-            self.bridge = Linear(2 * hidden_size, hidden_size, dtype=dtype, seed=rng)
-        self.decoder = Decoder(target_vocab_size, embed_dim, hidden_size, num_layers, nonlinearity, dropout, dtype, rng)
+        self.encoder = recurrent(cell, embed_dim, hidden_size, num_layers, nonlinearity, bidirectional, dropout,
+                                 dtype=dtype, seed=rng)
+        self.bridge_names = tuple("bridge" if name == "h" else f"bridge_{name}"
+                                  for name in self.encoder.cell.state_names) if bidirectional else ()
+        for name in self.bridge_names:
+            setattr(self, name, Linear(2 * hidden_size, hidden_size, dtype=dtype, seed=rng))
+        self.decoder = Decoder(target_vocab_size, embed_dim, hidden_size, num_layers, nonlinearity, dropout, dtype, rng,
+                               cell=cell)
         self._cache = None
 
-    def encode(self, source: np.ndarray, source_lengths: np.ndarray | None = None) -> np.ndarray:
-        """The decoder's initial state ``(L, B, H)`` for a source batch ``(S, B)``."""
-        _, h_n = self.encoder.forward(self.source_embedding.forward(source), None, source_lengths)
+    def encode(self, source: np.ndarray, source_lengths: np.ndarray | None = None) -> State:
+        """The decoder's initial state (a tuple of ``(L, B, H)`` arrays) for a source ``(S, B)``."""
+        _, final = self.encoder.forward_states(self.source_embedding.forward(source), None, source_lengths)
         steps, batch = np.shape(source)[:2]
-        self._cache = (steps, batch, h_n.shape, None)
         if not self.encoder.bidirectional:
-            return h_n
-        layers, hidden = self.encoder.num_layers, self.encoder.hidden_size
-        joined = h_n.reshape(layers, 2, batch, hidden).transpose(0, 2, 1, 3).reshape(layers, batch, 2 * hidden)
-        h0 = np.tanh(self.bridge.forward(joined))
-        self._cache = (steps, batch, h_n.shape, h0)
-        return h0
+            self._cache = (steps, batch, None)
+            return final
+        layers = self.encoder.num_layers
+        initial = tuple(np.tanh(getattr(self, name).forward(join_directions(state, layers)))
+                        for name, state in zip(self.bridge_names, final))
+        self._cache = (steps, batch, initial)
+        return initial
 
     def forward(
         self,
@@ -160,16 +185,15 @@ class Seq2Seq(Model):
         return logits
 
     def backward(self, dlogits: np.ndarray) -> None:
-        steps, batch, h_n_shape, h0 = self._require_cache(self._cache)
-        dh0 = self.decoder.backward(dlogits)
+        steps, batch, initial = self._require_cache(self._cache)
+        dinitial = self.decoder.backward(dlogits)
         if self.encoder.bidirectional:
-            layers, hidden = self.encoder.num_layers, self.encoder.hidden_size
-            djoined = self.bridge.backward(dh0 * tanh_derivative(h0))
-            dh_n = djoined.reshape(layers, batch, 2, hidden).transpose(0, 2, 1, 3).reshape(h_n_shape)
+            dfinal = tuple(split_directions(getattr(self, name).backward(d * tanh_derivative(state)))
+                           for name, state, d in zip(self.bridge_names, initial, dinitial))
         else:
-            dh_n = dh0
-        encoder_out = np.zeros((steps, batch, self.encoder.output_size), dtype=dh_n.dtype)
-        dx, _ = self.encoder.backward(encoder_out, dh_n, h0_grad=False)
+            dfinal = dinitial
+        encoder_out = np.zeros((steps, batch, self.encoder.output_size), dtype=dfinal[0].dtype)
+        dx, _ = self.encoder.backward_states(encoder_out, dfinal, h0_grad=False)
         self.source_embedding.backward(dx)
         self._cache = None
 

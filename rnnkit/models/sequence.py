@@ -1,5 +1,5 @@
-"""Many-to-many and many-to-one: an RNN reading a sequence, with outputs at every step or one
-output for the whole sequence."""
+"""Many-to-many and many-to-one: a recurrent layer (Elman RNN, LSTM or GRU: ``cell``) reading a
+sequence, with outputs at every step or one output for the whole sequence."""
 
 from __future__ import annotations
 
@@ -15,16 +15,18 @@ from rnnkit.models.base import (
     pool_backward,
     pool_forward,
 )
+from rnnkit.models.states import State, as_state
+from rnnkit.nn.cells import recurrent
 from rnnkit.nn.linear import Linear
 from rnnkit.nn.module import resolve_rng
-from rnnkit.nn.rnn import RNN
 
 
 class _Reader(Model):
-    """Input layer -> RNN -> linear head: what ManyToMany and ManyToOne share.
+    """Input layer -> recurrent layer -> linear head: what ManyToMany and ManyToOne share.
 
     Inputs are token ids ``(T, B)`` when ``vocab_size`` is given (through an embedding of
-    ``embed_dim``), else real values ``(T, B, input_size)``. ``loss`` is ``"cross_entropy"``
+    ``embed_dim``), else real values ``(T, B, input_size)``. ``cell`` is ``"rnn"``, ``"lstm"``
+    or ``"gru"`` (``nonlinearity`` belongs to ``"rnn"``). ``loss`` is ``"cross_entropy"``
     (class scores) or ``"mse"`` (values).
     """
 
@@ -36,6 +38,7 @@ class _Reader(Model):
         vocab_size: int | None = None,
         input_size: int | None = None,
         embed_dim: int = 64,
+        cell: str = "rnn",
         num_layers: int = 1,
         nonlinearity: str = "tanh",
         bidirectional: bool = False,
@@ -49,7 +52,9 @@ class _Reader(Model):
         rng = resolve_rng(seed)
         self.loss_kind = check_choice("loss", loss, ("cross_entropy", "mse"))
         self.embedding, features = make_input_layer(vocab_size, input_size, embed_dim, dtype, rng)
-        self.rnn = RNN(features, hidden_size, num_layers, nonlinearity, bidirectional, dropout, dtype=dtype, seed=rng)
+        self.cell = cell
+        self.rnn = recurrent(cell, features, hidden_size, num_layers, nonlinearity, bidirectional, dropout,
+                             dtype=dtype, seed=rng)
         self.head = Linear(self.rnn.output_size, output_size, dtype=dtype, seed=rng)
 
     def _input_grad(self, asked: bool) -> bool:
@@ -63,30 +68,34 @@ class ManyToMany(_Reader):
     ``bidirectional`` gives each step past and future context (for tagging; a language model
     must stay unidirectional, or it would see the answer). Options as for ``_Reader``.
 
-    ``forward(inputs, h0=None, lengths=None) -> (outputs (T, B, output_size), h_n)``;
-    ``backward(doutputs, dh_n=None, input_grad=True)`` returns the input gradient (None for
-    tokens, and with ``input_grad=False``, which skips it when the inputs are data).
+    ``forward(inputs, state=None, lengths=None) -> (outputs (T, B, output_size), final state)``,
+    the states as tuples of ``(L * D, B, H)`` arrays (``(h,)``, or ``(h, c)`` for an LSTM; see
+    :mod:`rnnkit.models.states`; a bare array is read as ``(h,)``): what truncated BPTT carries.
+    ``backward(doutputs, dfinal=None, input_grad=True)`` returns the input gradient (None for
+    tokens, and with ``input_grad=False``, which skips it when the inputs are data); the initial
+    state takes no gradient (a carried state is detached).
     """
 
     def forward(
-        self, inputs: np.ndarray, h0: np.ndarray | None = None, lengths: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        states, h_n = self.rnn.forward(embed_forward(self.embedding, inputs), h0, lengths)
-        return self.head.forward(states), h_n
+        self, inputs: np.ndarray, state: State | np.ndarray | None = None, lengths: np.ndarray | None = None
+    ) -> tuple[np.ndarray, State]:
+        out, final = self.rnn.forward_states(embed_forward(self.embedding, inputs), as_state(state), lengths)
+        return self.head.forward(out), final
 
     def backward(
-        self, doutputs: np.ndarray, dh_n: np.ndarray | None = None, input_grad: bool = True
+        self, doutputs: np.ndarray, dfinal: State | np.ndarray | None = None, input_grad: bool = True
     ) -> np.ndarray | None:
-        dx, _ = self.rnn.backward(self.head.backward(doutputs), dh_n, input_grad=self._input_grad(input_grad),
-                                  h0_grad=False)
+        dx, _ = self.rnn.backward_states(self.head.backward(doutputs), as_state(dfinal),
+                                         input_grad=self._input_grad(input_grad), h0_grad=False)
         return embed_backward(self.embedding, dx)
 
 
 class ManyToOne(_Reader):
     """One output for the whole sequence (sentiment, sequence classification, regression).
 
-    The sequence is summarised by ``pooling``: ``"last"`` (the final state of the top layer:
-    the last valid step going forward and, if bidirectional, step 0 going back), or ``"mean"``
+    The sequence is summarised by ``pooling``: ``"last"`` (the final hidden state ``h`` of the
+    top layer: the last valid step going forward and, if bidirectional, step 0 going back; an
+    LSTM's cell state ``c`` is not read), or ``"mean"``
     / ``"max"`` over valid steps. Other options as for ``_Reader``.
     ``forward(inputs, lengths=None) -> outputs (B, output_size)``; ``backward(doutputs,
     input_grad=True)`` as for :class:`ManyToMany`.
@@ -98,7 +107,8 @@ class ManyToOne(_Reader):
         self._cache = None
 
     def forward(self, inputs: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
-        states, h_n = self.rnn.forward(embed_forward(self.embedding, inputs), None, lengths)
+        states, final = self.rnn.forward_states(embed_forward(self.embedding, inputs), None, lengths)
+        h_n = final[0]
         directions = self.rnn.num_directions
         if self.pooling == "last":
             summary, pool_cache = np.concatenate(list(h_n[-directions:]), axis=-1), None
@@ -115,9 +125,10 @@ class ManyToOne(_Reader):
             dstates = np.zeros(states_shape, dtype=dsummary.dtype)
             dh_n = np.zeros(h_n_shape, dtype=dsummary.dtype)
             dh_n[-directions:] = dsummary.reshape(-1, directions, hidden).transpose(1, 0, 2)
+            dfinal = (dh_n,)  # the other states (an LSTM's c) take none: None means zeros
         else:
-            dstates, dh_n = pool_backward(dsummary, pool_cache, states_shape[0], self.pooling), None
-        dx, _ = self.rnn.backward(dstates, dh_n, input_grad=self._input_grad(input_grad), h0_grad=False)
+            dstates, dfinal = pool_backward(dsummary, pool_cache, states_shape[0], self.pooling), None
+        dx, _ = self.rnn.backward_states(dstates, dfinal, input_grad=self._input_grad(input_grad), h0_grad=False)
         self._cache = None
         return embed_backward(self.embedding, dx)
 
@@ -126,7 +137,8 @@ class OneToOne(Model):
     """A single step, ``T = 1``: feature vector ``(B, input_size)`` to ``(B, output_size)``.
 
     The degenerate RNN: ``h = act(W_xh x + b_h)`` (the recurrent term meets ``h0 = 0``), then
-    ``y = W_hy h + b_y``: a one-hidden-layer network, the first box of the classic diagram.
+    ``y = W_hy h + b_y``: a one-hidden-layer network, the first box of the classic diagram. With
+    a gated ``cell`` the gates read ``x`` alone the same way (an LSTM: ``h = o * tanh(i * g)``).
     """
 
     def __init__(
@@ -135,6 +147,7 @@ class OneToOne(Model):
         output_size: int,
         hidden_size: int = 128,
         *,
+        cell: str = "rnn",
         nonlinearity: str = "tanh",
         loss: str = "cross_entropy",
         dtype: type | np.dtype = np.float32,
@@ -144,18 +157,19 @@ class OneToOne(Model):
         dtype = check_float_dtype(dtype)
         rng = resolve_rng(seed)
         self.loss_kind = check_choice("loss", loss, ("cross_entropy", "mse"))
-        self.rnn = RNN(input_size, hidden_size, 1, nonlinearity, dtype=dtype, seed=rng)
+        self.cell = cell
+        self.rnn = recurrent(cell, input_size, hidden_size, 1, nonlinearity, dtype=dtype, seed=rng)
         self.head = Linear(hidden_size, output_size, dtype=dtype, seed=rng)
 
     def forward(self, inputs: np.ndarray) -> np.ndarray:
         inputs = np.asarray(inputs)
         if inputs.ndim != 2:
             raise ValueError(f"inputs: expected a 2-D array (B, input_size), got shape {inputs.shape}")
-        states, _ = self.rnn.forward(inputs[None])
+        states, _ = self.rnn.forward_states(inputs[None])
         return self.head.forward(states[0])
 
     def backward(self, doutputs: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         """The input gradient ``(B, input_size)``, or None with ``input_grad=False`` (data)."""
         dstates = self.head.backward(doutputs)
-        dx, _ = self.rnn.backward(dstates[None], input_grad=input_grad, h0_grad=False)
+        dx, _ = self.rnn.backward_states(dstates[None], input_grad=input_grad, h0_grad=False)
         return None if dx is None else dx[0]

@@ -1,7 +1,8 @@
 """charlm: a character-level language model (many-to-many, deep), the main job.
 
 Trains on one long text split into B parallel streams; each batch is the next ``bptt`` steps of
-every stream and the hidden state is carried from batch to batch (truncated BPTT). The metric
+every stream and the recurrent state (``h``, and ``c`` with ``--cell lstm``) is carried from
+batch to batch (truncated BPTT). The metric
 is bits per character on held-out text, against the unigram entropy of that same text: what a
 model that knows only character frequencies would score.
 """
@@ -15,7 +16,9 @@ import numpy as np
 
 from rnnkit.data import Vocab, lm_stream_batches, load_charlm, read_text_file
 from rnnkit.models import ManyToMany
+from rnnkit.models.states import detach
 from rnnkit.tasks.base import Task, TaskError
+from rnnkit.tasks.common import model_kwargs
 
 LN2 = math.log(2.0)
 
@@ -25,7 +28,7 @@ class CharLM(Task):
     metric_keys = ("bpc",)
     primary_metric = "bpc"
     higher_is_better = False
-    defaults = {"hidden": 256, "layers": 2, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
+    defaults = {"cell": "rnn", "hidden": 256, "layers": 2, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": False, "batch_size": 32, "bptt": 64, "epochs": 10, "lr": 2e-3}
 
     def __init__(self, data=None, seed=0, meta=None, score_file=None) -> None:
@@ -48,8 +51,7 @@ class CharLM(Task):
             raise TaskError("charlm: a language model cannot be bidirectional (it would read the characters it must predict)")
         self.options = options
         return ManyToMany(len(self.vocab), options["hidden"], vocab_size=len(self.vocab), embed_dim=options["embed"],
-                          num_layers=options["layers"], nonlinearity=options["nonlinearity"],
-                          dropout=options["dropout"], dtype=dtype, seed=self.seed)
+                          dtype=dtype, seed=self.seed, **model_kwargs(options))
 
     # -- training ---------------------------------------------------------------------------
     def train_batches(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -60,11 +62,14 @@ class CharLM(Task):
         return list(lm_stream_batches(self.encoded["train"][offset:], self.options["batch_size"], bptt))
 
     def train_step(self, model: ManyToMany, batch, carry) -> tuple[float, int, Any]:
+        """One truncated-BPTT window. ``carry`` is the final state of the previous window (a
+        tuple, ``(h,)`` or ``(h, c)``; None at the start of an epoch): it starts this window and
+        takes no gradient; the returned carry is this window's final state, detached."""
         inputs, targets = batch
-        logits, h_n = model.forward(inputs, carry)
+        logits, final = model.forward(inputs, carry)
         loss, dlogits = model.loss(logits, targets)
         model.backward(dlogits / targets.size)
-        return loss, targets.size, h_n
+        return loss, targets.size, detach(final)
 
     # -- evaluation -------------------------------------------------------------------------
     def evaluate(self, model: ManyToMany, split: str = "valid") -> dict[str, float]:

@@ -22,7 +22,7 @@ class Classify(Task):
     name = "classify"
     metric_keys = ("accuracy", "macro_f1")
     primary_metric = "accuracy"
-    defaults = {"hidden": 128, "layers": 1, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
+    defaults = {"cell": "rnn", "hidden": 128, "layers": 1, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": True, "pooling": "mean", "batch_size": 64, "epochs": 8, "lr": 2e-3,
                 "min_freq": 2}
 

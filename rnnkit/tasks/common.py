@@ -31,5 +31,7 @@ def batches(seqs: list[np.ndarray], batch_size: int, seed: int | None, epoch: in
 
 
 def model_kwargs(options: dict[str, Any]) -> dict[str, Any]:
-    """The RNN options every task's model takes, from the CLI's option names."""
-    return {"num_layers": options["layers"], "nonlinearity": options["nonlinearity"], "dropout": options["dropout"]}
+    """The recurrent options every task's model takes, from the CLI's option names. A checkpoint
+    saved before ``--cell`` existed has no ``cell`` entry: its model was an Elman RNN."""
+    return {"cell": options.get("cell", "rnn"), "num_layers": options["layers"],
+            "nonlinearity": options["nonlinearity"], "dropout": options["dropout"]}

@@ -17,6 +17,7 @@ import numpy as np
 from rnnkit.data import Vocab, load_digit_captions, load_digits_flat, load_digits_rows, pad_batch
 from rnnkit.models import ManyToOne, OneToMany, OneToOne
 from rnnkit.tasks.base import Task, TaskError
+from rnnkit.tasks.common import model_kwargs
 from rnnkit.tasks.metrics import accuracy, exact_match
 
 
@@ -76,17 +77,16 @@ class _DigitClassifier(_DigitTask):
 
 class DigitRows(_DigitClassifier):
     name = "digits"
-    defaults = {"hidden": 64, "layers": 1, "nonlinearity": "tanh", "dropout": 0.0, "bidirectional": False,
-                "batch_size": 32, "epochs": 60, "lr": 3e-3, "patience": 10}
+    defaults = {"cell": "rnn", "hidden": 64, "layers": 1, "nonlinearity": "tanh", "dropout": 0.0,
+                "bidirectional": False, "batch_size": 32, "epochs": 60, "lr": 3e-3, "patience": 10}
 
     def _load(self, seed):
         return load_digits_rows(seed=seed)
 
     def build_model(self, options: dict, dtype=np.float32) -> ManyToOne:
         self.options = options
-        return ManyToOne(10, options["hidden"], input_size=8, num_layers=options["layers"],
-                         nonlinearity=options["nonlinearity"], bidirectional=options["bidirectional"],
-                         dropout=options["dropout"], dtype=dtype, seed=self.seed)
+        return ManyToOne(10, options["hidden"], input_size=8, bidirectional=options["bidirectional"], dtype=dtype,
+                         seed=self.seed, **model_kwargs(options))
 
     def _logits(self, model, x):
         return model.forward(x.transpose(1, 0, 2))  # (N, 8 rows, 8) -> time-major (8, N, 8)
@@ -94,8 +94,8 @@ class DigitRows(_DigitClassifier):
 
 class OneToOneDigits(_DigitClassifier):
     name = "onetoone"
-    defaults = {"hidden": 64, "layers": 1, "nonlinearity": "tanh", "dropout": 0.0, "bidirectional": False,
-                "batch_size": 32, "epochs": 60, "lr": 3e-3, "patience": 10}
+    defaults = {"cell": "rnn", "hidden": 64, "layers": 1, "nonlinearity": "tanh", "dropout": 0.0,
+                "bidirectional": False, "batch_size": 32, "epochs": 60, "lr": 3e-3, "patience": 10}
 
     def _load(self, seed):
         return load_digits_flat(seed=seed)
@@ -104,7 +104,8 @@ class OneToOneDigits(_DigitClassifier):
         if options["layers"] != 1 or options["bidirectional"]:
             raise TaskError("onetoone: a single step has one layer and one direction (drop --layers/--bidirectional)")
         self.options = options
-        return OneToOne(64, 10, options["hidden"], nonlinearity=options["nonlinearity"], dtype=dtype, seed=self.seed)
+        return OneToOne(64, 10, options["hidden"], cell=options.get("cell", "rnn"), nonlinearity=options["nonlinearity"],
+                        dtype=dtype, seed=self.seed)
 
     def _logits(self, model, x):
         return model.forward(x)
@@ -114,7 +115,7 @@ class Caption(_DigitTask):
     name = "caption"
     metric_keys = ("exact_match",)
     primary_metric = "exact_match"
-    defaults = {"hidden": 64, "layers": 1, "embed": 16, "nonlinearity": "tanh", "dropout": 0.0,
+    defaults = {"cell": "rnn", "hidden": 64, "layers": 1, "embed": 16, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": False, "batch_size": 32, "epochs": 60, "lr": 3e-3, "patience": 10}
 
     def __init__(self, data=None, seed=0, meta=None, score_file=None) -> None:
@@ -131,9 +132,8 @@ class Caption(_DigitTask):
         if options["bidirectional"]:
             raise TaskError("caption: a decoder that generates text cannot be bidirectional")
         self.options = options
-        return OneToMany(64, len(self.vocab), options["hidden"], embed_dim=options["embed"],
-                         num_layers=options["layers"], nonlinearity=options["nonlinearity"],
-                         dropout=options["dropout"], dtype=dtype, seed=self.seed)
+        return OneToMany(64, len(self.vocab), options["hidden"], embed_dim=options["embed"], dtype=dtype,
+                         seed=self.seed, **model_kwargs(options))
 
     def _teacher_forcing(self, captions):
         encoded = [self.vocab.encode(c) for c in captions]

@@ -24,7 +24,7 @@ class Tag(Task):
     name = "tag"
     metric_keys = ("token_accuracy",)
     primary_metric = "token_accuracy"
-    defaults = {"hidden": 128, "layers": 1, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
+    defaults = {"cell": "rnn", "hidden": 128, "layers": 1, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": True, "batch_size": 32, "epochs": 10, "lr": 2e-3, "min_freq": 2}
 
     def __init__(self, data=None, seed=0, meta=None, score_file=None) -> None:

@@ -24,7 +24,7 @@ class Translate(Task):
     name = "translate"
     metric_keys = ("exact_match", "cer")
     primary_metric = "exact_match"
-    defaults = {"hidden": 256, "layers": 1, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
+    defaults = {"cell": "rnn", "hidden": 256, "layers": 1, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": True, "batch_size": 32, "epochs": 30, "lr": 2e-3, "max_len": 40}
 
     def __init__(self, data=None, seed=0, meta=None, score_file=None) -> None:

@@ -3,8 +3,9 @@ checkpoints with exact resume, and a guard that stops a diverging run before it 
 
 Exact resume works because everything that decides what happens next is in the checkpoint:
 the parameters, the optimizer's state, every module's random generator (dropout), the
-position (epoch, batch), the state carried between batches (truncated BPTT) and the early
-stopping bookkeeping; batch order is a pure function of (seed, epoch).
+position (epoch, batch), the state carried between batches (truncated BPTT: every array of it,
+``h`` and an LSTM's ``c``) and the early stopping bookkeeping; batch order is a pure function of
+(seed, epoch).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from rnnkit.io.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from rnnkit.models.base import Model
+from rnnkit.models.states import as_state
 from rnnkit.optim import clip_grad_norm, make_optimizer
 from rnnkit.tasks.base import Task
 from rnnkit.viz.plots import plot_loss_curves
@@ -84,14 +86,14 @@ class Trainer:
             "position": asdict(self.position),
             "optimizer": {k: v for k, v in optimizer_state.items() if k != "state"},
             "rng": {name: rng.bit_generator.state for name, rng in module_rngs(self.model).items()},
-            "carry": self.carry is not None,
+            "carry": None if self.carry is None else len(as_state(self.carry)),  # arrays carry.0, carry.1, ...
         }
 
     def _arrays(self) -> dict[str, np.ndarray]:
         arrays = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         arrays |= {f"optimizer.{k}": v for k, v in self.optimizer.state_dict()["state"].items()}
         if self.carry is not None:
-            arrays["carry"] = np.asarray(self.carry)
+            arrays |= {f"carry.{k}": np.asarray(array) for k, array in enumerate(as_state(self.carry))}
         return arrays
 
     def save(self, directory: Path | None = None) -> None:
@@ -106,7 +108,7 @@ class Trainer:
         for name, rng in module_rngs(self.model).items():
             rng.bit_generator.state = meta["rng"][name]
         self.position = Position(**meta["position"])
-        self.carry = arrays.get("carry")
+        self.carry = _carry_from(arrays)
 
     # -- the loop ---------------------------------------------------------------------------
     def fit(self) -> str:
@@ -205,6 +207,15 @@ class Trainer:
     def _log(self, record: dict) -> None:
         with open(self.out_dir / METRICS_FILE, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
+
+
+def _carry_from(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, ...] | None:
+    """The carried state saved as ``carry.0``, ``carry.1``, ... (one array per state); a
+    checkpoint from before tuple states holds one array, ``carry``: the hidden state ``(h,)``."""
+    if "carry" in arrays:
+        return (arrays["carry"],)
+    count = sum(1 for name in arrays if name.startswith("carry."))
+    return tuple(arrays[f"carry.{k}"] for k in range(count)) if count else None
 
 
 def _progress_enabled(setting: bool | None) -> bool:

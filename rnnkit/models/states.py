@@ -1,0 +1,94 @@
+"""Recurrent states as values, whatever the cell: the one place models, decoding and the trainer
+handle them.
+
+A state is a tuple with one ``(L, B, H)`` array per name in ``layer.cell.state_names``:
+``(h,)`` for the Elman RNN and the GRU, ``(h, c)`` for the LSTM. Every array in a state has the
+batch on axis 1, so selecting beams, copying a carry or joining directions is the same
+operation applied to each array. A bare array is accepted where a state is expected and read as
+a one-array state (what single-state code and old checkpoints hold).
+
+A state may also be an object with a ``map_arrays(fn)`` method returning the same kind of object
+with ``fn`` applied to each of its arrays (a decoder state that carries more than the recurrent
+arrays, e.g. an attention memory): every helper below goes through :func:`map_state`.
+
+>>> h, c = np.zeros((2, 3, 4)), np.ones((2, 3, 4))
+>>> [a.shape for a in select_batch((h, c), [2, 0])]
+[(2, 2, 4), (2, 2, 4)]
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+State = tuple[np.ndarray, ...]
+
+
+def cell_state_names(cell: str) -> tuple[str, ...]:
+    """The states a cell carries, without building a layer: ``("h",)`` or ``("h", "c")``."""
+    from rnnkit._checks import check_choice
+    from rnnkit.functional.gru import GRU_CELL
+    from rnnkit.functional.lstm import LSTM_CELL
+    from rnnkit.functional.recurrent import ELMAN_CELLS
+    from rnnkit.nn.cells import CELLS
+
+    check_choice("cell", cell, tuple(CELLS))
+    return {"rnn": ELMAN_CELLS["tanh"], "lstm": LSTM_CELL, "gru": GRU_CELL}[cell].state_names
+
+
+def as_state(value: Any) -> Any:
+    """``None`` stays None (zeros); a bare array becomes a one-array state; a list a tuple."""
+    if value is None or isinstance(value, tuple) or hasattr(value, "map_arrays"):
+        return value
+    if isinstance(value, list):
+        return tuple(value)
+    return (value,)
+
+
+def map_state(fn: Callable[[np.ndarray], np.ndarray], state: Any) -> Any:
+    """``fn`` applied to every array of ``state`` (tuples nest; None entries stay None)."""
+    if state is None:
+        return None
+    if isinstance(state, (tuple, list)):
+        return tuple(map_state(fn, part) for part in state)
+    if hasattr(state, "map_arrays"):
+        return state.map_arrays(fn)
+    return fn(state)
+
+
+def leaves(state: Any) -> list[np.ndarray]:
+    """The arrays of ``state`` in order."""
+    found: list[np.ndarray] = []
+    map_state(lambda array: found.append(array) or array, state)
+    return found
+
+
+def batch_size(state: Any) -> int:
+    """The number of sequences ``B`` (axis 1 of every array)."""
+    return leaves(state)[0].shape[1]
+
+
+def select_batch(state: Any, index: Any) -> Any:
+    """Sequences ``index`` (a slice, or integer positions, possibly repeated) of every array:
+    what beam search does to follow the surviving hypotheses."""
+    return map_state(lambda array: array[:, index], state)
+
+
+def detach(state: Any) -> Any:
+    """A copy owning its memory: the state carried across truncated-BPTT windows, which takes no
+    gradient from the next window and shares nothing with the caches of the last one."""
+    return map_state(np.array, state)
+
+
+def join_directions(array: np.ndarray, num_layers: int) -> np.ndarray:
+    """``(L * 2, B, H)``, forward before reverse per layer -> ``(L, B, 2H)``, ``[fwd; rev]`` per layer."""
+    _, batch, hidden = array.shape
+    return array.reshape(num_layers, 2, batch, hidden).transpose(0, 2, 1, 3).reshape(num_layers, batch, 2 * hidden)
+
+
+def split_directions(array: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`join_directions` (for gradients): ``(L, B, 2H)`` -> ``(L * 2, B, H)``."""
+    layers, batch, width = array.shape
+    hidden = width // 2
+    return array.reshape(layers, batch, 2, hidden).transpose(0, 2, 1, 3).reshape(2 * layers, batch, hidden)
