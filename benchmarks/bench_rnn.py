@@ -45,7 +45,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 THREADS = int(os.environ.get("RNNKIT_BENCH_THREADS", "2"))
 # Set before NumPy loads its BLAS: the thread count is read once at import.
@@ -61,8 +61,11 @@ openblas.configure()  # OPENBLAS_CORETYPE as the command line chooses it, before
 import numpy as np  # noqa: E402
 
 from rnnkit import _native  # noqa: E402
-from rnnkit.nn import RNN  # noqa: E402
+from rnnkit.nn import RNN, RecurrentLayer, recurrent  # noqa: E402
 from rnnkit.nn.module import Module  # noqa: E402
+
+
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class Config:
     hidden: int
     layers: int
     bidirectional: bool
+    cell: str = "rnn"
 
     def label(self) -> str:
         return (f"B={self.batch} T={self.steps} I={self.inputs} H={self.hidden} "
@@ -80,18 +84,18 @@ class Config:
 
     def forward_flops(self) -> float:
         """Multiply-adds x 2 of the forward matrix products (input projection + recurrence)."""
-        directions = 2 if self.bidirectional else 1
+        directions, width = 2 if self.bidirectional else 1, GATES[self.cell] * self.hidden
         total = 0.0
         for layer in range(self.layers):
             layer_inputs = self.inputs if layer == 0 else directions * self.hidden
-            total += directions * 2 * self.steps * self.batch * self.hidden * (layer_inputs + self.hidden)
+            total += directions * 2 * self.steps * self.batch * width * (layer_inputs + self.hidden)
         return total
 
     def train_flops(self) -> float:
         """Forward + backward matrix products: the backward repeats the recurrence and adds the
         weight gradients (twice the forward's products) but no input gradient for layer 0."""
-        directions = 2 if self.bidirectional else 1
-        first_layer_dx = directions * 2 * self.steps * self.batch * self.hidden * self.inputs
+        directions, width = 2 if self.bidirectional else 1, GATES[self.cell] * self.hidden
+        first_layer_dx = directions * 2 * self.steps * self.batch * width * self.inputs
         return 3 * self.forward_flops() - first_layer_dx
 
 
@@ -152,7 +156,8 @@ def bench_config(config: Config, repeats: int) -> dict:
     from rnnkit.interop.torch import to_torch
 
     rng = np.random.default_rng(0)
-    rnn = RNN(config.inputs, config.hidden, config.layers, bidirectional=config.bidirectional, seed=0)
+    rnn = recurrent(config.cell, config.inputs, config.hidden, config.layers, bidirectional=config.bidirectional,
+                    seed=0)
     torch_rnn = to_torch(rnn)
     x = rng.standard_normal((config.steps, config.batch, config.inputs), dtype=np.float32)
     tx = torch.from_numpy(x)
@@ -171,8 +176,8 @@ def bench_config(config: Config, repeats: int) -> dict:
 
     def rnnkit_train():
         rnn.train()
-        out, _ = rnn.forward(x)
-        rnn.backward(dout, input_grad=False, h0_grad=False)  # as torch: neither tx nor h0 requires grad
+        rnn.forward_states(x)
+        rnn.backward_states(dout, input_grad=False, h0_grad=False)  # as torch: neither tx nor h0 requires grad
 
     def torch_train():
         torch_rnn.train()
@@ -200,26 +205,53 @@ def have_jax() -> bool:
     return importlib.util.find_spec("jax") is not None
 
 
-def jax_functions(num_layers: int, bidirectional: bool):
-    """The Elman network in JAX: ``lax.scan`` per layer and direction, jitted; gradients of
+def _jax_cell_step(cell: str):
+    """``step(carry, projected_t, W_hh, b_hh) -> (carry, h_t)`` of ``cell`` in JAX, PyTorch's
+    formulation (the GRU's hidden bias inside the reset product)."""
+    import jax
+    import jax.numpy as jnp
+
+    def elman(h, p_t, W_hh, b_hh):
+        h = jnp.tanh(p_t + h @ W_hh.T)
+        return h, h
+
+    def lstm(carry, p_t, W_hh, b_hh):
+        h, c = carry
+        i, f, g, o = jnp.split(p_t + h @ W_hh.T, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (h, c), h
+
+    def gru(h, p_t, W_hh, b_hh):
+        x_r, x_z, x_n = jnp.split(p_t, 3, axis=-1)
+        h_r, h_z, h_n = jnp.split(h @ W_hh.T + b_hh, 3, axis=-1)
+        r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
+        n = jnp.tanh(x_n + r * h_n)
+        h = (1 - z) * n + z * h
+        return h, h
+
+    return {"rnn": elman, "lstm": lstm, "gru": gru}[cell]
+
+
+def jax_functions(cell: str):
+    """The network in JAX: ``lax.scan`` per layer and direction, jitted; gradients of
     ``sum(out * dout)`` with respect to every weight by ``jax.grad`` (not the input, which is
     data, as in the torch and rnnkit steps)."""
     import jax
     import jax.numpy as jnp
 
+    step = _jax_cell_step(cell)
+
     def network(params, x):
         layer_input = x
         for layer in params:
             outputs = []
-            for direction, (W_xh, W_hh, b_h) in enumerate(layer):
-                projected = layer_input @ W_xh.T + b_h  # all steps at once, as rnnkit does
-
-                def step(h, p_t, W_hh=W_hh):
-                    h = jnp.tanh(p_t + h @ W_hh.T)
-                    return h, h
-
-                h0 = jnp.zeros((x.shape[1], W_hh.shape[0]), x.dtype)
-                _, states = jax.lax.scan(step, h0, projected, reverse=direction == 1)
+            for direction, (W_xh, W_hh, b_xh, b_hh) in enumerate(layer):
+                projected = layer_input @ W_xh.T + b_xh  # all steps and gates at once, as rnnkit does
+                h0 = jnp.zeros((x.shape[1], W_hh.shape[1]), x.dtype)
+                carry = (h0, h0) if cell == "lstm" else h0
+                _, states = jax.lax.scan(lambda c, p, W=W_hh, b=b_hh: step(c, p, W, b), carry, projected,
+                                         reverse=direction == 1)
                 outputs.append(states)
             layer_input = outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=-1)
         return layer_input
@@ -230,14 +262,26 @@ def jax_functions(num_layers: int, bidirectional: bool):
     return jax.jit(network), jax.jit(jax.grad(loss))
 
 
-def bench_jax(config: Config, rnn: RNN, x: np.ndarray, dout: np.ndarray, repeats: int) -> dict[str, float]:
+def jax_params(rnn: RecurrentLayer) -> list:
+    """Per layer and direction ``(W_xh, W_hh, b_xh, b_hh)``: the input-side bias (``b_h`` for the
+    Elman cell and the LSTM) and the GRU's hidden bias (zeros where the cell has none)."""
+    params = []
+    for layer in range(rnn.num_layers):
+        directions = []
+        for suffix in rnn._suffixes(layer):
+            input_bias = rnn.params.get(f"b_xh{suffix}", rnn.params.get(f"b_h{suffix}"))
+            hidden_bias = rnn.params.get(f"b_hh{suffix}", np.zeros_like(input_bias))
+            directions.append((rnn.params[f"W_xh{suffix}"], rnn.params[f"W_hh{suffix}"], input_bias, hidden_bias))
+        params.append(directions)
+    return params
+
+
+def bench_jax(config: Config, rnn: RecurrentLayer, x: np.ndarray, dout: np.ndarray, repeats: int) -> dict[str, float]:
     import jax
 
-    params = [[tuple(rnn.params[f"{n}{suffix}"] for n in ("W_xh", "W_hh", "b_h")) for suffix in rnn._suffixes(layer)]
-              for layer in range(config.layers)]
-    params = jax.tree_util.tree_map(jax.numpy.asarray, params)
+    params = jax.tree_util.tree_map(jax.numpy.asarray, jax_params(rnn))
     jx, jdout = jax.numpy.asarray(x), jax.numpy.asarray(dout)
-    forward, train = jax_functions(config.layers, config.bidirectional)
+    forward, train = jax_functions(config.cell)
     start = time.perf_counter()
     jax.block_until_ready(train(params, jx, jdout))
     compile_s = time.perf_counter() - start
@@ -248,7 +292,23 @@ def bench_jax(config: Config, rnn: RNN, x: np.ndarray, dout: np.ndarray, repeats
 
 
 # -- sections ---------------------------------------------------------------------------------------
+def cpu_description(cpuinfo_path: str = "/proc/cpuinfo") -> str:
+    """The CPU model and the vector extensions that decide which kernels run (BLAS and ours)."""
+    try:
+        with open(cpuinfo_path, encoding="utf-8", errors="replace") as file:
+            cpuinfo = file.read()
+    except OSError:
+        return f"CPU: {platform.processor() or platform.machine()} (no {cpuinfo_path})"
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
+                 "unknown model")
+    flags = openblas.cpu_flags(cpuinfo)
+    shown = [flag for flag in ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "amx_tile")
+             if flag in flags]
+    return f"CPU: {model}; flags: {' '.join(shown) or 'none of avx/avx2/fma/avx512'}"
+
+
 def section_table(configs: list[Config], repeats: int, use_jax: bool) -> None:
+    print(f"cell: {configs[0].cell} (rnnkit.nn.{type(recurrent(configs[0].cell, 1, 1)).__name__} against torch's)")
     header = ("| config | fwd rnnkit ms | fwd torch ms | fwd ratio | train rnnkit ms | train torch ms "
               "| train ratio | GEMM GFLOP/s | train x roofline |")
     rule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -454,6 +514,8 @@ def main() -> None:
     parser.add_argument("--no-jax", action="store_true", help="skip the JAX column even if JAX is installed")
     parser.add_argument("--configs", default="", help=f"comma-separated indices into the {len(CONFIGS)} table "
                         "configurations (default: all)")
+    parser.add_argument("--cells", default="rnn", help="comma-separated cells for the table: rnn, lstm, gru "
+                        "(against torch.nn.RNN, LSTM, GRU and the same cell in JAX); the other sections time rnn")
     args = parser.parse_args()
     repeats = 3 if args.quick else 11
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
@@ -465,6 +527,9 @@ def main() -> None:
         configs = [CONFIGS[int(i)] for i in args.configs.split(",") if i.strip()] or CONFIGS
     except (ValueError, IndexError):
         parser.error(f"--configs: expected indices in 0..{len(CONFIGS) - 1}, got {args.configs!r}")
+    cells = [c.strip() for c in args.cells.split(",") if c.strip()]
+    if not cells or set(cells) - set(GATES):
+        parser.error(f"--cells: expected names among {sorted(GATES)}, got {args.cells!r}")
 
     import torch
 
@@ -475,7 +540,8 @@ def main() -> None:
         import jax
 
         versions += f", jax {jax.__version__}"
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {THREADS} threads; {versions}; "
+    print(f"# {cpu_description()}")
+    print(f"# {platform.machine()}, {os.cpu_count()} CPUs, {THREADS} threads; {versions}; "
           f"float32 GEMM {throughput / 1e9:.0f} GFLOP/s; median of {repeats} turns of {TURN_CALLS} calls, libraries alternating"
           + ("" if use_jax else "; JAX not installed or --no-jax: no JAX column"))
     print("# rnnkit's compiled per-step loops: " + ("on" if _native.available() else f"off ({_native.why_not()})"))
@@ -483,7 +549,10 @@ def main() -> None:
           f"{openblas.VARIABLE}={os.environ.get(openblas.VARIABLE, '(unset)')}"
           + (f"; {openblas.decision}" if openblas.decision else ""))
     if "table" in sections:
-        section_table(configs, repeats, use_jax)
+        for index, cell in enumerate(cells):
+            if index:
+                print()
+            section_table([replace(config, cell=cell) for config in configs], repeats, use_jax)
     if "overhead" in sections:
         print()
         section_overhead(repeats, use_jax)
