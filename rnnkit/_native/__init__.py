@@ -25,8 +25,8 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["add_product", "available", "disabled", "openblas_core", "scan_forward", "scan_backward", "transposed",
-           "why_not"]
+__all__ = ["add_product", "available", "disabled", "gru_scan_backward", "gru_scan_forward", "lstm_scan_backward",
+           "lstm_scan_forward", "openblas_core", "scan_forward", "scan_backward", "transposed", "why_not"]
 
 _ACTIVATIONS = {"tanh": 0, "sigmoid": 1, "relu": 2}
 
@@ -54,6 +54,16 @@ def _numpy_openblas() -> ctypes.CDLL | None:
     return None
 
 
+# Argument codes of the gated cells' kernels (gated.c): p pointer, s int64, i int. Each (T, B, W)
+# array travels as "pss" (data, time stride, row stride), a (B, W) one as "ps" or "p" (contiguous).
+_GATED_SIGNATURES = {
+    "lstm_forward": "pss" * 3 + "ppppp" + "ssss",
+    "lstm_backward": "pss" * 5 + "ps" + "pppp" + "sss" + "i",
+    "gru_forward": "pss" * 3 + "pppppp" + "ssss",
+    "gru_backward": "pss" * 6 + "ps" + "pppp" + "sss" + "i",
+}
+
+
 def _load() -> None:
     global _library, _why_not
     if os.environ.get("RNNKIT_NATIVE", "1") == "0":
@@ -76,9 +86,11 @@ def _load() -> None:
     arguments = {"forward": [pointer, size, size, pointer, pointer, pointer, pointer, size, size, size, size, flag],
                  "backward": [pointer, size, size, pointer, size, size, pointer, size, size, pointer, pointer, pointer,
                               size, size, size, flag, flag]}
+    arguments |= {kind: [{"p": pointer, "s": size, "i": flag}[code] for code in signature]
+                  for kind, signature in _GATED_SIGNATURES.items()}
     for suffix, dtype in (("f32", np.dtype(np.float32)), ("f64", np.dtype(np.float64))):
         for kind, argtypes in arguments.items():
-            kernel = getattr(library, f"rnnkit_scan_{kind}_{suffix}")
+            kernel = getattr(library, f"rnnkit_{kind}_{suffix}" if kind in _GATED_SIGNATURES else f"rnnkit_scan_{kind}_{suffix}")
             kernel.argtypes, kernel.restype = argtypes, None
             _kernels[kind, dtype] = kernel
         transpose = getattr(library, f"rnnkit_transpose_{suffix}")
@@ -252,4 +264,142 @@ def add_product(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
     (m, k), n = a.shape, b.shape[1]
     gemm(_ROW_MAJOR, a_read[0], b_read[0], m, n, k, scalar(1), a.ctypes.data, a_read[1], b.ctypes.data, b_read[1],
          scalar(1), out.ctypes.data, max(n, 1))
+    return True
+
+
+# -- the gated cells' loops (gated.c) --------------------------------------------------------------
+def _gated_kernel(kind: str, dtype: np.dtype) -> ctypes._CFuncPtr | None:
+    return _kernels.get((kind, dtype)) if _enabled else None
+
+
+def _walk(a: np.ndarray) -> tuple[int, int, int]:
+    """A ``(T, B, W)`` view as the kernels take it: data, time stride, row stride (elements)."""
+    size = a.itemsize
+    return a.ctypes.data, a.strides[0] // size, a.strides[1] // size
+
+
+def _rows(a: np.ndarray, shape: tuple[int, int], dtype: np.dtype) -> bool:
+    """A ``(B, W)`` view with contiguous rows (any row stride of whole elements)."""
+    size = dtype.itemsize
+    return (a.dtype == dtype and a.shape == shape and a.strides[1] == size and a.strides[0] % size == 0
+            and a.strides[0] >= shape[1] * size)
+
+
+def _contiguous(dtype: np.dtype, *pairs: tuple[np.ndarray, tuple[int, ...]]) -> bool:
+    return all(a.dtype == dtype and a.shape == shape and a.flags.c_contiguous for a, shape in pairs)
+
+
+def _mask_fits(mask: np.ndarray | None, steps: int, batch: int, dtype: np.dtype) -> bool:
+    return mask is None or (mask.dtype == dtype and mask.flags.c_contiguous and mask.size == steps * batch)
+
+
+def lstm_scan_forward(gates: np.ndarray, states: np.ndarray, cells: np.ndarray, h0: np.ndarray, c0: np.ndarray,
+                      W_hh_T: np.ndarray, bias: np.ndarray, mask: np.ndarray | None, first_padded: int) -> bool:
+    """The LSTM's forward loop (``rnnkit.functional.lstm._scan_forward``), in place.
+
+    gates ``(T, B, 4H)`` holds ``W_xh x_t`` without the bias on entry, ``i, f, g, o`` on exit;
+    states and cells ``(T, B, H)`` receive ``h_t`` and ``c_t`` (views with contiguous rows); h0,
+    c0 ``(B, H)``, W_hh_T ``(H, 4H)`` and bias ``(4H,)`` contiguous. Returns False, having done
+    nothing, when the kernels can't take these arrays.
+    """
+    dtype = gates.dtype
+    kernel = _gated_kernel("lstm_forward", dtype)
+    if kernel is None or not (_fits(gates, dtype) and _fits(states, dtype) and _fits(cells, dtype)):
+        return False
+    steps, batch, hidden = states.shape
+    if batch == 0 or gates.shape != (steps, batch, 4 * hidden) or cells.shape != states.shape:
+        return False
+    if not (_contiguous(dtype, (h0, (batch, hidden)), (c0, (batch, hidden)), (W_hh_T, (hidden, 4 * hidden)),
+                        (bias, (4 * hidden,))) and _mask_fits(mask, steps, batch, dtype)):
+        return False
+    kernel(*_walk(gates), *_walk(states), *_walk(cells), h0.ctypes.data, c0.ctypes.data, W_hh_T.ctypes.data,
+           bias.ctypes.data, None if mask is None else mask.ctypes.data, first_padded, steps, batch, hidden)
+    return True
+
+
+def lstm_scan_backward(grad: np.ndarray, upstream: np.ndarray, dc_upstream: np.ndarray | None, gates: np.ndarray,
+                       cells: np.ndarray, c_before: np.ndarray, W_hh: np.ndarray, carried_h: np.ndarray,
+                       carried_c: np.ndarray, bias_grad: np.ndarray, first_product: bool) -> bool:
+    """The LSTM's BPTT loop over one block (``rnnkit.functional.lstm._scan_backward``), in place.
+
+    grad, gates ``(n, B, 4H)``, upstream, dc_upstream (or None) and cells ``(n, B, H)``: the
+    block's steps in scan order (views with contiguous rows); c_before ``(B, H)`` the cell state
+    before the block (rows contiguous); W_hh ``(4H, H)``, carried_h, carried_c ``(B, H)`` and
+    bias_grad ``(4H,)`` contiguous. Returns False, having done nothing, when the kernels can't
+    take these arrays.
+    """
+    dtype = grad.dtype
+    kernel = _gated_kernel("lstm_backward", dtype)
+    blocks = (grad, upstream, gates, cells) + (() if dc_upstream is None else (dc_upstream,))
+    if kernel is None or not all(_fits(a, dtype) for a in blocks):
+        return False
+    steps, batch, hidden = upstream.shape
+    if (batch == 0 or grad.shape != gates.shape or grad.shape != (steps, batch, 4 * hidden)
+            or cells.shape != upstream.shape or (dc_upstream is not None and dc_upstream.shape != upstream.shape)):
+        return False
+    if not (_rows(c_before, (batch, hidden), dtype) and _contiguous(
+            dtype, (W_hh, (4 * hidden, hidden)), (carried_h, (batch, hidden)), (carried_c, (batch, hidden)),
+            (bias_grad, (4 * hidden,)))):
+        return False
+    dc = (None, 0, 0) if dc_upstream is None else _walk(dc_upstream)
+    kernel(*_walk(grad), *_walk(upstream), *dc, *_walk(gates), *_walk(cells), c_before.ctypes.data,
+           c_before.strides[0] // dtype.itemsize, W_hh.ctypes.data, carried_h.ctypes.data, carried_c.ctypes.data,
+           bias_grad.ctypes.data, steps, batch, hidden, int(first_product))
+    return True
+
+
+def gru_scan_forward(gates: np.ndarray, states: np.ndarray, hidden_n: np.ndarray, h0: np.ndarray,
+                     W_hh_T: np.ndarray, b_xh: np.ndarray, b_hh: np.ndarray, mask: np.ndarray | None,
+                     first_padded: int) -> bool:
+    """The GRU's forward loop (``rnnkit.functional.gru._scan_forward``), in place.
+
+    gates ``(T, B, 3H)`` holds ``W_xh x_t`` without the bias on entry, ``r, z, n`` on exit;
+    states and hidden_n ``(T, B, H)`` receive ``h_t`` and ``W_hn h_{t-1} + b_hn``; h0 ``(B, H)``,
+    W_hh_T ``(H, 3H)``, b_xh and b_hh ``(3H,)`` contiguous. Returns False, having done nothing,
+    when the kernels can't take these arrays.
+    """
+    dtype = gates.dtype
+    kernel = _gated_kernel("gru_forward", dtype)
+    if kernel is None or not (_fits(gates, dtype) and _fits(states, dtype) and _fits(hidden_n, dtype)):
+        return False
+    steps, batch, hidden = states.shape
+    if batch == 0 or gates.shape != (steps, batch, 3 * hidden) or hidden_n.shape != states.shape:
+        return False
+    if not (_contiguous(dtype, (h0, (batch, hidden)), (W_hh_T, (hidden, 3 * hidden)), (b_xh, (3 * hidden,)),
+                        (b_hh, (3 * hidden,))) and _mask_fits(mask, steps, batch, dtype)):
+        return False
+    row_buffer = np.empty((batch, 3 * hidden), dtype)
+    kernel(*_walk(gates), *_walk(states), *_walk(hidden_n), h0.ctypes.data, W_hh_T.ctypes.data, b_xh.ctypes.data,
+           b_hh.ctypes.data, row_buffer.ctypes.data, None if mask is None else mask.ctypes.data, first_padded, steps,
+           batch, hidden)
+    return True
+
+
+def gru_scan_backward(grad: np.ndarray, grad_hidden: np.ndarray, upstream: np.ndarray, gates: np.ndarray,
+                      hidden_n: np.ndarray, states: np.ndarray, h_before: np.ndarray, W_hh: np.ndarray,
+                      carried: np.ndarray, b_xh_grad: np.ndarray, b_hh_grad: np.ndarray, first_product: bool) -> bool:
+    """The GRU's BPTT loop over one block (``rnnkit.functional.gru._scan_backward``), in place.
+
+    grad, grad_hidden, gates ``(n, B, 3H)``, upstream, hidden_n and states ``(n, B, H)``: the
+    block's steps in scan order (views with contiguous rows); h_before ``(B, H)`` the state
+    before the block (rows contiguous); W_hh ``(3H, H)``, carried ``(B, H)`` and the two bias
+    gradients ``(3H,)`` contiguous. Returns False, having done nothing, when the kernels can't
+    take these arrays.
+    """
+    dtype = grad.dtype
+    kernel = _gated_kernel("gru_backward", dtype)
+    if kernel is None or not all(_fits(a, dtype) for a in (grad, grad_hidden, upstream, gates, hidden_n, states)):
+        return False
+    steps, batch, hidden = upstream.shape
+    wide = (steps, batch, 3 * hidden)
+    if (batch == 0 or not grad.shape == grad_hidden.shape == gates.shape == wide
+            or not hidden_n.shape == states.shape == upstream.shape):
+        return False
+    if not (_rows(h_before, (batch, hidden), dtype) and _contiguous(
+            dtype, (W_hh, (3 * hidden, hidden)), (carried, (batch, hidden)), (b_xh_grad, (3 * hidden,)),
+            (b_hh_grad, (3 * hidden,)))):
+        return False
+    kernel(*_walk(grad), *_walk(grad_hidden), *_walk(upstream), *_walk(gates), *_walk(hidden_n), *_walk(states),
+           h_before.ctypes.data, h_before.strides[0] // dtype.itemsize, W_hh.ctypes.data, carried.ctypes.data,
+           b_xh_grad.ctypes.data, b_hh_grad.ctypes.data, steps, batch, hidden, int(first_product))
     return True

@@ -19,18 +19,12 @@
  * Python side (rnnkit/_native/__init__.py); strides here are in elements. Time strides may be
  * negative (a reverse scan walks its storage backwards); within a row the H values are contiguous.
  */
-#include <math.h>
-#include <stdint.h>
+#include "kernels.h"
 
-enum { ROW_MAJOR = 101, NO_TRANS = 111 };
 enum { ACT_TANH = 0, ACT_SIGMOID = 1, ACT_RELU = 2 };
 
-typedef void (*sgemm_fn)(int, int, int, int64_t, int64_t, int64_t, float, const float *, int64_t,
-                         const float *, int64_t, float, float *, int64_t);
-typedef void (*dgemm_fn)(int, int, int, int64_t, int64_t, int64_t, double, const double *, int64_t,
-                         const double *, int64_t, double, double *, int64_t);
-static sgemm_fn sgemm;
-static dgemm_fn dgemm;
+sgemm_fn sgemm;
+dgemm_fn dgemm;
 
 #if defined(__GNUC__) && defined(__x86_64__)
 /* AVX transposes are compiled in, and chosen at load time when the CPU has AVX. */
@@ -46,34 +40,6 @@ void rnnkit_init(void *sgemm_address, void *dgemm_address) {
     __builtin_cpu_init();
     have_avx = __builtin_cpu_supports("avx");
 #endif
-}
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-/* One build, and the fused passes run with the widest vectors the CPU has. */
-#define VECTORISED __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define VECTORISED
-#endif
-
-/* tanh for float32 as a rational function (Eigen's and XLA's fast tanh): max abs error 2e-7
- * against float64 tanh over [-10, 10] (tests/_native), vectorisable where tanhf is not.
- * float64 uses libm's tanh, so the float64 tests compare against NumPy at 1e-10. */
-static inline float tanh_f32(float x) {
-    const float clamp = 7.90531110763549805f;
-    x = x > clamp ? clamp : (x < -clamp ? -clamp : x);
-    const float x2 = x * x;
-    float p = -2.76076847742355e-16f;
-    p = p * x2 + 2.00018790482477e-13f;
-    p = p * x2 + -8.60467152213735e-11f;
-    p = p * x2 + 5.12229709037114e-08f;
-    p = p * x2 + 1.48572235717979e-05f;
-    p = p * x2 + 6.37261928875436e-04f;
-    p = p * x2 + 4.89352455891786e-03f;
-    float q = 1.19825839466702e-06f;
-    q = q * x2 + 1.18534705686654e-04f;
-    q = q * x2 + 2.26843463243900e-03f;
-    q = q * x2 + 4.89352518554385e-03f;
-    return x * p / q;
 }
 
 /* ---- transposes ---------------------------------------------------------------------------- */

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit import _native
 from rnnkit.functional.activations import tanh_derivative as tanh_derivative_of
 from rnnkit.functional.cells import BackwardBlock, Cell
 from rnnkit.functional.recurrent import (
@@ -42,10 +43,13 @@ def _scan_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray]
     ``kept[0]`` ``W_hn h_{t-1} + b_hn``, both ``(T, B, H)``."""
     (hidden_n,) = kept
     hidden = states.shape[2]
-    b_xh, b_hh = biases
-    gates += b_xh
+    b_xh, b_hh = (np.ascontiguousarray(bias) for bias in biases)
     W_hh_T = transposed_copy(W_hh)  # (H, 3H): OpenBLAS multiplies a contiguous copy faster than the view
+    # A broadcast initial state (learned) has stride 0; BLAS would copy it on every step.
     h_prev = np.ascontiguousarray(initial[0])
+    if _native.gru_scan_forward(gates, states, hidden_n, h_prev, W_hh_T, b_xh, b_hh, mask, first_padded):
+        return
+    gates += b_xh
     recurrent = np.empty((gates.shape[1], GATES * hidden), dtype=gates.dtype)
     reset_update = slice(0, 2 * hidden)
     dot, tanh, multiply = np.dot, np.tanh, np.multiply
@@ -97,11 +101,16 @@ def _scan_backward(block: BackwardBlock, upstream: np.ndarray, extra_upstream: t
     """
     start, stop, scratch = block.start, block.stop, block.scratch
     n_steps, hidden = stop - start, upstream.shape[2]
-    gates, states, hidden_n, h0 = block.gates[start:stop], block.states, block.kept[0], block.initial[0]
+    gates, states, hidden_n = block.gates[start:stop], block.states, block.kept[0]
+    h_before = states[start - 1] if start > 0 else block.initial[0]
+    (carried_h,) = carried
+    db_xh, db_hh = bias_grads
+    if _native.gru_scan_backward(block.grad, block.grad_hidden, upstream, gates, hidden_n[start:stop],
+                                 states[start:stop], h_before, W_hh, carried_h, db_xh, db_hh, first_product):
+        return
     derivative = scratch.derivative[:n_steps]
     np.add(gates, scratch.offset, out=derivative)
     derivative *= 1.0 - gates
-    (carried_h,) = carried
     dh, direct = scratch.dh, scratch.direct
     multiply, dot = np.multiply, np.dot
     for k in range(n_steps - 1, -1, -1):
@@ -113,7 +122,7 @@ def _scan_backward(block: BackwardBlock, upstream: np.ndarray, extra_upstream: t
         multiply(dh, z, direct)  # what flows straight to h_{t-1} through z * h_{t-1}
         np.subtract(dh, direct, gx_n)  # dL/dn = dh (1 - z)
         gx_n *= derivative[k, :, 2 * hidden :]
-        np.subtract(states[t - 1] if t > 0 else h0, n, gx_z)  # dL/dz = dh (h_{t-1} - n)
+        np.subtract(states[t - 1] if t > 0 else h_before, n, gx_z)  # dL/dz = dh (h_{t-1} - n)
         gx_z *= dh
         multiply(gx_n, hidden_n[t], gx_r)  # dL/dr = dL/da_n * (W_hn h_{t-1} + b_hn)
         gx[:, : 2 * hidden] *= derivative[k, :, : 2 * hidden]
@@ -122,7 +131,6 @@ def _scan_backward(block: BackwardBlock, upstream: np.ndarray, extra_upstream: t
         if t > 0 or first_product:
             dot(gh, W_hh, carried_h)
             carried_h += direct
-    db_xh, db_hh = bias_grads
     db_xh += block.grad.sum(axis=(0, 1))
     db_hh += block.grad_hidden.sum(axis=(0, 1))
 

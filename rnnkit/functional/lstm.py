@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit import _native
 from rnnkit.functional.activations import tanh_derivative as tanh_derivative_of
 from rnnkit.functional.cells import BackwardBlock, Cell
 from rnnkit.functional.recurrent import (
@@ -59,10 +60,14 @@ def _scan_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray]
     ``kept[0]`` the cell states ``c_t``, both ``(T, B, H)``; ``initial`` is ``(h0, c0)``."""
     (cells,) = kept
     hidden = states.shape[2]
+    W_hh_T = transposed_copy(W_hh)  # (H, 4H): OpenBLAS multiplies a contiguous copy faster than the view
+    # A broadcast initial state (learned) has stride 0; BLAS would copy it on every step.
+    h_prev, c_prev = (np.ascontiguousarray(state) for state in initial)
+    if _native.lstm_scan_forward(gates, states, cells, h_prev, c_prev, W_hh_T, np.ascontiguousarray(biases[0]), mask,
+                                 first_padded):
+        return
     scale, shift = _gate_constants(hidden, gates.dtype)
     gates += biases[0]
-    W_hh_T = transposed_copy(W_hh)  # (H, 4H): OpenBLAS multiplies a contiguous copy faster than the view
-    h_prev, c_prev = np.ascontiguousarray(initial[0]), initial[1]
     recurrent = np.empty((gates.shape[1], GATES * hidden), dtype=gates.dtype)
     product = np.empty(states.shape[1:], dtype=states.dtype)
     dot, tanh, multiply = np.dot, np.tanh, np.multiply
@@ -113,13 +118,18 @@ def _scan_backward(block: BackwardBlock, upstream: np.ndarray, extra_upstream: t
     n, hidden = stop - start, upstream.shape[2]
     gates, cells, c0 = block.gates[start:stop], block.kept[0], block.initial[1]
     dc_upstream = extra_upstream[0]
+    carried_h, carried_c = carried
+    (db_h,) = bias_grads
+    c_before = cells[start - 1] if start > 0 else c0
+    if _native.lstm_scan_backward(block.grad, upstream, dc_upstream, gates, cells[start:stop], c_before, W_hh, carried_h,
+                                  carried_c, db_h, first_product):
+        return
     derivative = scratch.derivative[:n]
     np.add(gates, scratch.offset, out=derivative)  # (1 - y)(y + offset), for all steps of the block
     derivative *= 1.0 - gates
     tanh_cells = np.tanh(cells[start:stop], out=scratch.tanh_cells[:n])
     tanh_derivative = tanh_derivative_of(tanh_cells, out=scratch.tanh_derivative[:n])
     dh, dc = scratch.dh, scratch.dc
-    carried_h, carried_c = carried
     multiply, dot = np.multiply, np.dot
     for k in range(n - 1, -1, -1):
         t = start + k
@@ -134,13 +144,12 @@ def _scan_backward(block: BackwardBlock, upstream: np.ndarray, extra_upstream: t
         if dc_upstream is not None:
             dc += dc_upstream[k]
         multiply(dc, g, da_i)
-        multiply(dc, cells[t - 1] if t > 0 else c0, da_f)
+        multiply(dc, cells[t - 1] if t > 0 else c_before, da_f)
         multiply(dc, i, da_g)
         multiply(dc, f, carried_c)
         da *= derivative[k]
         if t > 0 or first_product:
             dot(da, W_hh, carried_h)
-    (db_h,) = bias_grads
     db_h += block.grad.sum(axis=(0, 1))
 
 

@@ -1,0 +1,66 @@
+/* What the compiled kernels share (scan.c: the Elman cell's loops and the transposes; gated.c:
+ * the LSTM's and GRU's loops): NumPy's BLAS as function pointers, the vectorising attribute and
+ * the float32 tanh. */
+#ifndef RNNKIT_KERNELS_H
+#define RNNKIT_KERNELS_H
+
+#include <math.h>
+#include <stdint.h>
+
+enum { ROW_MAJOR = 101, NO_TRANS = 111 };
+
+typedef void (*sgemm_fn)(int, int, int, int64_t, int64_t, int64_t, float, const float *, int64_t,
+                         const float *, int64_t, float, float *, int64_t);
+typedef void (*dgemm_fn)(int, int, int, int64_t, int64_t, int64_t, double, const double *, int64_t,
+                         const double *, int64_t, double, double *, int64_t);
+/* NumPy's bundled OpenBLAS (ILP64 CBLAS), set once by rnnkit_init (scan.c) from the loader;
+ * hidden, so that no other library in the process can bind to these names. */
+#if defined(__GNUC__)
+#define RNNKIT_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define RNNKIT_HIDDEN
+#endif
+extern RNNKIT_HIDDEN sgemm_fn sgemm;
+extern RNNKIT_HIDDEN dgemm_fn dgemm;
+
+/* One build, and the fused passes run with the widest vectors the CPU has. GCC contracts a * b + c
+ * into a fused multiply-add wherever the clone's ISA has one, and "avx2" does not imply FMA: the
+ * "arch=x86-64-v3" clone (AVX2 + FMA + BMI..., GCC >= 12) gives AVX2 CPUs with FMA (Haswell on,
+ * Zen) the arithmetic of the avx512f clone, bit for bit; "avx2" is left for AVX2 without the rest
+ * of v3 (a VM hiding some of it), "default" is SSE2; those two round tanh_f32 twice per step.
+ * Predefined (-DVECTORISED=...), one clone's arithmetic is compiled alone: tests/_native does
+ * that for each clone listed here. */
+#ifndef VECTORISED
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#if __GNUC__ >= 12
+#define VECTORISED __attribute__((target_clones("avx512f", "arch=x86-64-v3", "avx2", "default")))
+#else
+#define VECTORISED __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#else
+#define VECTORISED
+#endif
+#endif
+
+/* tanh for float32 as a rational function (Eigen's and XLA's fast tanh): max abs error 2e-7
+ * against float64 tanh over [-10, 10] (tests/_native), vectorisable where tanhf is not.
+ * float64 uses libm's tanh, so the float64 tests compare against NumPy at 1e-10. */
+static inline float tanh_f32(float x) {
+    const float clamp = 7.90531110763549805f;
+    x = x > clamp ? clamp : (x < -clamp ? -clamp : x);
+    const float x2 = x * x;
+    float p = -2.76076847742355e-16f;
+    p = p * x2 + 2.00018790482477e-13f;
+    p = p * x2 + -8.60467152213735e-11f;
+    p = p * x2 + 5.12229709037114e-08f;
+    p = p * x2 + 1.48572235717979e-05f;
+    p = p * x2 + 6.37261928875436e-04f;
+    p = p * x2 + 4.89352455891786e-03f;
+    float q = 1.19825839466702e-06f;
+    q = q * x2 + 1.18534705686654e-04f;
+    q = q * x2 + 2.26843463243900e-03f;
+    q = q * x2 + 4.89352518554385e-03f;
+    return x * p / q;
+}
+
+#endif
