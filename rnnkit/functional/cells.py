@@ -57,7 +57,7 @@ class Cell:
     make_scratch: Callable[..., object]
 
 
-@dataclass
+@dataclass(slots=True)
 class BackwardBlock:
     """The arrays one call of :attr:`Cell.scan_backward` works on: scan steps ``[start, stop)``.
 

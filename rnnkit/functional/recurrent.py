@@ -409,16 +409,17 @@ def recurrent_layer_backward(
                 buffer[last[hit] - lo, hit] = given[d][hit]
                 extra.append(buffer[:n][::-1] if mirrored else buffer[:n])
             first_product = state_grad or start > 0  # the scan's step 0 feeds only the initial state
-            in_scan = (lambda a: a[::-1]) if mirrored else (lambda a: a)
-            cell.scan_backward(
-                BackwardBlock(start, stop, in_scan(g), in_scan(g_hidden), gate_scans[d], scans[d], kept_scans[d],
-                              initial_d, scratch),
-                None if upstream is None else in_scan(upstream), tuple(extra), carried, W_hh[d], bias_grads,
-                first_product,
-            )
+            if mirrored:  # the loops walk scan order
+                block_grads = BackwardBlock(start, stop, g[::-1], g_hidden[::-1], gate_scans[d], scans[d],
+                                            kept_scans[d], initial_d, scratch)
+                upstream = None if upstream is None else upstream[::-1]
+            else:
+                block_grads = BackwardBlock(start, stop, g, g_hidden, gate_scans[d], scans[d], kept_scans[d],
+                                            initial_d, scratch)
+            cell.scan_backward(block_grads, upstream, tuple(extra), carried, W_hh[d], bias_grads, first_product)
 
             rows = g.reshape(-1, width)
-            rows_hidden = g_hidden.reshape(-1, width)
+            rows_hidden = rows if g_hidden is g else g_hidden.reshape(-1, width)
             _add_product(dW_in, rows.T, x_st[lo:hi].reshape(-1, inputs))
             # dW_hh pairs each step with the state before it in scan order: storage step t - 1
             # (t + 1 when mirrored); the scan's first step pairs with h0.
