@@ -42,9 +42,12 @@ extern RNNKIT_HIDDEN dgemm_fn dgemm;
 #endif
 #endif
 
-/* tanh for float32 as a rational function (Eigen's and XLA's fast tanh): max abs error 2e-7
- * against float64 tanh over [-10, 10] (tests/_native), vectorisable where tanhf is not.
- * float64 uses libm's tanh, so the float64 tests compare against NumPy at 1e-10. */
+/* tanh for float32 as a rational function (Eigen's and XLA's fast tanh), vectorisable where tanhf
+ * is not. Measured over every float32 in [0, 20]: max abs error 2.9e-7 where the clone fuses the
+ * Horner steps (avx512f, x86-64-v3: identical bits), 4.1e-7 where it does not (avx2, default);
+ * the formula itself, in float64, is off by 2.35e-7 at most (past the clamp). tests/_native bounds
+ * it per x by the formula's error plus Horner's worst-case rounding, fused or not (at most 9.2e-7),
+ * for every clone this CPU can run. float64 uses libm's tanh. */
 static inline float tanh_f32(float x) {
     const float clamp = 7.90531110763549805f;
     x = x > clamp ? clamp : (x < -clamp ? -clamp : x);
