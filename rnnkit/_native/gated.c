@@ -54,6 +54,7 @@
                                       const T *c0, const T *W_hh_T, const T *bias, const T *mask,   \
                                       int64_t first_padded, int64_t steps, int64_t batch,           \
                                       int64_t hidden) {                                             \
+        const unsigned int mode = subnormals_off();                                                 \
         const T *h_prev = h0, *c_prev = c0;                                                         \
         int64_t h_prev_ld = hidden, c_prev_ld = hidden;                                             \
         for (int64_t t = 0; t < steps; t++) {                                                       \
@@ -64,6 +65,7 @@
                                mask && t >= first_padded ? mask + t * batch : 0, batch, hidden);    \
             h_prev = h, h_prev_ld = states_ld, c_prev = c, c_prev_ld = cells_ld;                    \
         }                                                                                           \
+        subnormals_restore(mode);                                                                   \
     }                                                                                               \
                                                                                                     \
     /* One LSTM step's fused BPTT pass: grad (batch, 4H) receives dL/da; carried_h is read,      \
@@ -108,6 +110,7 @@
                                        int64_t c_before_ld, const T *W_hh, T *carried_h,            \
                                        T *carried_c, T *db, int64_t steps, int64_t batch,           \
                                        int64_t hidden, int first_product) {                         \
+        const unsigned int mode = subnormals_off();                                                 \
         for (int64_t k = steps - 1; k >= 0; k--) {                                                  \
             T *g = grad + k * grad_ts;                                                              \
             const T *c_prev = k > 0 ? cells + (k - 1) * cells_ts : c_before;                        \
@@ -120,6 +123,7 @@
                 GEMM(ROW_MAJOR, NO_TRANS, NO_TRANS, batch, hidden, 4 * hidden, 1, g, grad_ld, W_hh, \
                      hidden, 0, carried_h, hidden);                                                 \
         }                                                                                           \
+        subnormals_restore(mode);                                                                   \
     }                                                                                               \
                                                                                                     \
     /* One GRU step's fused pass: a (batch, 3H) holds W_xh x_t without the bias, r the row        \
@@ -155,6 +159,7 @@
                                      const T *b_hh, T *row_buffer, const T *mask,                   \
                                      int64_t first_padded, int64_t steps, int64_t batch,            \
                                      int64_t hidden) {                                              \
+        const unsigned int mode = subnormals_off();                                                 \
         const T *h_prev = h0;                                                                       \
         int64_t h_prev_ld = hidden;                                                                 \
         for (int64_t t = 0; t < steps; t++) {                                                       \
@@ -166,6 +171,7 @@
                               mask && t >= first_padded ? mask + t * batch : 0, batch, hidden);     \
             h_prev = h, h_prev_ld = states_ld;                                                      \
         }                                                                                           \
+        subnormals_restore(mode);                                                                   \
     }                                                                                               \
                                                                                                     \
     /* One GRU step's fused BPTT pass: gx and gh (batch, 3H) receive the input side's and the     \
@@ -208,6 +214,7 @@
                                       int64_t h_before_ld, const T *W_hh, T *carried, T *db_xh,     \
                                       T *db_hh, int64_t steps, int64_t batch, int64_t hidden,       \
                                       int first_product) {                                          \
+        const unsigned int mode = subnormals_off();                                                 \
         for (int64_t k = steps - 1; k >= 0; k--) {                                                  \
             T *x_grad = gx + k * gx_ts, *h_grad = gh + k * gh_ts;                                   \
             gru_cell_backward_##SUFFIX(x_grad, gx_ld, h_grad, gh_ld, up + k * up_ts, up_ld,         \
@@ -219,6 +226,7 @@
                 GEMM(ROW_MAJOR, NO_TRANS, NO_TRANS, batch, hidden, 3 * hidden, 1, h_grad, gh_ld,    \
                      W_hh, hidden, 1, carried, hidden);                                             \
         }                                                                                           \
+        subnormals_restore(mode);                                                                   \
     }
 
 DEFINE_GATED(float, f32, sgemm, tanh_f32)

@@ -188,6 +188,7 @@ void rnnkit_transpose_f64(const double *src, int64_t src_ld, double *dst, int64_
                                       int64_t first_padded,                                       \
                                       int64_t steps, int64_t batch, int64_t hidden,                \
                                       int activation) {                                           \
+        const unsigned int mode = subnormals_off();                                               \
         const T *previous = h0;                                                                   \
         int64_t previous_ld = hidden;                                                             \
         for (int64_t t = 0; t < steps; t++) {                                                     \
@@ -203,6 +204,7 @@ void rnnkit_transpose_f64(const double *src, int64_t src_ld, double *dst, int64_
             previous = h;                                                                         \
             previous_ld = ld;                                                                     \
         }                                                                                         \
+        subnormals_restore(mode);                                                                 \
     }                                                                                             \
                                                                                                   \
     /* grad (steps, batch, hidden) at [t * time_stride + b * ld + j], upstream and states        \
@@ -217,6 +219,7 @@ void rnnkit_transpose_f64(const double *src, int64_t src_ld, double *dst, int64_
                                        const T *W_hh, T *carried, T *db, int64_t steps,            \
                                        int64_t batch, int64_t hidden, int activation,             \
                                        int first_product) {                                       \
+        const unsigned int mode = subnormals_off();                                               \
         if (!upstream) {                                                                          \
             upstream = grad;                                                                      \
             upstream_time_stride = time_stride;                                                   \
@@ -231,6 +234,7 @@ void rnnkit_transpose_f64(const double *src, int64_t src_ld, double *dst, int64_
                 GEMM(ROW_MAJOR, NO_TRANS, NO_TRANS, batch, hidden, hidden, 1, g, ld, W_hh, hidden, 0, \
                      carried, hidden);                                                            \
         }                                                                                         \
+        subnormals_restore(mode);                                                                 \
     }
 
 DEFINE_KERNELS(float, f32, sgemm, tanh_f32)

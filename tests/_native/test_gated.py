@@ -102,3 +102,19 @@ def test_kernels_refuse_what_they_cannot_walk():
     assert _native.gru_scan_forward(gru_gates, states, hidden_n, h0, W_gru_T, b, b, None, steps)
     assert not _native.gru_scan_forward(gru_gates, states, hidden_n, h0, W_gru_T, b[:-1], b, None, steps)
     assert not _native.gru_scan_forward(gru_gates[:, :, ::2], states, hidden_n, h0, W_gru_T, b, b, None, steps)
+
+
+def test_subnormals_are_flushed_inside_the_loops_and_nowhere_else():
+    """The loops run with FTZ/DAZ (kernels.h: subnormals cost a microcode assist per operation,
+    and vanishing gradients are full of them); the caller's floating-point mode comes back."""
+    tiny = np.float32(2.0 ** -130)  # subnormal in float32
+    states = np.full((2, 1, 4), tiny, np.float32)
+    assert _native.scan_forward(states, np.zeros((1, 4), np.float32), np.zeros((4, 4), np.float32),
+                                np.zeros(4, np.float32), "relu", None, 2)
+    assert np.all(states == 0)  # relu(tiny) read as 0
+    with _native.disabled():
+        kept = np.full((2, 1, 4), tiny, np.float32)
+        recurrent._scan_forward(kept, np.zeros((1, 4), np.float32), np.zeros((4, 4), np.float32),
+                                np.zeros(4, np.float32), recurrent.get_activation("relu"), None, 2)
+    assert np.all(kept == tiny)
+    assert np.float32(2.0 ** -126) * np.float32(0.5) == np.float32(2.0 ** -127)  # NumPy's own mode untouched
