@@ -125,7 +125,7 @@ class ManyToOne(_Reader):
             dstates = np.zeros(states_shape, dtype=dsummary.dtype)
             dh_n = np.zeros(h_n_shape, dtype=dsummary.dtype)
             dh_n[-directions:] = dsummary.reshape(-1, directions, hidden).transpose(1, 0, 2)
-            dfinal = (dh_n, *[None] * (len(self.rnn.cell.state_names) - 1))  # c takes none: None is zeros
+            dfinal = (dh_n,)  # an LSTM's c takes none: missing entries are zeros
         else:
             dstates, dfinal = pool_backward(dsummary, pool_cache, states_shape[0], self.pooling), None
         dx, _ = self.rnn.backward_states(dstates, dfinal, input_grad=self._input_grad(input_grad), h0_grad=False)

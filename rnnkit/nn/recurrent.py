@@ -188,8 +188,10 @@ class RecurrentLayer(Module):
         input_grad: bool = True,
         h0_grad: bool = True,
     ) -> tuple[np.ndarray | None, State | None]:
-        """:meth:`backward` with the states as tuples (see :meth:`forward_states`): returns ``dx``
-        and the initial states' gradients (None when ``h0_grad`` is False)."""
+        """:meth:`backward` with the states as tuples (see :meth:`forward_states`): ``dfinal``
+        holds the final states' gradients in ``cell.state_names`` order, None or missing trailing
+        entries for zeros (``(dh_n,)`` serves every cell). Returns ``dx`` and the initial states'
+        gradients (None when ``h0_grad`` is False)."""
         cache = self._require_cache(self._cache)
         layers = cache["layers"]
         steps, batch = layers[0][1].out.shape[:2]
@@ -199,8 +201,12 @@ class RecurrentLayer(Module):
         check_shape("dout", dout, expected_out, f"{legend}, the shape of out")
         if self.batch_first:
             dout = dout.transpose(1, 0, 2)
-        if dfinal is None:
-            dfinal = (None,) * len(self.cell.state_names)
+        states = self.cell.state_names
+        dfinal = () if dfinal is None else tuple(dfinal)
+        if len(dfinal) > len(states):
+            raise ValueError(f"dfinal: expected at most {len(states)} gradients, one per state {states}, "
+                             f"got {len(dfinal)}")
+        dfinal += (None,) * (len(states) - len(dfinal))
         checked = []
         for name, given in zip(self.cell.state_names, dfinal):
             if given is not None:
@@ -216,13 +222,13 @@ class RecurrentLayer(Module):
         grad = dout
         if D == 2 and self.merge_mode != "concat":
             grad = np.concatenate(self._split(dout, self.merge_mode, cache["last_outputs"]), axis=-1)
-        names = ("W_xh", "W_hh", *self.cell.bias_names)
+        parameters = ("W_xh", "W_hh", *self.cell.bias_names)
         for layer in range(self.num_layers - 1, -1, -1):
             dropout_cache, layer_cache = layers[layer]
             suffixes = self._suffixes(layer)
             rows = slice(layer * D, (layer + 1) * D)
             # Weight gradients are added straight into self.grads: no parameter-sized temporaries.
-            into = tuple([self.grads[f"{name}{suffix}"] for suffix in suffixes] for name in names)
+            into = tuple([self.grads[f"{name}{suffix}"] for suffix in suffixes] for name in parameters)
             dx, dinitial_layer, _ = recurrent_layer_backward(
                 grad, tuple(None if g is None else g[rows] for g in checked), layer_cache, into,
                 input_grad=input_grad or layer > 0, state_grad=state_grad,

@@ -245,3 +245,16 @@ def test_parameter_names_and_shapes_follow_the_contract():
     assert gru.params["W_hh_l0"].shape == (15, 5) and gru.params["b_xh_l0"].shape == (15,)
     bound = 1 / np.sqrt(5)
     assert all(np.abs(v).max() <= bound for v in lstm.params.values())
+
+
+def test_missing_final_state_gradients_are_zeros():
+    lstm = LSTM(3, 4, dtype=np.float64, seed=0)
+    x, _, _, dout, (dh_n, _) = _batch(lstm, seed=8)
+    lstm.forward_states(x)
+    dx_short, _ = lstm.backward_states(dout, (dh_n,))
+    lstm.forward_states(x)
+    dx_full, _ = lstm.backward_states(dout, (dh_n, None))
+    np.testing.assert_array_equal(dx_short, dx_full)
+    lstm.forward_states(x)
+    with pytest.raises(ValueError, match=r"dfinal: expected at most 2 gradients, one per state \('h', 'c'\), got 3"):
+        lstm.backward_states(dout, (dh_n, dh_n, dh_n))
