@@ -9,9 +9,16 @@ import sys
 
 from setuptools import Extension, setup
 
+# -fno-trapping-math: the fused passes clamp, then divide (tanh_f32); with trapping math GCC may
+# not evaluate both sides of a select unconditionally, and without AVX-512's masked operations it
+# then left those loops scalar (the avx2 and x86-64-v3 clones: every AVX2-only CPU). It changes no
+# value, only whether floating-point exception flags may be raised. tests/_native builds each
+# clone with the same flags.
+COMPILE_ARGS = ["-O3", "-fno-trapping-math"]
+
 extensions = []
 if sys.platform != "win32":
     extensions.append(Extension("rnnkit._native._scan", ["rnnkit/_native/scan.c", "rnnkit/_native/gated.c"],
-                                depends=["rnnkit/_native/kernels.h"], extra_compile_args=["-O3"],
+                                depends=["rnnkit/_native/kernels.h"], extra_compile_args=COMPILE_ARGS,
                                 libraries=["m"], optional=True))
 setup(ext_modules=extensions)

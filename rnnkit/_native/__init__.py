@@ -341,7 +341,9 @@ def lstm_scan_backward(grad: np.ndarray, upstream: np.ndarray, dc_upstream: np.n
             dtype, (W_hh, (4 * hidden, hidden)), (carried_h, (batch, hidden)), (carried_c, (batch, hidden)),
             (bias_grad, (4 * hidden,)))):
         return False
-    dc = (None, 0, 0) if dc_upstream is None else _walk(dc_upstream)
+    # No gradient reaching c from outside: a zero row read at every step (strides 0), not a branch.
+    zero_row = np.zeros(hidden, dtype)  # kept alive by this name until the kernel returns
+    dc = (zero_row.ctypes.data, 0, 0) if dc_upstream is None else _walk(dc_upstream)
     kernel(*_walk(grad), *_walk(upstream), *dc, *_walk(gates), *_walk(cells), c_before.ctypes.data,
            c_before.strides[0] // dtype.itemsize, W_hh.ctypes.data, carried_h.ctypes.data, carried_c.ctypes.data,
            bias_grad.ctypes.data, steps, batch, hidden, int(first_product))

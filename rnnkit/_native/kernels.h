@@ -26,7 +26,7 @@ extern RNNKIT_HIDDEN dgemm_fn dgemm;
 /* One build, and the fused passes run with the widest vectors the CPU has. GCC contracts a * b + c
  * into a fused multiply-add wherever the clone's ISA has one, and "avx2" does not imply FMA: the
  * "arch=x86-64-v3" clone (AVX2 + FMA + BMI..., GCC >= 12) gives AVX2 CPUs with FMA (Haswell on,
- * Zen) the arithmetic of the avx512f clone, bit for bit; "avx2" is left for AVX2 without the rest
+ * Zen) fused multiply-adds as the avx512f clone has them; "avx2" is left for AVX2 without the rest
  * of v3 (a VM hiding some of it), "default" is SSE2; those two round tanh_f32 twice per step.
  * Predefined (-DVECTORISED=...), one clone's arithmetic is compiled alone: tests/_native does
  * that for each clone listed here. */
@@ -44,13 +44,15 @@ extern RNNKIT_HIDDEN dgemm_fn dgemm;
 
 /* tanh for float32 as a rational function (Eigen's and XLA's fast tanh), vectorisable where tanhf
  * is not. Measured over every float32 in [0, 20]: max abs error 2.9e-7 where the clone fuses the
- * Horner steps (avx512f, x86-64-v3: identical bits), 4.1e-7 where it does not (avx2, default);
+ * Horner steps (avx512f, x86-64-v3), 4.1e-7 where it does not (avx2, default);
  * the formula itself, in float64, is off by 2.35e-7 at most (past the clamp). tests/_native bounds
  * it per x by the formula's error plus Horner's worst-case rounding, fused or not (at most 9.2e-7),
  * for every clone this CPU can run. float64 uses libm's tanh. */
 static inline float tanh_f32(float x) {
     const float clamp = 7.90531110763549805f;
-    x = x > clamp ? clamp : (x < -clamp ? -clamp : x);
+    /* Vectorised as two selects; on CPUs without AVX-512 only with -fno-trapping-math (setup.py). */
+    x = x > clamp ? clamp : x;
+    x = x < -clamp ? -clamp : x;
     const float x2 = x * x;
     float p = -2.76076847742355e-16f;
     p = p * x2 + 2.00018790482477e-13f;

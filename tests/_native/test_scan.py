@@ -298,10 +298,11 @@ def test_float32_tanh_error_bound(activation):
     most up to the clamp, 2.35e-7 past it, where R stays 4 ulps below 1); and what float32 can add
     to R in any evaluation the C allows, each Horner step fused or not (see ``_tanh_f32``).
 
-    The clones differ just there: avx512f and x86-64-v3 fuse every step, avx2 and default round
-    twice, and their tanh differs at 1.2% of inputs. Every float32 x in [0, 20] and inf, measured
-    outside the tests: errors at most 2.9e-7 fused and 4.1e-7 not, never over the bound, at most
-    0.87 of it above 2^-120. The fixed 3e-7 this replaces was the fused error on a grid; the avx2
+    The clones differ there: avx512f and x86-64-v3 fuse every step, avx2 and default round twice,
+    and their tanh differs at 1.2% of inputs (and the vector code of any two clones may differ in
+    the last bit where the compiler fuses differently). Every float32 x in [0, 20] and inf,
+    measured outside the tests: errors at most 2.9e-7 fused and 4.1e-7 not, never over the bound,
+    at most 0.87 of it above 2^-120. The fixed 3e-7 this replaces was the fused error on a grid; the avx2
     clone's was 3.25e-7 there (a Zen 3; the same here, that clone compiled alone). Last, the bound
     is kept meaningful: under 1e-6 (17 ulps of 1; 9.2e-7 at most), tanh's under 16 u |tanh| down
     to 2^-100 (below, flush-to-zero may return 0: at most 2^-126 off)."""
@@ -326,7 +327,7 @@ def _runs_here(clone):
 @pytest.fixture(scope="module")
 def clones(tmp_path_factory):
     """Each clone of the fused passes (VECTORISED in kernels.h, as the installed library's compiler
-    expands it) compiled alone into scan.c, as ``target("...")`` with setup.py's -O3: ``[(clone,
+    expands it) compiled alone into scan.c, as ``target("...")`` with setup.py's flags: ``[(clone,
     its Elman forward kernel, or None where this CPU can't run it)]``, in the order written, which
     is GCC's order of priority: its resolver runs the first the CPU can."""
     if sys.platform != "linux" or platform.machine() != "x86_64":
@@ -348,7 +349,7 @@ def clones(tmp_path_factory):
                          f"return {_runs_here(clone)} != 0; }}\n")
         attribute = "" if clone == "default" else f'__attribute__((target("{clone}")))'
         builds.append((clone, library, subprocess.Popen(
-            [*compiler, "-O3", "-fPIC", "-shared", f"-DVECTORISED={attribute}", source, str(probe), "-o",
+            [*compiler, "-O3", "-fno-trapping-math", "-fPIC", "-shared", f"-DVECTORISED={attribute}", source, str(probe), "-o",
              str(library), "-lm"], stderr=subprocess.PIPE, text=True)))
     blas = _native._numpy_openblas()
     address = lambda name: ctypes.cast(getattr(blas, name), ctypes.c_void_p)  # noqa: E731
@@ -365,9 +366,10 @@ def clones(tmp_path_factory):
 
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
 def test_each_clone_is_within_the_bound_and_this_cpu_runs_the_first_it_can(clones, activation, monkeypatch):
-    """The other CPUs' arithmetic checked on this one: each clone within the bound above; the two
-    with fused multiply-adds (AVX-512, and AVX2 CPUs with FMA) bit for bit alike; and the installed
-    library, on this CPU, giving the bits of the first clone the CPU can run, as its resolver must."""
+    """The other CPUs' arithmetic checked on this one: each clone within the bound above (their bits
+    differ: vector widths and where GCC fuses multiply-adds are the compiler's choice, so only the
+    bound is a guarantee); and the installed library, on this CPU, giving the bits of the first
+    clone the CPU can run, as its resolver must."""
     x, exact, bound = _bounded(activation)
     installed = _activate_f32(x, activation)
     results = {}
@@ -378,8 +380,6 @@ def test_each_clone_is_within_the_bound_and_this_cpu_runs_the_first_it_can(clone
             assert np.all(np.abs(results[clone] - exact) <= bound), clone
     assert results, "not even the default clone"
     np.testing.assert_array_equal(installed, next(iter(results.values())))
-    if {"avx512f", "arch=x86-64-v3"} <= results.keys():
-        np.testing.assert_array_equal(results["arch=x86-64-v3"], results["avx512f"])
 
 
 def test_arrays_it_cannot_walk_are_left_to_numpy():
