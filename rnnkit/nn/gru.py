@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.functional.gru import GRU_CELL
-from rnnkit.nn.recurrent import RecurrentLayer
+from rnnkit.nn.recurrent import SingleStateLayer
 
 
-class GRU(RecurrentLayer):
+class GRU(SingleStateLayer):
     r"""Multi-layer gated recurrent unit applied to a batch of sequences.
 
     For each layer and direction, at every valid time step (PyTorch's formulation),
@@ -50,15 +50,3 @@ class GRU(RecurrentLayer):
     ) -> None:
         super().__init__(GRU_CELL, input_size, hidden_size, num_layers, bidirectional, dropout, batch_first, dtype,
                          seed, merge_mode, learn_h0)
-
-    def forward(
-        self, x: np.ndarray, h0: np.ndarray | None = None, lengths: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        out, (h_n,) = self.forward_states(x, None if h0 is None else (h0,), lengths)
-        return out, h_n
-
-    def backward(
-        self, dout: np.ndarray, dh_n: np.ndarray | None = None, input_grad: bool = True, h0_grad: bool = True
-    ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        dx, dinitial = self.backward_states(dout, (dh_n,), input_grad, h0_grad)
-        return dx, None if dinitial is None else dinitial[0]

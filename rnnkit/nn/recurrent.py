@@ -254,3 +254,21 @@ class RecurrentLayer(Module):
             return [half, half]
         forward_states, reverse_states = last_outputs
         return [grad * reverse_states, grad * forward_states]  # "mul"
+
+
+class SingleStateLayer(RecurrentLayer):
+    """A layer whose cell carries one state, ``h`` (the Elman RNN and the GRU): the public
+    ``forward(x, h0=None, lengths=None) -> (out, h_n)`` and ``backward(dout, dh_n=None,
+    input_grad=True, h0_grad=True) -> (dx, dh0)`` of :class:`rnnkit.nn.RNN`."""
+
+    def forward(
+        self, x: np.ndarray, h0: np.ndarray | None = None, lengths: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        out, (h_n,) = self.forward_states(x, None if h0 is None else (h0,), lengths)
+        return out, h_n
+
+    def backward(
+        self, dout: np.ndarray, dh_n: np.ndarray | None = None, input_grad: bool = True, h0_grad: bool = True
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        dx, dinitial = self.backward_states(dout, (dh_n,), input_grad, h0_grad)
+        return dx, None if dinitial is None else dinitial[0]

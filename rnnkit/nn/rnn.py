@@ -7,12 +7,12 @@ import numpy as np
 from rnnkit._checks import check_choice
 from rnnkit.functional.activations import ACTIVATIONS
 from rnnkit.functional.recurrent import elman_cell
-from rnnkit.nn.recurrent import MERGE_MODES, RecurrentLayer
+from rnnkit.nn.recurrent import MERGE_MODES, SingleStateLayer
 
 __all__ = ["MERGE_MODES", "RNN"]
 
 
-class RNN(RecurrentLayer):
+class RNN(SingleStateLayer):
     r"""Multi-layer Elman RNN applied to a batch of sequences.
 
     For each layer and direction, at every valid time step,
@@ -94,15 +94,3 @@ class RNN(RecurrentLayer):
         self.nonlinearity = check_choice("nonlinearity", nonlinearity, tuple(ACTIVATIONS))
         super().__init__(elman_cell(nonlinearity), input_size, hidden_size, num_layers, bidirectional, dropout,
                          batch_first, dtype, seed, merge_mode, learn_h0)
-
-    def forward(
-        self, x: np.ndarray, h0: np.ndarray | None = None, lengths: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        out, (h_n,) = self.forward_states(x, None if h0 is None else (h0,), lengths)
-        return out, h_n
-
-    def backward(
-        self, dout: np.ndarray, dh_n: np.ndarray | None = None, input_grad: bool = True, h0_grad: bool = True
-    ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        dx, dinitial = self.backward_states(dout, (dh_n,), input_grad, h0_grad)
-        return dx, None if dinitial is None else dinitial[0]
