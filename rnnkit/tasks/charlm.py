@@ -28,7 +28,7 @@ class CharLM(Task):
     metric_keys = ("bpc",)
     primary_metric = "bpc"
     higher_is_better = False
-    defaults = {"cell": "rnn", "hidden": 256, "layers": 2, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
+    defaults = {"cell": "gru", "hidden": 256, "layers": 2, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": False, "batch_size": 32, "bptt": 64, "epochs": 10, "lr": 2e-3}
 
     def __init__(self, data=None, seed=0, meta=None, score_file=None) -> None:
