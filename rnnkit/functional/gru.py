@@ -20,6 +20,8 @@ side's in the ``n`` block (``r`` times it), so BPTT fills two gate-gradient buff
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 
 from rnnkit import _native
@@ -78,15 +80,27 @@ def _scan_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray]
 
 
 class _Scratch:
-    """Buffers of one layer's BPTT, reused by every block."""
+    """Buffers of one layer's NumPy BPTT loop, reused by every block. Made on first use: the
+    compiled loop needs none."""
 
     def __init__(self, steps: int, batch: int, hidden: int, dtype: np.dtype) -> None:
-        self.derivative = np.empty((steps, batch, GATES * hidden), dtype)
-        self.dh = np.empty((batch, hidden), dtype)
-        self.direct = np.empty((batch, hidden), dtype)
-        offset = np.zeros(GATES * hidden, dtype)
-        offset[2 * hidden :] = 1.0
-        self.offset = offset  # (1 - y)(y + offset): y(1 - y) for r and z, 1 - y^2 for n
+        self.steps, self.batch, self.hidden, self.dtype = steps, batch, hidden, dtype
+
+    @cached_property
+    def derivative(self) -> np.ndarray:
+        return np.empty((self.steps, self.batch, GATES * self.hidden), self.dtype)
+
+    @cached_property
+    def rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """``dh`` and ``z dh`` of one step, ``(B, H)`` each."""
+        return np.empty((self.batch, self.hidden), self.dtype), np.empty((self.batch, self.hidden), self.dtype)
+
+    @cached_property
+    def offset(self) -> np.ndarray:
+        """With it ``(1 - y)(y + offset)`` is y(1 - y) for r and z, 1 - y^2 for n."""
+        offset = np.zeros(GATES * self.hidden, self.dtype)
+        offset[2 * self.hidden :] = 1.0
+        return offset
 
 
 def _scan_backward(block: BackwardBlock, upstream: np.ndarray, extra_upstream: tuple,
@@ -111,7 +125,7 @@ def _scan_backward(block: BackwardBlock, upstream: np.ndarray, extra_upstream: t
     derivative = scratch.derivative[:n_steps]
     np.add(gates, scratch.offset, out=derivative)
     derivative *= 1.0 - gates
-    dh, direct = scratch.dh, scratch.direct
+    dh, direct = scratch.rows
     multiply, dot = np.multiply, np.dot
     for k in range(n_steps - 1, -1, -1):
         t = start + k

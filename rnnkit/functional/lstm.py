@@ -22,6 +22,8 @@ keeps per step only what the recurrence forces: the cell-state chain and one pro
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 
 from rnnkit import _native
@@ -92,16 +94,32 @@ def _scan_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray]
 
 
 class _Scratch:
-    """Buffers of one layer's BPTT, reused by every block: gate derivatives and ``tanh(c_t)`` of a
-    block, and per-step rows."""
+    """Buffers of one layer's NumPy BPTT loop, reused by every block: gate derivatives and
+    ``tanh(c_t)`` of a block, and per-step rows. Made on first use: the compiled loop needs none."""
 
     def __init__(self, steps: int, batch: int, hidden: int, dtype: np.dtype) -> None:
-        self.derivative = np.empty((steps, batch, GATES * hidden), dtype)
-        self.tanh_cells = np.empty((steps, batch, hidden), dtype)
-        self.tanh_derivative = np.empty((steps, batch, hidden), dtype)
-        self.dh = np.empty((batch, hidden), dtype)
-        self.dc = np.empty((batch, hidden), dtype)
-        self.offset = _derivative_offset(hidden, dtype)
+        self.steps, self.batch, self.hidden, self.dtype = steps, batch, hidden, dtype
+
+    @cached_property
+    def derivative(self) -> np.ndarray:
+        return np.empty((self.steps, self.batch, GATES * self.hidden), self.dtype)
+
+    @cached_property
+    def tanh_cells(self) -> np.ndarray:
+        return np.empty((self.steps, self.batch, self.hidden), self.dtype)
+
+    @cached_property
+    def tanh_derivative(self) -> np.ndarray:
+        return np.empty((self.steps, self.batch, self.hidden), self.dtype)
+
+    @cached_property
+    def rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """``dh`` and ``dc`` of one step, ``(B, H)`` each."""
+        return np.empty((self.batch, self.hidden), self.dtype), np.empty((self.batch, self.hidden), self.dtype)
+
+    @cached_property
+    def offset(self) -> np.ndarray:
+        return _derivative_offset(self.hidden, self.dtype)
 
 
 def _scan_backward(block: BackwardBlock, upstream: np.ndarray, extra_upstream: tuple[np.ndarray | None],
@@ -129,7 +147,7 @@ def _scan_backward(block: BackwardBlock, upstream: np.ndarray, extra_upstream: t
     derivative *= 1.0 - gates
     tanh_cells = np.tanh(cells[start:stop], out=scratch.tanh_cells[:n])
     tanh_derivative = tanh_derivative_of(tanh_cells, out=scratch.tanh_derivative[:n])
-    dh, dc = scratch.dh, scratch.dc
+    dh, dc = scratch.rows
     multiply, dot = np.multiply, np.dot
     for k in range(n - 1, -1, -1):
         t = start + k
