@@ -14,7 +14,10 @@ Letters: T time steps, B batch, H hidden units, G gate blocks (1 Elman, 4 LSTM, 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -77,3 +80,39 @@ class BackwardBlock:
     kept: tuple
     initial: tuple
     scratch: object
+
+
+class GateScratch:
+    """Buffers of a gated cell's NumPy BPTT loop, shared by every block of one layer; each is made
+    on first use, since the compiled loops need none.
+
+    ``derivative`` ``(steps, B, G*H)``: the gates' derivatives of a block, evaluated for all its
+    steps at once as ``(1 - y) * (y + offset)`` from the gate outputs ``y``: ``y (1 - y)`` for a
+    sigmoid gate (offset 0), ``(1 - y)(1 + y)`` for the tanh block (offset 1; the third block in
+    both the LSTM's i, f, g, o and the GRU's r, z, n). ``rows``: two ``(B, H)`` per-step rows.
+    """
+
+    TANH_BLOCK = 2
+
+    def __init__(self, steps: int, batch: int, hidden: int, gates: int, dtype: np.dtype) -> None:
+        self.steps, self.batch, self.hidden, self.gates, self.dtype = steps, batch, hidden, gates, dtype
+
+    @cached_property
+    def derivative(self) -> np.ndarray:
+        return np.empty((self.steps, self.batch, self.gates * self.hidden), self.dtype)
+
+    @cached_property
+    def rows(self) -> tuple[np.ndarray, np.ndarray]:
+        return tuple(np.empty((self.batch, self.hidden), self.dtype) for _ in range(2))
+
+    @cached_property
+    def offset(self) -> np.ndarray:
+        offset = np.zeros(self.gates * self.hidden, self.dtype)
+        offset[self.TANH_BLOCK * self.hidden : (self.TANH_BLOCK + 1) * self.hidden] = 1.0
+        return offset
+
+    def gate_derivatives(self, gates: np.ndarray) -> np.ndarray:
+        """The derivatives of a block's gates ``(n, B, G*H)`` from their outputs, in ``derivative``."""
+        derivative = np.add(gates, self.offset, out=self.derivative[: len(gates)])
+        derivative *= 1.0 - gates
+        return derivative

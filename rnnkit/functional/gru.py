@@ -20,13 +20,11 @@ side's in the ``n`` block (``r`` times it), so BPTT fills two gate-gradient buff
 
 from __future__ import annotations
 
-from functools import cached_property
-
 import numpy as np
 
 from rnnkit import _native
 from rnnkit.functional.activations import tanh_derivative as tanh_derivative_of
-from rnnkit.functional.cells import BackwardBlock, Cell
+from rnnkit.functional.cells import BackwardBlock, Cell, GateScratch
 from rnnkit.functional.recurrent import (
     RecurrentCache,
     recurrent_layer_backward,
@@ -79,30 +77,6 @@ def _scan_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray]
         h_prev = h
 
 
-class _Scratch:
-    """Buffers of one layer's NumPy BPTT loop, reused by every block. Made on first use: the
-    compiled loop needs none."""
-
-    def __init__(self, steps: int, batch: int, hidden: int, dtype: np.dtype) -> None:
-        self.steps, self.batch, self.hidden, self.dtype = steps, batch, hidden, dtype
-
-    @cached_property
-    def derivative(self) -> np.ndarray:
-        return np.empty((self.steps, self.batch, GATES * self.hidden), self.dtype)
-
-    @cached_property
-    def rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """``dh`` and ``z dh`` of one step, ``(B, H)`` each."""
-        return np.empty((self.batch, self.hidden), self.dtype), np.empty((self.batch, self.hidden), self.dtype)
-
-    @cached_property
-    def offset(self) -> np.ndarray:
-        """With it ``(1 - y)(y + offset)`` is y(1 - y) for r and z, 1 - y^2 for n."""
-        offset = np.zeros(GATES * self.hidden, self.dtype)
-        offset[2 * self.hidden :] = 1.0
-        return offset
-
-
 def _scan_backward(block: BackwardBlock, upstream: np.ndarray, extra_upstream: tuple,
                    carried: tuple[np.ndarray], W_hh: np.ndarray, bias_grads: tuple[np.ndarray, np.ndarray],
                    first_product: bool) -> None:
@@ -122,9 +96,7 @@ def _scan_backward(block: BackwardBlock, upstream: np.ndarray, extra_upstream: t
     if _native.gru_scan_backward(block.grad, block.grad_hidden, upstream, gates, hidden_n[start:stop],
                                  states[start:stop], h_before, W_hh, carried_h, db_xh, db_hh, first_product):
         return
-    derivative = scratch.derivative[:n_steps]
-    np.add(gates, scratch.offset, out=derivative)
-    derivative *= 1.0 - gates
+    derivative = scratch.gate_derivatives(gates)
     dh, direct = scratch.rows
     multiply, dot = np.multiply, np.dot
     for k in range(n_steps - 1, -1, -1):
@@ -149,8 +121,8 @@ def _scan_backward(block: BackwardBlock, upstream: np.ndarray, extra_upstream: t
     db_hh += block.grad_hidden.sum(axis=(0, 1))
 
 
-def _make_scratch(steps: int, batch: int, hidden: int, dtype: np.dtype) -> _Scratch:
-    return _Scratch(steps, batch, hidden, dtype)
+def _make_scratch(steps: int, batch: int, hidden: int, dtype: np.dtype) -> GateScratch:
+    return GateScratch(steps, batch, hidden, GATES, dtype)
 
 
 GRU_CELL = Cell("gru", GATES, ("h",), ("b_xh", "b_hh"), ("hn",), True, _scan_forward, _scan_backward, _make_scratch)

@@ -28,7 +28,7 @@ import numpy as np
 
 from rnnkit import _native
 from rnnkit.functional.activations import tanh_derivative as tanh_derivative_of
-from rnnkit.functional.cells import BackwardBlock, Cell
+from rnnkit.functional.cells import BackwardBlock, Cell, GateScratch
 from rnnkit.functional.recurrent import (
     RecurrentCache,
     recurrent_layer_backward,
@@ -45,14 +45,6 @@ def _gate_constants(hidden: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarra
     scale = np.full(GATES * hidden, 0.5, dtype=dtype)
     scale[2 * hidden : 3 * hidden] = 1.0
     return scale, 1.0 - scale
-
-
-def _derivative_offset(hidden: int, dtype: np.dtype) -> np.ndarray:
-    """Row ``(4H,)`` with which ``(1 - y) * (y + offset)`` is each gate's derivative from its
-    output: ``y (1 - y)`` for the sigmoids (offset 0), ``(1 - y)(1 + y)`` for tanh (offset 1)."""
-    offset = np.zeros(GATES * hidden, dtype=dtype)
-    offset[2 * hidden : 3 * hidden] = 1.0
-    return offset
 
 
 def _scan_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray], initial: tuple[np.ndarray, ...],
@@ -93,16 +85,8 @@ def _scan_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray]
         h_prev, c_prev = h, c
 
 
-class _Scratch:
-    """Buffers of one layer's NumPy BPTT loop, reused by every block: gate derivatives and
-    ``tanh(c_t)`` of a block, and per-step rows. Made on first use: the compiled loop needs none."""
-
-    def __init__(self, steps: int, batch: int, hidden: int, dtype: np.dtype) -> None:
-        self.steps, self.batch, self.hidden, self.dtype = steps, batch, hidden, dtype
-
-    @cached_property
-    def derivative(self) -> np.ndarray:
-        return np.empty((self.steps, self.batch, GATES * self.hidden), self.dtype)
+class _Scratch(GateScratch):
+    """:class:`GateScratch` and ``tanh(c_t)`` of a block with its derivative."""
 
     @cached_property
     def tanh_cells(self) -> np.ndarray:
@@ -111,15 +95,6 @@ class _Scratch:
     @cached_property
     def tanh_derivative(self) -> np.ndarray:
         return np.empty((self.steps, self.batch, self.hidden), self.dtype)
-
-    @cached_property
-    def rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """``dh`` and ``dc`` of one step, ``(B, H)`` each."""
-        return np.empty((self.batch, self.hidden), self.dtype), np.empty((self.batch, self.hidden), self.dtype)
-
-    @cached_property
-    def offset(self) -> np.ndarray:
-        return _derivative_offset(self.hidden, self.dtype)
 
 
 def _scan_backward(block: BackwardBlock, upstream: np.ndarray, extra_upstream: tuple[np.ndarray | None],
@@ -142,9 +117,7 @@ def _scan_backward(block: BackwardBlock, upstream: np.ndarray, extra_upstream: t
     if _native.lstm_scan_backward(block.grad, upstream, dc_upstream, gates, cells[start:stop], c_before, W_hh, carried_h,
                                   carried_c, db_h, first_product):
         return
-    derivative = scratch.derivative[:n]
-    np.add(gates, scratch.offset, out=derivative)  # (1 - y)(y + offset), for all steps of the block
-    derivative *= 1.0 - gates
+    derivative = scratch.gate_derivatives(gates)
     tanh_cells = np.tanh(cells[start:stop], out=scratch.tanh_cells[:n])
     tanh_derivative = tanh_derivative_of(tanh_cells, out=scratch.tanh_derivative[:n])
     dh, dc = scratch.rows
@@ -172,7 +145,7 @@ def _scan_backward(block: BackwardBlock, upstream: np.ndarray, extra_upstream: t
 
 
 def _make_scratch(steps: int, batch: int, hidden: int, dtype: np.dtype) -> _Scratch:
-    return _Scratch(steps, batch, hidden, dtype)
+    return _Scratch(steps, batch, hidden, GATES, dtype)
 
 
 LSTM_CELL = Cell("lstm", GATES, ("h", "c"), ("b_h",), ("c",), False, _scan_forward, _scan_backward, _make_scratch)
