@@ -10,8 +10,8 @@ from rnnkit._checks import check_float_dtype
 from rnnkit.functional.activations import tanh_derivative
 from rnnkit.models.base import Model
 from rnnkit.models.decoding import generate
-from rnnkit.models.states import State, cell_state_names, join_directions, split_directions
-from rnnkit.nn.cells import recurrent
+from rnnkit.models.states import State, join_directions, split_directions
+from rnnkit.nn.cells import recurrent, state_names
 from rnnkit.nn.embedding import Embedding
 from rnnkit.nn.linear import Linear
 from rnnkit.nn.module import Module, resolve_rng
@@ -102,7 +102,7 @@ class OneToMany(Model):
         rng = resolve_rng(seed)
         self.cell = cell
         self.bridge = _Bridge(feature_size, num_layers, hidden_size, dtype, rng,
-                              num_states=len(cell_state_names(cell)))
+                              num_states=len(state_names(cell)))
         self.decoder = Decoder(vocab_size, embed_dim, hidden_size, num_layers, nonlinearity, dropout, dtype, rng,
                                cell=cell)
 

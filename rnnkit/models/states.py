@@ -25,18 +25,6 @@ import numpy as np
 State = tuple[np.ndarray, ...]
 
 
-def cell_state_names(cell: str) -> tuple[str, ...]:
-    """The states a cell carries, without building a layer: ``("h",)`` or ``("h", "c")``."""
-    from rnnkit._checks import check_choice
-    from rnnkit.functional.gru import GRU_CELL
-    from rnnkit.functional.lstm import LSTM_CELL
-    from rnnkit.functional.recurrent import ELMAN_CELLS
-    from rnnkit.nn.cells import CELLS
-
-    check_choice("cell", cell, tuple(CELLS))
-    return {"rnn": ELMAN_CELLS["tanh"], "lstm": LSTM_CELL, "gru": GRU_CELL}[cell].state_names
-
-
 def as_state(value: Any) -> Any:
     """``None`` stays None (zeros); a bare array becomes a one-array state; a list a tuple."""
     if value is None or isinstance(value, tuple) or hasattr(value, "map_arrays"):
