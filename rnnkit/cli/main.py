@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -51,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="recurrent cell: Elman rnn, lstm or gru (default: per task, see README)")
     train.add_argument("--nonlinearity", choices=["tanh", "relu", "sigmoid"], help="of the Elman cell (--cell rnn)")
     train.add_argument("--dropout", type=float, help="dropout between stacked layers")
+    train.add_argument("--tokens", choices=["auto", "char", "word", "bpe"], help=(
+        "text tasks: characters, words or subwords (byte-pair encoding); auto (the default) decides from "
+        "the training data and says why"))
+    train.add_argument("--source-tokens", choices=["auto", "char", "word", "bpe"], help="translate: the source side's (default: --tokens)")
+    train.add_argument("--target-tokens", choices=["auto", "char", "word", "bpe"], help="translate: the target side's (default: --tokens)")
+    train.add_argument("--min-freq", type=int, help="word tokens: words seen fewer times in training are unknown (default 2)")
+    train.add_argument("--vocab-size", type=int, help="text tasks: the most symbols in a vocabulary (bpe: its size)")
     train.add_argument("--batch-size", type=int)
     train.add_argument("--lr", type=float, help="learning rate")
     train.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop", "adagrad"])
@@ -95,7 +104,7 @@ def load_trained(directory: str, score_file: str | None = None):
     arrays, meta = load_checkpoint(_checkpoint_dir(directory))
     meta["model_options"].setdefault("cell", "rnn")  # saved before --cell: an Elman RNN
     task = get_task(meta["task"])(data=meta["data"], seed=meta["train_config"]["seed"], meta=meta["task_meta"],
-                                  score_file=score_file)
+                                  score_file=score_file, options=meta["model_options"])
     model = task.build_model(meta["model_options"], dtype=np.dtype(meta["dtype"]))
     model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model.")})
     model.eval()
@@ -124,11 +133,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--epochs: expected a positive integer, got {config.epochs}")
 
     options = {key: value for key, value in task_class.defaults.items() if key not in ("epochs", "lr", "patience")}
+    data_options = (("tokens", args.tokens), ("source_tokens", args.source_tokens),
+                    ("target_tokens", args.target_tokens), ("min_freq", args.min_freq), ("vocab_size", args.vocab_size))
     for key, value in (("cell", args.cell), ("hidden", args.hidden), ("layers", args.layers),
                        ("bidirectional", args.bidirectional), ("nonlinearity", args.nonlinearity),
-                       ("dropout", args.dropout), ("batch_size", args.batch_size)):
-        if value is not None:
-            options[key] = value
+                       ("dropout", args.dropout), ("batch_size", args.batch_size), *data_options):
+        if value is None:
+            continue
+        if key in dict(data_options) and key not in task_class.defaults:
+            raise ValueError(f"--{key.replace('_', '-')} does not apply to the {args.task} task")
+        options[key] = value
+    for key in ("min_freq", "vocab_size"):
+        if options.get(key) is not None and options[key] < 1:
+            raise ValueError(f"--{key.replace('_', '-')}: expected a positive integer, got {options[key]}")
     if options.get("cell", "rnn") != "rnn" and options.get("nonlinearity", "tanh") != "tanh":
         raise ValueError(f"--nonlinearity {options['nonlinearity']} applies only to --cell rnn; "
                          f"the {options['cell']} cell has its own gate nonlinearities")
@@ -142,9 +159,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ValueError(f"--resume: {out} holds a {meta['task']!r} run, not {args.task!r}")
         options, task_meta = meta["model_options"], meta["task_meta"]
         options.setdefault("cell", "rnn")  # saved before --cell: an Elman RNN
-        for key, value in (("cell", args.cell), ("nonlinearity", args.nonlinearity)):
-            if value is not None and value != options[key]:
-                raise ValueError(f"--resume: {out} was trained with --{key} {options[key]}, not {value}")
+        for key, value in (("cell", args.cell), ("nonlinearity", args.nonlinearity), *data_options):
+            if value is not None and value != options.get(key):
+                raise ValueError(f"--resume: {out} was trained with --{key.replace('_', '-')} {options.get(key)}, "
+                                 f"not {value}")
         if args.data is None:
             args.data = meta["data"]
         elif str(Path(args.data).resolve()) != meta["data"]:
@@ -162,12 +180,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     data = str(Path(args.data).resolve()) if args.data is not None else None
-    task = task_class(data=data, seed=config.seed, meta=task_meta)
+    task = task_class(data=data, seed=config.seed, meta=task_meta, options=options)
     model = task.build_model(options)
     trainer = Trainer(task, model, options, config, out)
     if args.resume:
         trainer.resume()
     print(f"[{args.task}] {task.describe()}", file=sys.stderr)
+    for line in task.notes:
+        print(line, file=sys.stderr)
+    for warning in task.warnings:
+        print(f"[{args.task}] warning: {warning}", file=sys.stderr)
     if openblas.decision:
         print(f"[{args.task}] BLAS: {openblas.decision}", file=sys.stderr)
     print(f"[{args.task}] model: {model.num_parameters():,} parameters; checkpoints in {out}", file=sys.stderr, flush=True)
@@ -182,13 +204,49 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"[{args.task}] test " + ", ".join(
         f"{k} {metrics[k]:.4f} (baseline {baseline[k]:.4f})" if k in baseline else f"{k} {metrics[k]:.4f}"
         for k in task.metric_keys))
+    verdict = judge(metrics, baseline, task.metric_keys)
+    print(f"[{args.task}] {verdict.sentence}" + ("" if verdict.better or not task.warnings
+                                                 else " (see the warnings above for likely causes)"))
     result = {"task": args.task, **{k: metrics[k] for k in task.metric_keys},
               **{f"baseline_{k}": v for k, v in baseline.items()},
               "test_loss": metrics["loss"], "epochs": round(trainer.position.epoch + trainer.position.batch / max(1, getattr(trainer, "_batches_in_epoch", 1)), 3),
-              "steps": trainer.position.step, "seconds": round(time.perf_counter() - start, 1), "stopped_by": reason,
+              "better_than_baseline": verdict.better, "steps": trainer.position.step, "seconds": round(time.perf_counter() - start, 1), "stopped_by": reason,
               "checkpoint": str(out)}
     print(json.dumps(result))
     return 0
+
+
+@dataclass
+class Verdict:
+    better: bool  # clearly better than the baseline on at least one metric
+    sentence: str
+
+
+#: a model "clearly" beats its baseline when it closes at least this share of the gap between
+#: the baseline and a perfect score (accuracy 1, CER 0, ...), on at least one metric
+CLEAR_MARGIN = 0.05
+_LOWER_IS_BETTER = {"bpc", "cer", "mse", "loss"}
+
+
+def judge(metrics: dict[str, float], baseline: dict[str, float], keys: Sequence[str]) -> Verdict:
+    """Whether the model beat the trivial predictor, in words."""
+    compared = [k for k in keys if k in baseline]
+    if not compared:
+        return Verdict(True, "no baseline to compare with")
+    gains = {}
+    for key in compared:
+        model, base = metrics[key], baseline[key]
+        if key in _LOWER_IS_BETTER:  # perfect is 0
+            gains[key] = (base - model) / base if base > 0 else -math.inf
+        else:  # perfect is 1
+            gains[key] = (model - base) / (1 - base) if base < 1 else -math.inf
+    better = [k for k in compared if gains[k] >= CLEAR_MARGIN]
+    if better:
+        return Verdict(True, "better than the baseline on " + ", ".join(
+            f"{k} ({metrics[k]:.4f} vs {baseline[k]:.4f})" for k in better))
+    return Verdict(False, "NOT better than the baseline on the test split: " + ", ".join(
+        f"{k} {metrics[k]:.4f} vs {baseline[k]:.4f}" for k in compared) + "; the model learned little that the "
+        "trivial predictor does not know")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -28,15 +28,23 @@ class Task:
     defaults: dict[str, Any] = {}
 
     def __init__(
-        self, data: str | None = None, seed: int = 0, meta: dict | None = None, score_file: str | None = None
+        self, data: str | None = None, seed: int = 0, meta: dict | None = None, score_file: str | None = None,
+        options: dict[str, Any] | None = None,
     ) -> None:
         """``data``: the dataset (the user's file, or None for the default data), split into
-        train/valid/test as in training. ``meta``: from a checkpoint (vocabularies, scalers).
+        train/valid/test as in training. ``meta``: from a checkpoint (tokenizers, scalers).
         ``score_file``: a file in the task's format to score as a whole: it becomes the only
-        split, "test" (``rnnkit eval DIR --data FILE``)."""
+        split, "test" (``rnnkit eval DIR --data FILE``). ``options``: the run's options over
+        ``defaults``; those that shape the data (``tokens``, ``min_freq``, ``vocab_size``) are
+        used here, before the data is prepared."""
         self.data_path = data
         self.seed = seed
         self.score_file = score_file
+        self.options: dict[str, Any] = {**self.defaults, **(options or {})}
+        #: lines about how the data was prepared (the tokens chosen, and why)
+        self.notes: list[str] = []
+        #: problems with the data that make a poor model likely, each naming its remedy
+        self.warnings: list[str] = []
 
     def _splits(self, load: Callable[[str | None], dict], read: Callable[[str], Any]) -> dict:
         """The splits to work on: ``{"test": read(score_file)}``, or ``load(data)``."""
@@ -47,6 +55,11 @@ class Task:
     def describe(self) -> str:
         """One line about the data: source, sizes, baseline."""
         return self.name
+
+    def num_train_examples(self) -> int:
+        """Training examples (texts, sentences, pairs, windows): what early stopping's patience
+        is sized by."""
+        return len(getattr(self, "splits", {}).get("train", ()))
 
     # -- model ----------------------------------------------------------------------------
     def build_model(self, options: dict[str, Any], dtype: type = np.float32) -> Model:

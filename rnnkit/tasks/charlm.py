@@ -14,11 +14,12 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from rnnkit.data import Vocab, lm_stream_batches, load_charlm, read_text_file
+from rnnkit.data import lm_stream_batches, load_charlm, read_text_file
+from rnnkit.data.tokenizers import fit_tokenizer
 from rnnkit.models import ManyToMany
 from rnnkit.models.states import detach
 from rnnkit.tasks.base import Task, TaskError
-from rnnkit.tasks.common import model_kwargs
+from rnnkit.tasks.common import model_kwargs, saved_tokenizer
 
 LN2 = math.log(2.0)
 
@@ -29,28 +30,38 @@ class CharLM(Task):
     primary_metric = "bpc"
     higher_is_better = False
     defaults = {"cell": "gru", "hidden": 256, "layers": 2, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
-                "bidirectional": False, "batch_size": 32, "bptt": 64, "epochs": 10, "lr": 2e-3}
+                "bidirectional": False, "batch_size": 32, "bptt": 64, "epochs": 10, "lr": 2e-3, "tokens": "auto",
+                "vocab_size": None}
 
-    def __init__(self, data=None, seed=0, meta=None, score_file=None) -> None:
-        super().__init__(data, seed, meta, score_file)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None) -> None:
+        super().__init__(data, seed, meta, score_file, options)
         self.splits = self._splits(load_charlm, read_text_file)
-        self.vocab = Vocab.from_dict(meta["vocab"]) if meta else Vocab.from_texts([self.splits["train"]], level="char")
-        self.encoded = {name: self.vocab.encode(text) for name, text in self.splits.items()}
-        self.options: dict[str, Any] = {}
+        if meta is not None:
+            self.tokenizer = saved_tokenizer(meta, "tokenizer", legacy_key="vocab")
+        else:
+            tokens = self.options["tokens"]
+            if tokens not in ("auto", "char", "bpe"):
+                raise TaskError(f"charlm: --tokens {tokens} does not apply: a language model scored in bits per "
+                                f"character needs tokens that spell the text exactly (char or bpe)")
+            kind = "char" if tokens == "auto" else tokens
+            self.tokenizer = fit_tokenizer(kind, [self.splits["train"]], vocab_size=self.options.get("vocab_size"))
+            why = "a character model: auto is char" if tokens == "auto" else "set by --tokens"
+            self.notes.append(f"[charlm] text tokens: {kind} ({why}); {self.tokenizer.describe()}")
+        self.encoded = {name: self.tokenizer.encode(text) for name, text in self.splits.items()}
 
     def describe(self) -> str:
         sizes = ", ".join(f"{k} {len(v):,}" for k, v in self.splits.items())
         source = self.data_path or "default corpus"
-        return f"{source}: characters {sizes}; vocabulary {len(self.vocab)}"
+        return f"{source}: characters {sizes}; {self.tokenizer.describe()}"
 
     def meta(self) -> dict:
-        return {"vocab": self.vocab.to_dict()}
+        return {"tokenizer": self.tokenizer.to_dict()}
 
     def build_model(self, options: dict, dtype: type = np.float32) -> ManyToMany:
         if options.get("bidirectional"):
             raise TaskError("charlm: a language model cannot be bidirectional (it would read the characters it must predict)")
-        self.options = options
-        return ManyToMany(len(self.vocab), options["hidden"], vocab_size=len(self.vocab), embed_dim=options["embed"],
+        self.options = {**self.options, **options}
+        return ManyToMany(len(self.tokenizer), options["hidden"], vocab_size=len(self.tokenizer), embed_dim=options["embed"],
                           dtype=dtype, seed=self.seed, **model_kwargs(options))
 
     # -- training ---------------------------------------------------------------------------
@@ -84,10 +95,16 @@ class CharLM(Task):
         model.train()
         if count == 0:
             raise TaskError(f"charlm: the {split} text is too short to score (need at least 2 characters per stream)")
-        return {"loss": total / count, "bpc": total / count / LN2}
+        # bits per character of the text, whatever the tokens: the scored tokens' share of the characters
+        characters = count * len(self.splits[split]) / len(ids)
+        return {"loss": total / count, "bpc": total / characters / LN2}
 
     def baseline(self, split: str = "test") -> dict[str, float]:
-        counts = np.bincount(self.encoded[split], minlength=len(self.vocab)).astype(np.float64)
+        if self.tokenizer.kind == "char":
+            counts = np.bincount(self.encoded[split], minlength=len(self.tokenizer)).astype(np.float64)
+        else:
+            codes = np.frombuffer(self.splits[split].encode("utf-32-le", "surrogatepass"), dtype="<u4")
+            counts = np.unique(codes, return_counts=True)[1].astype(np.float64)
         p = counts[counts > 0] / counts.sum()
         return {"bpc": float(-(p * np.log2(p)).sum())}
 
@@ -96,19 +113,24 @@ class CharLM(Task):
         rng = np.random.default_rng(seed)
         model.eval()
         h = None
-        prime_ids = self.vocab.encode(prime) if prime else np.array([self.vocab.encode("\n")[0]])
+        tokenizer = self.tokenizer
+        prime_ids = tokenizer.encode(prime) if prime else tokenizer.encode("\n")[:1]
         logits, h = model.forward(prime_ids[:, None], h)
         last = logits[-1, 0]
-        generated = []
-        for _ in range(length):
+        generated: list[int] = []
+
+        def written() -> int:  # characters so far: one per token at the char level
+            return len(generated) if tokenizer.kind == "char" else len(tokenizer.decode(generated))
+
+        while written() < length:
             z = last.astype(np.float64) / temperature
             p = np.exp(z - z.max())
-            p[: self.vocab.num_specials] = 0.0  # never emit pad/bos/eos/unk
+            p[: tokenizer.num_specials] = 0.0  # never emit pad/bos/eos/unk
             next_id = int(rng.choice(len(p), p=p / p.sum()))
             generated.append(next_id)
             logits, h = model.forward(np.array([[next_id]]), h)
             last = logits[0, 0]
-        return prime + self.vocab.decode(generated)
+        return prime + tokenizer.decode(generated)[:length]
 
     def show(self, model: ManyToMany) -> str:
         return "--- sample (temperature 0.8) ---\n" + self.sample(model, "", 500, 0.8, self.seed) + "\n---"

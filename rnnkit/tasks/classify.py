@@ -1,7 +1,8 @@
-"""classify: many-to-one sentiment. A sequence of words in, one label out.
+"""classify: many-to-one sentiment. A sequence of tokens in, one label out.
 
-Default data: labelled tweets (negative / neutral / positive). The model reads the word
-embeddings with an RNN, pools the states over valid steps, and a linear layer gives the class
+Default data: labelled tweets (negative / neutral / positive). The tokens are words, characters
+or subwords (``--tokens``; ``auto`` fits them to the data, see ``rnnkit.data.tokenizers``). The
+model reads their embeddings with an RNN, pools the states over valid steps, and a linear layer gives the class
 scores; accuracy and macro-F1 are compared with always predicting the most frequent class.
 """
 
@@ -13,8 +14,9 @@ import numpy as np
 
 from rnnkit.data import Vocab, load_classify, read_labelled_tsv
 from rnnkit.models import ManyToOne
-from rnnkit.tasks.base import Task, TaskError
-from rnnkit.tasks.common import batches, model_kwargs, tokenize
+from rnnkit.tasks.base import Task
+from rnnkit.tasks.common import (batches, check_labels, fit_text_tokenizer, label_warnings, model_kwargs,
+                                 saved_tokenizer, vocabulary_warnings)
 from rnnkit.tasks.metrics import accuracy, macro_f1
 
 
@@ -26,41 +28,46 @@ class Classify(Task):
     # 0.670 rnn in the same budget)
     defaults = {"cell": "gru", "hidden": 128, "layers": 1, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": True, "pooling": "mean", "batch_size": 64, "epochs": 8, "lr": 2e-3,
-                "min_freq": 2}
+                "tokens": "auto", "min_freq": 2, "vocab_size": None}
 
-    def __init__(self, data=None, seed=0, meta=None, score_file=None) -> None:
-        super().__init__(data, seed, meta, score_file)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None) -> None:
+        super().__init__(data, seed, meta, score_file, options)
         self.splits = self._splits(lambda path: load_classify(path, seed=seed), read_labelled_tsv)
         if meta is not None:
-            self.vocab, self.labels = Vocab.from_dict(meta["vocab"]), Vocab.from_dict(meta["labels"])
+            self.tokenizer, self.labels = saved_tokenizer(meta, "tokenizer", legacy_key="vocab"), Vocab.from_dict(meta["labels"])
         else:
             train = self.splits["train"]
-            self.vocab = Vocab.from_texts([tokenize(t) for t, _ in train], level="word",
-                                          min_freq=self.defaults["min_freq"])
+            texts, valid = [t for t, _ in train], [t for t, _ in self.splits.get("valid", [])]
+            self.tokenizer, note = fit_text_tokenizer(self.name, "text", self.options["tokens"], texts, valid,
+                                                      self.options)
+            self.notes.append(note)
+            self.warnings += vocabulary_warnings(self.name, "text", self.tokenizer, texts, valid)
             self.labels = Vocab(sorted({label for _, label in train}), level="word", specials=())
+            others = {name: [label for _, label in examples] for name, examples in self.splits.items() if name != "train"}
+            self.warnings += label_warnings(self.name, "labels", [label for _, label in train], others)
         self.encoded = {name: self._encode(examples, name) for name, examples in self.splits.items()}
-        self.options: dict = {}
 
     def _encode(self, examples, split):
-        unknown = sorted({label for _, label in examples if label not in self.labels})
-        if unknown:
-            raise TaskError(f"classify: labels {unknown} in the {split} data were not in training "
-                            f"(known: {', '.join(self.labels.itos)})")
-        texts = [self.vocab.encode(tokenize(text)) for text, _ in examples]
-        texts = [ids if len(ids) else np.array([self.vocab.unk_id]) for ids in texts]  # "" -> one unk
+        check_labels(self.name, "labels", self.labels.stoi, [label for _, label in examples], split, self.score_file)
+        examples = [(text, label) for text, label in examples if label in self.labels]  # warned of in __init__
+        texts = self._encode_texts([text for text, _ in examples])
         return texts, np.array([self.labels.stoi[label] for _, label in examples], dtype=np.int64)
+
+    def _encode_texts(self, texts: list[str]) -> list[np.ndarray]:
+        unk = np.array([self.tokenizer.unk_id])
+        return [ids if len(ids) else unk for ids in self.tokenizer.encode_batch(texts)]  # "" -> one unk
 
     def describe(self) -> str:
         sizes = ", ".join(f"{k} {len(v):,}" for k, v in self.splits.items())
-        return (f"{self.data_path or 'labelled tweets'}: examples {sizes}; vocabulary {len(self.vocab):,} words; "
+        return (f"{self.data_path or 'labelled tweets'}: examples {sizes}; {self.tokenizer.describe()}; "
                 f"labels {', '.join(self.labels.itos)}")
 
     def meta(self) -> dict:
-        return {"vocab": self.vocab.to_dict(), "labels": self.labels.to_dict()}
+        return {"tokenizer": self.tokenizer.to_dict(), "labels": self.labels.to_dict()}
 
     def build_model(self, options: dict, dtype=np.float32) -> ManyToOne:
-        self.options = options
-        return ManyToOne(len(self.labels), options["hidden"], vocab_size=len(self.vocab), embed_dim=options["embed"],
+        self.options = {**self.options, **options}
+        return ManyToOne(len(self.labels), options["hidden"], vocab_size=len(self.tokenizer), embed_dim=options["embed"],
                          bidirectional=options["bidirectional"], pooling=options["pooling"], dtype=dtype,
                          seed=self.seed, **model_kwargs(options))
 
@@ -97,8 +104,7 @@ class Classify(Task):
         return {"accuracy": accuracy(majority, labels), "macro_f1": macro_f1(majority, labels, len(self.labels))}
 
     def predict(self, model: ManyToOne, inputs: Iterable[str]) -> list[str]:
-        texts = [self.vocab.encode(tokenize(t)) for t in inputs]
-        texts = [ids if len(ids) else np.array([self.vocab.unk_id]) for ids in texts]
+        texts = self._encode_texts(list(inputs))
         predictions, _ = self._predict_ids(model, texts)
         return [self.labels.itos[p] for p in predictions]
 

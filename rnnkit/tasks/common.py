@@ -1,27 +1,26 @@
-"""Pieces the sequence tasks share: tokenising text, and running a model over padded batches."""
+"""Pieces the sequence tasks share: tokenizers fitted to the data (with the warnings that say
+when they fit badly), label checks, and running a model over padded batches."""
 
 from __future__ import annotations
 
-import re
-from typing import Any
+from collections import Counter
+from typing import Any, Sequence
 
 import numpy as np
 
 from rnnkit.data import BatchIterator
+from rnnkit.data.tokenizers import (DEFAULT_MIN_FREQ, MAX_WORD_OOV, Tokenizer, detokenize, fit_tokenizer,
+                                    resolve_tokens, tokenize, tokenizer_from_dict)
 
-_TOKEN = re.compile(r"\w+|[^\w\s]")
+__all__ = ["batches", "check_labels", "detokenize", "fit_text_tokenizer", "label_warnings", "model_kwargs",
+           "saved_tokenizer", "tokenize", "vocabulary_warnings"]
 
-
-def tokenize(text: str, lower: bool = True) -> list[str]:
-    """Words and single punctuation marks: ``"Don't!" -> ["don", "'", "t", "!"]``."""
-    return _TOKEN.findall(text.lower() if lower else text)
-
-
-def detokenize(tokens: list[str]) -> str:
-    """Join tokens with spaces, re-attaching hyphens, apostrophes and closing punctuation."""
-    text = " ".join(tokens)
-    text = re.sub(r" ?([-']) ?", r"\1", text)
-    return re.sub(r" ([,.;:!?)])", r"\1", text)
+#: the most frequent class holding this share of the training examples or more is "heavy imbalance"
+IMBALANCED_SHARE = 0.8
+#: ... or the rarest class this many times fewer examples than the most frequent one
+IMBALANCED_RATIO = 20
+#: a text symbol seen this few times on average in training cannot be learned
+MIN_MEAN_COUNT = 3.0
 
 
 def batches(seqs: list[np.ndarray], batch_size: int, seed: int | None, epoch: int = 0, shuffle: bool = True):
@@ -35,3 +34,90 @@ def model_kwargs(options: dict[str, Any]) -> dict[str, Any]:
     saved before ``--cell`` existed has no ``cell`` entry: its model was an Elman RNN."""
     return {"cell": options.get("cell", "rnn"), "num_layers": options["layers"],
             "nonlinearity": options["nonlinearity"], "dropout": options["dropout"]}
+
+
+def fit_text_tokenizer(task: str, side: str, requested: str, train: Sequence[str], valid: Sequence[str],
+                       options: dict[str, Any]) -> tuple[Tokenizer, str]:
+    """The tokenizer of one side of a text task (``side``: "text", "source", "target"), and a
+    line that says what was chosen and why: ``requested`` is "auto" or a kind; ``options``
+    gives ``min_freq`` and ``vocab_size``."""
+    min_freq = int(options.get("min_freq") or DEFAULT_MIN_FREQ)
+    choice = resolve_tokens(requested, train, valid, min_freq)
+    tokenizer = fit_tokenizer(choice.kind, train, min_freq=min_freq, vocab_size=options.get("vocab_size"))
+    s = choice.stats
+    measured = (f"{s.examples:,} texts, {s.words_per_text:.1f} words and {s.chars_per_text:.0f} characters per text, "
+                f"{s.word_types:,} word types ({s.once_share:.0%} seen once), validation word OOV {s.word_oov:.1%}")
+    how = f"auto chose {choice.kind}: {choice.reason}" if requested == "auto" else f"{choice.kind} ({choice.reason})"
+    return tokenizer, f"[{task}] {side} tokens: {how}; {tokenizer.describe()} [{measured}]"
+
+
+def saved_tokenizer(meta: dict[str, Any], key: str, legacy_key: str | None = None) -> Tokenizer:
+    """The tokenizer a checkpoint saved under ``key``; checkpoints from before tokenizers hold
+    a bare vocabulary under ``legacy_key``."""
+    return tokenizer_from_dict(meta[key] if key in meta or legacy_key is None else meta[legacy_key])
+
+
+def vocabulary_warnings(task: str, side: str, tokenizer: Tokenizer, train: Sequence[str],
+                        valid: Sequence[str]) -> list[str]:
+    """What is wrong with a fitted vocabulary, each with its remedy: many unknown validation
+    tokens, a vocabulary that dropped almost every word type, or one whose symbols are too rare
+    to learn."""
+    warnings = []
+    other = "char or bpe" if tokenizer.kind == "word" else "bpe" if tokenizer.kind == "char" else "char"
+    unknown = tokenizer.unknown_rate(valid)
+    if unknown > MAX_WORD_OOV:
+        remedy = f"--tokens {other}" + (f", or --min-freq {tokenizer.min_freq - 1}" if getattr(tokenizer, "min_freq", 1) > 1 else "")
+        warnings.append(f"{task}: {unknown:.1%} of the validation {side} tokens are unknown to the "
+                        f"{tokenizer.kind} vocabulary ({len(tokenizer):,} symbols); the model cannot read them. "
+                        f"Try {remedy}")
+    if tokenizer.kind == "word":
+        types = len(set(w for text in train for w in tokenize(text)))
+        kept = len(tokenizer) - tokenizer.num_specials
+        if types >= 100 and kept < 0.05 * types:
+            warnings.append(f"{task}: the {side} vocabulary keeps {kept:,} of {types:,} word types "
+                            f"(min_freq {tokenizer.min_freq} drops the rest): far smaller than the data. "
+                            f"Try --tokens char or bpe, or --min-freq 1")
+    symbols = sum(len(ids) for ids in tokenizer.encode_batch(train))
+    kept = len(tokenizer) - tokenizer.num_specials
+    if kept >= 100 and symbols / kept < MIN_MEAN_COUNT:
+        warnings.append(f"{task}: the {side} vocabulary has {kept:,} symbols for {symbols:,} training tokens "
+                        f"({symbols / kept:.1f} occurrences each): far larger than the data can teach. "
+                        f"Try --tokens {other}" + (", or a higher --min-freq" if tokenizer.kind == "word"
+                                                   else ", or a smaller --vocab-size"))
+    return warnings
+
+
+def label_warnings(task: str, what: str, train: Sequence[str], splits: dict[str, Sequence[str]],
+                   imbalance: bool = True) -> list[str]:
+    """Labels (classes, tags) seen only outside training, and (``imbalance``) heavy class
+    imbalance."""
+    warnings = []
+    counts = Counter(train)
+    for split, labels in splits.items():
+        unseen = sorted(set(labels) - set(counts))
+        if unseen:
+            examples = sum(1 for label in labels if label not in counts)
+            warnings.append(f"{task}: {what} {', '.join(map(repr, unseen[:5]))}{' ...' if len(unseen) > 5 else ''} "
+                            f"appear in {split} ({examples:,} examples) but never in training: the model cannot "
+                            f"predict them, and those examples are left out of {split}. Add examples of them to "
+                            f"the training data")
+    if imbalance and len(counts) >= 2:
+        (top, top_count), (rare, rare_count) = counts.most_common()[0], counts.most_common()[-1]
+        share = top_count / sum(counts.values())
+        if share >= IMBALANCED_SHARE or top_count >= IMBALANCED_RATIO * rare_count:
+            warnings.append(f"{task}: heavy class imbalance: {top!r} is {share:.0%} of the training examples, "
+                            f"{rare!r} {rare_count / sum(counts.values()):.1%}; always answering {top!r} scores "
+                            f"{share:.2f} accuracy. Watch macro_f1, and balance the data if the rare {what} matter")
+    return warnings
+
+
+def check_labels(task: str, what: str, known: Sequence[str] | set[str], labels: Sequence[str], split: str,
+                 score_file: str | None) -> None:
+    """Scoring a file (``eval --data``) whose labels the model never saw is an error, not a
+    warning: every such example would be counted wrong."""
+    from rnnkit.tasks.base import TaskError
+
+    unseen = sorted(set(labels) - set(known))
+    if unseen and score_file is not None:
+        raise TaskError(f"{task}: {what} {unseen[:5]} in {score_file} were not in training "
+                        f"(known: {', '.join(sorted(known))[:200]})")

@@ -29,12 +29,11 @@ def _batch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndar
 class _DigitTask(Task):
     """Shared by the three: default data only, an (x, y) per split, majority baseline."""
 
-    def __init__(self, data=None, seed=0, meta=None, score_file=None) -> None:
-        super().__init__(data, seed, meta, score_file)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None) -> None:
+        super().__init__(data, seed, meta, score_file, options)
         if data is not None or score_file is not None:
             raise TaskError(f"{self.name}: uses its default data only (the bundled handwritten digits); drop --data")
         self.splits = self._load(seed)
-        self.options: dict = {}
 
     def describe(self) -> str:
         sizes = ", ".join(f"{k} {len(v[0]):,}" for k, v in self.splits.items())
@@ -84,7 +83,7 @@ class DigitRows(_DigitClassifier):
         return load_digits_rows(seed=seed)
 
     def build_model(self, options: dict, dtype=np.float32) -> ManyToOne:
-        self.options = options
+        self.options = {**self.options, **options}
         return ManyToOne(10, options["hidden"], input_size=8, bidirectional=options["bidirectional"], dtype=dtype,
                          seed=self.seed, **model_kwargs(options))
 
@@ -103,7 +102,7 @@ class OneToOneDigits(_DigitClassifier):
     def build_model(self, options: dict, dtype=np.float32) -> OneToOne:
         if options["layers"] != 1 or options["bidirectional"]:
             raise TaskError("onetoone: a single step has one layer and one direction (drop --layers/--bidirectional)")
-        self.options = options
+        self.options = {**self.options, **options}
         return OneToOne(64, 10, options["hidden"], cell=options.get("cell", "rnn"), nonlinearity=options["nonlinearity"],
                         dtype=dtype, seed=self.seed)
 
@@ -118,8 +117,8 @@ class Caption(_DigitTask):
     defaults = {"cell": "rnn", "hidden": 64, "layers": 1, "embed": 16, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": False, "batch_size": 32, "epochs": 60, "lr": 3e-3, "patience": 10}
 
-    def __init__(self, data=None, seed=0, meta=None, score_file=None) -> None:
-        super().__init__(data, seed, meta, score_file)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None) -> None:
+        super().__init__(data, seed, meta, score_file, options)
         self.vocab = Vocab.from_dict(meta["vocab"]) if meta else Vocab.from_texts(self.splits["train"][1], level="char")
 
     def _load(self, seed):
@@ -131,7 +130,7 @@ class Caption(_DigitTask):
     def build_model(self, options: dict, dtype=np.float32) -> OneToMany:
         if options["bidirectional"]:
             raise TaskError("caption: a decoder that generates text cannot be bidirectional")
-        self.options = options
+        self.options = {**self.options, **options}
         return OneToMany(64, len(self.vocab), options["hidden"], embed_dim=options["embed"], dtype=dtype,
                          seed=self.seed, **model_kwargs(options))
 

@@ -28,8 +28,8 @@ class Forecast(Task):
     defaults = {"cell": "lstm", "hidden": 32, "layers": 1, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": False, "batch_size": 16, "window": 40, "epochs": 300, "lr": 3e-3, "patience": 30}
 
-    def __init__(self, data=None, seed=0, meta=None, score_file=None) -> None:
-        super().__init__(data, seed, meta, score_file)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None) -> None:
+        super().__init__(data, seed, meta, score_file, options)
         self.splits = load_forecast(score_file or data)
         if meta is not None:
             self.mean, self.scale = meta["mean"], meta["scale"]
@@ -41,7 +41,6 @@ class Forecast(Task):
         self.ranges = {k: (int(bounds[i]), int(bounds[i + 1])) for i, k in enumerate(("train", "valid", "test"))}
         if score_file is not None:  # score all of the file after its first value
             self.ranges["test"] = (1, len(self.normalised))
-        self.options: dict = {}
 
     def describe(self) -> str:
         sizes = ", ".join(f"{k} {len(self.splits[k])}" for k in ("train", "valid", "test"))
@@ -53,7 +52,7 @@ class Forecast(Task):
     def build_model(self, options: dict, dtype=np.float32) -> ManyToMany:
         if options["bidirectional"]:
             raise TaskError("forecast: a forecaster cannot read the future (drop --bidirectional)")
-        self.options = options
+        self.options = {**self.options, **options}
         return ManyToMany(1, options["hidden"], input_size=1, loss="mse", dtype=dtype, seed=self.seed,
                           **model_kwargs(options))
 

@@ -17,7 +17,12 @@ import numpy as np
 from rnnkit.data import Vocab, load_tag, read_tagged
 from rnnkit.models import ManyToMany
 from rnnkit.tasks.base import Task, TaskError
-from rnnkit.tasks.common import batches, model_kwargs, tokenize
+from rnnkit.data.tokenizers import WordTokenizer
+from rnnkit.tasks.common import batches, check_labels, label_warnings, model_kwargs, saved_tokenizer, tokenize
+
+#: validation words unknown to the vocabulary above which tagging is warned of (unknown words are
+#: normal in tagging, tagged from context; this many are not)
+MAX_TAG_OOV = 0.10
 
 
 class Tag(Task):
@@ -25,28 +30,44 @@ class Tag(Task):
     metric_keys = ("token_accuracy",)
     primary_metric = "token_accuracy"
     defaults = {"cell": "rnn", "hidden": 128, "layers": 1, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
-                "bidirectional": True, "batch_size": 32, "epochs": 10, "lr": 2e-3, "min_freq": 2}
+                "bidirectional": True, "batch_size": 32, "epochs": 10, "lr": 2e-3, "tokens": "auto", "min_freq": 2,
+                "vocab_size": None}
 
-    def __init__(self, data=None, seed=0, meta=None, score_file=None) -> None:
-        super().__init__(data, seed, meta, score_file)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None) -> None:
+        super().__init__(data, seed, meta, score_file, options)
         self.splits = self._splits(lambda path: load_tag(path, seed=seed), read_tagged)
+        if self.options["tokens"] not in ("auto", "word"):
+            raise TaskError(f"tag: --tokens {self.options['tokens']} does not apply: the tokens are the words of "
+                            f"the file, one tag each (use --tokens word or auto)")
         if meta is not None:
-            self.vocab, self.tags = Vocab.from_dict(meta["vocab"]), Vocab.from_dict(meta["tags"])
-            self.word_tag = meta.get("word_tag", {})
+            self.tokenizer = saved_tokenizer(meta, "tokenizer", legacy_key="vocab")
+            self.tags, self.word_tag = Vocab.from_dict(meta["tags"]), meta.get("word_tag", {})
         else:
             train = self.splits["train"]
-            self.vocab = Vocab.from_texts([[w.lower() for w in words] for words, _ in train], level="word",
-                                          min_freq=self.defaults["min_freq"])
+            self.tokenizer = WordTokenizer.fit([words for words, _ in train], min_freq=int(self.options["min_freq"]),
+                                               max_size=self.options.get("vocab_size"))
+            self.notes.append(f"[tag] text tokens: word (the file's own tokens, one tag each); "
+                              f"{self.tokenizer.describe()}")
+            valid = self.splits.get("valid", [])
+            unknown = _unknown_rate(self.tokenizer, [words for words, _ in valid])
+            if unknown > MAX_TAG_OOV:
+                self.warnings.append(f"tag: {unknown:.1%} of the validation words are unknown to the vocabulary "
+                                     f"({self.tokenizer.describe()}); their tags come from context alone. "
+                                     f"Try --min-freq 1, or more training data")
             self.tags = Vocab(sorted({t for _, tags in train for t in tags}), level="word", specials=())
             self.word_tag = _most_frequent_tags(train)
+            others = {name: [t for _, tags in sentences for t in tags] for name, sentences in self.splits.items()
+                      if name != "train"}
+            self.warnings += label_warnings(self.name, "tags", [t for _, tags in train for t in tags], others,
+                                            imbalance=False)  # tags are skewed by nature
         self.encoded = {name: self._encode(sentences, name) for name, sentences in self.splits.items()}
-        self.options: dict = {}
 
     def _encode(self, sentences, split):
-        unknown = sorted({t for _, tags in sentences for t in tags if t not in self.tags})
-        if unknown:
-            raise TaskError(f"tag: tags {unknown[:5]} in the {split} data were not in training")
-        words = [self.vocab.encode([w.lower() for w in ws]) for ws, _ in sentences]
+        check_labels(self.name, "tags", self.tags.stoi, [t for _, tags in sentences for t in tags], split,
+                     self.score_file)
+        # a sentence with a tag never seen in training cannot be tagged right: warned of in __init__
+        sentences = [(ws, ts) for ws, ts in sentences if all(t in self.tags for t in ts)]
+        words = [self.tokenizer.encode_words(ws) for ws, _ in sentences]
         tags = [np.array([self.tags.stoi[t] for t in ts], dtype=np.int64) for _, ts in sentences]
         return words, tags
 
@@ -54,14 +75,14 @@ class Tag(Task):
         sizes = ", ".join(f"{k} {len(v):,}" for k, v in self.splits.items())
         tokens = sum(len(w) for w, _ in self.splits.get("train", []))
         return (f"{self.data_path or 'Brown corpus, universal tags'}: sentences {sizes} ({tokens:,} training tokens); "
-                f"vocabulary {len(self.vocab):,}; {len(self.tags)} tags")
+                f"{self.tokenizer.describe()}; {len(self.tags)} tags")
 
     def meta(self) -> dict:
-        return {"vocab": self.vocab.to_dict(), "tags": self.tags.to_dict(), "word_tag": self.word_tag}
+        return {"tokenizer": self.tokenizer.to_dict(), "tags": self.tags.to_dict(), "word_tag": self.word_tag}
 
     def build_model(self, options: dict, dtype=np.float32) -> ManyToMany:
-        self.options = options
-        return ManyToMany(len(self.tags), options["hidden"], vocab_size=len(self.vocab), embed_dim=options["embed"],
+        self.options = {**self.options, **options}
+        return ManyToMany(len(self.tags), options["hidden"], vocab_size=len(self.tokenizer), embed_dim=options["embed"],
                           bidirectional=options["bidirectional"], dtype=dtype, seed=self.seed, **model_kwargs(options))
 
     def _padded_tags(self, tags, batch):
@@ -120,12 +141,18 @@ class Tag(Task):
         return self._tagged(model, [tokenize(text, lower=False) or ["."] for text in inputs])
 
     def _tagged(self, model: ManyToMany, sentences: list[list[str]]) -> list[str]:
-        predicted, _ = self._run(model, [self.vocab.encode([w.lower() for w in s]) for s in sentences])
+        predicted, _ = self._run(model, [self.tokenizer.encode_words(s) for s in sentences])
         return [" ".join(f"{w}/{self.tags.itos[t]}" for w, t in zip(s, p)) for s, p in zip(sentences, predicted)]
 
     def show(self, model: ManyToMany) -> str:
         lines = self._tagged(model, [words for words, _ in self.splits["test"][:3]])
         return "\n".join(lines) + f"\n(each word's most frequent training tag scores {self.per_word_baseline():.4f} on test)"
+
+
+def _unknown_rate(tokenizer: WordTokenizer, sentences: list[list[str]]) -> float:
+    ids = [tokenizer.encode_words(words) for words in sentences]
+    total = sum(len(x) for x in ids)
+    return sum(int(np.sum(x == tokenizer.unk_id)) for x in ids) / total if total else 0.0
 
 
 def _most_frequent_tags(sentences) -> dict[str, str]:

@@ -13,10 +13,10 @@ from typing import Iterable
 
 import numpy as np
 
-from rnnkit.data import Vocab, load_translate, pad_batch, read_pairs_tsv
+from rnnkit.data import load_translate, pad_batch, read_pairs_tsv
 from rnnkit.models import Seq2Seq
 from rnnkit.tasks.base import Task
-from rnnkit.tasks.common import batches, detokenize, model_kwargs, tokenize
+from rnnkit.tasks.common import batches, fit_text_tokenizer, model_kwargs, saved_tokenizer, vocabulary_warnings
 from rnnkit.tasks.metrics import character_error_rate, exact_match
 
 
@@ -27,44 +27,63 @@ class Translate(Task):
     # cell: gru by measured quality (benchmarks/quality.py --scale 0.5: exact match 1.000 gru, 0.998
     # lstm, 0.944 rnn in the same budget)
     defaults = {"cell": "gru", "hidden": 256, "layers": 1, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
-                "bidirectional": True, "batch_size": 32, "epochs": 30, "lr": 2e-3, "max_len": 40}
+                "bidirectional": True, "batch_size": 32, "epochs": 30, "lr": 2e-3, "max_len": None,
+                "tokens": "auto", "source_tokens": None, "target_tokens": None, "min_freq": 2, "vocab_size": None}
 
-    def __init__(self, data=None, seed=0, meta=None, score_file=None) -> None:
-        super().__init__(data, seed, meta, score_file)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None) -> None:
+        super().__init__(data, seed, meta, score_file, options)
         self.splits = self._splits(lambda path: load_translate(path, seed=seed), read_pairs_tsv)
         if meta is not None:
-            self.source_vocab, self.target_vocab = Vocab.from_dict(meta["source"]), Vocab.from_dict(meta["target"])
+            self.source_tokenizer = saved_tokenizer(meta, "source")
+            self.target_tokenizer = saved_tokenizer(meta, "target")
+            self.max_len = int(meta.get("max_len", 40))
         else:
-            train = self.splits["train"]
-            self.source_vocab = Vocab.from_texts([tokenize(s) for s, _ in train], level="word")
-            self.target_vocab = Vocab.from_texts([tokenize(t) for _, t in train], level="word")
+            train, valid = self.splits["train"], self.splits.get("valid", [])
+            for side, column in (("source", 0), ("target", 1)):
+                requested = self.options.get(f"{side}_tokens") or self.options["tokens"]
+                texts, valid_texts = [pair[column] for pair in train], [pair[column] for pair in valid]
+                tokenizer, note = fit_text_tokenizer(self.name, side, requested, texts, valid_texts, self.options)
+                setattr(self, f"{side}_tokenizer", tokenizer)
+                self.notes.append(note)
+                self.warnings += vocabulary_warnings(self.name, side, tokenizer, texts, valid_texts)
+            self.max_len = self.options.get("max_len") or self._fitting_max_len(train)
         self.encoded = {name: self._encode(pairs) for name, pairs in self.splits.items()}
-        self.options: dict = {}
+
+    def _fitting_max_len(self, train) -> int:
+        """Generated outputs may run a quarter longer than the longest training target (in this
+        target tokenizer's symbols) before they are cut: long enough for any plausible output,
+        short enough that a model that never says eos stops soon."""
+        longest = max((len(ids) for ids in self.target_tokenizer.encode_batch([t for _, t in train])), default=0)
+        return int(longest * 1.25) + 5
+
+    def _source_ids(self, texts: list[str]) -> list[np.ndarray]:
+        unk = np.array([self.source_tokenizer.unk_id])
+        return [ids if len(ids) else unk for ids in self.source_tokenizer.encode_batch(texts)]  # "" -> one unk
 
     def _encode(self, pairs):
-        sources = [self.source_vocab.encode(tokenize(s)) for s, _ in pairs]
-        sources = [ids if len(ids) else np.array([self.source_vocab.unk_id]) for ids in sources]
-        targets = [self.target_vocab.encode(tokenize(t)) for _, t in pairs]
-        references = [detokenize(tokenize(t)) for _, t in pairs]
+        sources = self._source_ids([s for s, _ in pairs])
+        targets = self.target_tokenizer.encode_batch([t for _, t in pairs])
+        references = [self.target_tokenizer.normalize(t) for _, t in pairs]
         return sources, targets, references
 
     def describe(self) -> str:
         sizes = ", ".join(f"{k} {len(v):,}" for k, v in self.splits.items())
         example = self.splits["test"][0]
         return (f"{self.data_path or 'English -> French number words (num2words), numbers held out'}: pairs {sizes}; "
-                f"vocabularies {len(self.source_vocab)} / {len(self.target_vocab)}; e.g. {example[0]!r} -> {example[1]!r}")
+                f"source {self.source_tokenizer.describe()}; target {self.target_tokenizer.describe()}; e.g. {example[0]!r} -> {example[1]!r}")
 
     def meta(self) -> dict:
-        return {"source": self.source_vocab.to_dict(), "target": self.target_vocab.to_dict()}
+        return {"source": self.source_tokenizer.to_dict(), "target": self.target_tokenizer.to_dict(),
+                "max_len": self.max_len}
 
     def build_model(self, options: dict, dtype=np.float32) -> Seq2Seq:
-        self.options = options
-        return Seq2Seq(len(self.source_vocab), len(self.target_vocab), options["hidden"], embed_dim=options["embed"],
+        self.options = {**self.options, **options}
+        return Seq2Seq(len(self.source_tokenizer), len(self.target_tokenizer), options["hidden"], embed_dim=options["embed"],
                        bidirectional=options["bidirectional"], dtype=dtype, seed=self.seed, **model_kwargs(options))
 
     def _teacher_forcing(self, targets, index):
         """Decoder inputs ``[bos, y...]`` and outputs ``[y..., eos]``, padded, with lengths."""
-        bos, eos = self.target_vocab.bos_id, self.target_vocab.eos_id
+        bos, eos = self.target_tokenizer.bos_id, self.target_tokenizer.eos_id
         inputs, _ = pad_batch([np.concatenate(([bos], targets[i])) for i in index])
         outputs, lengths = pad_batch([np.concatenate((targets[i], [eos])) for i in index])
         return inputs, outputs, lengths
@@ -84,12 +103,11 @@ class Translate(Task):
 
     def _translate_ids(self, model: Seq2Seq, sources, method: str = "greedy") -> list[str]:
         out: list = [None] * len(sources)
-        max_len = self.options.get("max_len", 40)
+        target = self.target_tokenizer
         for b in batches(sources, 256, None, shuffle=False):
-            generated = model.generate(b.ids, b.lengths, self.target_vocab.bos_id, self.target_vocab.eos_id,
-                                       max_len, method=method)
+            generated = model.generate(b.ids, b.lengths, target.bos_id, target.eos_id, self.max_len, method=method)
             for i, ids in zip(b.index, generated):
-                out[i] = detokenize(self.target_vocab.decode(ids).split())
+                out[i] = target.decode(ids, stop_at_eos=True)
         return out
 
     def evaluate(self, model: Seq2Seq, split: str = "valid") -> dict[str, float]:
@@ -104,17 +122,16 @@ class Translate(Task):
                 "cer": character_error_rate(hypotheses, references)}
 
     def baseline(self, split: str = "test") -> dict[str, float]:
-        copies = [detokenize(tokenize(s)) for s, _ in self.splits[split]]
+        copies = [self.target_tokenizer.normalize(s) for s, _ in self.splits[split]]
         references = self.encoded[split][2]
         return {"exact_match": exact_match(copies, references), "cer": character_error_rate(copies, references)}
 
     def predict(self, model: Seq2Seq, inputs: Iterable[str]) -> list[str]:
-        sources = [self.source_vocab.encode(tokenize(s)) for s in inputs]
-        sources = [ids if len(ids) else np.array([self.source_vocab.unk_id]) for ids in sources]
+        sources = self._source_ids(list(inputs))
         return self._translate_ids(model, sources, method="beam")
 
     def show(self, model: Seq2Seq) -> str:
         pairs = self.splits["test"][:6]
         hypotheses = self.predict(model, [s for s, _ in pairs])
-        return "\n".join(f"{'ok ' if h == detokenize(tokenize(t)) else 'BAD'} {s} -> {h}   (reference: {t})"
+        return "\n".join(f"{'ok ' if h == self.target_tokenizer.normalize(t) else 'BAD'} {s} -> {h}   (reference: {t})"
                          for (s, t), h in zip(pairs, hypotheses))
