@@ -5,6 +5,14 @@ print one table: task, cell, metric, baseline, rnnkit, seconds; then the best ce
     python benchmarks/quality.py charlm tag      # some runs
     python benchmarks/quality.py --scale 0.5     # half the time budgets
     python benchmarks/quality.py --cells rnn     # one cell (or --cells lstm,gru)
+    python benchmarks/quality.py --your-data     # the "your data" files, default cell and options
+
+"Your data" runs train on files of the shapes users bring (single words, names, codes, phoneme
+strings, compound words, long documents; built offline by ``benchmarks/your_data.py`` from
+packages of the ``bench`` extra) with default options: the command's own choice of tokens, cell
+and stopping. Each row must beat its baseline clearly. ``words-fixed-epochs`` is the words file
+with the stopping rule rnnkit had before (8 epochs at most, patience 3): the with/without figure
+for training that runs while validation improves.
 
 Each run is exactly what a user types (``rnnkit train TASK --cell C --max-seconds N --out DIR``); the
 metrics are the JSON object on the last line of its output (test split; baselines from the
@@ -33,6 +41,16 @@ PLAN = {
     "onetoone": ("onetoone", 30, [], ["accuracy"]),
     "forecast": ("forecast", 30, [], ["mse"]),
 }
+# "your data" runs: (task, file from benchmarks/your_data.py, seconds, extra arguments, metrics)
+YOUR_DATA = {
+    "words": ("classify", "words", 60, [], ["accuracy", "macro_f1"]),
+    "words-fixed-epochs": ("classify", "words", 60, ["--epochs", "8", "--patience", "3"], ["accuracy", "macro_f1"]),
+    "names": ("classify", "names", 30, [], ["accuracy", "macro_f1"]),
+    "codes": ("classify", "codes", 60, [], ["accuracy", "macro_f1"]),
+    "documents": ("classify", "documents", 120, [], ["accuracy", "macro_f1"]),
+    "phonemes": ("translate", "phonemes", 150, [], ["exact_match", "cer"]),
+    "compound": ("translate", "compound", 150, [], ["exact_match", "cer"]),
+}
 LOWER_IS_BETTER = {"bpc", "cer", "mse"}
 CELLS = ("rnn", "lstm", "gru")
 
@@ -48,6 +66,25 @@ def run(task: str, seconds: float, extra: list[str], out: Path) -> dict:
     return metrics
 
 
+def your_data_table(names: list[str], scale: float, scratch: Path) -> None:
+    """One row per metric of each "your data" run, with the tokens the command chose."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from your_data import build
+
+    print("| your data | task | tokens chosen | metric | baseline | rnnkit | clearly better | epochs | stopped by | train seconds |")
+    print("|---|---|---|---|---:|---:|:-:|---:|---|---:|")
+    for name in names:
+        task, data, seconds, extra, keys = YOUR_DATA[name]
+        path = build(data, scratch / "data")
+        metrics = run(task, seconds * scale, ["--data", str(path), *extra], scratch / name)
+        chosen = ", ".join(f"{side} {kind}" for side, kind in metrics["tokens"].items())
+        for key in keys:
+            ours, base = metrics[key], metrics[f"baseline_{key}"]
+            print(f"| {name} | {task} | {chosen} | {key} | {base:.4f} | {ours:.4f} | "
+                  f"{'yes' if metrics['better_than_baseline'] else 'NO'} | {metrics['epochs']:.1f} | "
+                  f"{metrics['stopped_by']} | {metrics['seconds']:.0f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="*", default=list(PLAN), metavar="RUN",
@@ -57,7 +94,16 @@ def main() -> None:
                         help="an extra train argument for one run, e.g. charlm:--hidden=512")
     parser.add_argument("--cells", default=",".join(CELLS), metavar="CELLS",
                         help=f"comma-separated cells to train each run with (default: {','.join(CELLS)})")
+    parser.add_argument("--your-data", nargs="*", metavar="RUN", default=None,
+                        help=f"the 'your data' runs instead (default: all): {', '.join(YOUR_DATA)}")
     args = parser.parse_args()
+    if args.your_data is not None:
+        unknown = [name for name in args.your_data if name not in YOUR_DATA]
+        if unknown:
+            parser.error(f"--your-data: unknown runs {unknown}; expected some of: {', '.join(YOUR_DATA)}")
+        with tempfile.TemporaryDirectory() as scratch:
+            your_data_table(args.your_data or list(YOUR_DATA), args.scale, Path(scratch))
+        return
     unknown = [name for name in args.runs if name not in PLAN]
     if unknown:
         parser.error(f"unknown runs {unknown}; expected some of: {', '.join(PLAN)}")

@@ -43,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("task", choices=sorted(TASKS), metavar="TASK", help=f"one of: {', '.join(TASKS)}")
     train.add_argument("--data", help="your own data file in the task's format (see README)")
     train.add_argument("--out", help="checkpoint directory (default: runs/TASK)")
-    train.add_argument("--epochs", type=int, help="maximum number of epochs")
+    train.add_argument("--epochs", type=int, help=(
+        "number of epochs (default: per task; with --max-seconds and no --epochs, training goes on past the "
+        "default while validation improves, until early stopping or the time budget)"))
     train.add_argument("--max-seconds", type=float, help="stop cleanly, with a checkpoint, after this much training time")
     train.add_argument("--hidden", type=int, help="hidden units per direction")
     train.add_argument("--layers", type=int, help="stacked RNN layers")
@@ -64,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, help="learning rate")
     train.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop", "adagrad"])
     train.add_argument("--clip", type=float, help="global gradient-norm clip (0 = off)")
-    train.add_argument("--patience", type=int, help="early stopping: epochs without improvement (0 = off)")
+    train.add_argument("--patience", type=int, help=(
+        "early stopping on the task's primary validation metric: epochs without improvement (0 = off; "
+        "default: per task, else sized by the training examples, 3 to 10)"))
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -114,7 +118,7 @@ def load_trained(directory: str, score_file: str | None = None):
 def cmd_train(args: argparse.Namespace) -> int:
     from rnnkit.io.checkpoint import load_checkpoint
     from rnnkit.tasks import get_task
-    from rnnkit.train.trainer import BEST_DIR, METRICS_FILE, TrainConfig, Trainer, has_checkpoint
+    from rnnkit.train.trainer import BEST_DIR, METRICS_FILE, TrainConfig, Trainer, has_checkpoint, patience_for
 
     out = Path(args.out or f"runs/{args.task}")
     task_class = get_task(args.task)
@@ -129,6 +133,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             setattr(config, key, task_class.defaults[key])
     config.clip_norm = config.clip_norm or None
     config.patience = config.patience or None
+    config.until_stopped = args.epochs is None and args.max_seconds is not None
     if config.epochs < 1:
         raise ValueError(f"--epochs: expected a positive integer, got {config.epochs}")
 
@@ -169,6 +174,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ValueError(f"--resume: {out} was trained on {meta['data'] or 'the default data'}, not {args.data}")
         saved = meta["train_config"]
         config = TrainConfig(**{**saved, "epochs": config.epochs, "max_seconds": args.max_seconds,
+                                "until_stopped": config.until_stopped,
                                 "progress": args.progress})
     else:
         out.mkdir(parents=True, exist_ok=True)
@@ -181,6 +187,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     data = str(Path(args.data).resolve()) if args.data is not None else None
     task = task_class(data=data, seed=config.seed, meta=task_meta, options=options)
+    if not args.resume and args.patience is None and "patience" not in task_class.defaults:
+        config.patience = patience_for(task.num_train_examples())
     model = task.build_model(options)
     trainer = Trainer(task, model, options, config, out)
     if args.resume:
@@ -194,7 +202,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"[{args.task}] BLAS: {openblas.decision}", file=sys.stderr)
     print(f"[{args.task}] model: {model.num_parameters():,} parameters; checkpoints in {out}", file=sys.stderr, flush=True)
     reason = trainer.fit()
+    best = _best_record(trainer.position.history, task)
+    if best is not None:
+        print(f"[{args.task}] scoring the best checkpoint: epoch {best['epoch']:.2f}, valid {task.primary_metric} "
+              f"{best['valid_' + task.primary_metric]:.4f} (stopped by {reason.replace('_', ' ')})", file=sys.stderr)
 
+    warned = bool(task.warnings)
     task, model, _ = load_trained(str(out))
     metrics = task.evaluate(model, "test")
     baseline = task.baseline("test")
@@ -205,15 +218,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{k} {metrics[k]:.4f} (baseline {baseline[k]:.4f})" if k in baseline else f"{k} {metrics[k]:.4f}"
         for k in task.metric_keys))
     verdict = judge(metrics, baseline, task.metric_keys)
-    print(f"[{args.task}] {verdict.sentence}" + ("" if verdict.better or not task.warnings
+    print(f"[{args.task}] {verdict.sentence}" + ("" if verdict.better or not warned
                                                  else " (see the warnings above for likely causes)"))
     result = {"task": args.task, **{k: metrics[k] for k in task.metric_keys},
               **{f"baseline_{k}": v for k, v in baseline.items()},
               "test_loss": metrics["loss"], "epochs": round(trainer.position.epoch + trainer.position.batch / max(1, getattr(trainer, "_batches_in_epoch", 1)), 3),
-              "better_than_baseline": verdict.better, "steps": trainer.position.step, "seconds": round(time.perf_counter() - start, 1), "stopped_by": reason,
+              "better_than_baseline": verdict.better, **({"tokens": task.token_kinds()} if task.token_kinds() else {}),
+              "steps": trainer.position.step, "seconds": round(time.perf_counter() - start, 1), "stopped_by": reason,
               "checkpoint": str(out)}
     print(json.dumps(result))
     return 0
+
+
+def _best_record(history: list[dict], task) -> dict | None:
+    key = "valid_" + task.primary_metric
+    scored = [record for record in history if key in record]
+    if not scored:
+        return None
+    pick = max if task.higher_is_better else min
+    return pick(scored, key=lambda record: record[key])
 
 
 @dataclass

@@ -56,6 +56,13 @@ class Task:
         """One line about the data: source, sizes, baseline."""
         return self.name
 
+    def token_kinds(self) -> dict[str, str]:
+        """The tokens of each text side ("text"; "source" and "target"): char, word or bpe."""
+        return {side: tokenizer.kind for side, tokenizer in (("text", getattr(self, "tokenizer", None)),
+                                                             ("source", getattr(self, "source_tokenizer", None)),
+                                                             ("target", getattr(self, "target_tokenizer", None)))
+                if tokenizer is not None}
+
     def num_train_examples(self) -> int:
         """Training examples (texts, sentences, pairs, windows): what early stopping's patience
         is sized by."""

@@ -27,6 +27,11 @@ from rnnkit.optim import clip_grad_norm, make_optimizer
 from rnnkit.tasks.base import Task
 from rnnkit.viz.plots import plot_loss_curves
 
+#: early stopping waits for at least this many training examples without improvement: small data
+#: gets more epochs of patience, since its validation metric is noisier and its epochs are short
+PATIENCE_EXAMPLES = 20_000
+PATIENCE_EPOCHS = (3, 10)  # fewest and most
+
 BEST_DIR = "best"
 METRICS_FILE = "metrics.jsonl"
 CURVE_FILE = "loss.png"
@@ -40,6 +45,9 @@ class DivergenceError(RuntimeError):
 class TrainConfig:
     epochs: int = 10
     max_seconds: float | None = None
+    #: with ``max_seconds``: ``epochs`` is a minimum, not a limit; training goes on while the
+    #: validation metric still improves, until early stopping or the time budget ends it
+    until_stopped: bool = False
     lr: float = 2e-3
     optimizer: str = "adam"
     clip_norm: float | None = 5.0
@@ -58,6 +66,13 @@ class Position:
     best: float | None = None
     bad_epochs: int = 0
     history: list = field(default_factory=list)
+
+
+def patience_for(num_examples: int) -> int:
+    """Epochs without improvement before early stopping, for ``num_examples`` training examples:
+    ``PATIENCE_EXAMPLES / num_examples`` rounded up, within ``PATIENCE_EPOCHS``."""
+    fewest, most = PATIENCE_EPOCHS
+    return int(min(most, max(fewest, math.ceil(PATIENCE_EXAMPLES / max(num_examples, 1)))))
 
 
 def module_rngs(model: Model) -> dict[str, np.random.Generator]:
@@ -118,10 +133,15 @@ class Trainer:
         started = time.perf_counter() - position.seconds
         progress = _progress_enabled(config.progress)
         reason = "epochs"
-        while position.epoch < config.epochs:
+        while position.epoch < config.epochs or self._extending():
+            if position.epoch == config.epochs and position.batch == 0:
+                print(f"[{self.task.name}] {config.epochs} epochs done, validation improved within the last "
+                      f"{config.patience or 'any'} epochs: training on within the time budget until early stopping",
+                      file=sys.stderr, flush=True)
             batches = self.task.train_batches(position.epoch)
             self._batches_in_epoch = len(batches)
-            bar = _bar(len(batches), position.batch, f"epoch {position.epoch + 1}/{config.epochs}", progress)
+            of = "" if position.epoch >= config.epochs else f"/{config.epochs}"
+            bar = _bar(len(batches), position.batch, f"epoch {position.epoch + 1}{of}", progress)
             window_loss, window_items, window_start = 0.0, 0, time.perf_counter()
             self.model.train()
             while position.batch < len(batches):
@@ -155,6 +175,13 @@ class Trainer:
             if reason == "time":
                 break
         return reason
+
+    def _extending(self) -> bool:
+        """Past ``epochs``: only with a time budget, and only while the last epochs improved
+        (early stopping has not ended the run)."""
+        config = self.config
+        return config.until_stopped and config.max_seconds is not None and (
+            config.patience is None or self.position.bad_epochs < config.patience)
 
     def _step(self, batch: Any) -> tuple[float, int]:
         self.model.zero_grad()
