@@ -4,7 +4,7 @@ print one table: task, cell, metric, baseline, rnnkit, seconds; then the best ce
     python benchmarks/quality.py                 # every task, every cell, default budgets
     python benchmarks/quality.py charlm tag      # some runs
     python benchmarks/quality.py --scale 0.5     # half the time budgets
-    python benchmarks/quality.py --cells rnn     # one cell (or --cells lstm,gru)
+    python benchmarks/quality.py --cells rnn     # one cell (or --cells lstm,gru; default: each task's own)
     python benchmarks/quality.py --your-data     # the "your data" files, default cell and options
 
 "Your data" runs train on files of the shapes users bring (single words, names, codes, phoneme
@@ -53,6 +53,7 @@ YOUR_DATA = {
 }
 LOWER_IS_BETTER = {"bpc", "cer", "mse"}
 CELLS = ("rnn", "lstm", "gru")
+DEFAULT_CELL = "default"  # --cells default: no --cell, the task's own choice
 
 
 def run(task: str, seconds: float, extra: list[str], out: Path) -> dict:
@@ -108,7 +109,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown runs {unknown}; expected some of: {', '.join(PLAN)}")
     cells = [cell.strip() for cell in args.cells.split(",") if cell.strip()]
-    if not cells or any(cell not in CELLS for cell in cells):
+    if not cells or any(cell not in (*CELLS, DEFAULT_CELL) for cell in cells):
         parser.error(f"--cells: expected a comma-separated list of {', '.join(CELLS)}, got {args.cells!r}")
     print("| task | cell | metric | baseline | rnnkit | better | train seconds |")
     print("|---|---|---|---:|---:|:-:|---:|")
@@ -118,7 +119,8 @@ def main() -> None:
             task, seconds, extra, keys = PLAN[name]
             extra = extra + [e.split(":", 1)[1] for e in args.extra if e.startswith(name + ":")]
             for cell in cells:
-                metrics = run(task, seconds * args.scale, ["--cell", cell, *extra], Path(scratch) / f"{name}-{cell}")
+                cell_args = [] if cell == DEFAULT_CELL else ["--cell", cell]
+                metrics = run(task, seconds * args.scale, [*cell_args, *extra], Path(scratch) / f"{name}-{cell}")
                 for key in keys:
                     ours, base = metrics[key], metrics.get(f"baseline_{key}")
                     better = (ours < base) if key in LOWER_IS_BETTER else (ours > base)

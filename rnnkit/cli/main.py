@@ -202,7 +202,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"[{args.task}] BLAS: {openblas.decision}", file=sys.stderr)
     print(f"[{args.task}] model: {model.num_parameters():,} parameters; checkpoints in {out}", file=sys.stderr, flush=True)
     reason = trainer.fit()
-    best = _best_record(trainer.position.history, task)
+    best = trainer.best_record()
     if best is not None:
         print(f"[{args.task}] scoring the best checkpoint: epoch {best['epoch']:.2f}, valid {task.primary_metric} "
               f"{best['valid_' + task.primary_metric]:.4f} (stopped by {reason.replace('_', ' ')})", file=sys.stderr)
@@ -228,15 +228,6 @@ def cmd_train(args: argparse.Namespace) -> int:
               "checkpoint": str(out)}
     print(json.dumps(result))
     return 0
-
-
-def _best_record(history: list[dict], task) -> dict | None:
-    key = "valid_" + task.primary_metric
-    scored = [record for record in history if key in record]
-    if not scored:
-        return None
-    pick = max if task.higher_is_better else min
-    return pick(scored, key=lambda record: record[key])
 
 
 @dataclass

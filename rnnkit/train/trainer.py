@@ -64,6 +64,7 @@ class Position:
     step: int = 0
     seconds: float = 0.0
     best: float | None = None
+    best_loss: float | None = None  # the validation loss at ``best``: breaks ties of the metric
     bad_epochs: int = 0
     history: list = field(default_factory=list)
 
@@ -176,6 +177,14 @@ class Trainer:
                 break
         return reason
 
+    def best_record(self) -> dict | None:
+        """The validation record of the best checkpoint (the one in ``best/``), if any."""
+        position, key = self.position, f"valid_{self.task.primary_metric}"
+        for record in reversed(position.history):
+            if record.get(key) == position.best and position.best_loss in (None, record.get("valid_loss")):
+                return record
+        return None
+
     def _extending(self) -> bool:
         """Past ``epochs``: only with a time budget, and only while the last epochs improved
         (early stopping has not ended the run)."""
@@ -211,10 +220,13 @@ class Trainer:
         self.model.eval()  # no dropout, and no draws from its generator: resume stays exact
         metrics = task.evaluate(self.model, "valid")
         self.model.train()
-        score = metrics[task.primary_metric]
-        improved = position.best is None or (score > position.best if task.higher_is_better else score < position.best)
+        score, loss = metrics[task.primary_metric], metrics["loss"]
+        # A tie on the metric (exact match stuck at 0 while a model learns to spell) is broken
+        # by the validation loss, so a plateau of the metric is not mistaken for no progress.
+        improved = (position.best is None or (score > position.best if task.higher_is_better else score < position.best)
+                    or (score == position.best and (position.best_loss is None or loss < position.best_loss)))
         if improved:
-            position.best, position.bad_epochs = score, 0
+            position.best, position.best_loss, position.bad_epochs = score, loss, 0
         elif not partial:
             position.bad_epochs += 1
         epoch = position.epoch + (position.batch / self._batches_in_epoch if partial else 0)
