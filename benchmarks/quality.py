@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from rnnkit.tasks.metrics import LOWER_IS_BETTER
+
 # run name: (task, seconds of training, extra arguments, metrics to show)
 PLAN = {
     "charlm": ("charlm", 240, [], ["bpc"]),
@@ -51,7 +53,6 @@ YOUR_DATA = {
     "phonemes": ("translate", "phonemes", 150, [], ["exact_match", "cer"]),
     "compound": ("translate", "compound", 150, [], ["exact_match", "cer"]),
 }
-LOWER_IS_BETTER = {"bpc", "cer", "mse"}
 CELLS = ("rnn", "lstm", "gru")
 DEFAULT_CELL = "default"  # --cells default: no --cell, the task's own choice
 

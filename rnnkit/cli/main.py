@@ -239,18 +239,19 @@ class Verdict:
 #: a model "clearly" beats its baseline when it closes at least this share of the gap between
 #: the baseline and a perfect score (accuracy 1, CER 0, ...), on at least one metric
 CLEAR_MARGIN = 0.05
-_LOWER_IS_BETTER = {"bpc", "cer", "mse", "loss"}
 
 
 def judge(metrics: dict[str, float], baseline: dict[str, float], keys: Sequence[str]) -> Verdict:
     """Whether the model beat the trivial predictor, in words."""
+    from rnnkit.tasks.metrics import LOWER_IS_BETTER
+
     compared = [k for k in keys if k in baseline]
     if not compared:
         return Verdict(True, "no baseline to compare with")
     gains = {}
     for key in compared:
         model, base = metrics[key], baseline[key]
-        if key in _LOWER_IS_BETTER:  # perfect is 0
+        if key in LOWER_IS_BETTER:  # perfect is 0
             gains[key] = (base - model) / base if base > 0 else -math.inf
         else:  # perfect is 1
             gains[key] = (model - base) / (1 - base) if base < 1 else -math.inf

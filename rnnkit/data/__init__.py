@@ -1,6 +1,9 @@
 """Data: vocabularies, padded time-major batches with lengths, and the bundled real datasets.
 
 - ``Vocab``: characters or words <-> ids (pad = 0, bos, eos, unk), JSON-able for checkpoints.
+- ``fit_tokenizer``: a ``Tokenizer`` of characters, words or subwords (byte-level BPE, with the
+  optional ``tokenizers`` package) fitted on training texts; ``choose_tokens`` is the rule of
+  ``--tokens auto``, from what ``measure_texts`` measures.
 - ``pad_batch``, ``bucket_batches``, ``BatchIterator``: variable-length sequences -> ``(T, B)``
   arrays plus ``lengths``, shuffled by seed with little padding; ``lm_stream_batches`` for
   truncated BPTT over one long text.
@@ -23,9 +26,13 @@ from rnnkit.data.datasets import (CHARLM_SOURCES, CLASSIFY_LABELS, DIGIT_WORDS, 
 from rnnkit.data.readers import read_labelled_tsv, read_pairs_tsv, read_series, read_tagged, read_text_file
 from rnnkit.data.splits import split_contiguous, split_groups, split_indices, split_items
 from rnnkit.data.tagsets import UNIVERSAL_TAGS, brown_to_universal
+from rnnkit.data.tokenizers import (TOKEN_KINDS, BPETokenizer, CharTokenizer, TextStats, TokenChoice, Tokenizer,
+                                    WordTokenizer, choose_tokens, fit_tokenizer, measure_texts, tokenizer_from_dict)
 from rnnkit.data.vocab import BOS, DEFAULT_SPECIALS, EOS, PAD, UNK, Vocab
 
 __all__ = [
+    "BPETokenizer", "CharTokenizer", "TOKEN_KINDS", "TextStats", "TokenChoice", "Tokenizer", "WordTokenizer",
+    "choose_tokens", "fit_tokenizer", "measure_texts", "tokenizer_from_dict",
     "BOS", "Batch", "BatchIterator", "CHARLM_SOURCES", "CLASSIFY_LABELS", "DEFAULT_SPECIALS", "DIGIT_WORDS", "EOS",
     "MissingDataPackageError", "PAD", "TAGSETS", "UNIVERSAL_TAGS", "UNK", "Vocab", "brown_to_universal",
     "bucket_batches", "cache_dir", "digit_images", "lm_stream_batches", "load_charlm", "load_classify",

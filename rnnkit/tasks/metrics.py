@@ -6,6 +6,9 @@ from typing import Sequence
 
 import numpy as np
 
+#: metrics where less is better (perfect is 0); every other metric's perfect score is 1
+LOWER_IS_BETTER = frozenset({"bpc", "cer", "mse", "loss"})
+
 
 def accuracy(predicted: np.ndarray, expected: np.ndarray) -> float:
     return float(np.mean(np.asarray(predicted) == np.asarray(expected))) if len(expected) else 0.0

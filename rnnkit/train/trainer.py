@@ -25,6 +25,7 @@ from rnnkit.models.base import Model
 from rnnkit.models.states import as_state
 from rnnkit.optim import clip_grad_norm, make_optimizer
 from rnnkit.tasks.base import Task
+from rnnkit.tasks.metrics import LOWER_IS_BETTER
 from rnnkit.viz.plots import plot_loss_curves
 
 #: early stopping waits for at least this many training examples without improvement: small data
@@ -64,7 +65,9 @@ class Position:
     step: int = 0
     seconds: float = 0.0
     best: float | None = None
-    best_loss: float | None = None  # the validation loss at ``best``: breaks ties of the metric
+    #: every metric at ``best``, primary first, signed so that more is better: the others break
+    #: ties of the primary metric
+    best_scores: list | None = None
     bad_epochs: int = 0
     history: list = field(default_factory=list)
 
@@ -179,11 +182,19 @@ class Trainer:
 
     def best_record(self) -> dict | None:
         """The validation record of the best checkpoint (the one in ``best/``), if any."""
-        position, key = self.position, f"valid_{self.task.primary_metric}"
-        for record in reversed(position.history):
-            if record.get(key) == position.best and position.best_loss in (None, record.get("valid_loss")):
+        position = self.position
+        for record in position.history:
+            scores = self._ranking({k[6:]: v for k, v in record.items() if k.startswith("valid_")})
+            if position.best_scores is None and scores[0] == position.best or scores == position.best_scores:
                 return record
         return None
+
+    def _ranking(self, metrics: dict[str, float]) -> list[float]:
+        """The task's metrics, primary first, each signed so that more is better."""
+        task = self.task
+        keys = [task.primary_metric] + [k for k in task.metric_keys if k != task.primary_metric and k in metrics]
+        signs = [1.0 if task.higher_is_better else -1.0] + [-1.0 if k in LOWER_IS_BETTER else 1.0 for k in keys[1:]]
+        return [sign * metrics[k] for sign, k in zip(signs, keys)]
 
     def _extending(self) -> bool:
         """Past ``epochs``: only with a time budget, and only while the last epochs improved
@@ -220,13 +231,15 @@ class Trainer:
         self.model.eval()  # no dropout, and no draws from its generator: resume stays exact
         metrics = task.evaluate(self.model, "valid")
         self.model.train()
-        score, loss = metrics[task.primary_metric], metrics["loss"]
-        # A tie on the metric (exact match stuck at 0 while a model learns to spell) is broken
-        # by the validation loss, so a plateau of the metric is not mistaken for no progress.
-        improved = (position.best is None or (score > position.best if task.higher_is_better else score < position.best)
-                    or (score == position.best and (position.best_loss is None or loss < position.best_loss)))
+        score, scores = metrics[task.primary_metric], self._ranking(metrics)
+        # A tie on the primary metric (exact match stuck at 0 while a model learns to spell) is
+        # broken by the task's other metrics (character error rate), so a plateau of the primary
+        # metric is not mistaken for no progress.
+        if position.best_scores is None and position.best is not None:  # a checkpoint from before ties
+            position.best_scores = [self._ranking({task.primary_metric: position.best})[0]]
+        improved = position.best_scores is None or scores > position.best_scores
         if improved:
-            position.best, position.best_loss, position.bad_epochs = score, loss, 0
+            position.best, position.best_scores, position.bad_epochs = score, scores, 0
         elif not partial:
             position.bad_epochs += 1
         epoch = position.epoch + (position.batch / self._batches_in_epoch if partial else 0)

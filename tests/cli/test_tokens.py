@@ -60,7 +60,9 @@ def test_auto_chooses_characters_for_single_words_and_says_why(single_words, tmp
 
 
 def test_forced_word_tokens_warn_with_remedies(single_words, tmp_path):
-    result, _ = _train(single_words, tmp_path / "run", "--tokens", "word")
+    result, trained = _train(single_words, tmp_path / "run", "--tokens", "word")
+    scored = json.loads(rnnkit("eval", str(tmp_path / "run")).stdout.strip().splitlines()[-1])
+    assert scored["accuracy"] == trained["accuracy"]  # the saved word tokenizer, read back
     warnings = [line for line in result.stderr.splitlines() if "warning" in line]
     assert any("100.0% of the validation text tokens are unknown to the word vocabulary" in w
                and "Try --tokens char or bpe, or --min-freq 1" in w for w in warnings), warnings
@@ -117,6 +119,11 @@ def test_translate_chooses_per_side(tmp_path):
                     "--target-tokens", "bpe", "--vocab-size", "300")
     assert result.returncode == 0, result.stderr
     assert "source tokens: auto chose char" in result.stderr and "target tokens: bpe (set by --tokens)" in result.stderr
+    # the saved BPE tokenizer is what eval reads back: the same scores as at the end of training
+    trained = json.loads(result.stdout.strip().splitlines()[-1])
+    assert trained["tokens"] == {"source": "char", "target": "bpe"}
+    scored = json.loads(rnnkit("eval", str(tmp_path / "run2")).stdout.strip().splitlines()[-1])
+    assert (scored["exact_match"], scored["cer"]) == (trained["exact_match"], trained["cer"])
 
 
 @pytest.mark.parametrize("args, message", [

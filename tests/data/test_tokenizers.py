@@ -147,7 +147,7 @@ def _shape(name: str, n: int = 600, seed: int = 0) -> list[str]:
 
 
 @pytest.mark.parametrize("shape, expected", [
-    ("single words", "char"), ("names", "char"), ("codes", "char"), ("compounds", "char"),
+    ("single words", "char"), ("names", "char"), ("codes", "char"), ("compounds", "bpe"),
     ("phonemes", "word"), ("closed sentences", "word"), ("documents", "bpe"),
 ])
 def test_auto_rule_per_shape(shape, expected):

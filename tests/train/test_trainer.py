@@ -124,45 +124,52 @@ def test_training_reduces_the_loss(tmp_path):
 
 
 class ScriptedTask(CountingTask):
-    """Validation scores read from a script, one per epoch: early stopping's decisions, alone."""
+    """Validation scores read from a script, one per epoch: early stopping's decisions, alone.
+    Its metrics: accuracy (primary), then an error rate (lower is better) that breaks ties."""
 
-    def __init__(self, scores, losses):
+    metric_keys = ("accuracy", "cer")
+
+    def __init__(self, scores, errors):
         super().__init__()
-        self.scores, self.losses, self.evaluations = scores, losses, 0
+        self.scores, self.errors, self.evaluations = scores, errors, 0
 
     def evaluate(self, model, split="valid"):
         i = min(self.evaluations, len(self.scores) - 1)
         self.evaluations += 1
-        return {"loss": self.losses[i], "accuracy": self.scores[i]}
+        return {"loss": 1.0, "accuracy": self.scores[i], "cer": self.errors[i]}
 
 
-def _scripted(tmp_path, scores, losses, epochs, patience, max_seconds=None, until_stopped=False):
-    task = ScriptedTask(scores, losses)
+def _scripted(tmp_path, scores, errors, epochs, patience, max_seconds=None, until_stopped=False):
+    task = ScriptedTask(scores, errors)
     config = TrainConfig(epochs=epochs, max_seconds=max_seconds, until_stopped=until_stopped, patience=patience,
                          lr=0.01, log_every=100, progress=False)
     return Trainer(task, task.build_model({}), {}, config, tmp_path)
 
 
-def test_a_tied_metric_is_broken_by_the_validation_loss(tmp_path):
-    """Exact match stuck at 0 while the loss falls is progress, not a reason to stop."""
-    trainer = _scripted(tmp_path, scores=[0.0] * 6, losses=[5, 4, 3, 2, 1, 0.5], epochs=6, patience=2)
+def test_a_tied_primary_metric_is_broken_by_the_other_metrics(tmp_path):
+    """Exact match stuck at 0 while the error rate falls is progress, not a reason to stop."""
+    trainer = _scripted(tmp_path, scores=[0.0] * 6, errors=[0.9, 0.8, 0.7, 0.6, 0.5, 0.4], epochs=6, patience=2)
     assert trainer.fit() == "epochs"
-    assert trainer.position.best_loss == 0.5 and trainer.best_record()["epoch"] == 6
-    stuck = _scripted(tmp_path / "stuck", scores=[0.0] * 6, losses=[5, 6, 6, 6, 6, 6], epochs=6, patience=2)
+    assert trainer.position.best_scores == [0.0, -0.4] and trainer.best_record()["epoch"] == 6
+    stuck = _scripted(tmp_path / "stuck", scores=[0.0] * 6, errors=[0.5, 0.6, 0.5, 0.5, 0.5, 0.5], epochs=6,
+                      patience=2)
     assert stuck.fit() == "early_stopping" and stuck.position.epoch == 3
-    assert stuck.best_record()["epoch"] == 1
+    assert stuck.best_record()["epoch"] == 1  # a full tie keeps the earlier checkpoint
+    primary_first = _scripted(tmp_path / "primary", scores=[0.5, 0.6], errors=[0.1, 0.9], epochs=2, patience=2)
+    primary_first.fit()
+    assert primary_first.best_record()["epoch"] == 2  # a better primary metric wins whatever the others say
 
 
 def test_with_a_time_budget_epochs_are_a_minimum_while_validation_improves(tmp_path):
     scores = [0.1, 0.2, 0.3, 0.4, 0.5, 0.5, 0.5, 0.5]
-    losses = [1.0, 0.9, 0.8, 0.7, 0.6, 0.7, 0.7, 0.7]
-    fixed = _scripted(tmp_path / "fixed", scores, losses, epochs=2, patience=3, max_seconds=600)
+    errors = [0.5] * 8
+    fixed = _scripted(tmp_path / "fixed", scores, errors, epochs=2, patience=3, max_seconds=600)
     assert fixed.fit() == "epochs" and fixed.position.epoch == 2
-    extended = _scripted(tmp_path / "extended", scores, losses, epochs=2, patience=3, max_seconds=600,
+    extended = _scripted(tmp_path / "extended", scores, errors, epochs=2, patience=3, max_seconds=600,
                          until_stopped=True)
     assert extended.fit() == "early_stopping"
     assert extended.position.epoch == 8 and extended.best_record()["epoch"] == 5  # 3 epochs past the best
-    no_budget = _scripted(tmp_path / "no-budget", scores, losses, epochs=2, patience=3, until_stopped=True)
+    no_budget = _scripted(tmp_path / "no-budget", scores, errors, epochs=2, patience=3, until_stopped=True)
     assert no_budget.fit() == "epochs" and no_budget.position.epoch == 2  # no budget to use: epochs hold
 
 
