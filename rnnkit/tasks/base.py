@@ -43,7 +43,8 @@ class Task:
         self.options: dict[str, Any] = {**self.defaults, **(options or {})}
         #: lines about how the data was prepared (the tokens chosen, and why)
         self.notes: list[str] = []
-        #: problems with the data that make a poor model likely, each naming its remedy
+        #: problems with the data that make a poor model likely, each naming its remedy (the
+        #: command prints them as "[task] warning: ...")
         self.warnings: list[str] = []
 
     def _splits(self, load: Callable[[str | None], dict], read: Callable[[str], Any]) -> dict:

@@ -41,10 +41,10 @@ class Classify(Task):
             self.tokenizer, note = fit_text_tokenizer(self.name, "text", self.options["tokens"], texts, valid,
                                                       self.options)
             self.notes.append(note)
-            self.warnings += vocabulary_warnings(self.name, "text", self.tokenizer, texts, valid)
+            self.warnings += vocabulary_warnings("text", self.tokenizer, texts, valid)
             self.labels = Vocab(sorted({label for _, label in train}), level="word", specials=())
             others = {name: [label for _, label in examples] for name, examples in self.splits.items() if name != "train"}
-            self.warnings += label_warnings(self.name, "labels", [label for _, label in train], others)
+            self.warnings += label_warnings("labels", [label for _, label in train], others)
         self.encoded = {name: self._encode(examples, name) for name, examples in self.splits.items()}
 
     def _encode(self, examples, split):

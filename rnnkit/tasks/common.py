@@ -57,7 +57,7 @@ def saved_tokenizer(meta: dict[str, Any], key: str, legacy_key: str | None = Non
     return tokenizer_from_dict(meta[key] if key in meta or legacy_key is None else meta[legacy_key])
 
 
-def vocabulary_warnings(task: str, side: str, tokenizer: Tokenizer, train: Sequence[str],
+def vocabulary_warnings(side: str, tokenizer: Tokenizer, train: Sequence[str],
                         valid: Sequence[str]) -> list[str]:
     """What is wrong with a fitted vocabulary, each with its remedy: many unknown validation
     tokens, a vocabulary that dropped almost every word type, or one whose symbols are too rare
@@ -67,27 +67,27 @@ def vocabulary_warnings(task: str, side: str, tokenizer: Tokenizer, train: Seque
     unknown = tokenizer.unknown_rate(valid)
     if unknown > MAX_WORD_OOV:
         remedy = f"--tokens {other}" + (f", or --min-freq {tokenizer.min_freq - 1}" if getattr(tokenizer, "min_freq", 1) > 1 else "")
-        warnings.append(f"{task}: {unknown:.1%} of the validation {side} tokens are unknown to the "
-                        f"{tokenizer.kind} vocabulary ({len(tokenizer):,} symbols); the model cannot read them. "
+        warnings.append(f"{unknown:.1%} of the validation {side} tokens are unknown to the {tokenizer.kind} "
+                        f"vocabulary ({len(tokenizer) - tokenizer.num_specials:,} symbols); the model cannot read them. "
                         f"Try {remedy}")
     if tokenizer.kind == "word":
         types = len(set(w for text in train for w in tokenize(text)))
         kept = len(tokenizer) - tokenizer.num_specials
         if types >= 100 and kept < 0.05 * types:
-            warnings.append(f"{task}: the {side} vocabulary keeps {kept:,} of {types:,} word types "
+            warnings.append(f"the {side} vocabulary keeps {kept:,} of {types:,} word types "
                             f"(min_freq {tokenizer.min_freq} drops the rest): far smaller than the data. "
                             f"Try --tokens char or bpe, or --min-freq 1")
     symbols = sum(len(ids) for ids in tokenizer.encode_batch(train))
     kept = len(tokenizer) - tokenizer.num_specials
     if kept >= 100 and symbols / kept < MIN_MEAN_COUNT:
-        warnings.append(f"{task}: the {side} vocabulary has {kept:,} symbols for {symbols:,} training tokens "
+        warnings.append(f"the {side} vocabulary has {kept:,} symbols for {symbols:,} training tokens "
                         f"({symbols / kept:.1f} occurrences each): far larger than the data can teach. "
                         f"Try --tokens {other}" + (", or a higher --min-freq" if tokenizer.kind == "word"
                                                    else ", or a smaller --vocab-size"))
     return warnings
 
 
-def label_warnings(task: str, what: str, train: Sequence[str], splits: dict[str, Sequence[str]],
+def label_warnings(what: str, train: Sequence[str], splits: dict[str, Sequence[str]],
                    imbalance: bool = True) -> list[str]:
     """Labels (classes, tags) seen only outside training, and (``imbalance``) heavy class
     imbalance."""
@@ -97,7 +97,7 @@ def label_warnings(task: str, what: str, train: Sequence[str], splits: dict[str,
         unseen = sorted(set(labels) - set(counts))
         if unseen:
             examples = sum(1 for label in labels if label not in counts)
-            warnings.append(f"{task}: {what} {', '.join(map(repr, unseen[:5]))}{' ...' if len(unseen) > 5 else ''} "
+            warnings.append(f"{what} {', '.join(map(repr, unseen[:5]))}{' ...' if len(unseen) > 5 else ''} "
                             f"appear in {split} ({examples:,} examples) but never in training: the model cannot "
                             f"predict them, and those examples are left out of {split}. Add examples of them to "
                             f"the training data")
@@ -105,7 +105,7 @@ def label_warnings(task: str, what: str, train: Sequence[str], splits: dict[str,
         (top, top_count), (rare, rare_count) = counts.most_common()[0], counts.most_common()[-1]
         share = top_count / sum(counts.values())
         if share >= IMBALANCED_SHARE or top_count >= IMBALANCED_RATIO * rare_count:
-            warnings.append(f"{task}: heavy class imbalance: {top!r} is {share:.0%} of the training examples, "
+            warnings.append(f"heavy class imbalance: {top!r} is {share:.0%} of the training examples, "
                             f"{rare!r} {rare_count / sum(counts.values()):.1%}; always answering {top!r} scores "
                             f"{share:.2f} accuracy. Watch macro_f1, and balance the data if the rare {what} matter")
     return warnings

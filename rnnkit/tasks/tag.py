@@ -51,14 +51,14 @@ class Tag(Task):
             valid = self.splits.get("valid", [])
             unknown = _unknown_rate(self.tokenizer, [words for words, _ in valid])
             if unknown > MAX_TAG_OOV:
-                self.warnings.append(f"tag: {unknown:.1%} of the validation words are unknown to the vocabulary "
+                self.warnings.append(f"{unknown:.1%} of the validation words are unknown to the vocabulary "
                                      f"({self.tokenizer.describe()}); their tags come from context alone. "
                                      f"Try --min-freq 1, or more training data")
             self.tags = Vocab(sorted({t for _, tags in train for t in tags}), level="word", specials=())
             self.word_tag = _most_frequent_tags(train)
             others = {name: [t for _, tags in sentences for t in tags] for name, sentences in self.splits.items()
                       if name != "train"}
-            self.warnings += label_warnings(self.name, "tags", [t for _, tags in train for t in tags], others,
+            self.warnings += label_warnings("tags", [t for _, tags in train for t in tags], others,
                                             imbalance=False)  # tags are skewed by nature
         self.encoded = {name: self._encode(sentences, name) for name, sentences in self.splits.items()}
 

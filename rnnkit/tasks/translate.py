@@ -45,7 +45,7 @@ class Translate(Task):
                 tokenizer, note = fit_text_tokenizer(self.name, side, requested, texts, valid_texts, self.options)
                 setattr(self, f"{side}_tokenizer", tokenizer)
                 self.notes.append(note)
-                self.warnings += vocabulary_warnings(self.name, side, tokenizer, texts, valid_texts)
+                self.warnings += vocabulary_warnings(side, tokenizer, texts, valid_texts)
             self.max_len = self.options.get("max_len") or self._fitting_max_len(train)
         self.encoded = {name: self._encode(pairs) for name, pairs in self.splits.items()}
 

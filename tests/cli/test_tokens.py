@@ -144,3 +144,25 @@ def test_resume_with_other_tokens_is_refused(single_words, tmp_path):
     result = rnnkit("train", "classify", "--data", str(single_words), "--out", str(tmp_path / "run"), "--resume",
                     "--tokens", "word")
     assert result.returncode == 2 and "was trained with --tokens auto, not word" in result.stderr
+
+
+def test_charlm_with_subwords_scores_bits_per_character_and_samples_characters(tmp_path):
+    import pydoc_data.topics
+
+    text = "\n".join(pydoc_data.topics.topics.values())[:60_000]
+    path = tmp_path / "prose.txt"
+    path.write_text(text, encoding="utf-8")
+    runs = {}
+    for tokens in ("char", "bpe"):
+        result = rnnkit("train", "charlm", "--data", str(path), "--out", str(tmp_path / tokens), "--tokens", tokens,
+                        "--vocab-size", "400", "--epochs", "4", "--batch-size", "8", "--hidden", "64", "--layers", "1",
+                        "--no-progress")
+        assert result.returncode == 0, result.stderr
+        runs[tokens] = json.loads(result.stdout.strip().splitlines()[-1])
+    # both in bits per character of the same text: the same unigram baseline (but for characters
+    # the char vocabulary never saw, one unk to it), comparable scores
+    assert runs["bpe"]["baseline_bpc"] == pytest.approx(runs["char"]["baseline_bpc"], rel=0.02)
+    assert 0 < runs["bpe"]["bpc"] < runs["bpe"]["baseline_bpc"]
+    sample = rnnkit("sample", str(tmp_path / "bpe"), "--prime", "The ", "--length", "60")
+    assert sample.returncode == 0, sample.stderr
+    assert sample.stdout.startswith("The ") and len(sample.stdout[:-1]) == len("The ") + 60  # print's newline
