@@ -385,8 +385,8 @@ def choose_tokens(stats: TextStats, subwords: bool | None = None) -> TokenChoice
        mostly unseen, their characters are not.
     3. ``bpe`` otherwise: longer texts whose words are often unseen, compounds or documents, are
        made of recurring pieces; subwords find them, keep sequences short and leave nothing
-       unknown. (German number words, 41 characters each: exact match 0.998 with subwords, 0.000
-       with characters, in the same time.) Without the ``tokenizers`` package, ``char`` up to 4x
+       unknown. (German number words, 41 characters each: exact match 1.000 with subwords in
+       45 s, 0.000 with characters in 150 s.) Without the ``tokenizers`` package, ``char`` up to 4x
        the character limit, else ``word`` (the out-of-vocabulary warning follows).
     """
     subwords = bpe_available() if subwords is None else subwords
