@@ -266,9 +266,12 @@ def judge(metrics: dict[str, float], baseline: dict[str, float], keys: Sequence[
 
 def cmd_eval(args: argparse.Namespace) -> int:
     task, model, meta = load_trained(args.dir, args.data)
-    metrics = task.evaluate(model, "test")
+    metrics, baseline = task.evaluate(model, "test"), task.baseline("test")
+    verdict = judge(metrics, baseline, task.metric_keys)
+    if not verdict.better:
+        print(f"[{meta['task']}] {verdict.sentence}", file=sys.stderr)
     result = {"task": meta["task"], **{k: metrics[k] for k in task.metric_keys}, "loss": metrics["loss"],
-              **{f"baseline_{k}": v for k, v in task.baseline("test").items()},
+              **{f"baseline_{k}": v for k, v in baseline.items()}, "better_than_baseline": verdict.better,
               "data": args.data or "the test split of the training data"}
     print(json.dumps(result))
     return 0

@@ -61,8 +61,10 @@ def test_auto_chooses_characters_for_single_words_and_says_why(single_words, tmp
 
 def test_forced_word_tokens_warn_with_remedies(single_words, tmp_path):
     result, trained = _train(single_words, tmp_path / "run", "--tokens", "word")
-    scored = json.loads(rnnkit("eval", str(tmp_path / "run")).stdout.strip().splitlines()[-1])
+    evaluated = rnnkit("eval", str(tmp_path / "run"))
+    scored = json.loads(evaluated.stdout.strip().splitlines()[-1])
     assert scored["accuracy"] == trained["accuracy"]  # the saved word tokenizer, read back
+    assert scored["better_than_baseline"] is False and "NOT better than the baseline" in evaluated.stderr
     warnings = [line for line in result.stderr.splitlines() if "warning" in line]
     assert any("100.0% of the validation text tokens are unknown to the word vocabulary" in w
                and "Try --tokens char or bpe, or --min-freq 1" in w for w in warnings), warnings
