@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit._checks import check_float_dtype
+from rnnkit._checks import check_choice, check_float_dtype
 from rnnkit.functional.activations import tanh_derivative
 from rnnkit.models.base import Model
 from rnnkit.models.decoding import generate
-from rnnkit.models.states import State, join_directions, split_directions
+from rnnkit.models.states import DecoderState, State, join_directions, split_directions
+from rnnkit.nn.attention import Attention
 from rnnkit.nn.cells import recurrent, state_names
 from rnnkit.nn.embedding import Embedding
 from rnnkit.nn.linear import Linear
@@ -18,33 +19,48 @@ from rnnkit.nn.module import Module, resolve_rng
 
 
 class Decoder(Module):
-    """Embedding -> unidirectional recurrent layer (``cell``) -> Linear over the vocabulary.
+    """Embedding -> unidirectional recurrent layer (``cell``) -> [attention] -> Linear over the vocabulary.
 
-    Its state is a tuple of ``(L, B, H)`` arrays, one per name in ``rnn.cell.state_names``."""
+    Its state is a tuple of ``(L, B, H)`` arrays, one per name in ``rnn.cell.state_names``; with
+    ``attention`` (an ``Attention`` over an encoder's outputs) it is a ``DecoderState``, which
+    carries that memory and its mask beside the tuple."""
 
     def __init__(self, vocab_size, embed_dim, hidden_size, num_layers, nonlinearity, dropout, dtype, rng,
-                 cell: str = "rnn") -> None:
+                 cell: str = "rnn", attention: Attention | None = None) -> None:
         super().__init__()
         self.embedding = Embedding(vocab_size, embed_dim, padding_idx=0, dtype=dtype, seed=rng)
         self.rnn = recurrent(cell, embed_dim, hidden_size, num_layers, nonlinearity, dropout=dropout, dtype=dtype,
                              seed=rng)
+        self.attention = attention
         self.head = Linear(hidden_size, vocab_size, dtype=dtype, seed=rng)
 
     @property
     def state_names(self) -> tuple[str, ...]:
         return self.rnn.cell.state_names
 
-    def forward(self, inputs: np.ndarray, state: State, lengths: np.ndarray | None = None) -> tuple[np.ndarray, State]:
-        out, final = self.rnn.forward_states(self.embedding.forward(inputs), state, lengths)
+    def forward(self, inputs: np.ndarray, state: State | DecoderState,
+                lengths: np.ndarray | None = None) -> tuple[np.ndarray, State | DecoderState]:
+        if self.attention is not None and not isinstance(state, DecoderState):
+            raise ValueError("an attentional decoder needs a DecoderState (its memory and mask), got a bare state")
+        recurrent_state = state.states if isinstance(state, DecoderState) else state
+        out, final = self.rnn.forward_states(self.embedding.forward(inputs), recurrent_state, lengths)
+        if self.attention is not None:
+            out, _ = self.attention.forward(out, state.memory, state.mask)
+            final = DecoderState(final, state.memory, state.mask)
         return self.head.forward(out), final
 
-    def backward(self, dlogits: np.ndarray) -> State:
-        """Returns the gradient of the initial state (a tuple like it)."""
-        dx, dinitial = self.rnn.backward_states(self.head.backward(dlogits))
+    def backward(self, dlogits: np.ndarray) -> tuple[State, np.ndarray | None]:
+        """Returns the gradients of the initial state (a tuple like it) and, with attention, of
+        the memory ``(S, B, M)`` (else None)."""
+        dout = self.head.backward(dlogits)
+        dmemory = None
+        if self.attention is not None:
+            dout, dmemory = self.attention.backward(dout)
+        dx, dinitial = self.rnn.backward_states(dout)
         self.embedding.backward(dx)
-        return dinitial
+        return dinitial, dmemory
 
-    def step(self, ids: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+    def step(self, ids: np.ndarray, state: State | DecoderState) -> tuple[np.ndarray, State | DecoderState]:
         """One step for generation: ``ids (B,)`` and the state -> ``logits (B, V)``, new state."""
         logits, final = self.forward(ids[None], state)
         return logits[0], final
@@ -112,11 +128,14 @@ class OneToMany(Model):
 
     def backward(self, dlogits: np.ndarray) -> np.ndarray:
         """Returns the gradient with respect to ``features``."""
-        return self.bridge.backward(self.decoder.backward(dlogits))
+        return self.bridge.backward(self.decoder.backward(dlogits)[0])
 
     def generate(self, features: np.ndarray, bos: int, eos: int, max_len: int = 20, **options) -> list[list[int]]:
         """Token ids for each feature vector; ``options``: method, temperature, beam_size, rng."""
         return generate(self.decoder.step, self.bridge.forward(features), bos, eos, max_len, **options)
+
+
+ATTENTIONS = ("none", "dot", "general", "additive")
 
 
 class Seq2Seq(Model):
@@ -128,7 +147,15 @@ class Seq2Seq(Model):
     state by state, by ``tanh(W [s_fwd; s_rev] + b)`` (one bridge per state: ``bridge`` for
     ``h``, ``bridge_c`` for an LSTM's ``c``); otherwise they pass straight through.
 
-    ``forward(source (S, B), source_lengths, inputs (T, B), lengths=None) -> logits (T, B, V)``.
+    ``attention`` (``"dot"``, ``"general"``, ``"additive"``; ``"none"`` by default): the
+    decoder's outputs attend over the encoder's outputs at every step (Luong-style, see
+    ``rnnkit.nn.attention``), so the source is no longer squeezed into one state; the decoder
+    state is then a ``DecoderState`` carrying the encoder's outputs and mask, and the encoder's
+    outputs take gradients. ``dot`` needs the encoder's output size (``2 * hidden_size`` when
+    bidirectional) to equal ``hidden_size``.
+
+    ``forward(source (S, B), source_lengths, inputs (T, B), lengths=None) -> logits (T, B, V)``;
+    ``attention_weights()`` -> ``(B, T, S)`` of the last forward.
     """
 
     def __init__(
@@ -143,13 +170,16 @@ class Seq2Seq(Model):
         bidirectional: bool = False,
         nonlinearity: str = "tanh",
         dropout: float = 0.0,
+        attention: str = "none",
         dtype: type | np.dtype = np.float32,
         seed: int | np.random.Generator | None = None,
     ) -> None:
         super().__init__()
+        check_choice("attention", attention, ATTENTIONS)
         dtype = check_float_dtype(dtype)
         rng = resolve_rng(seed)
         self.cell = cell
+        self.attention_kind = attention
         self.source_embedding = Embedding(source_vocab_size, embed_dim, padding_idx=0, dtype=dtype, seed=rng)
         self.encoder = recurrent(cell, embed_dim, hidden_size, num_layers, nonlinearity, bidirectional, dropout,
                                  dtype=dtype, seed=rng)
@@ -157,22 +187,32 @@ class Seq2Seq(Model):
                                   for name in self.encoder.cell.state_names) if bidirectional else ()
         for name in self.bridge_names:
             setattr(self, name, Linear(2 * hidden_size, hidden_size, dtype=dtype, seed=rng))
+        if attention == "dot" and self.encoder.output_size != hidden_size:
+            raise ValueError(f"dot attention needs the encoder's outputs ({self.encoder.output_size}: bidirectional) "
+                             f"the size of the decoder's ({hidden_size}); use 'general' or 'additive', or a "
+                             f"unidirectional encoder")
+        attend = None if attention == "none" else Attention(hidden_size, self.encoder.output_size, attention,
+                                                             dtype=dtype, seed=rng)
         self.decoder = Decoder(target_vocab_size, embed_dim, hidden_size, num_layers, nonlinearity, dropout, dtype, rng,
-                               cell=cell)
+                               cell=cell, attention=attend)
         self._cache = None
 
-    def encode(self, source: np.ndarray, source_lengths: np.ndarray | None = None) -> State:
-        """The decoder's initial state (a tuple of ``(L, B, H)`` arrays) for a source ``(S, B)``."""
-        _, final = self.encoder.forward_states(self.source_embedding.forward(source), None, source_lengths)
+    def encode(self, source: np.ndarray, source_lengths: np.ndarray | None = None) -> State | DecoderState:
+        """The decoder's initial state for a source ``(S, B)``: a tuple of ``(L, B, H)`` arrays,
+        or with attention a ``DecoderState`` that also holds the encoder's outputs and mask."""
+        outputs, final = self.encoder.forward_states(self.source_embedding.forward(source), None, source_lengths)
         steps, batch = np.shape(source)[:2]
-        if not self.encoder.bidirectional:
-            self._cache = (steps, batch, None)
-            return final
-        layers = self.encoder.num_layers
-        initial = tuple(np.tanh(getattr(self, name).forward(join_directions(state, layers)))
-                        for name, state in zip(self.bridge_names, final))
+        initial = None
+        if self.encoder.bidirectional:
+            layers = self.encoder.num_layers
+            initial = tuple(np.tanh(getattr(self, name).forward(join_directions(state, layers)))
+                            for name, state in zip(self.bridge_names, final))
         self._cache = (steps, batch, initial)
-        return initial
+        start = initial if initial is not None else final
+        if self.decoder.attention is None:
+            return start
+        lengths = np.full(batch, steps) if source_lengths is None else np.asarray(source_lengths)
+        return DecoderState(start, outputs, np.arange(steps)[:, None] < lengths[None, :])
 
     def forward(
         self,
@@ -184,16 +224,21 @@ class Seq2Seq(Model):
         logits, _ = self.decoder.forward(inputs, self.encode(source, source_lengths), lengths)
         return logits
 
+    def attention_weights(self) -> np.ndarray | None:
+        """The attention weights ``(B, T, S)`` of the last forward (None without attention)."""
+        return None if self.decoder.attention is None else self.decoder.attention.last_weights
+
     def backward(self, dlogits: np.ndarray) -> None:
         steps, batch, initial = self._require_cache(self._cache)
-        dinitial = self.decoder.backward(dlogits)
+        dinitial, dmemory = self.decoder.backward(dlogits)
         if self.encoder.bidirectional:
             dfinal = tuple(split_directions(getattr(self, name).backward(d * tanh_derivative(state)))
                            for name, state, d in zip(self.bridge_names, initial, dinitial))
         else:
             dfinal = dinitial
-        encoder_out = np.zeros((steps, batch, self.encoder.output_size), dtype=dfinal[0].dtype)
-        dx, _ = self.encoder.backward_states(encoder_out, dfinal, h0_grad=False)
+        if dmemory is None:  # without attention the outputs feed nothing: their gradient is zero
+            dmemory = np.zeros((steps, batch, self.encoder.output_size), dtype=dfinal[0].dtype)
+        dx, _ = self.encoder.backward_states(dmemory, dfinal, h0_grad=False)
         self.source_embedding.backward(dx)
         self._cache = None
 

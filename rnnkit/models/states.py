@@ -18,11 +18,27 @@ arrays, e.g. an attention memory): every helper below goes through :func:`map_st
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 State = tuple[np.ndarray, ...]
+
+
+@dataclass
+class DecoderState:
+    """What an attentional decoder carries from step to step: its recurrent ``states`` (a tuple
+    of ``(L, B, H)`` arrays, ``(h, c)`` for an LSTM), the encoder's outputs it attends to,
+    ``memory (S, B, M)``, and their ``mask (S, B)`` (True at valid source positions). Every
+    array has the batch on axis 1, so beam search selects hypotheses in all of them alike."""
+
+    states: State
+    memory: np.ndarray
+    mask: np.ndarray
+
+    def map_arrays(self, fn: Callable[[np.ndarray], np.ndarray]) -> "DecoderState":
+        return DecoderState(tuple(fn(array) for array in self.states), fn(self.memory), fn(self.mask))
 
 
 def as_state(value: Any) -> Any:
