@@ -36,6 +36,8 @@ PLAN = {
     "charlm": ("charlm", 240, [], ["bpc"]),
     "classify": ("classify", 150, [], ["accuracy", "macro_f1"]),
     "translate": ("translate", 150, [], ["exact_match", "cer"]),
+    "translate-no-attention": ("translate", 150, ["--attention", "none"], ["exact_match", "cer"]),
+    "translate-additive": ("translate", 150, ["--attention", "additive"], ["exact_match", "cer"]),
     "tag": ("tag", 120, [], ["token_accuracy"]),
     "tag-unidirectional": ("tag", 120, ["--no-bidirectional"], ["token_accuracy"]),
     "caption": ("caption", 60, [], ["exact_match"]),
@@ -52,6 +54,14 @@ YOUR_DATA = {
     "documents": ("classify", "documents", 120, [], ["accuracy", "macro_f1"]),
     "phonemes": ("translate", "phonemes", 150, [], ["exact_match", "cer"]),
     "compound": ("translate", "compound", 150, [], ["exact_match", "cer"]),
+    # harder: the German numbers spelled character by character (~41 per target), with each attention
+    "compound-chars": ("translate", "compound", 150, ["--target-tokens", "char"], ["exact_match", "cer"]),
+    "compound-chars-no-attention": ("translate", "compound", 150, ["--target-tokens", "char", "--attention", "none"],
+                                    ["exact_match", "cer"]),
+    "compound-chars-additive": ("translate", "compound", 150, ["--target-tokens", "char", "--attention", "additive"],
+                                ["exact_match", "cer"]),
+    "phonemes-no-attention": ("translate", "phonemes", 150, ["--attention", "none"], ["exact_match", "cer"]),
+    "phonemes-additive": ("translate", "phonemes", 150, ["--attention", "additive"], ["exact_match", "cer"]),
 }
 CELLS = ("rnn", "lstm", "gru")
 DEFAULT_CELL = "default"  # --cells default: no --cell, the task's own choice

@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         "the training data and says why"))
     train.add_argument("--source-tokens", choices=["auto", "char", "word", "bpe"], help="translate: the source side's (default: --tokens)")
     train.add_argument("--target-tokens", choices=["auto", "char", "word", "bpe"], help="translate: the target side's (default: --tokens)")
+    train.add_argument("--attention", choices=["none", "dot", "general", "additive"], help=(
+        "translate: the decoder attends over the encoder's outputs (Luong dot or general, Bahdanau additive); "
+        "default general, see README"))
     train.add_argument("--min-freq", type=int, help="word tokens: words seen fewer times in training are unknown (default 2)")
     train.add_argument("--vocab-size", type=int, help="text tasks: the most symbols in a vocabulary (bpe: its size)")
     train.add_argument("--batch-size", type=int)
@@ -89,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="labels, tags, translations or captions for inputs")
     predict.add_argument("dir", metavar="DIR")
     predict.add_argument("inputs", nargs="+", metavar="INPUT")
+    predict.add_argument("--plot", metavar="FILE.png", help=(
+        "translate with attention: draw what each output token attended to, one heatmap per input"))
     return parser
 
 
@@ -142,10 +147,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                     ("target_tokens", args.target_tokens), ("min_freq", args.min_freq), ("vocab_size", args.vocab_size))
     for key, value in (("cell", args.cell), ("hidden", args.hidden), ("layers", args.layers),
                        ("bidirectional", args.bidirectional), ("nonlinearity", args.nonlinearity),
-                       ("dropout", args.dropout), ("batch_size", args.batch_size), *data_options):
+                       ("dropout", args.dropout), ("batch_size", args.batch_size), ("attention", args.attention),
+                       *data_options):
         if value is None:
             continue
-        if key in dict(data_options) and key not in task_class.defaults:
+        if (key in dict(data_options) or key == "attention") and key not in task_class.defaults:
             raise ValueError(f"--{key.replace('_', '-')} does not apply to the {args.task} task")
         options[key] = value
     for key in ("min_freq", "vocab_size"):
@@ -164,7 +170,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ValueError(f"--resume: {out} holds a {meta['task']!r} run, not {args.task!r}")
         options, task_meta = meta["model_options"], meta["task_meta"]
         options.setdefault("cell", "rnn")  # saved before --cell: an Elman RNN
-        for key, value in (("cell", args.cell), ("nonlinearity", args.nonlinearity), *data_options):
+        for key, value in (("cell", args.cell), ("nonlinearity", args.nonlinearity), ("attention", args.attention),
+                           *data_options):
             if value is not None and value != options.get(key):
                 raise ValueError(f"--resume: {out} was trained with --{key.replace('_', '-')} {options.get(key)}, "
                                  f"not {value}")
@@ -214,6 +221,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     shown = task.show(model)
     if shown:
         print(shown)
+    for picture in task.pictures(model, out):
+        print(f"[{args.task}] wrote {picture}", file=sys.stderr)
     print(f"[{args.task}] test " + ", ".join(
         f"{k} {metrics[k]:.4f} (baseline {baseline[k]:.4f})" if k in baseline else f"{k} {metrics[k]:.4f}"
         for k in task.metric_keys))
@@ -291,6 +300,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     task, model, _ = load_trained(args.dir)
     for source, prediction in zip(args.inputs, task.predict(model, args.inputs)):
         print(f"{source}\t{prediction}")
+    if args.plot:
+        if not hasattr(task, "attention_maps"):
+            raise ValueError(f"--plot: the {task.name} task has no attention to draw (translate has)")
+        from rnnkit.viz import plot_attention
+
+        path = plot_attention(task.attention_maps(model, args.inputs), args.plot, titles=list(args.inputs))
+        print(f"[{task.name}] wrote {path}", file=sys.stderr)
     return 0
 
 

@@ -80,6 +80,10 @@ class Tokenizer:
         """The symbols of ``text`` as strings, before the lookup."""
         raise NotImplementedError
 
+    def symbols(self, ids: Iterable[int]) -> list[str]:
+        """Each id as the symbol it stands for (for pictures: one label per token)."""
+        raise NotImplementedError
+
     def unknown_rate(self, texts: Sequence[str]) -> float:
         """Share of the symbols of ``texts`` that encode to unk (0 when there are none)."""
         encoded = self.encode_batch(texts)
@@ -124,6 +128,9 @@ class _VocabTokenizer(Tokenizer):
 
     def __len__(self) -> int:
         return len(self.vocab)
+
+    def symbols(self, ids: Iterable[int]) -> list[str]:
+        return [self.vocab.itos[int(i)] for i in ids]
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "vocab": self.vocab.to_dict()}
@@ -239,6 +246,10 @@ class BPETokenizer(Tokenizer):
 
     def normalize(self, text: str) -> str:
         return self.decode(self.encode(text))
+
+    def symbols(self, ids: Iterable[int]) -> list[str]:
+        # ByteLevel writes a word-initial space as "Ġ"; "▁" reads better on a figure
+        return [self._tokenizer.id_to_token(int(i)).replace("Ġ", "▁") for i in ids]
 
     def __len__(self) -> int:
         return self._tokenizer.get_vocab_size()

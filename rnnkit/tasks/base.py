@@ -3,6 +3,7 @@ step, its metrics and their baselines, and how to show what the model learned.""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -106,6 +107,11 @@ class Task:
 
     def sample(self, model: Model, prime: str, length: int, temperature: float, seed: int) -> str:
         raise TaskError(f"task {self.name!r} does not support sample; try 'rnnkit predict'")
+
+    def pictures(self, model: Model, directory: Path) -> list[Path]:
+        """Figures of what the trained model does, written into ``directory`` (the run's); the
+        paths written. Default: none."""
+        return []
 
     def meta(self) -> dict[str, Any]:
         return {}

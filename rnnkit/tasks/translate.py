@@ -9,15 +9,19 @@ source.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
 from rnnkit.data import load_translate, pad_batch, read_pairs_tsv
 from rnnkit.models import Seq2Seq
-from rnnkit.tasks.base import Task
+from rnnkit.tasks.base import Task, TaskError
 from rnnkit.tasks.common import batches, fit_text_tokenizer, model_kwargs, saved_tokenizer, vocabulary_warnings
 from rnnkit.tasks.metrics import character_error_rate, exact_match
+
+
+ATTENTION_FIGURE = "attention.png"
 
 
 class Translate(Task):
@@ -28,7 +32,8 @@ class Translate(Task):
     # lstm, 0.944 rnn in the same budget)
     defaults = {"cell": "gru", "hidden": 256, "layers": 1, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": True, "batch_size": 32, "epochs": 30, "lr": 2e-3, "max_len": None,
-                "tokens": "auto", "source_tokens": None, "target_tokens": None, "min_freq": 2, "vocab_size": None}
+                "tokens": "auto", "source_tokens": None, "target_tokens": None, "min_freq": 2, "vocab_size": None,
+                "attention": "general"}
 
     def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None) -> None:
         super().__init__(data, seed, meta, score_file, options)
@@ -78,8 +83,10 @@ class Translate(Task):
 
     def build_model(self, options: dict, dtype=np.float32) -> Seq2Seq:
         self.options = {**self.options, **options}
+        # a checkpoint from before --attention holds a model without it
         return Seq2Seq(len(self.source_tokenizer), len(self.target_tokenizer), options["hidden"], embed_dim=options["embed"],
-                       bidirectional=options["bidirectional"], dtype=dtype, seed=self.seed, **model_kwargs(options))
+                       bidirectional=options["bidirectional"], attention=options.get("attention", "none"), dtype=dtype,
+                       seed=self.seed, **model_kwargs(options))
 
     def _teacher_forcing(self, targets, index):
         """Decoder inputs ``[bos, y...]`` and outputs ``[y..., eos]``, padded, with lengths."""
@@ -129,6 +136,37 @@ class Translate(Task):
     def predict(self, model: Seq2Seq, inputs: Iterable[str]) -> list[str]:
         sources = self._source_ids(list(inputs))
         return self._translate_ids(model, sources, method="beam")
+
+    def attention_maps(self, model: Seq2Seq, inputs: list[str]) -> list[tuple[list[str], list[str], np.ndarray]]:
+        """For each input: its source tokens, the greedy translation's tokens (and eos), and the
+        attention weights ``(T, S)`` with which each output token was produced."""
+        if model.decoder.attention is None:
+            raise TaskError("this translate model has no attention to draw (train it with --attention "
+                            "dot, general or additive)")
+        target = self.target_tokenizer
+        sources = self._source_ids(list(inputs))
+        maps = []
+        model.eval()
+        for ids in sources:
+            source, source_lengths = ids[:, None], np.array([len(ids)])
+            output = model.generate(source, source_lengths, target.bos_id, target.eos_id, self.max_len)[0]
+            inputs_ = np.array([target.bos_id, *output])[:, None]
+            model.forward(source, source_lengths, inputs_)
+            weights = model.attention_weights()[0]  # (T, S): one row per output token, eos last
+            maps.append((self.source_tokenizer.symbols(ids), target.symbols(output) + ["<eos>"], weights))
+        return maps
+
+    def pictures(self, model: Seq2Seq, directory: Path) -> list[Path]:
+        """``attention.png``: what the model reads for four validation sources (with attention)."""
+        if model.decoder.attention is None or "valid" not in self.splits:
+            return []
+        from rnnkit.viz import plot_attention
+
+        examples = self.splits["valid"][:4]
+        maps = self.attention_maps(model, [source for source, _ in examples])
+        titles = [f"{source[:40]} -> {self.target_tokenizer.decode(self.target_tokenizer.encode(t))[:40]}"
+                  for source, t in examples]
+        return [plot_attention(maps, directory / ATTENTION_FIGURE, titles=titles)]
 
     def show(self, model: Seq2Seq) -> str:
         pairs = self.splits["test"][:6]

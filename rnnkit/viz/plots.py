@@ -82,6 +82,35 @@ def plot_gradient_norms(norms: dict[str, np.ndarray], out: str | Path) -> Path:
     return _save(plt, figure, out)
 
 
+def plot_attention(maps: Sequence[tuple[Sequence[str], Sequence[str], np.ndarray]], out: str | Path,
+                   titles: Sequence[str] | None = None) -> Path:
+    """One heatmap per example: ``(source_tokens, output_tokens, weights (T, S))``, the output
+    tokens down the side and the source tokens along the top; a row is what producing that
+    output token read (it sums to 1 over the valid source tokens)."""
+    plt = _pyplot()
+    if not maps:
+        raise ValueError("maps: expected at least one (source_tokens, output_tokens, weights)")
+    columns = min(2, len(maps))
+    rows = (len(maps) + columns - 1) // columns
+    widths = [max(4.0, 0.32 * len(source) + 1.5) for source, _, _ in maps]
+    heights = [max(3.0, 0.3 * len(output) + 1.5) for _, output, _ in maps]
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * max(widths), rows * max(heights)), squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        if index >= len(maps):
+            axis.axis("off")
+            continue
+        source, output, weights = maps[index]
+        weights = np.asarray(weights)[: len(output), : len(source)]
+        image = axis.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+        axis.set_xticks(range(len(source)), labels=list(source), rotation=90, fontsize=8)
+        axis.set_yticks(range(len(output)), labels=list(output), fontsize=8)
+        axis.set(xlabel="source", ylabel="output")
+        if titles is not None:
+            axis.set_title(titles[index], fontsize=9)
+        figure.colorbar(image, ax=axis, fraction=0.03)
+    return _save(plt, figure, out)
+
+
 def _save(plt, figure, out: str | Path) -> Path:
     out = Path(out)
     figure.tight_layout()

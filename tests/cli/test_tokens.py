@@ -168,3 +168,4 @@ def test_charlm_with_subwords_scores_bits_per_character_and_samples_characters(t
     sample = rnnkit("sample", str(tmp_path / "bpe"), "--prime", "The ", "--length", "60")
     assert sample.returncode == 0, sample.stderr
     assert sample.stdout.startswith("The ") and len(sample.stdout[:-1]) == len("The ") + 60  # print's newline
+
