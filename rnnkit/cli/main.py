@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--target-tokens", choices=["auto", "char", "word", "bpe"], help="translate: the target side's (default: --tokens)")
     train.add_argument("--attention", choices=["none", "dot", "general", "additive"], help=(
         "translate: the decoder attends over the encoder's outputs (Luong dot or general, Bahdanau additive); "
-        "default general, see README"))
+        "default additive, see README"))
     train.add_argument("--min-freq", type=int, help="word tokens: words seen fewer times in training are unknown (default 2)")
     train.add_argument("--vocab-size", type=int, help="text tasks: the most symbols in a vocabulary (bpe: its size)")
     train.add_argument("--batch-size", type=int)

@@ -63,15 +63,21 @@ def additive_scores(query: np.ndarray, memory: np.ndarray, W_q: np.ndarray, W_m:
     once per memory position; only the sum and the tanh are per pair."""
     projected_query = _batch_first(query @ W_q.T)  # (B, T, A)
     projected_memory = _batch_first(memory @ W_m.T)  # (B, S, A)
-    z = np.tanh(projected_query[:, :, None, :] + projected_memory[:, None, :, :])
+    z = np.add(projected_query[:, :, None, :], projected_memory[:, None, :, :])
+    np.tanh(z, out=z)
     return z @ v, z
 
 
 def additive_scores_backward(dscores: np.ndarray, query: np.ndarray, memory: np.ndarray, W_q: np.ndarray,
                              W_m: np.ndarray, v: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, ...]:
     """Gradients of :func:`additive_scores`: ``dquery``, ``dmemory``, ``dW_q``, ``dW_m``, ``dv``."""
-    dv = np.einsum("bts,btsa->a", dscores, z)
-    dpre = dscores[..., None] * v * (1.0 - z * z)  # (B, T, S, A): through the tanh
+    size = v.shape[0]
+    dv = dscores.reshape(-1) @ z.reshape(-1, size)
+    # (B, T, S, A) through the tanh, in one buffer: dscores * v * (1 - z^2)
+    dpre = np.multiply(z, z)
+    np.subtract(1.0, dpre, out=dpre)
+    dpre *= dscores[..., None]
+    dpre *= v
     dprojected_query = _batch_first(dpre.sum(axis=2))  # (T, B, A)
     dprojected_memory = _batch_first(dpre.sum(axis=1))  # (S, B, A)
     dW_q = dprojected_query.reshape(-1, W_q.shape[0]).T @ query.reshape(-1, query.shape[-1])
