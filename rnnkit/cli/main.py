@@ -209,6 +209,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"[{args.task}] BLAS: {openblas.decision}", file=sys.stderr)
     print(f"[{args.task}] model: {model.num_parameters():,} parameters; checkpoints in {out}", file=sys.stderr, flush=True)
     reason = trainer.fit()
+    if reason == "interrupted":
+        import signal
+
+        name = signal.Signals(trainer.interrupted_by).name
+        position = trainer.position
+        print(f"rnnkit: stopped by {name} at epoch {position.epoch + 1}, step {position.step}; saved a resumable "
+              f"checkpoint in {out} (continue with: rnnkit train {args.task} --out {out} --resume)", file=sys.stderr)
+        return 128 + trainer.interrupted_by
     best = trainer.best_record()
     if best is not None:
         print(f"[{args.task}] scoring the best checkpoint: epoch {best['epoch']:.2f}, valid {task.primary_metric} "

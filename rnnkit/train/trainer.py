@@ -10,9 +10,12 @@ position (epoch, batch), the state carried between batches (truncated BPTT: ever
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -68,6 +71,8 @@ class Position:
     #: every metric at ``best``, primary first, signed so that more is better: the others break
     #: ties of the primary metric
     best_scores: list | None = None
+    #: the same, of the state in ``best/`` (which may be a mid-epoch one)
+    saved_scores: list | None = None
     bad_epochs: int = 0
     history: list = field(default_factory=list)
 
@@ -90,6 +95,7 @@ class Trainer:
         self.optimizer = make_optimizer(config.optimizer, model, lr=config.lr)
         self.position = Position()
         self.carry = task.initial_carry()
+        self.interrupted_by: int | None = None
 
     # -- checkpoints ------------------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:
@@ -131,11 +137,26 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------
     def fit(self) -> str:
-        """Train until the epochs, the time budget or early stopping end it; returns which."""
+        """Train until the epochs, the time budget, early stopping or a signal end it; returns
+        which: "epochs", "time", "early_stopping" or "interrupted" (SIGINT/SIGTERM, number in
+        ``interrupted_by``; a resumable checkpoint is saved first). A run that has already
+        stopped early returns at once."""
         config, position = self.config, self.position
         self.out_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter() - position.seconds
         progress = _progress_enabled(config.progress)
+        if config.patience is not None and position.bad_epochs >= config.patience:
+            print(f"[{self.task.name}] this run stopped early at epoch {position.epoch}; nothing left to train",
+                  file=sys.stderr, flush=True)
+            return "early_stopping"
+        reason = "epochs"
+        with _signals_caught() as caught:
+            reason = self._loop(started, progress, caught)
+        self.interrupted_by = caught[0] if caught else None
+        return reason
+
+    def _loop(self, started: float, progress: bool, caught: list[int]) -> str:
+        config, position = self.config, self.position
         reason = "epochs"
         while position.epoch < config.epochs or self._extending():
             if position.epoch == config.epochs and position.batch == 0:
@@ -166,9 +187,12 @@ class Trainer:
                 if config.max_seconds is not None and position.seconds >= config.max_seconds:
                     reason = "time"
                     break
+                if caught:  # SIGINT or SIGTERM: stop at this batch boundary, resumable
+                    reason = "interrupted"
+                    break
             if bar is not None:
                 bar.close()
-            if reason == "time" and position.batch < len(batches):
+            if reason in ("time", "interrupted") and position.batch < len(batches):
                 self._end_of_period(partial=True)
                 break
             position.epoch, position.batch = position.epoch + 1, 0
@@ -176,7 +200,7 @@ class Trainer:
             if self._end_of_period(partial=False):
                 reason = "early_stopping"
                 break
-            if reason == "time":
+            if reason in ("time", "interrupted"):
                 break
         return reason
 
@@ -185,7 +209,8 @@ class Trainer:
         position = self.position
         for record in position.history:
             scores = self._ranking({k[6:]: v for k, v in record.items() if k.startswith("valid_")})
-            if position.best_scores is None and scores[0] == position.best or scores == position.best_scores:
+            target = position.saved_scores if position.saved_scores is not None else position.best_scores
+            if target is None and scores[0] == position.best or scores == target:
                 return record
         return None
 
@@ -237,11 +262,18 @@ class Trainer:
         # metric is not mistaken for no progress.
         if position.best_scores is None and position.best is not None:  # a checkpoint from before ties
             position.best_scores = [self._ranking({task.primary_metric: position.best})[0]]
-        improved = position.best_scores is None or scores > position.best_scores
-        if improved:
-            position.best, position.best_scores, position.bad_epochs = score, scores, 0
-        elif not partial:
-            position.bad_epochs += 1
+        if position.saved_scores is None and position.best_scores is not None:  # a checkpoint from before
+            position.saved_scores = list(position.best_scores)
+        # best/ keeps the best state validated, mid-epoch ones (a time budget, a signal) included;
+        # early stopping counts epoch ends only, so a resumed run stops where an uninterrupted one does.
+        save_best = position.saved_scores is None or scores > position.saved_scores
+        if save_best:
+            position.saved_scores = scores
+        if not partial:
+            if position.best_scores is None or scores > position.best_scores:
+                position.best, position.best_scores, position.bad_epochs = score, scores, 0
+            else:
+                position.bad_epochs += 1
         epoch = position.epoch + (position.batch / self._batches_in_epoch if partial else 0)
         record = {"epoch": epoch, "step": position.step, "seconds": round(position.seconds, 2),
                   **{f"valid_{k}": v for k, v in metrics.items()}}
@@ -249,9 +281,11 @@ class Trainer:
         self._log(record)
         print(f"[{task.name}] epoch {record['epoch']:.2f}  step {position.step}  {position.seconds:.0f}s  "
               + "  ".join(f"valid {k} {v:.4f}" for k, v in metrics.items()), file=sys.stderr, flush=True)
-        self.save()
-        if improved:
+        # best/ first: a kill between the two writes resumes from the previous checkpoint, and the
+        # replayed (deterministic) training reaches this state and writes the same best/ again
+        if save_best:
             self.save(self.out_dir / BEST_DIR)
+        self.save()
         _plot_curves(self.out_dir)
         patience = self.config.patience
         return patience is not None and position.bad_epochs >= patience
@@ -259,6 +293,31 @@ class Trainer:
     def _log(self, record: dict) -> None:
         with open(self.out_dir / METRICS_FILE, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
+
+
+@contextlib.contextmanager
+def _signals_caught():
+    """SIGINT and SIGTERM during training are noted (the list gets their numbers) instead of
+    killing the process: the loop stops at the next batch boundary, validates, saves a resumable
+    checkpoint and returns "interrupted". Outside the main thread nothing is installed."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def note(signum, frame):  # noqa: ARG001
+        if caught:  # a second signal: the user insists, stop now (the last checkpoint stands)
+            raise KeyboardInterrupt
+        caught.append(signum)
+
+    for sig in previous:
+        signal.signal(sig, note)
+    try:
+        yield caught
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _carry_from(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, ...] | None:

@@ -1,0 +1,124 @@
+"""A run killed at any checkpoint write, or stopped by SIGINT/SIGTERM at any step, resumes to
+exactly the parameters and best checkpoint of an uninterrupted run; a finished run trains no
+more."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+pytest.importorskip("safetensors")
+import rnnkit.train.trainer as trainer_module  # noqa: E402
+from rnnkit.io.checkpoint import load_checkpoint  # noqa: E402
+from rnnkit.train import TrainConfig, Trainer  # noqa: E402
+from rnnkit.train.trainer import BEST_DIR, has_checkpoint  # noqa: E402
+from tests.train.test_trainer import CountingTask  # noqa: E402
+
+EPOCHS = 4
+
+
+class Killed(BaseException):
+    """What a SIGKILL does to the process, as far as the files are concerned."""
+
+
+def _trainer(directory, task=None, patience=2):
+    task = task or CountingTask()
+    config = TrainConfig(epochs=EPOCHS, lr=0.01, patience=patience, log_every=3, progress=False)
+    return Trainer(task, task.build_model({}), {}, config, directory)
+
+
+def _finish(directory, task=None):
+    """What `rnnkit train --resume` does: resume if there is a checkpoint, else start over."""
+    trainer = _trainer(directory, task)
+    if has_checkpoint(directory):
+        trainer.resume()
+    trainer.fit()
+    return trainer
+
+
+def _assert_same_run(directory, reference):
+    for name in ("", BEST_DIR):
+        arrays, meta = load_checkpoint(directory / name)
+        expected, expected_meta = load_checkpoint(reference / name)
+        assert arrays.keys() == expected.keys()
+        for key in arrays:
+            np.testing.assert_array_equal(arrays[key], expected[key], err_msg=f"{name or 'main'}: {key}")
+        assert meta["position"]["step"] == expected_meta["position"]["step"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("uninterrupted")
+    writes = []
+    real = trainer_module.save_checkpoint
+    trainer_module.save_checkpoint = lambda *args: writes.append(args[0]) or real(*args)
+    try:
+        _trainer(directory).fit()
+    finally:
+        trainer_module.save_checkpoint = real
+    return directory, len(writes)
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_kill_at_every_checkpoint_write_resumes_exactly(reference, tmp_path, monkeypatch, when):
+    reference_dir, writes = reference
+    assert writes >= EPOCHS + 1  # a main checkpoint per epoch and best/ at least once
+    real = trainer_module.save_checkpoint
+    for kill_at in range(writes):
+        directory = tmp_path / f"kill-{when}-{kill_at}"
+        calls = []
+
+        def dying_save(target, arrays, meta):
+            calls.append(target)
+            if len(calls) - 1 == kill_at:
+                if when == "after":
+                    real(target, arrays, meta)
+                raise Killed
+            return real(target, arrays, meta)
+
+        monkeypatch.setattr(trainer_module, "save_checkpoint", dying_save)
+        with pytest.raises(Killed):
+            _trainer(directory).fit()
+        monkeypatch.setattr(trainer_module, "save_checkpoint", real)
+        _finish(directory)
+        _assert_same_run(directory, reference_dir)
+
+
+class SignalledTask(CountingTask):
+    """Sends the process a signal from inside training step ``at`` (as `kill PID` would)."""
+
+    def __init__(self, signum, at):
+        super().__init__()
+        self.signum, self.at = signum, at
+
+    def train_step(self, model, batch, carry):
+        out = super().train_step(model, batch, carry)
+        if self.calls == self.at:
+            os.kill(os.getpid(), self.signum)
+        return out
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("at", [1, 7, 10, 23])
+def test_a_signal_saves_a_checkpoint_that_resumes_exactly(reference, tmp_path, signum, at):
+    reference_dir, _ = reference
+    trainer = _trainer(tmp_path, SignalledTask(signum, at))
+    assert trainer.fit() == "interrupted" and trainer.interrupted_by == signum
+    assert trainer.position.step == at  # stopped at the next batch boundary
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    _finish(tmp_path)
+    arrays, _ = load_checkpoint(tmp_path)
+    expected, _ = load_checkpoint(reference_dir)
+    for key in arrays:
+        np.testing.assert_array_equal(arrays[key], expected[key], err_msg=key)
+
+
+def test_a_finished_run_trains_no_more(tmp_path):
+    stopped = _trainer(tmp_path, patience=1)
+    stopped.task.evaluate = lambda model, split="valid": {"loss": 1.0, "accuracy": 0.5}  # never improves
+    assert stopped.fit() == "early_stopping" and stopped.position.epoch == 2
+    again = _trainer(tmp_path, patience=1)
+    again.resume()
+    steps = again.position.step
+    assert again.fit() == "early_stopping" and again.position.step == steps and again.task.calls == 0
