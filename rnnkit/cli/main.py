@@ -72,8 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--patience", type=int, help=(
         "early stopping on the task's primary validation metric: epochs without improvement (0 = off; "
         "default: per task, else sized by the training examples, 3 to 10)"))
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, help="of every random choice: initialisation, batches, dropout (default 0)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    train.add_argument("--overwrite", action="store_true",
+                       help="start over in an --out that holds another run, deleting it (default: refuse)")
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="progress bar (default: when standard error is a terminal)")
 
@@ -121,13 +123,13 @@ def load_trained(directory: str, score_file: str | None = None):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from rnnkit.io.checkpoint import load_checkpoint
+    from rnnkit.io.checkpoint import CHECKPOINT_FILE, CONFIG_FILE, load_checkpoint
     from rnnkit.tasks import get_task
     from rnnkit.train.trainer import BEST_DIR, METRICS_FILE, TrainConfig, Trainer, has_checkpoint, patience_for
 
     out = Path(args.out or f"runs/{args.task}")
     task_class = get_task(args.task)
-    config = TrainConfig(seed=args.seed, progress=args.progress)
+    config = TrainConfig(seed=args.seed if args.seed is not None else 0, progress=args.progress)
     for key, value in (("epochs", args.epochs), ("max_seconds", args.max_seconds), ("lr", args.lr),
                        ("optimizer", args.optimizer), ("clip_norm", args.clip), ("patience", args.patience)):
         if value is not None:
@@ -180,12 +182,39 @@ def cmd_train(args: argparse.Namespace) -> int:
         elif str(Path(args.data).resolve()) != meta["data"]:
             raise ValueError(f"--resume: {out} was trained on {meta['data'] or 'the default data'}, not {args.data}")
         saved = meta["train_config"]
+        # What shapes the run so far cannot change on resume; epochs, the time budget and the
+        # progress bar can (they only say how long to go on).
+        fixed = {"--hidden": ("hidden", args.hidden, options), "--layers": ("layers", args.layers, options),
+                 "--bidirectional": ("bidirectional", args.bidirectional, options),
+                 "--dropout": ("dropout", args.dropout, options), "--batch-size": ("batch_size", args.batch_size, options),
+                 "--lr": ("lr", args.lr, saved), "--optimizer": ("optimizer", args.optimizer, saved),
+                 "--clip": ("clip_norm", (args.clip or None) if args.clip is not None else None, saved),
+                 "--patience": ("patience", (args.patience or None) if args.patience is not None else None, saved),
+                 "--seed": ("seed", args.seed, saved)}
+        changed = [f"{flag} {value} (was {where.get(key)})" for flag, (key, value, where) in fixed.items()
+                   if value is not None and value != where.get(key)]
+        if changed:
+            raise ValueError(f"--resume: {out} continues a run as it was set up; these options differ: "
+                             f"{'; '.join(changed)} (only --epochs and --max-seconds may change; start a new run "
+                             f"with another --out, or --overwrite)")
         config = TrainConfig(**{**saved, "epochs": config.epochs, "max_seconds": args.max_seconds,
                                 "until_stopped": config.until_stopped,
                                 "progress": args.progress})
     else:
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out: {out} is a file, not a directory")
+        if has_checkpoint(out) and args.out is not None and not args.overwrite:
+            _, old = load_checkpoint(out)
+            raise ValueError(f"--out: {out} already holds a run ({old.get('task', '?')}, epoch "
+                             f"{old.get('position', {}).get('epoch', '?')}); continue it with --resume, or start over "
+                             f"with --overwrite (which deletes it)")
+        if has_checkpoint(out):
+            print(f"[{args.task}] replacing the earlier run in {out}", file=sys.stderr)
         out.mkdir(parents=True, exist_ok=True)
-        (out / METRICS_FILE).unlink(missing_ok=True)
+        # the old run goes before anything else: a kill before the first checkpoint must not
+        # leave it in place for eval or --resume to mistake for this one
+        for name in (CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE):
+            (out / name).unlink(missing_ok=True)
         if (out / BEST_DIR).is_dir():
             import shutil
 

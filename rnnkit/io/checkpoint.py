@@ -2,13 +2,16 @@
 vocabulary, optimizer scalars, RNG state, metrics) in its metadata; plus a readable copy of
 that JSON beside it.
 
-Writes are atomic: a temporary file in the same directory is renamed over the old one, so a
-crash mid-write, or a refused write, leaves the previous checkpoint intact. Arrays that hold
-NaN or infinity are refused, so a diverged run never replaces a good checkpoint.
+Writes are atomic: a temporary file in the same directory is written, flushed to disk and renamed
+over the old one, so a crash mid-write, or a refused write, leaves the previous checkpoint
+intact. Arrays that hold NaN or infinity are refused, so a diverged run never replaces a good
+checkpoint. The arrays carry a SHA-256 checksum in the header (safetensors has none), so bytes
+changed after writing are caught on reading.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -20,6 +23,7 @@ import numpy as np
 CHECKPOINT_FILE = "checkpoint.safetensors"
 CONFIG_FILE = "config.json"
 _METADATA_KEY = "rnnkit"
+_CHECKSUM_KEY = "rnnkit-sha256"
 
 
 class CheckpointError(ValueError):
@@ -40,11 +44,48 @@ def _atomic_write(path: Path, write) -> None:
     os.close(handle)
     try:
         write(temporary)
+        with open(temporary, "rb+") as written:  # on disk before the rename makes it the checkpoint
+            os.fsync(written.fileno())
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        handle = os.open(directory, os.O_RDONLY)
+    except OSError:  # some filesystems cannot open a directory; the rename still happened
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
+def clean_leftovers(directory: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of writes that a kill interrupted; returns what was removed."""
+    directory = Path(directory)
+    removed = []
+    for name in (CHECKPOINT_FILE, CONFIG_FILE):
+        for leftover in directory.glob(f".{name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    return removed
+
+
+def checksum(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 of every array's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def save_checkpoint(directory: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
@@ -59,7 +100,8 @@ def save_checkpoint(directory: str | os.PathLike, arrays: dict[str, np.ndarray],
     contiguous = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
     _atomic_write(
         directory / CHECKPOINT_FILE,
-        lambda tmp: safetensors_numpy.save_file(contiguous, tmp, metadata={_METADATA_KEY: text}),
+        lambda tmp: safetensors_numpy.save_file(contiguous, tmp, metadata={_METADATA_KEY: text,
+                                                                            _CHECKSUM_KEY: checksum(contiguous)}),
     )
     _atomic_write(directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
     return directory / CHECKPOINT_FILE
@@ -86,6 +128,9 @@ def load_checkpoint(directory: str | os.PathLike) -> tuple[dict[str, np.ndarray]
         meta = json.loads(metadata[_METADATA_KEY])
     except json.JSONDecodeError as error:
         raise CheckpointError(f"checkpoint {path}: metadata is not valid JSON ({error})") from error
+    if _CHECKSUM_KEY in metadata and checksum(arrays) != metadata[_CHECKSUM_KEY]:
+        raise CheckpointError(f"checkpoint {path}: its arrays do not match their checksum (the file was changed or "
+                              f"damaged after it was written)")
     for name, array in arrays.items():
         if not np.all(np.isfinite(array)):
             raise CheckpointError(f"checkpoint {path}: array {name!r} holds NaN/inf")

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit.io.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from rnnkit.io.checkpoint import CHECKPOINT_FILE, clean_leftovers, load_checkpoint, save_checkpoint
 from rnnkit.models.base import Model
 from rnnkit.models.states import as_state
 from rnnkit.optim import clip_grad_norm, make_optimizer
@@ -143,6 +143,8 @@ class Trainer:
         stopped early returns at once."""
         config, position = self.config, self.position
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        for directory in (self.out_dir, self.out_dir / BEST_DIR):
+            clean_leftovers(directory)
         started = time.perf_counter() - position.seconds
         progress = _progress_enabled(config.progress)
         if config.patience is not None and position.bad_epochs >= config.patience:

@@ -41,3 +41,29 @@ def test_missing_and_corrupt_checkpoints_get_clear_errors(tmp_path):
     (tmp_path / CHECKPOINT_FILE).write_bytes(b"\x00" * 40)
     with pytest.raises(CheckpointError, match=r"corrupt"):
         load_checkpoint(tmp_path)
+
+
+def test_a_flipped_byte_in_the_arrays_is_caught_by_the_checksum(tmp_path):
+    arrays = {"w": np.linspace(-1, 1, 64, dtype=np.float32).reshape(8, 8), "b": np.arange(4, dtype=np.float64)}
+    save_checkpoint(tmp_path, arrays, {"epoch": 1})
+    data = bytearray((tmp_path / CHECKPOINT_FILE).read_bytes())
+    header = 8 + int.from_bytes(data[:8], "little")
+    for offset in (header, header + 37, len(data) - 1):  # first, a middle and the last data byte
+        damaged = bytearray(data)
+        damaged[offset] ^= 0x01  # one bit: still finite numbers, so only the checksum can tell
+        (tmp_path / CHECKPOINT_FILE).write_bytes(bytes(damaged))
+        with pytest.raises(CheckpointError, match=r"do not match their checksum"):
+            load_checkpoint(tmp_path)
+    (tmp_path / CHECKPOINT_FILE).write_bytes(bytes(data))
+    load_checkpoint(tmp_path)  # the undamaged file still loads
+
+
+def test_leftovers_of_interrupted_writes_are_cleaned(tmp_path):
+    from rnnkit.io.checkpoint import clean_leftovers
+
+    save_checkpoint(tmp_path, {"w": np.ones(3)}, {"epoch": 1})
+    stale = [tmp_path / f".{CHECKPOINT_FILE}.abc123.tmp", tmp_path / f".{CONFIG_FILE}.x.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a write")
+    assert sorted(clean_leftovers(tmp_path)) == sorted(stale)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_FILE, CONFIG_FILE]

@@ -1,0 +1,64 @@
+"""The run directory through the command: SIGTERM/SIGINT leave a resumable checkpoint and say so,
+a fresh run does not silently replace (or get mistaken for) another, and --resume refuses
+options that would change the run it continues."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+def rnnkit(*args):
+    return subprocess.run([sys.executable, "-m", "rnnkit", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def text(tmp_path_factory):
+    import pydoc_data.topics
+
+    path = tmp_path_factory.mktemp("data") / "prose.txt"
+    path.write_text("\n".join(pydoc_data.topics.topics.values())[:200_000], encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_saves_a_resumable_checkpoint_and_says_so(text, tmp_path, signum):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "rnnkit", "train", "charlm", "--data", str(text), "--out", str(out),
+               "--hidden", "32", "--layers", "1", "--epochs", "50", "--no-progress"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:  # training starts right after the model line
+        if "model:" in line:
+            break
+    time.sleep(1.0)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum, stderr
+    assert f"stopped by {signal.Signals(signum).name}" in stderr and "saved a resumable checkpoint" in stderr
+    assert "Traceback" not in stderr
+    resumed = rnnkit("train", "charlm", "--data", str(text), "--out", str(out), "--epochs", "1", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+
+
+def test_a_fresh_run_does_not_replace_another_unless_told(text, tmp_path):
+    out = tmp_path / "run"
+    first = rnnkit("train", "charlm", "--data", str(text), "--out", str(out), "--hidden", "16", "--epochs", "1")
+    assert first.returncode == 0, first.stderr
+    again = rnnkit("train", "charlm", "--data", str(text), "--out", str(out), "--hidden", "16", "--epochs", "1")
+    assert again.returncode == 2
+    assert "already holds a run (charlm, epoch 1); continue it with --resume, or start over with --overwrite" in again.stderr
+    replaced = rnnkit("train", "charlm", "--data", str(text), "--out", str(out), "--hidden", "16", "--epochs", "1",
+                      "--overwrite")
+    assert replaced.returncode == 0 and "replacing the earlier run" in replaced.stderr
+    refused = rnnkit("train", "charlm", "--data", str(text), "--out", str(out), "--epochs", "2", "--resume",
+                     "--lr", "0.5", "--hidden", "64")
+    assert refused.returncode == 2
+    assert "these options differ: --hidden 64 (was 16); --lr 0.5 (was 0.002)" in refused.stderr
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert "is a file, not a directory" in rnnkit("train", "charlm", "--out", str(a_file)).stderr
+    # what was saved is used: scoring needs no training
+    assert json.loads(rnnkit("eval", str(out)).stdout.splitlines()[-1])["task"] == "charlm"
