@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
         "default: per task, else sized by the training examples, 3 to 10)"))
     train.add_argument("--seed", type=int, help="of every random choice: initialisation, batches, dropout (default 0)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    train.add_argument("--save-every", type=float, metavar="SECONDS", help=(
+        "also write a resumable checkpoint this often within an epoch (default 600; 0 = only at epoch ends)"))
     train.add_argument("--overwrite", action="store_true",
                        help="start over in an --out that holds another run, deleting it (default: refuse)")
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -106,30 +108,117 @@ def _checkpoint_dir(directory: str) -> Path:
     return path / BEST_DIR if (path / BEST_DIR).is_dir() else path
 
 
-def load_trained(directory: str, score_file: str | None = None):
+#: the most a sample may be asked for, in characters (a million: seconds to minutes of generation)
+MAX_SAMPLE_LENGTH = 1_000_000
+#: a model whose weights, gradients and optimizer state would take more than this share of the
+#: machine's memory is refused before anything is allocated
+MAX_MEMORY_SHARE = 0.5
+
+
+def _check_train_arguments(args: argparse.Namespace) -> None:
+    """Ranges of the training options, each a one-line error naming what was expected."""
+    checks = [("--batch-size", args.batch_size, lambda v: v >= 1, "a positive integer"),
+              ("--hidden", args.hidden, lambda v: v >= 1, "a positive integer"),
+              ("--layers", args.layers, lambda v: v >= 1, "a positive integer"),
+              ("--dropout", args.dropout, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"),
+              ("--lr", args.lr, lambda v: math.isfinite(v) and v > 0, "a positive number"),
+              ("--clip", args.clip, lambda v: math.isfinite(v) and v >= 0, "a number >= 0 (0 = off)"),
+              ("--patience", args.patience, lambda v: v >= 0, "an integer >= 0 (0 = off)"),
+              ("--max-seconds", args.max_seconds, lambda v: math.isfinite(v) and v > 0, "a positive number of seconds"),
+              ("--seed", args.seed, lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)")]
+    for flag, value, ok, expected in checks:
+        if value is not None and not ok(value):
+            raise ValueError(f"{flag}: expected {expected}, got {value}")
+    if args.data is not None:
+        path = Path(args.data)
+        if path.exists() and not path.is_file():
+            raise ValueError(f"--data: {path} is not a regular file (a directory, device or pipe); give a data file")
+
+
+def _check_model_size(options: dict, dtype_bytes: int = 4) -> None:
+    """Refuse, before allocating, a recurrent stack that would not fit: an upper bound on its
+    weights (4 gates, the widest input, both directions), times 4 for gradients and Adam's two
+    moments, against ``MAX_MEMORY_SHARE`` of physical memory."""
+    hidden, layers = int(options.get("hidden") or 1), int(options.get("layers") or 1)
+    directions = 2 if options.get("bidirectional") else 1
+    widest_input = max(int(options.get("embed") or 0), directions * hidden)
+    weights = layers * directions * 4 * hidden * (widest_input + hidden + 2)
+    needed = 4 * weights * dtype_bytes
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not on this platform: no check
+        return
+    if needed > MAX_MEMORY_SHARE * memory:
+        raise ValueError(f"the model would need about {needed / 2**30:,.1f} GiB for weights, gradients and optimizer "
+                         f"state (--hidden {hidden}, --layers {layers}); this machine has {memory / 2**30:,.1f} GiB. "
+                         f"Use a smaller --hidden or --layers")
+
+
+def _json(result: dict) -> str:
+    """The result line, always valid JSON: a metric that is not finite is null (and said so)."""
+    bad = [key for key, value in result.items() if isinstance(value, float) and not math.isfinite(value)]
+    if bad:
+        print(f"rnnkit: warning: {', '.join(bad)} not finite (written as null)", file=sys.stderr)
+    return json.dumps({k: (None if k in bad else v) for k, v in result.items()})
+
+
+def load_trained(directory: str, score_file: str | None = None, need_data: bool = True):
     """The task and model saved in ``directory`` (its best checkpoint when there is one);
-    ``score_file`` replaces the test split (``eval --data``)."""
+    ``score_file`` replaces the test split (``eval --data``). ``need_data=False`` (predict,
+    sample) reads no data file: the checkpoint holds what they need. Scoring the training
+    file's test split checks that the file is the one trained on (its SHA-256)."""
     from rnnkit.io.checkpoint import load_checkpoint
     from rnnkit.tasks import get_task
 
-    arrays, meta = load_checkpoint(_checkpoint_dir(directory))
+    from rnnkit.io.checkpoint import CheckpointError
+    from rnnkit.train.trainer import validate_run_meta
+
+    where = _checkpoint_dir(directory)
+    arrays, meta = load_checkpoint(where)
+    validate_run_meta(meta, where)
     meta["model_options"].setdefault("cell", "rnn")  # saved before --cell: an Elman RNN
-    task = get_task(meta["task"])(data=meta["data"], seed=meta["train_config"]["seed"], meta=meta["task_meta"],
-                                  score_file=score_file, options=meta["model_options"])
-    model = task.build_model(meta["model_options"], dtype=np.dtype(meta["dtype"]))
+    if need_data and score_file is None:
+        _check_data_unchanged(meta)
+    try:
+        task = get_task(meta["task"])(data=meta.get("data"), seed=meta["train_config"]["seed"],
+                                      meta=meta["task_meta"], score_file=score_file, options=meta["model_options"],
+                                      load_data=need_data)
+        model = task.build_model(meta["model_options"], dtype=np.dtype(meta["dtype"]))
+    except (KeyError, TypeError, AttributeError) as error:  # task metadata missing or of the wrong type
+        raise CheckpointError(f"checkpoint {where}: its {meta['task']} metadata is incomplete or damaged "
+                              f"({type(error).__name__}: {error})") from None
     model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model.")})
     model.eval()
     return task, model, meta
 
 
+def _check_data_unchanged(meta: dict) -> None:
+    from rnnkit.train.trainer import file_sha256
+
+    path, expected = meta.get("data"), meta.get("data_sha256")
+    if path is None or expected is None:  # the default data, or a run from before the check
+        return
+    if not Path(path).is_file():
+        raise ValueError(f"the training data {path} was moved or deleted; its test split cannot be scored. "
+                         f"Score a file with: rnnkit eval DIR --data FILE")
+    if file_sha256(path) != expected:
+        raise ValueError(f"the training data {path} changed since training (its SHA-256 differs), so its test "
+                         f"split is not the one held out. Score it as a whole with: rnnkit eval DIR --data {path}")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from rnnkit.io.checkpoint import CHECKPOINT_FILE, CONFIG_FILE, load_checkpoint
     from rnnkit.tasks import get_task
-    from rnnkit.train.trainer import BEST_DIR, METRICS_FILE, TrainConfig, Trainer, has_checkpoint, patience_for
+    from rnnkit.train.trainer import (BEST_DIR, METRICS_FILE, TrainConfig, Trainer, has_checkpoint, patience_for,
+                                      validate_run_meta)
 
     out = Path(args.out or f"runs/{args.task}")
     task_class = get_task(args.task)
     config = TrainConfig(seed=args.seed if args.seed is not None else 0, progress=args.progress)
+    if args.save_every is not None:
+        if not (math.isfinite(args.save_every) and args.save_every >= 0):
+            raise ValueError(f"--save-every: expected a number of seconds >= 0, got {args.save_every}")
+        config.save_every_seconds = args.save_every or None
     for key, value in (("epochs", args.epochs), ("max_seconds", args.max_seconds), ("lr", args.lr),
                        ("optimizer", args.optimizer), ("clip_norm", args.clip), ("patience", args.patience)):
         if value is not None:
@@ -143,6 +232,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config.until_stopped = args.epochs is None and args.max_seconds is not None
     if config.epochs < 1:
         raise ValueError(f"--epochs: expected a positive integer, got {config.epochs}")
+    _check_train_arguments(args)
 
     options = {key: value for key, value in task_class.defaults.items() if key not in ("epochs", "lr", "patience")}
     data_options = (("tokens", args.tokens), ("source_tokens", args.source_tokens),
@@ -168,6 +258,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not has_checkpoint(out):
             raise ValueError(f"--resume: no checkpoint in {out}; train without --resume first")
         _, meta = load_checkpoint(out)
+        validate_run_meta(meta, out)
         if meta["task"] != args.task:
             raise ValueError(f"--resume: {out} holds a {meta['task']!r} run, not {args.task!r}")
         options, task_meta = meta["model_options"], meta["task_meta"]
@@ -198,7 +289,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                              f"{'; '.join(changed)} (only --epochs and --max-seconds may change; start a new run "
                              f"with another --out, or --overwrite)")
         config = TrainConfig(**{**saved, "epochs": config.epochs, "max_seconds": args.max_seconds,
-                                "until_stopped": config.until_stopped,
+                                "until_stopped": config.until_stopped, "save_every_seconds": config.save_every_seconds,
                                 "progress": args.progress})
     else:
         if out.exists() and not out.is_dir():
@@ -222,6 +313,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     data = str(Path(args.data).resolve()) if args.data is not None else None
+    _check_model_size(options)
     task = task_class(data=data, seed=config.seed, meta=task_meta, options=options)
     if not args.resume and args.patience is None and "patience" not in task_class.defaults:
         config.patience = patience_for(task.num_train_examples())
@@ -272,7 +364,7 @@ def cmd_train(args: argparse.Namespace) -> int:
               "better_than_baseline": verdict.better, **({"tokens": task.token_kinds()} if task.token_kinds() else {}),
               "steps": trainer.position.step, "seconds": round(time.perf_counter() - start, 1), "stopped_by": reason,
               "checkpoint": str(out)}
-    print(json.dumps(result))
+    print(_json(result))
     return 0
 
 
@@ -319,22 +411,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = {"task": meta["task"], **{k: metrics[k] for k in task.metric_keys}, "loss": metrics["loss"],
               **{f"baseline_{k}": v for k, v in baseline.items()}, "better_than_baseline": verdict.better,
               "data": args.data or "the test split of the training data"}
-    print(json.dumps(result))
+    print(_json(result))
     return 0
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    if args.length < 1:
-        raise ValueError(f"--length: expected a positive integer, got {args.length}")
-    if args.temperature <= 0:
+    if not 1 <= args.length <= MAX_SAMPLE_LENGTH:
+        raise ValueError(f"--length: expected an integer from 1 to {MAX_SAMPLE_LENGTH:,}, got {args.length}")
+    if not (math.isfinite(args.temperature) and args.temperature > 0):
         raise ValueError(f"--temperature: expected a positive number, got {args.temperature}")
-    task, model, _ = load_trained(args.dir)
+    task, model, _ = load_trained(args.dir, need_data=False)
     print(task.sample(model, args.prime, args.length, args.temperature, args.seed))
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    task, model, _ = load_trained(args.dir)
+    task, model, _ = load_trained(args.dir, need_data=False)
     for source, prediction in zip(args.inputs, task.predict(model, args.inputs)):
         print(f"{source}\t{prediction}")
     if args.plot:

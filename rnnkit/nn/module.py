@@ -99,10 +99,14 @@ class Module:
                 raise ValueError(
                     f"state_dict[{name!r}]: expected shape {own[name].shape}, got {incoming.shape}"
                 )
-            if incoming.dtype.kind not in "fiu":
-                raise TypeError(f"state_dict[{name!r}]: expected a numeric array, got dtype {incoming.dtype}")
-            if not np.all(np.isfinite(incoming)):
-                raise ValueError(f"state_dict[{name!r}]: expected finite values, got NaN/inf")
+            if incoming.dtype.kind != "f":
+                raise TypeError(f"state_dict[{name!r}]: expected a floating-point array, got dtype {incoming.dtype}")
+            # finite after the cast too: a float64 1e300 is inf as float32
+            with np.errstate(over="ignore"):  # the overflow is what is being checked for
+                cast = incoming.astype(own[name].dtype, copy=False)
+            if not np.all(np.isfinite(cast)):
+                raise ValueError(f"state_dict[{name!r}]: expected finite values as {own[name].dtype}, got NaN/inf "
+                                 f"or values beyond its range")
         for name, value in state.items():
             np.copyto(own[name], value, casting="unsafe")
 

@@ -30,17 +30,19 @@ class Task:
 
     def __init__(
         self, data: str | None = None, seed: int = 0, meta: dict | None = None, score_file: str | None = None,
-        options: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None, load_data: bool = True,
     ) -> None:
         """``data``: the dataset (the user's file, or None for the default data), split into
         train/valid/test as in training. ``meta``: from a checkpoint (tokenizers, scalers).
         ``score_file``: a file in the task's format to score as a whole: it becomes the only
         split, "test" (``rnnkit eval DIR --data FILE``). ``options``: the run's options over
         ``defaults``; those that shape the data (``tokens``, ``min_freq``, ``vocab_size``) are
-        used here, before the data is prepared."""
+        used here, before the data is prepared. ``load_data=False`` (with ``meta``): no data is
+        read at all, for ``predict`` and ``sample``, which need only what the checkpoint saved."""
         self.data_path = data
         self.seed = seed
         self.score_file = score_file
+        self.load_data = load_data
         self.options: dict[str, Any] = {**self.defaults, **(options or {})}
         #: lines about how the data was prepared (the tokens chosen, and why)
         self.notes: list[str] = []
@@ -50,6 +52,8 @@ class Task:
 
     def _splits(self, load: Callable[[str | None], dict], read: Callable[[str], Any]) -> dict:
         """The splits to work on: ``{"test": read(score_file)}``, or ``load(data)``."""
+        if not self.load_data:
+            return {}
         if self.score_file is not None:
             return {"test": read(self.score_file)}
         return load(self.data_path)

@@ -33,8 +33,8 @@ class CharLM(Task):
                 "bidirectional": False, "batch_size": 32, "bptt": 64, "epochs": 10, "lr": 2e-3, "tokens": "auto",
                 "vocab_size": None}
 
-    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None) -> None:
-        super().__init__(data, seed, meta, score_file, options)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True) -> None:
+        super().__init__(data, seed, meta, score_file, options, load_data)
         self.splits = self._splits(load_charlm, read_text_file)
         if meta is not None:
             self.tokenizer = saved_tokenizer(meta, "tokenizer", legacy_key="vocab")

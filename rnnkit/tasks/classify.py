@@ -30,8 +30,8 @@ class Classify(Task):
                 "bidirectional": True, "pooling": "mean", "batch_size": 64, "epochs": 8, "lr": 2e-3,
                 "tokens": "auto", "min_freq": 2, "vocab_size": None}
 
-    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None) -> None:
-        super().__init__(data, seed, meta, score_file, options)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True) -> None:
+        super().__init__(data, seed, meta, score_file, options, load_data)
         self.splits = self._splits(lambda path: load_classify(path, seed=seed), read_labelled_tsv)
         if meta is not None:
             self.tokenizer, self.labels = saved_tokenizer(meta, "tokenizer", legacy_key="vocab"), Vocab.from_dict(meta["labels"])

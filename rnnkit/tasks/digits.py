@@ -29,8 +29,8 @@ def _batch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndar
 class _DigitTask(Task):
     """Shared by the three: default data only, an (x, y) per split, majority baseline."""
 
-    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None) -> None:
-        super().__init__(data, seed, meta, score_file, options)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True) -> None:
+        super().__init__(data, seed, meta, score_file, options, load_data)
         if data is not None or score_file is not None:
             raise TaskError(f"{self.name}: uses its default data only (the bundled handwritten digits); drop --data")
         self.splits = self._load(seed)
@@ -117,8 +117,8 @@ class Caption(_DigitTask):
     defaults = {"cell": "rnn", "hidden": 64, "layers": 1, "embed": 16, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": False, "batch_size": 32, "epochs": 60, "lr": 3e-3, "patience": 10}
 
-    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None) -> None:
-        super().__init__(data, seed, meta, score_file, options)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True) -> None:
+        super().__init__(data, seed, meta, score_file, options, load_data)
         self.vocab = Vocab.from_dict(meta["vocab"]) if meta else Vocab.from_texts(self.splits["train"][1], level="char")
 
     def _load(self, seed):

@@ -28,8 +28,8 @@ class Forecast(Task):
     defaults = {"cell": "lstm", "hidden": 32, "layers": 1, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": False, "batch_size": 16, "window": 40, "epochs": 300, "lr": 3e-3, "patience": 30}
 
-    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None) -> None:
-        super().__init__(data, seed, meta, score_file, options)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True) -> None:
+        super().__init__(data, seed, meta, score_file, options, load_data)
         self.splits = load_forecast(score_file or data)
         if meta is not None:
             self.mean, self.scale = meta["mean"], meta["scale"]

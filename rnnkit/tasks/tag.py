@@ -33,8 +33,8 @@ class Tag(Task):
                 "bidirectional": True, "batch_size": 32, "epochs": 10, "lr": 2e-3, "tokens": "auto", "min_freq": 2,
                 "vocab_size": None}
 
-    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None) -> None:
-        super().__init__(data, seed, meta, score_file, options)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True) -> None:
+        super().__init__(data, seed, meta, score_file, options, load_data)
         self.splits = self._splits(lambda path: load_tag(path, seed=seed), read_tagged)
         if self.options["tokens"] not in ("auto", "word"):
             raise TaskError(f"tag: --tokens {self.options['tokens']} does not apply: the tokens are the words of "

@@ -38,8 +38,8 @@ class Translate(Task):
                 "tokens": "auto", "source_tokens": None, "target_tokens": None, "min_freq": 2, "vocab_size": None,
                 "attention": "additive"}
 
-    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None) -> None:
-        super().__init__(data, seed, meta, score_file, options)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True) -> None:
+        super().__init__(data, seed, meta, score_file, options, load_data)
         self.splits = self._splits(lambda path: load_translate(path, seed=seed), read_pairs_tsv)
         if meta is not None:
             self.source_tokenizer = saved_tokenizer(meta, "source")

@@ -27,7 +27,7 @@ from rnnkit.io.checkpoint import CHECKPOINT_FILE, clean_leftovers, load_checkpoi
 from rnnkit.models.base import Model
 from rnnkit.models.states import as_state
 from rnnkit.optim import clip_grad_norm, make_optimizer
-from rnnkit.tasks.base import Task
+from rnnkit.tasks.base import Task, TaskError
 from rnnkit.tasks.metrics import LOWER_IS_BETTER
 from rnnkit.viz.plots import plot_loss_curves
 
@@ -52,6 +52,9 @@ class TrainConfig:
     #: with ``max_seconds``: ``epochs`` is a minimum, not a limit; training goes on while the
     #: validation metric still improves, until early stopping or the time budget ends it
     until_stopped: bool = False
+    #: write a resumable checkpoint (no validation) at least this often within an epoch, so a
+    #: kill -9 loses at most this much of a long epoch; None: only at epoch ends and stops
+    save_every_seconds: float | None = 600.0
     lr: float = 2e-3
     optimizer: str = "adam"
     clip_norm: float | None = 5.0
@@ -77,6 +80,47 @@ class Position:
     history: list = field(default_factory=list)
 
 
+def validate_run_meta(meta: Any, where: str | Path) -> dict[str, Any]:
+    """Check a checkpoint's description before anything uses it: every key the trainer writes,
+    with its type and range. Raises ``CheckpointError`` naming the key; returns ``meta``."""
+    from rnnkit.io.checkpoint import CheckpointError
+    from rnnkit.tasks import TASKS
+
+    def fail(key: str, expected: str, got: Any) -> None:
+        raise CheckpointError(f"checkpoint {where}: {key}: expected {expected}, got {got!r:.80} "
+                              f"(the checkpoint is damaged or not a run of this rnnkit)")
+
+    if not isinstance(meta, dict):
+        fail("metadata", "a JSON object", type(meta).__name__)
+    sections = {"task": str, "task_meta": dict, "model_options": dict, "dtype": str, "train_config": dict,
+                "position": dict, "optimizer": dict, "rng": dict}
+    for key, kind in sections.items():
+        if not isinstance(meta.get(key), kind):
+            fail(key, f"a {kind.__name__}", meta.get(key, "nothing"))
+    if meta["task"] not in TASKS:
+        fail("task", f"one of {', '.join(TASKS)}", meta["task"])
+    if "data" in meta and meta["data"] is not None and not isinstance(meta["data"], str):
+        fail("data", "a path or null", meta["data"])
+    if meta["dtype"] not in ("float32", "float64"):
+        fail("dtype", "float32 or float64", meta["dtype"])
+    for key in ("hidden", "layers", "embed", "batch_size"):
+        value = meta["model_options"].get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= 1 << 20):
+            fail(f"model_options.{key}", "a positive integer", value)
+    position = meta["position"]
+    for key in ("epoch", "batch", "step"):
+        value = position.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            fail(f"position.{key}", "a non-negative integer", value)
+    if not isinstance(position.get("history", []), list):
+        fail("position.history", "a list", position.get("history"))
+    config = meta["train_config"]
+    for key, kind in (("epochs", int), ("seed", int), ("lr", (int, float)), ("optimizer", str)):
+        if not isinstance(config.get(key), kind) or isinstance(config.get(key), bool):
+            fail(f"train_config.{key}", f"a {getattr(kind, '__name__', 'number')}", config.get(key))
+    return meta
+
+
 def patience_for(num_examples: int) -> int:
     """Epochs without improvement before early stopping, for ``num_examples`` training examples:
     ``PATIENCE_EXAMPLES / num_examples`` rounded up, within ``PATIENCE_EPOCHS``."""
@@ -96,6 +140,8 @@ class Trainer:
         self.position = Position()
         self.carry = task.initial_carry()
         self.interrupted_by: int | None = None
+        self._last_save = time.perf_counter()
+        self._data_sha256 = file_sha256(task.data_path) if task.data_path else None
 
     # -- checkpoints ------------------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:
@@ -104,6 +150,7 @@ class Trainer:
             "format": "rnnkit-checkpoint-1",
             "task": self.task.name,
             "data": self.task.data_path,  # None: the task's default data
+            "data_sha256": self._data_sha256,  # eval checks the file is still the one trained on
             "task_meta": self.task.meta(),
             "model_options": self.model_options,
             "dtype": str(next(self.model.named_parameters())[1].dtype),
@@ -123,6 +170,8 @@ class Trainer:
 
     def save(self, directory: Path | None = None) -> None:
         save_checkpoint(directory or self.out_dir, self._arrays(), self._meta())
+        if directory is None:
+            self._last_save = time.perf_counter()
 
     def resume(self) -> None:
         arrays, meta = load_checkpoint(self.out_dir)
@@ -134,6 +183,22 @@ class Trainer:
             rng.bit_generator.state = meta["rng"][name]
         self.position = Position(**meta["position"])
         self.carry = _carry_from(arrays)
+        self._forget_metrics_after(self.position.step)
+
+    def _forget_metrics_after(self, step: int) -> None:
+        """Drop the log records written after the checkpoint being resumed (the resumed run
+        writes them again), so ``metrics.jsonl`` holds each step once."""
+        path = self.out_dir / METRICS_FILE
+        if not path.is_file():
+            return
+        kept = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line).get("step", 0) <= step:
+                    kept.append(line)
+            except json.JSONDecodeError:  # a line cut by a kill
+                continue
+        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
     # -- the loop ---------------------------------------------------------------------------
     def fit(self) -> str:
@@ -166,6 +231,9 @@ class Trainer:
                       f"{config.patience or 'any'} epochs: training on within the time budget until early stopping",
                       file=sys.stderr, flush=True)
             batches = self.task.train_batches(position.epoch)
+            if not batches:
+                raise TaskError(f"{self.task.name}: the training data makes no batch (too little data for one "
+                                f"batch or window); use more data or a smaller --batch-size")
             self._batches_in_epoch = len(batches)
             of = "" if position.epoch >= config.epochs else f"/{config.epochs}"
             bar = _bar(len(batches), position.batch, f"epoch {position.epoch + 1}{of}", progress)
@@ -192,6 +260,9 @@ class Trainer:
                 if caught:  # SIGINT or SIGTERM: stop at this batch boundary, resumable
                     reason = "interrupted"
                     break
+                if (config.save_every_seconds is not None and position.batch < len(batches)
+                        and time.perf_counter() - self._last_save >= config.save_every_seconds):
+                    self.save()
             if bar is not None:
                 bar.close()
             if reason in ("time", "interrupted") and position.batch < len(batches):
@@ -234,7 +305,12 @@ class Trainer:
         self.model.zero_grad()
         # Overflow in a diverging step is reported once, below, not as NumPy warnings.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            loss_sum, count, carry = self.task.train_step(self.model, batch, self.carry)
+            try:
+                loss_sum, count, carry = self.task.train_step(self.model, batch, self.carry)
+            except ValueError as error:  # activations overflowed into the next layer's input check
+                if "expected finite values" not in str(error):
+                    raise
+                self._diverged(f"activations became NaN/inf ({error})")
             if not math.isfinite(loss_sum):
                 self._diverged(f"the loss is {loss_sum}")
             norm = clip_grad_norm(self.model, self.config.clip_norm if self.config.clip_norm else math.inf)
@@ -249,8 +325,9 @@ class Trainer:
 
     def _diverged(self, what: str) -> None:
         where = f"epoch {self.position.epoch + 1}, step {self.position.step + 1}"
-        raise DivergenceError(f"training diverged at {where}: {what}; the last good checkpoint in "
-                              f"{self.out_dir} is untouched (try a lower --lr or --clip)")
+        kept = (f"the last good checkpoint in {self.out_dir} is untouched" if has_checkpoint(self.out_dir)
+                else "no checkpoint was written")
+        raise DivergenceError(f"training diverged at {where}: {what}; {kept} (try a lower --lr or --clip)")
 
     def _end_of_period(self, partial: bool) -> bool:
         """Validate, log, checkpoint; returns True when early stopping says stop."""
@@ -352,6 +429,17 @@ def _plot_curves(out_dir: Path) -> None:
         plot_loss_curves(out_dir / METRICS_FILE, out_dir / CURVE_FILE)
     except ImportError:  # matplotlib is optional; the metrics file has the numbers
         pass
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def has_checkpoint(out_dir: str | Path) -> bool:

@@ -62,3 +62,21 @@ def test_a_fresh_run_does_not_replace_another_unless_told(text, tmp_path):
     assert "is a file, not a directory" in rnnkit("train", "charlm", "--out", str(a_file)).stderr
     # what was saved is used: scoring needs no training
     assert json.loads(rnnkit("eval", str(out)).stdout.splitlines()[-1])["task"] == "charlm"
+
+
+def test_predict_and_sample_need_no_data_file_and_eval_notices_a_changed_one(text, tmp_path):
+    data = tmp_path / "mine.txt"
+    data.write_text(text.read_text(encoding="utf-8")[:60_000], encoding="utf-8")
+    out = tmp_path / "run"
+    assert rnnkit("train", "charlm", "--data", str(data), "--out", str(out), "--hidden", "16", "--epochs",
+                  "1").returncode == 0
+    with open(data, "a", encoding="utf-8") as handle:
+        handle.write("a line added after training\n")
+    changed = rnnkit("eval", str(out))
+    assert changed.returncode == 2 and "changed since training (its SHA-256 differs)" in changed.stderr
+    assert rnnkit("eval", str(out), "--data", str(data)).returncode == 0  # a file scored as a whole: fine
+    data.rename(tmp_path / "moved.txt")
+    assert "was moved or deleted" in rnnkit("eval", str(out)).stderr
+    sampled = rnnkit("sample", str(out), "--length", "20")
+    predicted = rnnkit("predict", str(out), "The ")
+    assert sampled.returncode == 0 and predicted.returncode == 0, sampled.stderr + predicted.stderr

@@ -86,8 +86,12 @@ def test_malformed_user_data_names_the_line(task, content, pattern, tmp_path):
 
 
 def test_default_data_only_tasks_reject_data(tmp_path):
-    assert_one_line_error(rnnkit("train", "digits", "--data", str(tmp_path), "--out", str(tmp_path / "r")),
+    data = tmp_path / "pixels.csv"
+    data.write_text("0,1,2\n")
+    assert_one_line_error(rnnkit("train", "digits", "--data", str(data), "--out", str(tmp_path / "r")),
                           r"digits: uses its default data only")
+    assert_one_line_error(rnnkit("train", "classify", "--data", str(tmp_path), "--out", str(tmp_path / "r")),
+                          r"--data: .* is not a regular file \(a directory, device or pipe\)")
 
 
 def test_divergence_is_reported_and_stops(tmp_path):

@@ -122,3 +122,57 @@ def test_a_finished_run_trains_no_more(tmp_path):
     again.resume()
     steps = again.position.step
     assert again.fit() == "early_stopping" and again.position.step == steps and again.task.calls == 0
+
+
+def test_periodic_checkpoints_mid_epoch_resume_exactly(reference, tmp_path, monkeypatch):
+    """Checkpoints written within an epoch (--save-every) are as resumable as epoch-end ones."""
+    reference_dir, _ = reference
+    real = trainer_module.save_checkpoint
+    resumed_mid_epoch = []
+    for kill_at in (2, 9, 17):
+        directory = tmp_path / f"kill-{kill_at}"
+        calls = []
+
+        def dying_save(target, arrays, meta):
+            calls.append(target)
+            real(target, arrays, meta)
+            if len(calls) - 1 == kill_at:
+                raise Killed
+
+        monkeypatch.setattr(trainer_module, "save_checkpoint", dying_save)
+        trainer = _trainer(directory)
+        trainer.config.save_every_seconds = 1e-9  # after every batch
+        with pytest.raises(Killed):
+            trainer.fit()
+        resumed_mid_epoch.append(load_checkpoint(directory)[1]["position"]["batch"] > 0)
+        monkeypatch.setattr(trainer_module, "save_checkpoint", real)
+        _finish(directory)
+        _assert_same_run(directory, reference_dir)
+    assert all(resumed_mid_epoch)
+
+
+def test_metrics_are_logged_once_per_step_after_a_resume(reference, tmp_path, monkeypatch):
+    import json
+
+    reference_dir, _ = reference
+    real = trainer_module.save_checkpoint
+    calls = []
+
+    def dying_save(target, arrays, meta):
+        calls.append(target)
+        if len(calls) == 4:
+            raise Killed
+        return real(target, arrays, meta)
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", dying_save)
+    with pytest.raises(Killed):
+        _trainer(tmp_path).fit()
+    monkeypatch.setattr(trainer_module, "save_checkpoint", real)
+    _finish(tmp_path)
+
+    def records(directory):
+        return [json.loads(line) for line in (directory / trainer_module.METRICS_FILE).read_text().splitlines()]
+
+    keys = [(r["step"], "train_loss" in r) for r in records(tmp_path)]
+    assert len(keys) == len(set(keys))
+    assert keys == [(r["step"], "train_loss" in r) for r in records(reference_dir)]

@@ -1,0 +1,152 @@
+"""Bad input to the command, as a user (or a hostile one) gives it: every case a one-line error
+with exit status 2 naming what was expected, never a traceback; damaged checkpoints included."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.cli.test_cli import assert_one_line_error
+
+
+def rnnkit(*args):
+    return subprocess.run([sys.executable, "-m", "rnnkit", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch-size", "0"], r"--batch-size: expected a positive integer, got 0"),
+    (["--batch-size", "-4"], r"--batch-size: expected a positive integer, got -4"),
+    (["--max-seconds", "nan"], r"--max-seconds: expected a positive number of seconds, got nan"),
+    (["--max-seconds", "-5"], r"--max-seconds: expected a positive number of seconds"),
+    (["--patience", "-1"], r"--patience: expected an integer >= 0"),
+    (["--seed", "-1"], r"--seed: expected an integer in \[0, 2\*\*32\)"),
+    (["--lr", "nan"], r"--lr: expected a positive number, got nan"),
+    (["--dropout", "1.5"], r"--dropout: expected a number in \[0, 1\)"),
+    (["--hidden", "1000000"], r"the model would need about [\d,.]+ GiB .* Use a smaller --hidden or --layers"),
+    (["--layers", "100000"], r"the model would need about [\d,.]+ GiB"),
+    (["--data", "/dev/zero"], r"--data: /dev/zero is not a regular file"),
+    (["--save-every", "-1"], r"--save-every: expected a number of seconds >= 0"),
+])
+def test_training_arguments_out_of_range(args, message, tmp_path):
+    assert_one_line_error(rnnkit("train", "classify", "--out", str(tmp_path / "run"), *args), message)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "digits"
+    result = rnnkit("train", "digits", "--out", str(out), "--epochs", "1", "--hidden", "8")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_sample_arguments_out_of_range(trained):
+    assert_one_line_error(rnnkit("sample", str(trained), "--length", "100000000"),
+                          r"--length: expected an integer from 1 to 1,000,000")
+    assert_one_line_error(rnnkit("sample", str(trained), "--temperature", "nan"),
+                          r"--temperature: expected a positive number, got nan")
+
+
+def _rewrite(directory, mutate_meta=None, mutate_arrays=None):
+    """Write the checkpoint in ``directory`` again with its metadata or arrays changed (a valid
+    file with a valid checksum: only the schema can tell)."""
+    from rnnkit.io.checkpoint import load_checkpoint, save_checkpoint
+
+    arrays, meta = load_checkpoint(directory)
+    if mutate_meta:
+        mutate_meta(meta)
+    if mutate_arrays:
+        mutate_arrays(arrays)
+    save_checkpoint(directory, arrays, meta)
+
+
+@pytest.mark.parametrize("key", ["task", "task_meta", "model_options", "train_config", "dtype", "position", "rng",
+                                 "optimizer"])
+def test_a_checkpoint_missing_a_key_is_an_error_naming_it(trained, tmp_path, key):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    for directory in (run, run / "best"):
+        _rewrite(directory, mutate_meta=lambda meta: meta.pop(key))
+    for command in (["eval", str(run)], ["predict", str(run), "x"], ["train", "digits", "--out", str(run), "--resume"]):
+        assert_one_line_error(rnnkit(*command), rf"checkpoint .*: {key}: expected .*\(the checkpoint is damaged")
+
+
+@pytest.mark.parametrize("mutation, message", [
+    (lambda meta: meta["position"].update(batch=-5), r"position.batch: expected a non-negative integer, got -5"),
+    (lambda meta: meta["model_options"].update(hidden=10**7), r"model_options.hidden: expected a positive integer"),
+    (lambda meta: meta.update(task="poetry"), r"task: expected one of charlm, .*, got 'poetry'"),
+    (lambda meta: meta.update(dtype="int8"), r"dtype: expected float32 or float64, got 'int8'"),
+    (lambda meta: meta["task_meta"].clear(), r"its digits metadata is incomplete or damaged|eval|accuracy"),
+])
+def test_a_checkpoint_with_wrong_values_is_an_error(trained, tmp_path, mutation, message):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    for directory in (run, run / "best"):
+        _rewrite(directory, mutate_meta=mutation)
+    result = rnnkit("eval", str(run))
+    if result.returncode == 0:  # digits keeps no task metadata: an empty one is fine
+        assert "digits" in message and json.loads(result.stdout.splitlines()[-1])["task"] == "digits"
+        return
+    assert_one_line_error(result, message)
+
+
+@pytest.mark.parametrize("dtype, value, message", [
+    (np.float64, 1e300, r"expected finite values as float32, got NaN/inf or values beyond its range"),
+    (np.int32, 1, r"expected a floating-point array, got dtype int32"),
+    (np.float16, 1, None),  # another float width: cast, exactly representable, accepted
+])
+def test_checkpoint_arrays_of_another_dtype(trained, tmp_path, dtype, value, message):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+
+    def mutate(arrays):
+        name = next(k for k in arrays if k.startswith("model."))
+        arrays[name] = np.full(arrays[name].shape, value, dtype=dtype)
+
+    for directory in (run, run / "best"):
+        _rewrite(directory, mutate_arrays=mutate)
+    result = rnnkit("eval", str(run))
+    if message is None:
+        assert result.returncode == 0, result.stderr
+    else:
+        assert_one_line_error(result, message)
+
+
+def test_fuzzed_checkpoint_bytes_are_one_line_errors(trained, tmp_path):
+    """Truncations and bit flips anywhere in the file: a clean error every time (or, for a flip
+    in JSON whitespace that changes nothing, a correct score)."""
+    import shutil
+
+    rng = np.random.default_rng(0)
+    original = (trained / "best" / "checkpoint.safetensors").read_bytes()
+    reference = json.loads(rnnkit("eval", str(trained)).stdout.splitlines()[-1])
+    cases = [("truncate", int(n)) for n in rng.integers(1, len(original), 6)]
+    cases += [("flip", int(n)) for n in rng.integers(0, len(original), 14)]
+    for kind, at in cases:
+        run = tmp_path / f"{kind}-{at}"
+        shutil.copytree(trained, run)
+        damaged = bytearray(original[:at] if kind == "truncate" else original)
+        if kind == "flip":
+            damaged[at] ^= 1 << int(rng.integers(8))
+        (run / "best" / "checkpoint.safetensors").write_bytes(bytes(damaged))
+        result = rnnkit("eval", str(run))
+        assert "Traceback" not in result.stderr, (kind, at, result.stderr)
+        if result.returncode == 0:
+            assert json.loads(result.stdout.splitlines()[-1]) == reference, (kind, at)
+        else:
+            assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, (kind, at, result.stderr)
+
+
+def test_no_batch_of_training_data_is_an_error(tmp_path):
+    tiny = tmp_path / "tiny.txt"
+    tiny.write_text("just a few characters of text, far too few for one window of training.\n" * 1)
+    result = rnnkit("train", "charlm", "--data", str(tiny), "--out", str(tmp_path / "run"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert ("makes no batch" in result.stderr or "too short" in result.stderr or "too small" in result.stderr), result.stderr
