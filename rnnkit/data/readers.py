@@ -46,11 +46,23 @@ def read_text_file(path: PathLike) -> str:
     return text
 
 
+#: the longest line of a line-based data file (one example per line): longer is not a sentence
+#: but a mistake (a missing line break, a binary file), and would not fit a batch in memory
+MAX_LINE_CHARS = 50_000
+#: the largest data file read into memory
+MAX_FILE_BYTES = 2 << 30
+
+
 def _read_bytes(path: Path) -> bytes:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir():
         raise IsADirectoryError(f"{path}: is a directory, expected a file")
+    if not path.is_file():  # a pipe or a device would block or never end
+        raise ValueError(f"{path}: not a regular file (a pipe or a device); give a data file")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise ValueError(f"{path}: {path.stat().st_size / 2**30:.1f} GiB, more than the {MAX_FILE_BYTES >> 30} GiB "
+                         f"rnnkit reads into memory; use a part of it")
     if path.suffix == ".gz":
         try:
             with gzip.open(path, "rb") as handle:
@@ -62,7 +74,12 @@ def _read_bytes(path: Path) -> bytes:
 
 def _lines(path: PathLike) -> tuple[Path, list[str]]:
     path = Path(path)
-    return path, read_text_file(path).split("\n")
+    lines = read_text_file(path).split("\n")
+    for number, line in enumerate(lines, start=1):
+        if len(line) > MAX_LINE_CHARS:
+            raise ValueError(f"{path}, line {number}: {len(line):,} characters; one example per line, at most "
+                             f"{MAX_LINE_CHARS:,} (is a line break missing?)")
+    return path, lines
 
 
 def _show(line: str) -> str:
