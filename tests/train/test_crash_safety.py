@@ -47,6 +47,28 @@ def _assert_same_run(directory, reference):
         assert meta["position"]["step"] == expected_meta["position"]["step"]
 
 
+def _killed_at_write(monkeypatch, directory, kill_at, after=False, save_every=None):
+    """Train in ``directory`` until checkpoint write number ``kill_at`` (0-based), and die there:
+    before the write, or just after it (``after``), as a kill -9 would."""
+    real = trainer_module.save_checkpoint
+    calls = []
+
+    def dying_save(target, arrays, meta):
+        calls.append(target)
+        if len(calls) - 1 == kill_at:
+            if after:
+                real(target, arrays, meta)
+            raise Killed
+        return real(target, arrays, meta)
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", dying_save)
+    trainer = _trainer(directory)
+    trainer.config.save_every_seconds = save_every
+    with pytest.raises(Killed):
+        trainer.fit()
+    monkeypatch.setattr(trainer_module, "save_checkpoint", real)
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     directory = tmp_path_factory.mktemp("uninterrupted")
@@ -64,23 +86,9 @@ def reference(tmp_path_factory):
 def test_a_kill_at_every_checkpoint_write_resumes_exactly(reference, tmp_path, monkeypatch, when):
     reference_dir, writes = reference
     assert writes >= EPOCHS + 1  # a main checkpoint per epoch and best/ at least once
-    real = trainer_module.save_checkpoint
     for kill_at in range(writes):
         directory = tmp_path / f"kill-{when}-{kill_at}"
-        calls = []
-
-        def dying_save(target, arrays, meta):
-            calls.append(target)
-            if len(calls) - 1 == kill_at:
-                if when == "after":
-                    real(target, arrays, meta)
-                raise Killed
-            return real(target, arrays, meta)
-
-        monkeypatch.setattr(trainer_module, "save_checkpoint", dying_save)
-        with pytest.raises(Killed):
-            _trainer(directory).fit()
-        monkeypatch.setattr(trainer_module, "save_checkpoint", real)
+        _killed_at_write(monkeypatch, directory, kill_at, after=when == "after")
         _finish(directory)
         _assert_same_run(directory, reference_dir)
 
@@ -127,25 +135,11 @@ def test_a_finished_run_trains_no_more(tmp_path):
 def test_periodic_checkpoints_mid_epoch_resume_exactly(reference, tmp_path, monkeypatch):
     """Checkpoints written within an epoch (--save-every) are as resumable as epoch-end ones."""
     reference_dir, _ = reference
-    real = trainer_module.save_checkpoint
     resumed_mid_epoch = []
     for kill_at in (2, 9, 17):
         directory = tmp_path / f"kill-{kill_at}"
-        calls = []
-
-        def dying_save(target, arrays, meta):
-            calls.append(target)
-            real(target, arrays, meta)
-            if len(calls) - 1 == kill_at:
-                raise Killed
-
-        monkeypatch.setattr(trainer_module, "save_checkpoint", dying_save)
-        trainer = _trainer(directory)
-        trainer.config.save_every_seconds = 1e-9  # after every batch
-        with pytest.raises(Killed):
-            trainer.fit()
+        _killed_at_write(monkeypatch, directory, kill_at, after=True, save_every=1e-9)  # after every batch
         resumed_mid_epoch.append(load_checkpoint(directory)[1]["position"]["batch"] > 0)
-        monkeypatch.setattr(trainer_module, "save_checkpoint", real)
         _finish(directory)
         _assert_same_run(directory, reference_dir)
     assert all(resumed_mid_epoch)
@@ -155,19 +149,7 @@ def test_metrics_are_logged_once_per_step_after_a_resume(reference, tmp_path, mo
     import json
 
     reference_dir, _ = reference
-    real = trainer_module.save_checkpoint
-    calls = []
-
-    def dying_save(target, arrays, meta):
-        calls.append(target)
-        if len(calls) == 4:
-            raise Killed
-        return real(target, arrays, meta)
-
-    monkeypatch.setattr(trainer_module, "save_checkpoint", dying_save)
-    with pytest.raises(Killed):
-        _trainer(tmp_path).fit()
-    monkeypatch.setattr(trainer_module, "save_checkpoint", real)
+    _killed_at_write(monkeypatch, tmp_path, 3)
     _finish(tmp_path)
 
     def records(directory):
