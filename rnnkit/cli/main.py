@@ -177,7 +177,11 @@ def load_trained(directory: str, score_file: str | None = None, need_data: bool 
     arrays, meta = load_checkpoint(where)
     validate_run_meta(meta, where)
     meta["model_options"].setdefault("cell", "rnn")  # saved before --cell: an Elman RNN
-    if need_data and score_file is None:
+    held_out = get_task(meta["task"]).split_file
+    if need_data and score_file is None and meta.get("data") is not None and held_out is not None \
+            and (Path(directory) / held_out).is_file():
+        score_file = str(Path(directory) / held_out)  # the run's own copy of its test split
+    elif need_data and score_file is None:
         _check_data_unchanged(meta)
     try:
         task = get_task(meta["task"])(data=meta.get("data"), seed=meta["train_config"]["seed"],
@@ -304,7 +308,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         # the old run goes before anything else: a kill before the first checkpoint must not
         # leave it in place for eval or --resume to mistake for this one
-        for name in (CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE):
+        for name in (CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, "held_out.tsv", "held_out.txt"):
             (out / name).unlink(missing_ok=True)
         if (out / BEST_DIR).is_dir():
             import shutil
@@ -315,6 +319,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = str(Path(args.data).resolve()) if args.data is not None else None
     _check_model_size(options)
     task = task_class(data=data, seed=config.seed, meta=task_meta, options=options)
+    if not args.resume and data is not None and task.split_file is not None:
+        # eval scores the run's own copy of the test split: no need of the training file later
+        task.write_split("test", out / task.split_file)
     if not args.resume and args.patience is None and "patience" not in task_class.defaults:
         config.patience = patience_for(task.num_train_examples())
     model = task.build_model(options)
@@ -343,14 +350,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"[{args.task}] scoring the best checkpoint: epoch {best['epoch']:.2f}, valid {task.primary_metric} "
               f"{best['valid_' + task.primary_metric]:.4f} (stopped by {reason.replace('_', ' ')})", file=sys.stderr)
 
-    warned = bool(task.warnings)
+    warned, trained_task = bool(task.warnings), task
     task, model, _ = load_trained(str(out))
     metrics = task.evaluate(model, "test")
     baseline = task.baseline("test")
     shown = task.show(model)
     if shown:
         print(shown)
-    for picture in task.pictures(model, out):
+    for picture in trained_task.pictures(model, out):  # it has the validation split; the scoring task may not
         print(f"[{args.task}] wrote {picture}", file=sys.stderr)
     print(f"[{args.task}] test " + ", ".join(
         f"{k} {metrics[k]:.4f} (baseline {baseline[k]:.4f})" if k in baseline else f"{k} {metrics[k]:.4f}"

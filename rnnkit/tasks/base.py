@@ -112,6 +112,16 @@ class Task:
     def sample(self, model: Model, prime: str, length: int, temperature: float, seed: int) -> str:
         raise TaskError(f"task {self.name!r} does not support sample; try 'rnnkit predict'")
 
+    #: the file name under which ``write_split`` saves a held-out split in a run directory (its
+    #: extension the task's format); None: the task cannot, and eval reads the training data
+    split_file: str | None = None
+
+    def write_split(self, split: str, path: Path) -> None:
+        """Write ``split`` in the task's ``--data`` format, such that scoring the file as a
+        whole (``score_file``) gives that split's metrics: so ``eval`` of a run needs only the
+        run, not the training file."""
+        raise NotImplementedError
+
     def pictures(self, model: Model, directory: Path) -> list[Path]:
         """Figures of what the trained model does, written into ``directory`` (the run's); the
         paths written. Default: none."""

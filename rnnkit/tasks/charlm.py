@@ -10,6 +10,7 @@ model that knows only character frequencies would score.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
@@ -53,6 +54,11 @@ class CharLM(Task):
         sizes = ", ".join(f"{k} {len(v):,}" for k, v in self.splits.items())
         source = self.data_path or "default corpus"
         return f"{source}: characters {sizes}; {self.tokenizer.describe()}"
+
+    split_file = "held_out.txt"
+
+    def write_split(self, split: str, path) -> None:
+        Path(path).write_text(self.splits[split], encoding="utf-8")
 
     def meta(self) -> dict:
         return {"tokenizer": self.tokenizer.to_dict()}

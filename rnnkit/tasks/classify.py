@@ -8,6 +8,7 @@ scores; accuracy and macro-F1 are compared with always predicting the most frequ
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
@@ -33,6 +34,7 @@ class Classify(Task):
     def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True) -> None:
         super().__init__(data, seed, meta, score_file, options, load_data)
         self.splits = self._splits(lambda path: load_classify(path, seed=seed), read_labelled_tsv)
+        self.majority = meta.get("majority") if meta is not None else None
         if meta is not None:
             self.tokenizer, self.labels = saved_tokenizer(meta, "tokenizer", legacy_key="vocab"), Vocab.from_dict(meta["labels"])
         else:
@@ -62,8 +64,19 @@ class Classify(Task):
         return (f"{self.data_path or 'labelled tweets'}: examples {sizes}; {self.tokenizer.describe()}; "
                 f"labels {', '.join(self.labels.itos)}")
 
+    split_file = "held_out.tsv"
+
     def meta(self) -> dict:
-        return {"tokenizer": self.tokenizer.to_dict(), "labels": self.labels.to_dict()}
+        meta = {"tokenizer": self.tokenizer.to_dict(), "labels": self.labels.to_dict()}
+        if "train" in self.encoded:  # the baseline's class, for scoring without the training data
+            meta["majority"] = self.labels.itos[int(np.bincount(self.encoded["train"][1]).argmax())]
+        elif self.majority is not None:
+            meta["majority"] = self.majority
+        return meta
+
+    def write_split(self, split: str, path) -> None:
+        known = [(text, label) for text, label in self.splits[split] if label in self.labels]
+        Path(path).write_text("".join(f"{label}\t{text}\n" for text, label in known), encoding="utf-8")
 
     def build_model(self, options: dict, dtype=np.float32) -> ManyToOne:
         self.options = {**self.options, **options}
@@ -99,8 +112,13 @@ class Classify(Task):
 
     def baseline(self, split: str = "test") -> dict[str, float]:
         _, labels = self.encoded[split]
-        train_labels = self.encoded["train"][1] if "train" in self.encoded else labels
-        majority = np.full_like(labels, np.bincount(train_labels, minlength=len(self.labels)).argmax())
+        if "train" in self.encoded:
+            top = np.bincount(self.encoded["train"][1], minlength=len(self.labels)).argmax()
+        elif self.majority is not None:  # scored without the training data: the class saved with the run
+            top = self.labels.stoi[self.majority]
+        else:
+            top = np.bincount(labels, minlength=len(self.labels)).argmax()
+        majority = np.full_like(labels, top)
         return {"accuracy": accuracy(majority, labels), "macro_f1": macro_f1(majority, labels, len(self.labels))}
 
     def predict(self, model: ManyToOne, inputs: Iterable[str]) -> list[str]:

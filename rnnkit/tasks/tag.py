@@ -10,6 +10,7 @@ frequent training tag.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
@@ -76,6 +77,13 @@ class Tag(Task):
         tokens = sum(len(w) for w, _ in self.splits.get("train", []))
         return (f"{self.data_path or 'Brown corpus, universal tags'}: sentences {sizes} ({tokens:,} training tokens); "
                 f"{self.tokenizer.describe()}; {len(self.tags)} tags")
+
+    split_file = "held_out.tsv"
+
+    def write_split(self, split: str, path) -> None:
+        known = [(words, tags) for words, tags in self.splits[split] if all(t in self.tags for t in tags)]
+        Path(path).write_text("\n".join("".join(f"{w}\t{t}\n" for w, t in zip(words, tags)) for words, tags in known),
+                              encoding="utf-8")
 
     def meta(self) -> dict:
         return {"tokenizer": self.tokenizer.to_dict(), "tags": self.tags.to_dict(), "word_tag": self.word_tag}

@@ -80,6 +80,12 @@ class Translate(Task):
         return (f"{self.data_path or 'English -> French number words (num2words), numbers held out'}: pairs {sizes}; "
                 f"source {self.source_tokenizer.describe()}; target {self.target_tokenizer.describe()}; e.g. {example[0]!r} -> {example[1]!r}")
 
+    split_file = "held_out.tsv"
+
+    def write_split(self, split: str, path) -> None:
+        Path(path).write_text("".join(f"{source}\t{target}\n" for source, target in self.splits[split]),
+                              encoding="utf-8")
+
     def meta(self) -> dict:
         return {"source": self.source_tokenizer.to_dict(), "target": self.target_tokenizer.to_dict(),
                 "max_len": self.max_len}

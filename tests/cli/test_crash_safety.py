@@ -64,19 +64,57 @@ def test_a_fresh_run_does_not_replace_another_unless_told(text, tmp_path):
     assert json.loads(rnnkit("eval", str(out)).stdout.splitlines()[-1])["task"] == "charlm"
 
 
-def test_predict_and_sample_need_no_data_file_and_eval_notices_a_changed_one(text, tmp_path):
+def test_a_run_needs_its_training_file_no_more(text, tmp_path):
+    """eval scores the run's own copy of its test split; predict and sample read no data; a run
+    without that copy (written before it existed) checks the training file's SHA-256."""
     data = tmp_path / "mine.txt"
     data.write_text(text.read_text(encoding="utf-8")[:60_000], encoding="utf-8")
     out = tmp_path / "run"
-    assert rnnkit("train", "charlm", "--data", str(data), "--out", str(out), "--hidden", "16", "--epochs",
-                  "1").returncode == 0
+    trained = rnnkit("train", "charlm", "--data", str(data), "--out", str(out), "--hidden", "16", "--epochs", "1")
+    assert trained.returncode == 0, trained.stderr
+    bpc = json.loads(trained.stdout.splitlines()[-1])["bpc"]
     with open(data, "a", encoding="utf-8") as handle:
         handle.write("a line added after training\n")
-    changed = rnnkit("eval", str(out))
-    assert changed.returncode == 2 and "changed since training (its SHA-256 differs)" in changed.stderr
-    assert rnnkit("eval", str(out), "--data", str(data)).returncode == 0  # a file scored as a whole: fine
     data.rename(tmp_path / "moved.txt")
-    assert "was moved or deleted" in rnnkit("eval", str(out)).stderr
+    assert json.loads(rnnkit("eval", str(out)).stdout.splitlines()[-1])["bpc"] == bpc
     sampled = rnnkit("sample", str(out), "--length", "20")
     predicted = rnnkit("predict", str(out), "The ")
     assert sampled.returncode == 0 and predicted.returncode == 0, sampled.stderr + predicted.stderr
+    (out / "held_out.txt").unlink()  # as a run from before the copy
+    assert "was moved or deleted" in rnnkit("eval", str(out)).stderr
+    (tmp_path / "moved.txt").rename(data)
+    changed = rnnkit("eval", str(out))
+    assert changed.returncode == 2 and "changed since training (its SHA-256 differs)" in changed.stderr
+    assert rnnkit("eval", str(out), "--data", str(data)).returncode == 0  # a file scored as a whole: fine
+
+
+@pytest.mark.parametrize("task", ["classify", "translate", "tag"])
+def test_each_text_task_scores_its_own_held_out_copy(task, tmp_path):
+    import random
+
+    rng = random.Random(5)
+    words = ["red", "green", "blue", "cat", "dog", "runs", "sleeps", "the", "a"]
+    if task == "tag":
+        tags = {"red": "ADJ", "green": "ADJ", "blue": "ADJ", "cat": "NOUN", "dog": "NOUN", "runs": "VERB",
+                "sleeps": "VERB", "the": "DET", "a": "DET"}
+        content = "\n".join("".join(f"{w}\t{tags[w]}\n" for w in rng.choices(words, k=rng.randint(2, 6)))
+                            for _ in range(200))
+    elif task == "translate":
+        content = "".join(f"{' '.join(s)}\t{' '.join(reversed(s))}\n"
+                          for s in (rng.choices(words, k=rng.randint(1, 4)) for _ in range(200)))
+    else:
+        content = "".join(f"{'animal' if s[0] in ('cat', 'dog') else 'other'}\t{' '.join(s)}\n"
+                          for s in (rng.choices(words, k=rng.randint(1, 4)) for _ in range(200)))
+    data = tmp_path / "data.tsv"
+    data.write_text(content, encoding="utf-8")
+    out = tmp_path / "run"
+    trained = rnnkit("train", task, "--data", str(data), "--out", str(out), "--hidden", "8", "--epochs", "1")
+    assert trained.returncode == 0, trained.stderr
+    expected = json.loads(trained.stdout.splitlines()[-1])
+    data.unlink()
+    scored = rnnkit("eval", str(out))
+    assert scored.returncode == 0, scored.stderr
+    result = json.loads(scored.stdout.splitlines()[-1])
+    for key, value in expected.items():
+        if key in result and isinstance(value, float):
+            assert result[key] == value, key  # metrics and baselines, exactly
