@@ -458,11 +458,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except (TaskError, CheckpointError, DivergenceError, ValueError, TypeError, FileNotFoundError,
-            ImportError, UnicodeDecodeError, IsADirectoryError, PermissionError) as error:
+            ImportError, UnicodeDecodeError, IsADirectoryError, NotADirectoryError, FileExistsError,
+            PermissionError) as error:
         if os.environ.get("RNNKIT_DEBUG"):  # the full traceback, for bug reports
             raise
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"rnnkit: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+    except MemoryError:
+        print("rnnkit: error: out of memory (try a smaller --hidden, --layers or --batch-size, or less data)",
+              file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("rnnkit: interrupted", file=sys.stderr)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit.io.checkpoint import CHECKPOINT_FILE, clean_leftovers, load_checkpoint, save_checkpoint
+from rnnkit.io.checkpoint import CHECKPOINT_FILE, CheckpointError, clean_leftovers, load_checkpoint, save_checkpoint
 from rnnkit.models.base import Model
 from rnnkit.models.states import as_state
 from rnnkit.optim import clip_grad_norm, make_optimizer
@@ -179,9 +179,23 @@ class Trainer:
         optimizer_state = dict(meta["optimizer"])
         optimizer_state["state"] = {k[10:]: v for k, v in arrays.items() if k.startswith("optimizer.")}
         self.optimizer.load_state_dict(optimizer_state)
-        for name, rng in module_rngs(self.model).items():
-            rng.bit_generator.state = meta["rng"][name]
-        self.position = Position(**meta["position"])
+        rngs = module_rngs(self.model)
+        if set(rngs) - set(meta["rng"]):
+            raise CheckpointError(f"checkpoint {self.out_dir}: rng: expected the generators of "
+                                  f"{', '.join(sorted(rngs))}, got {', '.join(sorted(meta['rng'])) or 'none'}")
+        for name, rng in rngs.items():
+            try:
+                rng.bit_generator.state = meta["rng"][name]
+            except (TypeError, ValueError, KeyError) as error:
+                raise CheckpointError(f"checkpoint {self.out_dir}: rng.{name}: not a generator state ({error})") from None
+        try:
+            self.position = Position(**meta["position"])
+        except TypeError as error:
+            raise CheckpointError(f"checkpoint {self.out_dir}: position: {error}") from None
+        batches = len(self.task.train_batches(self.position.epoch))
+        if self.position.batch > batches:
+            raise CheckpointError(f"checkpoint {self.out_dir}: position.batch: expected at most {batches} (the "
+                                  f"batches of epoch {self.position.epoch + 1}), got {self.position.batch}")
         self.carry = _carry_from(arrays)
         self._forget_metrics_after(self.position.step)
 

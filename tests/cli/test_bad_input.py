@@ -150,3 +150,19 @@ def test_no_batch_of_training_data_is_an_error(tmp_path):
     result = rnnkit("train", "charlm", "--data", str(tiny), "--out", str(tmp_path / "run"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert ("makes no batch" in result.stderr or "too short" in result.stderr or "too small" in result.stderr), result.stderr
+
+
+def test_out_under_a_file_is_an_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    assert_one_line_error(rnnkit("train", "digits", "--out", str(tmp_path / "file" / "run"), "--epochs", "1"),
+                          r"Not a directory")
+
+
+def test_a_resume_position_past_the_epoch_is_an_error(trained, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    _rewrite(run, mutate_meta=lambda meta: meta["position"].update(batch=10**9))
+    assert_one_line_error(rnnkit("train", "digits", "--out", str(run), "--epochs", "2", "--resume"),
+                          r"position.batch: expected at most \d+ \(the batches of epoch 2\), got 1000000000")
