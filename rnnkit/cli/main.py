@@ -308,8 +308,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         # the old run goes before anything else: a kill before the first checkpoint must not
         # leave it in place for eval or --resume to mistake for this one
-        for name in (CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, "held_out.tsv", "held_out.txt"):
-            (out / name).unlink(missing_ok=True)
+        for name in (CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, task_class.split_file):
+            if name is not None:
+                (out / name).unlink(missing_ok=True)
         if (out / BEST_DIR).is_dir():
             import shutil
 

@@ -52,6 +52,12 @@ def detokenize(tokens: Sequence[str]) -> str:
     return re.sub(r" ([,.;:!?)])", r"\1", text)
 
 
+def unknown_share(encoded: Sequence[np.ndarray], unk_id: int) -> float:
+    """Share of the ids in ``encoded`` (one array per text) that are ``unk_id`` (0 if none)."""
+    total = sum(len(ids) for ids in encoded)
+    return sum(int(np.sum(ids == unk_id)) for ids in encoded) / total if total else 0.0
+
+
 class Tokenizer:
     """Text <-> ids. Subclasses: ``CharTokenizer``, ``WordTokenizer``, ``BPETokenizer``."""
 
@@ -86,9 +92,7 @@ class Tokenizer:
 
     def unknown_rate(self, texts: Sequence[str]) -> float:
         """Share of the symbols of ``texts`` that encode to unk (0 when there are none)."""
-        encoded = self.encode_batch(texts)
-        total = sum(len(ids) for ids in encoded)
-        return sum(int(np.sum(ids == self.unk_id)) for ids in encoded) / total if total else 0.0
+        return unknown_share(self.encode_batch(texts), self.unk_id)
 
     def __len__(self) -> int:
         raise NotImplementedError

@@ -17,7 +17,7 @@ from rnnkit.data import Vocab, load_classify, read_labelled_tsv
 from rnnkit.models import ManyToOne
 from rnnkit.tasks.base import Task
 from rnnkit.tasks.common import (batches, check_labels, fit_text_tokenizer, label_warnings, model_kwargs,
-                                 saved_tokenizer, vocabulary_warnings)
+                                 saved_tokenizer)
 from rnnkit.tasks.metrics import accuracy, macro_f1
 
 
@@ -40,10 +40,10 @@ class Classify(Task):
         else:
             train = self.splits["train"]
             texts, valid = [t for t, _ in train], [t for t, _ in self.splits.get("valid", [])]
-            self.tokenizer, note = fit_text_tokenizer(self.name, "text", self.options["tokens"], texts, valid,
-                                                      self.options)
+            self.tokenizer, note, warnings = fit_text_tokenizer(self.name, "text", self.options["tokens"], texts,
+                                                                valid, self.options)
             self.notes.append(note)
-            self.warnings += vocabulary_warnings("text", self.tokenizer, texts, valid)
+            self.warnings += warnings
             self.labels = Vocab(sorted({label for _, label in train}), level="word", specials=())
             others = {name: [label for _, label in examples] for name, examples in self.splits.items() if name != "train"}
             self.warnings += label_warnings("labels", [label for _, label in train], others)

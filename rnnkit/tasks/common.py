@@ -9,8 +9,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from rnnkit.data import BatchIterator
-from rnnkit.data.tokenizers import (DEFAULT_MIN_FREQ, MAX_WORD_OOV, Tokenizer, detokenize, fit_tokenizer,
-                                    resolve_tokens, tokenize, tokenizer_from_dict)
+from rnnkit.data.tokenizers import (DEFAULT_MIN_FREQ, MAX_WORD_OOV, TextStats, Tokenizer, default_bpe_vocab_size,
+                                    detokenize, fit_tokenizer, resolve_tokens, tokenize, tokenizer_from_dict)
 
 __all__ = ["batches", "check_labels", "detokenize", "fit_text_tokenizer", "label_warnings", "model_kwargs",
            "saved_tokenizer", "tokenize", "vocabulary_warnings"]
@@ -37,18 +37,22 @@ def model_kwargs(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def fit_text_tokenizer(task: str, side: str, requested: str, train: Sequence[str], valid: Sequence[str],
-                       options: dict[str, Any]) -> tuple[Tokenizer, str]:
-    """The tokenizer of one side of a text task (``side``: "text", "source", "target"), and a
-    line that says what was chosen and why: ``requested`` is "auto" or a kind; ``options``
-    gives ``min_freq`` and ``vocab_size``."""
+                       options: dict[str, Any]) -> tuple[Tokenizer, str, list[str]]:
+    """The tokenizer of one side of a text task (``side``: "text", "source", "target"), a line
+    that says what was chosen and why, and the warnings about how it fits (``vocabulary_warnings``).
+    ``requested`` is "auto" or a kind; ``options`` gives ``min_freq`` and ``vocab_size``."""
     min_freq = int(options.get("min_freq") or DEFAULT_MIN_FREQ)
     choice = resolve_tokens(requested, train, valid, min_freq)
-    tokenizer = fit_tokenizer(choice.kind, train, min_freq=min_freq, vocab_size=options.get("vocab_size"))
     s = choice.stats
+    vocab_size = options.get("vocab_size")
+    if vocab_size is None and choice.kind == "bpe":  # from the word vocabulary just measured
+        vocab_size = default_bpe_vocab_size(s.word_vocab)
+    tokenizer = fit_tokenizer(choice.kind, train, min_freq=min_freq, vocab_size=vocab_size)
     measured = (f"{s.examples:,} texts, {s.words_per_text:.1f} words and {s.chars_per_text:.0f} characters per text, "
                 f"{s.word_types:,} word types ({s.once_share:.0%} seen once), validation word OOV {s.word_oov:.1%}")
     how = f"auto chose {choice.kind}: {choice.reason}" if requested == "auto" else f"{choice.kind} ({choice.reason})"
-    return tokenizer, f"[{task}] {side} tokens: {how}; {tokenizer.describe()} [{measured}]"
+    note = f"[{task}] {side} tokens: {how}; {tokenizer.describe()} [{measured}]"
+    return tokenizer, note, vocabulary_warnings(side, tokenizer, train, valid, s)
 
 
 def saved_tokenizer(meta: dict[str, Any], key: str, legacy_key: str | None = None) -> Tokenizer:
@@ -57,11 +61,11 @@ def saved_tokenizer(meta: dict[str, Any], key: str, legacy_key: str | None = Non
     return tokenizer_from_dict(meta[key] if key in meta or legacy_key is None else meta[legacy_key])
 
 
-def vocabulary_warnings(side: str, tokenizer: Tokenizer, train: Sequence[str],
-                        valid: Sequence[str]) -> list[str]:
+def vocabulary_warnings(side: str, tokenizer: Tokenizer, train: Sequence[str], valid: Sequence[str],
+                        stats: TextStats) -> list[str]:
     """What is wrong with a fitted vocabulary, each with its remedy: many unknown validation
-    tokens, a vocabulary that dropped almost every word type, or one whose symbols are too rare
-    to learn."""
+    tokens, a vocabulary that dropped almost every word type (``stats`` counts them), or one
+    whose symbols are too rare to learn."""
     warnings = []
     other = "char or bpe" if tokenizer.kind == "word" else "bpe" if tokenizer.kind == "char" else "char"
     unknown = tokenizer.unknown_rate(valid)
@@ -70,15 +74,12 @@ def vocabulary_warnings(side: str, tokenizer: Tokenizer, train: Sequence[str],
         warnings.append(f"{unknown:.1%} of the validation {side} tokens are unknown to the {tokenizer.kind} "
                         f"vocabulary ({len(tokenizer) - tokenizer.num_specials:,} symbols); the model cannot read them. "
                         f"Try {remedy}")
-    if tokenizer.kind == "word":
-        types = len(set(w for text in train for w in tokenize(text)))
-        kept = len(tokenizer) - tokenizer.num_specials
-        if types >= 100 and kept < 0.05 * types:
-            warnings.append(f"the {side} vocabulary keeps {kept:,} of {types:,} word types "
-                            f"(min_freq {tokenizer.min_freq} drops the rest): far smaller than the data. "
-                            f"Try --tokens char or bpe, or --min-freq 1")
-    symbols = sum(len(ids) for ids in tokenizer.encode_batch(train))
     kept = len(tokenizer) - tokenizer.num_specials
+    if tokenizer.kind == "word" and stats.word_types >= 100 and kept < 0.05 * stats.word_types:
+        warnings.append(f"the {side} vocabulary keeps {kept:,} of {stats.word_types:,} word types "
+                        f"(min_freq {tokenizer.min_freq} drops the rest): far smaller than the data. "
+                        f"Try --tokens char or bpe, or --min-freq 1")
+    symbols = sum(len(ids) for ids in tokenizer.encode_batch(train))
     if kept >= 100 and symbols / kept < MIN_MEAN_COUNT:
         warnings.append(f"the {side} vocabulary has {kept:,} symbols for {symbols:,} training tokens "
                         f"({symbols / kept:.1f} occurrences each): far larger than the data can teach. "

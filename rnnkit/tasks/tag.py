@@ -18,7 +18,7 @@ import numpy as np
 from rnnkit.data import Vocab, load_tag, read_tagged
 from rnnkit.models import ManyToMany
 from rnnkit.tasks.base import Task, TaskError
-from rnnkit.data.tokenizers import WordTokenizer
+from rnnkit.data.tokenizers import WordTokenizer, unknown_share
 from rnnkit.tasks.common import batches, check_labels, label_warnings, model_kwargs, saved_tokenizer, tokenize
 
 #: validation words unknown to the vocabulary above which tagging is warned of (unknown words are
@@ -50,7 +50,7 @@ class Tag(Task):
             self.notes.append(f"[tag] text tokens: word (the file's own tokens, one tag each); "
                               f"{self.tokenizer.describe()}")
             valid = self.splits.get("valid", [])
-            unknown = _unknown_rate(self.tokenizer, [words for words, _ in valid])
+            unknown = unknown_share([self.tokenizer.encode_words(words) for words, _ in valid], self.tokenizer.unk_id)
             if unknown > MAX_TAG_OOV:
                 self.warnings.append(f"{unknown:.1%} of the validation words are unknown to the vocabulary "
                                      f"({self.tokenizer.describe()}); their tags come from context alone. "
@@ -155,12 +155,6 @@ class Tag(Task):
     def show(self, model: ManyToMany) -> str:
         lines = self._tagged(model, [words for words, _ in self.splits["test"][:3]])
         return "\n".join(lines) + f"\n(each word's most frequent training tag scores {self.per_word_baseline():.4f} on test)"
-
-
-def _unknown_rate(tokenizer: WordTokenizer, sentences: list[list[str]]) -> float:
-    ids = [tokenizer.encode_words(words) for words in sentences]
-    total = sum(len(x) for x in ids)
-    return sum(int(np.sum(x == tokenizer.unk_id)) for x in ids) / total if total else 0.0
 
 
 def _most_frequent_tags(sentences) -> dict[str, str]:

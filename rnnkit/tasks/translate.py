@@ -17,7 +17,7 @@ import numpy as np
 from rnnkit.data import load_translate, pad_batch, read_pairs_tsv
 from rnnkit.models import Seq2Seq
 from rnnkit.tasks.base import Task, TaskError
-from rnnkit.tasks.common import batches, fit_text_tokenizer, model_kwargs, saved_tokenizer, vocabulary_warnings
+from rnnkit.tasks.common import batches, fit_text_tokenizer, model_kwargs, saved_tokenizer
 from rnnkit.tasks.metrics import character_error_rate, exact_match
 
 
@@ -50,10 +50,11 @@ class Translate(Task):
             for side, column in (("source", 0), ("target", 1)):
                 requested = self.options.get(f"{side}_tokens") or self.options["tokens"]
                 texts, valid_texts = [pair[column] for pair in train], [pair[column] for pair in valid]
-                tokenizer, note = fit_text_tokenizer(self.name, side, requested, texts, valid_texts, self.options)
+                tokenizer, note, warnings = fit_text_tokenizer(self.name, side, requested, texts, valid_texts,
+                                                               self.options)
                 setattr(self, f"{side}_tokenizer", tokenizer)
                 self.notes.append(note)
-                self.warnings += vocabulary_warnings(side, tokenizer, texts, valid_texts)
+                self.warnings += warnings
             self.max_len = self.options.get("max_len") or self._fitting_max_len(train)
         self.encoded = {name: self._encode(pairs) for name, pairs in self.splits.items()}
 

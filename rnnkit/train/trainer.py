@@ -230,7 +230,6 @@ class Trainer:
             print(f"[{self.task.name}] this run stopped early at epoch {position.epoch}; nothing left to train",
                   file=sys.stderr, flush=True)
             return "early_stopping"
-        reason = "epochs"
         with _signals_caught() as caught:
             reason = self._loop(started, progress, caught)
         self.interrupted_by = caught[0] if caught else None
