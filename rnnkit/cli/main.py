@@ -23,6 +23,8 @@ openblas.configure()  # before NumPy loads: OpenBLAS reads OPENBLAS_CORETYPE onc
 
 import numpy as np  # noqa: E402
 
+from rnnkit.cli.export import add_export_parser, cmd_export  # noqa: E402
+
 EXIT_ERROR = 2
 
 
@@ -98,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("inputs", nargs="+", metavar="INPUT")
     predict.add_argument("--plot", metavar="FILE.png", help=(
         "translate with attention: draw what each output token attended to, one heatmap per input"))
+    add_export_parser(commands)
     return parser
 
 
@@ -447,7 +450,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "predict": cmd_predict}
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "predict": cmd_predict, "export": cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,68 @@
+"""rnnkit export: trained runs written as ONNX and scored in onnxruntime on their test split,
+the same metrics as rnnkit's; the two graphs of a generator; and the errors."""
+
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+TINY = ["--epochs", "1", "--hidden", "16", "--no-progress"]
+
+
+def rnnkit(*args):
+    return subprocess.run([sys.executable, "-m", "rnnkit", *args], capture_output=True, text=True, timeout=300)
+
+
+def exported(run, *options):
+    result = rnnkit("export", str(run), *options)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1]), result.stderr
+
+
+def test_export_checks_the_graph_in_onnxruntime_on_the_test_split(tmp_path):
+    run = tmp_path / "digits"
+    assert rnnkit("train", "digits", "--out", str(run), *TINY, "--cell", "lstm", "--bidirectional").returncode == 0
+    report, stderr = exported(run)
+    assert report["files"] == [str(run / "model.onnx")] and (run / "model.onnx").stat().st_size > 1000
+    assert report["checked"] and report["backend"] == "onnxruntime" and report["agree"]
+    assert report["graphs"]["accuracy"] == report["rnnkit"]["accuracy"]
+    assert abs(report["graphs"]["loss"] - report["rnnkit"]["loss"]) < 1e-4
+    assert "test split, rnnkit: accuracy" in stderr
+
+
+def test_an_encoder_decoder_is_two_graphs_scored_by_decoding(tmp_path):
+    rng = random.Random(4)
+    words = "zero one two three four five six seven eight nine".split()
+    lines = []
+    for _ in range(200):
+        number = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 3)))
+        lines.append(f"{' '.join(words[int(d)] for d in number)}\t{number}")
+    data = tmp_path / "numbers.tsv"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run = tmp_path / "translate"
+    trained = rnnkit("train", "translate", "--data", str(data), "--out", str(run), *TINY, "--attention", "general",
+                     "--cell", "gru")
+    assert trained.returncode == 0, trained.stderr
+    out = tmp_path / "deploy" / "numbers.onnx"
+    out.parent.mkdir()
+    report, _ = exported(run, "--out", str(out))
+    assert report["files"] == [str(out.with_name("numbers.encoder.onnx")), str(out.with_name("numbers.decoder_step.onnx"))]
+    assert report["agree"] and report["graphs"]["exact_match"] == report["rnnkit"]["exact_match"]
+    assert report["graphs"]["cer"] == pytest.approx(report["rnnkit"]["cer"], abs=1e-12)
+
+
+def test_export_without_check_and_its_errors(tmp_path):
+    run = tmp_path / "caption"
+    assert rnnkit("train", "caption", "--out", str(run), *TINY).returncode == 0
+    report, _ = exported(run, "--no-check")
+    assert not report["checked"] and len(report["files"]) == 2
+    directory = rnnkit("export", str(run), "--out", str(tmp_path))
+    assert directory.returncode == 2 and "is a directory; give a file name" in directory.stderr
+    missing = rnnkit("export", str(run), "--out", str(tmp_path / "nowhere" / "m.onnx"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    assert "rnnkit: error:" in rnnkit("export", str(tmp_path / "no-run")).stderr
