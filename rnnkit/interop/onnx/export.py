@@ -21,15 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from rnnkit.interop.onnx.gates import TO_ONNX, reorder_gates
 from rnnkit.interop.onnx.graph import GraphBuilder, save, tensor_type
 from rnnkit.nn.gru import GRU
 from rnnkit.nn.lstm import LSTM
 from rnnkit.nn.recurrent import RecurrentLayer
 from rnnkit.nn.rnn import RNN
 
-# Where each ONNX gate block comes from in rnnkit's stacking.
-LSTM_GATES_TO_ONNX = (0, 3, 1, 2)  # rnnkit i, f, g, o -> ONNX i, o, f, c
-GRU_GATES_TO_ONNX = (1, 0, 2)  # rnnkit r, z, n -> ONNX z, r, h
 ONNX_ACTIVATIONS = {"tanh": "Tanh", "relu": "Relu", "sigmoid": "Sigmoid"}
 
 
@@ -41,17 +39,10 @@ def op_type(module: RecurrentLayer) -> str:
     raise TypeError(f"module: expected an rnnkit.nn.RNN, LSTM or GRU, got {type(module).__name__}")
 
 
-def reorder_gates(array: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
-    """Restack the ``len(order)`` equal blocks of ``array``'s first axis: block ``k`` of the
-    result is block ``order[k]`` of ``array``. ``(G * H, ...) -> (G * H, ...)``."""
-    blocks = np.split(array, len(order), axis=0)
-    return np.concatenate([blocks[k] for k in order], axis=0)
-
-
 def onnx_weights(module: RecurrentLayer, layer: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ONNX's ``W (D, G*H, I_k)``, ``R (D, G*H, H)`` and ``B (D, 2*G*H)`` for one layer."""
     kind = op_type(module)
-    order = {"LSTM": LSTM_GATES_TO_ONNX, "GRU": GRU_GATES_TO_ONNX}.get(kind, (0,))
+    order = TO_ONNX[kind]
     W, R, B = [], [], []
     for suffix in module._suffixes(layer):
         params = module.params

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from rnnkit.interop.onnx._proto import load_model, onnx_module
-from rnnkit.interop.onnx.export import GRU_GATES_TO_ONNX, LSTM_GATES_TO_ONNX, ONNX_ACTIVATIONS, reorder_gates
+from rnnkit.interop.onnx.export import ONNX_ACTIVATIONS
+from rnnkit.interop.onnx.gates import FROM_ONNX, reorder_gates
 from rnnkit.interop.onnx.graph import read_metadata
 from rnnkit.nn.gru import GRU
 from rnnkit.nn.lstm import LSTM
@@ -195,8 +196,7 @@ def _build(kind: str, layers: list[dict[str, Any]], metadata: dict[str, Any],
 
 def _load_layer(module: RecurrentLayer, index: int, layer: dict[str, Any]) -> None:
     """Copy one ONNX layer's weights into ``module``, gate blocks back in rnnkit's order."""
-    to_onnx_order = {"LSTM": LSTM_GATES_TO_ONNX, "GRU": GRU_GATES_TO_ONNX}.get(layer["op"], (0,))
-    back = tuple(int(k) for k in np.argsort(to_onnx_order))
+    back = FROM_ONNX[layer["op"]]
     width = layer["W"].shape[1]
     def restack(array: np.ndarray) -> np.ndarray:
         return reorder_gates(array, back)

@@ -11,7 +11,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from rnnkit.interop.onnx import run, to_onnx  # noqa: E402
-from rnnkit.interop.onnx.export import reorder_gates  # noqa: E402
+from rnnkit.interop.onnx.gates import FROM_ONNX, TO_ONNX, reorder_gates  # noqa: E402
 from rnnkit.nn import GRU, LSTM, RNN  # noqa: E402
 
 CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
@@ -102,6 +102,9 @@ def test_each_layer_is_one_recurrent_node_with_onnx_gate_order():
     i, f, g, o = np.split(lstm.params["W_xh_l0_reverse"], 4)
     np.testing.assert_array_equal(W[1], np.concatenate([i, o, f, g]))
     np.testing.assert_array_equal(reorder_gates(np.arange(6.0)[:, None], (1, 0, 2))[:, 0], [2, 3, 0, 1, 4, 5])
+    for op, order in TO_ONNX.items():  # the two orders undo each other
+        blocks = np.arange(len(order) * 2.0)
+        np.testing.assert_array_equal(reorder_gates(reorder_gates(blocks, order), FROM_ONNX[op]), blocks)
 
 
 def test_to_onnx_writes_the_file(tmp_path):
