@@ -47,6 +47,9 @@ def bench(config: tuple, repeats: int) -> dict[str, float]:
     model = to_onnx(module)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = THREADS
+    # onnxruntime's idle threads spin for a while after each call, which slows whatever runs
+    # next on the same cores (here: rnnkit's turn); without spinning each library times alone
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     rows = layers * (2 if bidirectional else 1)
     feeds = {"x": x, "lengths": lengths.astype(np.int64),
