@@ -8,10 +8,13 @@ exit status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,7 @@ from typing import Sequence
 from rnnkit.cli import openblas
 
 openblas.configure()  # before NumPy loads: OpenBLAS reads OPENBLAS_CORETYPE once, when it is loaded
+openblas.share_threads()  # likewise its thread count: under mpiexec, the cores shared between processes
 
 import numpy as np  # noqa: E402
 
@@ -104,13 +108,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _checkpoint_dir(directory: str) -> Path:
-    from rnnkit.train.trainer import BEST_DIR
-
-    path = Path(directory)
-    return path / BEST_DIR if (path / BEST_DIR).is_dir() else path
-
-
 #: the most a sample may be asked for, in characters (a million: seconds to minutes of generation)
 MAX_SAMPLE_LENGTH = 1_000_000
 #: a model whose weights, gradients and optimizer state would take more than this share of the
@@ -120,9 +117,14 @@ MAX_MEMORY_SHARE = 0.5
 
 def _check_train_arguments(args: argparse.Namespace) -> None:
     """Ranges of the training options, each a one-line error naming what was expected."""
+    from rnnkit.train.schema import MAX_SIZE
+
     checks = [("--batch-size", args.batch_size, lambda v: v >= 1, "a positive integer"),
               ("--hidden", args.hidden, lambda v: v >= 1, "a positive integer"),
               ("--layers", args.layers, lambda v: v >= 1, "a positive integer"),
+              # what a checkpoint may hold (rnnkit.train.schema), or the run could not be loaded
+              *((flag, value, lambda v: v <= MAX_SIZE, f"at most {MAX_SIZE:,}") for flag, value in
+                (("--batch-size", args.batch_size), ("--hidden", args.hidden), ("--layers", args.layers))),
               ("--dropout", args.dropout, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"),
               ("--lr", args.lr, lambda v: math.isfinite(v) and v > 0, "a positive number"),
               ("--clip", args.clip, lambda v: math.isfinite(v) and v >= 0, "a number >= 0 (0 = off)"),
@@ -174,9 +176,10 @@ def load_trained(directory: str, score_file: str | None = None, need_data: bool 
     from rnnkit.tasks import get_task
 
     from rnnkit.io.checkpoint import CheckpointError
-    from rnnkit.train.trainer import validate_run_meta
+    from rnnkit.train.schema import validate_run_meta
+    from rnnkit.train.trainer import checkpoint_to_score
 
-    where = _checkpoint_dir(directory)
+    where = checkpoint_to_score(directory)
     arrays, meta = load_checkpoint(where)
     validate_run_meta(meta, where)
     meta["model_options"].setdefault("cell", "rnn")  # saved before --cell: an Elman RNN
@@ -199,6 +202,26 @@ def load_trained(directory: str, score_file: str | None = None, need_data: bool 
     return task, model, meta
 
 
+def _replace_earlier_run(out: Path, task: str, split_file: str | None) -> None:
+    """Delete the run in ``out`` (a fresh run replaces it) before anything of the new one is
+    written: a kill before the new run's first checkpoint must not leave the old one for eval or
+    --resume to mistake for it."""
+    import shutil
+
+    from rnnkit.io.checkpoint import CHECKPOINT_FILE, CONFIG_FILE, clean_leftovers
+    from rnnkit.train.trainer import BEST_DIR, METRICS_FILE, has_checkpoint
+
+    if has_checkpoint(out):
+        print(f"[{task}] replacing the earlier run in {out}", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, split_file):
+        if name is not None:
+            (out / name).unlink(missing_ok=True)
+            clean_leftovers(out, (name,))
+    if (out / BEST_DIR).is_dir():
+        shutil.rmtree(out / BEST_DIR)
+
+
 def _check_data_unchanged(meta: dict) -> None:
     from rnnkit.train.trainer import file_sha256
 
@@ -214,10 +237,10 @@ def _check_data_unchanged(meta: dict) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from rnnkit.io.checkpoint import CHECKPOINT_FILE, CONFIG_FILE, load_checkpoint
+    from rnnkit.io.checkpoint import atomic_write, load_checkpoint
     from rnnkit.tasks import get_task
-    from rnnkit.train.trainer import (BEST_DIR, METRICS_FILE, TrainConfig, Trainer, has_checkpoint, patience_for,
-                                      validate_run_meta)
+    from rnnkit.train.schema import validate_run_meta
+    from rnnkit.train.trainer import TrainConfig, Trainer, has_checkpoint, patience_for
 
     out = Path(args.out or f"runs/{args.task}")
     task_class = get_task(args.task)
@@ -306,29 +329,22 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ValueError(f"--out: {out} already holds a run ({old.get('task', '?')}, epoch "
                              f"{old.get('position', {}).get('epoch', '?')}); continue it with --resume, or start over "
                              f"with --overwrite (which deletes it)")
-        if has_checkpoint(out):
-            print(f"[{args.task}] replacing the earlier run in {out}", file=sys.stderr)
-        out.mkdir(parents=True, exist_ok=True)
-        # the old run goes before anything else: a kill before the first checkpoint must not
-        # leave it in place for eval or --resume to mistake for this one
-        for name in (CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, task_class.split_file):
-            if name is not None:
-                (out / name).unlink(missing_ok=True)
-        if (out / BEST_DIR).is_dir():
-            import shutil
-
-            shutil.rmtree(out / BEST_DIR)
 
     start = time.perf_counter()
     data = str(Path(args.data).resolve()) if args.data is not None else None
     _check_model_size(options)
     task = task_class(data=data, seed=config.seed, meta=task_meta, options=options)
-    if not args.resume and data is not None and task.split_file is not None:
-        # eval scores the run's own copy of the test split: no need of the training file later
-        task.write_split("test", out / task.split_file)
     if not args.resume and args.patience is None and "patience" not in task_class.defaults:
         config.patience = patience_for(task.num_train_examples())
     model = task.build_model(options)
+    from rnnkit.train.distributed import current_world
+
+    root = current_world().is_root  # the root alone writes the run directory
+    if not args.resume and root:  # only now: a command that fails on its data or options keeps the earlier run
+        _replace_earlier_run(out, args.task, task_class.split_file)
+        if data is not None and task.split_file is not None:
+            # eval scores the run's own copy of the test split: no need of the training file later
+            atomic_write(out / task.split_file, lambda temporary: task.write_split("test", Path(temporary)))
     trainer = Trainer(task, model, options, config, out)
     if args.resume:
         trainer.resume()
@@ -342,13 +358,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"[{args.task}] model: {model.num_parameters():,} parameters; checkpoints in {out}", file=sys.stderr, flush=True)
     reason = trainer.fit()
     if reason == "interrupted":
-        import signal
-
         name = signal.Signals(trainer.interrupted_by).name
         position = trainer.position
         print(f"rnnkit: stopped by {name} at epoch {position.epoch + 1}, step {position.step}; saved a resumable "
               f"checkpoint in {out} (continue with: rnnkit train {args.task} --out {out} --resume)", file=sys.stderr)
         return 128 + trainer.interrupted_by
+    if not root:  # the root scores the model and reports
+        return 0
     best = trainer.best_record()
     if best is not None:
         print(f"[{args.task}] scoring the best checkpoint: epoch {best['epoch']:.2f}, valid {task.primary_metric} "
@@ -431,6 +447,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ValueError(f"--length: expected an integer from 1 to {MAX_SAMPLE_LENGTH:,}, got {args.length}")
     if not (math.isfinite(args.temperature) and args.temperature > 0):
         raise ValueError(f"--temperature: expected a positive number, got {args.temperature}")
+    if not 0 <= args.seed < 2**32:
+        raise ValueError(f"--seed: expected an integer in [0, 2**32), got {args.seed}")
     task, model, _ = load_trained(args.dir, need_data=False)
     print(task.sample(model, args.prime, args.length, args.temperature, args.seed))
     return 0
@@ -455,27 +473,93 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "predict
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from rnnkit.train.distributed import current_world
+
+    # Under mpiexec -n N, train runs on every process and the root alone speaks; the other
+    # commands run on the root only. A process that fails ends the whole job, so that none
+    # waits forever for it in a collective.
+    world = current_world()
+    if not world.is_root and args.command != "train":
+        return 0
+    with _silenced(not world.is_root):
+        code = _run_command(args, world)
+    if code == EXIT_ERROR and world.size > 1:
+        world.abort(code)
+    return code
+
+
+@contextlib.contextmanager
+def _silenced(silent: bool):
+    """Standard output and error to nowhere (the processes other than the root); errors are
+    still printed, on the real standard error, by ``_error``."""
+    if not silent:
+        yield
+        return
+    with open(os.devnull, "w") as nowhere, contextlib.redirect_stdout(nowhere), contextlib.redirect_stderr(nowhere):
+        yield
+
+
+def _error(message: str, world) -> None:
+    where = f" (process {world.rank} of {world.size})" if world.size > 1 else ""
+    print(f"rnnkit: error{where}: {message}", file=sys.stderr if world.is_root else sys.__stderr__, flush=True)
+
+
+def _run_command(args: argparse.Namespace, world) -> int:
     from rnnkit.io.checkpoint import CheckpointError
     from rnnkit.tasks.base import TaskError
     from rnnkit.train.trainer import DivergenceError
 
     try:
-        return COMMANDS[args.command](args)
-    except (TaskError, CheckpointError, DivergenceError, ValueError, TypeError, FileNotFoundError,
-            ImportError, UnicodeDecodeError, IsADirectoryError, NotADirectoryError, FileExistsError,
-            PermissionError) as error:
+        with _signals_stop():
+            return COMMANDS[args.command](args)
+    except (TaskError, CheckpointError, DivergenceError, ValueError, TypeError, ImportError,
+            OSError) as error:  # OSError: a missing file, a full disk, a directory that is a file, ...
         if os.environ.get("RNNKIT_DEBUG"):  # the full traceback, for bug reports
             raise
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"rnnkit: error: {message}", file=sys.stderr)
+        _error(str(error).splitlines()[0] if str(error) else type(error).__name__, world)
         return EXIT_ERROR
     except MemoryError:
-        print("rnnkit: error: out of memory (try a smaller --hidden, --layers or --batch-size, or less data)",
-              file=sys.stderr)
+        _error("out of memory (try a smaller --hidden, --layers or --batch-size, or less data)", world)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("rnnkit: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:  # outside the training loop, which stops with a checkpoint
+        signum = getattr(stop, "signum", signal.SIGINT)
+        print(f"rnnkit: stopped by {signal.Signals(signum).name}{_what_was_saved(args)}", file=sys.stderr)
+        return 128 + signum
+
+
+@contextlib.contextmanager
+def _signals_stop():
+    """SIGTERM, like SIGINT, raises ``Interrupted`` (a KeyboardInterrupt) wherever the command
+    is, so that it exits with a message rather than silently; the training loop replaces both
+    while it runs, to stop at a batch boundary with a checkpoint. Restored on the way out."""
+    from rnnkit.train.trainer import Interrupted
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):  # noqa: ARG001
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _what_was_saved(args: argparse.Namespace) -> str:
+    """For a stopped ``train``: whether a checkpoint stands to resume from."""
+    if args.command != "train":
+        return ""
+    from rnnkit.train.trainer import has_checkpoint
+
+    out = Path(args.out or f"runs/{args.task}")
+    if has_checkpoint(out):
+        return (f"; the last checkpoint in {out} stands (continue with: rnnkit train {args.task} --out {out} "
+                f"--resume)")
+    return "; nothing was saved"
 
 
 if __name__ == "__main__":

@@ -82,3 +82,24 @@ def configure(environ: MutableMapping[str, str] = os.environ, cpuinfo_path: str 
     if value is not None:
         environ[VARIABLE] = value
     return decision
+
+
+# What MPI launchers tell each process about the processes on its machine: Open MPI, MPICH /
+# Intel MPI (Hydra), MVAPICH.
+LOCAL_SIZE_VARIABLES = ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "MV2_COMM_WORLD_LOCAL_SIZE")
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+
+
+def share_threads(environ: MutableMapping[str, str] = os.environ, cores: int | None = None) -> int | None:
+    """Under ``mpiexec`` with several processes on this machine, give each its share of the
+    cores as BLAS threads (at least one), unless the thread count is set already: N processes
+    each running as many threads as there are cores would fight over them. Before NumPy loads;
+    returns the threads set, or None."""
+    local = next((int(environ[v]) for v in LOCAL_SIZE_VARIABLES if environ.get(v, "").isdigit()), 1)
+    if local <= 1 or any(v in environ for v in THREAD_VARIABLES) or "numpy" in sys.modules:
+        return None
+    threads = max(1, (cores or os.cpu_count() or 1) // local)
+    for variable in THREAD_VARIABLES:
+        environ[variable] = str(threads)
+    return threads
+

@@ -49,8 +49,11 @@ def read_text_file(path: PathLike) -> str:
 #: the longest line of a line-based data file (one example per line): longer is not a sentence
 #: but a mistake (a missing line break, a binary file), and would not fit a batch in memory
 MAX_LINE_CHARS = 50_000
-#: the largest data file read into memory
+#: the largest data file read into memory (a .gz file: unpacked)
 MAX_FILE_BYTES = 2 << 30
+#: the largest magnitude of a series value: squares and sums of squares of differences stay
+#: far from float64's overflow (1.8e308)
+MAX_SERIES_VALUE = 1e100
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -64,12 +67,29 @@ def _read_bytes(path: Path) -> bytes:
         raise ValueError(f"{path}: {path.stat().st_size / 2**30:.1f} GiB, more than the {MAX_FILE_BYTES >> 30} GiB "
                          f"rnnkit reads into memory; use a part of it")
     if path.suffix == ".gz":
+        too_big = ValueError(f"{path}: unpacks to more than the {MAX_FILE_BYTES >> 30} GiB rnnkit reads into memory; "
+                             f"use a part of it")
+        if _gzip_last_size(path) > MAX_FILE_BYTES:  # said at once, without unpacking it
+            raise too_big
         try:
             with gzip.open(path, "rb") as handle:
-                return handle.read()
+                data = handle.read(MAX_FILE_BYTES + 1)  # a small file may unpack to anything
         except (OSError, EOFError) as error:
             raise ValueError(f"{path}: not a readable gzip file ({error})") from None
+        if len(data) > MAX_FILE_BYTES:
+            raise too_big
+        return data
     return path.read_bytes()
+
+
+def _gzip_last_size(path: Path) -> int:
+    """The unpacked size a gzip file states in its last 4 bytes: its last member's, modulo
+    4 GiB, so never more than the truth (0 for a file too short to say)."""
+    with open(path, "rb") as handle:
+        if handle.seek(0, os.SEEK_END) < 18:  # a header and a trailer at the least
+            return 0
+        handle.seek(-4, os.SEEK_END)
+        return int.from_bytes(handle.read(4), "little")
 
 
 def _lines(path: PathLike) -> tuple[Path, list[str]]:
@@ -181,6 +201,9 @@ def read_series(path: PathLike) -> np.ndarray:
             raise ValueError(f"{path}, line {number}: expected one number, got {_show(line)}") from None
         if not math.isfinite(value):
             raise ValueError(f"{path}, line {number}: {text} is not a finite number (NaN and infinity are not allowed)")
+        if abs(value) > MAX_SERIES_VALUE:
+            raise ValueError(f"{path}, line {number}: {text} is beyond +-{MAX_SERIES_VALUE:g}; squared errors of such "
+                             f"values overflow (rescale the series)")
         values.append(value)
     if len(values) < 2:
         raise ValueError(f"{path}: expected at least 2 numbers, got {len(values)}")

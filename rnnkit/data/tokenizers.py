@@ -316,12 +316,22 @@ def tokenizer_from_dict(data: dict[str, Any]) -> Tokenizer:
     if "kind" not in data and "level" in data:  # a Vocab saved by rnnkit before tokenizers
         data = {"kind": data["level"], "vocab": data}
     kind = data.get("kind")
+    if kind in ("char", "word") and "vocab" not in data or kind == "bpe" and "tokenizer" not in data:
+        raise ValueError(f"not a tokenizer dict: a {kind} tokenizer without its {'tokenizer' if kind == 'bpe' else 'vocab'}")
     if kind == "char":
         return CharTokenizer(Vocab.from_dict(data["vocab"]))
     if kind == "word":
-        return WordTokenizer(Vocab.from_dict(data["vocab"]), min_freq=int(data.get("min_freq", DEFAULT_MIN_FREQ)))
+        min_freq = data.get("min_freq", DEFAULT_MIN_FREQ)
+        if not isinstance(min_freq, int) or isinstance(min_freq, bool) or min_freq < 1:
+            raise ValueError(f"word tokenizer min_freq: expected a positive integer, got {min_freq!r:.40}")
+        return WordTokenizer(Vocab.from_dict(data["vocab"]), min_freq=min_freq)
     if kind == "bpe":
-        return BPETokenizer(json.dumps(data["tokenizer"]))
+        try:
+            return BPETokenizer(json.dumps(data["tokenizer"]))
+        except ImportError:
+            raise
+        except Exception as error:  # the tokenizers package raises its own exception types
+            raise ValueError(f"not a BPE tokenizer ({str(error)[:80]})") from None
     raise ValueError(f"not a tokenizer dict: kind {kind!r}, expected one of {', '.join(TOKEN_KINDS)}")
 
 

@@ -203,10 +203,14 @@ class Vocab:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Vocab":
-        try:
-            return cls(data["symbols"], level=data["level"], specials=data["specials"])
-        except (KeyError, TypeError) as error:
-            raise ValueError(f"not a vocabulary dict (expected keys level, specials, symbols): {error}") from None
+        """The vocabulary ``to_dict`` gave; anything else is a ValueError naming the key."""
+        if not isinstance(data, dict) or not {"level", "specials", "symbols"} <= data.keys():
+            got = sorted(data) if isinstance(data, dict) else type(data).__name__
+            raise ValueError(f"not a vocabulary dict: expected keys level, specials, symbols, got {got}")
+        for key in ("specials", "symbols"):
+            if not isinstance(data[key], list):  # a string would pass as a list of its characters
+                raise ValueError(f"vocabulary dict {key}: expected a list of strings, got {data[key]!r:.60}")
+        return cls(data["symbols"], level=data["level"], specials=data["specials"])
 
 
 def _tokenize(text: str | Sequence[str], level: str) -> list[str]:

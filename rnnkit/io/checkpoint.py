@@ -5,8 +5,8 @@ that JSON beside it.
 Writes are atomic: a temporary file in the same directory is written, flushed to disk and renamed
 over the old one, so a crash mid-write, or a refused write, leaves the previous checkpoint
 intact. Arrays that hold NaN or infinity are refused, so a diverged run never replaces a good
-checkpoint. The arrays carry a SHA-256 checksum in the header (safetensors has none), so bytes
-changed after writing are caught on reading.
+checkpoint. The arrays and the description each carry a SHA-256 checksum in the header
+(safetensors has none), so bytes changed after writing are caught on reading.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
 CONFIG_FILE = "config.json"
 _METADATA_KEY = "rnnkit"
 _CHECKSUM_KEY = "rnnkit-sha256"
+_META_CHECKSUM_KEY = "rnnkit-meta-sha256"
 
 
 class CheckpointError(ValueError):
@@ -39,7 +40,11 @@ def _safetensors():
     return safetensors_numpy, safe_open
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Write the file ``path`` all or nothing: ``write(temporary)`` fills a file beside it, which
+    is flushed to disk and renamed over ``path``; a kill at any moment leaves the old file (and
+    at most a hidden ``.NAME.*.tmp`` leftover, see :func:`clean_leftovers`)."""
+    path = Path(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
@@ -67,11 +72,12 @@ def _fsync_directory(directory: Path) -> None:
         os.close(handle)
 
 
-def clean_leftovers(directory: str | os.PathLike) -> list[Path]:
-    """Remove the temporary files of writes that a kill interrupted; returns what was removed."""
+def clean_leftovers(directory: str | os.PathLike, names: tuple[str, ...] = (CHECKPOINT_FILE, CONFIG_FILE)) -> list[Path]:
+    """Remove the temporary files of writes of ``names`` that a kill interrupted; returns what
+    was removed."""
     directory = Path(directory)
     removed = []
-    for name in (CHECKPOINT_FILE, CONFIG_FILE):
+    for name in names:
         for leftover in directory.glob(f".{name}.*.tmp"):
             leftover.unlink(missing_ok=True)
             removed.append(leftover)
@@ -88,6 +94,28 @@ def checksum(arrays: dict[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
+def header(arrays: dict[str, np.ndarray], text: str) -> dict[str, str]:
+    """The safetensors metadata of a checkpoint: the description ``text`` (JSON) and the
+    checksums of the arrays and of that text."""
+    return {_METADATA_KEY: text, _CHECKSUM_KEY: checksum(arrays),
+            _META_CHECKSUM_KEY: hashlib.sha256(text.encode()).hexdigest()}
+
+
+def _description(metadata: dict[str, str], path: Path) -> dict[str, Any]:
+    """The JSON description in a file's safetensors metadata, its checksum checked (a file
+    written before that checksum has none to check)."""
+    if _METADATA_KEY not in metadata:
+        raise CheckpointError(f"checkpoint {path}: expected rnnkit metadata in the safetensors header, found none")
+    text = metadata[_METADATA_KEY]
+    if _META_CHECKSUM_KEY in metadata and hashlib.sha256(text.encode()).hexdigest() != metadata[_META_CHECKSUM_KEY]:
+        raise CheckpointError(f"checkpoint {path}: its description does not match its checksum (the file was changed "
+                              f"or damaged after it was written)")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"checkpoint {path}: metadata is not valid JSON ({error})") from None
+
+
 def save_checkpoint(directory: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
     """Write ``arrays`` and ``meta`` (JSON-serialisable) to ``directory`` atomically."""
     safetensors_numpy, _ = _safetensors()
@@ -98,13 +126,25 @@ def save_checkpoint(directory: str | os.PathLike, arrays: dict[str, np.ndarray],
     directory.mkdir(parents=True, exist_ok=True)
     text = json.dumps(meta, indent=2, sort_keys=True)
     contiguous = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
-    _atomic_write(
+    atomic_write(
         directory / CHECKPOINT_FILE,
-        lambda tmp: safetensors_numpy.save_file(contiguous, tmp, metadata={_METADATA_KEY: text,
-                                                                            _CHECKSUM_KEY: checksum(contiguous)}),
+        lambda tmp: safetensors_numpy.save_file(contiguous, tmp, metadata=header(contiguous, text)),
     )
-    _atomic_write(directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+    atomic_write(directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
     return directory / CHECKPOINT_FILE
+
+
+def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
+    """The JSON description of the checkpoint in ``directory``, from the file's header alone
+    (the arrays are neither read nor checked: :func:`load_checkpoint` does that)."""
+    _, safe_open = _safetensors()
+    path = Path(directory) / CHECKPOINT_FILE
+    try:
+        with safe_open(str(path), framework="np") as handle:
+            metadata = handle.metadata() or {}
+    except Exception as error:  # missing, damaged, or not rnnkit's: several types
+        raise CheckpointError(f"checkpoint {path}: no readable rnnkit description ({type(error).__name__})") from None
+    return _description(metadata, path)
 
 
 def load_checkpoint(directory: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -122,12 +162,7 @@ def load_checkpoint(directory: str | os.PathLike) -> tuple[dict[str, np.ndarray]
         arrays = safetensors_numpy.load_file(str(path))
     except Exception as error:  # safetensors raises several types for a damaged file
         raise CheckpointError(f"checkpoint {path} is corrupt or not a safetensors file: {error}") from error
-    if _METADATA_KEY not in metadata:
-        raise CheckpointError(f"checkpoint {path}: expected rnnkit metadata in the safetensors header, found none")
-    try:
-        meta = json.loads(metadata[_METADATA_KEY])
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"checkpoint {path}: metadata is not valid JSON ({error})") from error
+    meta = _description(metadata, path)
     if _CHECKSUM_KEY in metadata and checksum(arrays) != metadata[_CHECKSUM_KEY]:
         raise CheckpointError(f"checkpoint {path}: its arrays do not match their checksum (the file was changed or "
                               f"damaged after it was written)")

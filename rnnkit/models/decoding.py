@@ -8,6 +8,7 @@ through :mod:`rnnkit.models.states` (beam search selects the surviving beams of 
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import numpy as np
@@ -38,11 +39,13 @@ def generate(
     """Decode ``B`` sequences from the decoder's initial ``state`` (a tuple of ``(L, B, H)``
     arrays, passed to ``step`` as given); returns ids without bos/eos."""
     check_choice("method", method, METHODS)
+    if not isinstance(max_len, (int, np.integer)) or isinstance(max_len, bool) or max_len < 0:
+        raise ValueError(f"max_len: expected an integer >= 0, got {max_len!r}")
     batch = batch_size(state)
     if method == "beam":
         return [beam_search(step, select_batch(state, slice(b, b + 1)), bos, eos, max_len, beam_size)
                 for b in range(batch)]
-    if method == "sample" and temperature <= 0:
+    if method == "sample" and not (math.isfinite(temperature) and temperature > 0):  # NaN fails every test
         raise ValueError(f"temperature: expected a positive number, got {temperature}")
     rng = rng if rng is not None else np.random.default_rng()
     ids = np.full(batch, bos, dtype=np.int64)
@@ -53,7 +56,11 @@ def generate(
         if method == "greedy":
             ids = logits.argmax(axis=-1)
         else:
-            probs = np.exp(log_softmax(logits.astype(np.float64) / temperature))
+            # the best logit subtracted before dividing: a tiny temperature tends to greedy
+            # decoding instead of overflowing (inf - inf is NaN)
+            scores = logits.astype(np.float64)
+            with np.errstate(over="ignore"):  # to -inf: a probability of 0
+                probs = np.exp(log_softmax((scores - scores.max(axis=-1, keepdims=True)) / temperature))
             cumulative = probs.cumsum(axis=-1)
             ids = (cumulative < rng.random((batch, 1)) * cumulative[:, -1:]).sum(axis=-1)
         finished |= ids == eos

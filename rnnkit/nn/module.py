@@ -139,6 +139,8 @@ def resolve_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     """A Generator from a seed, an existing Generator, or fresh OS entropy for ``None``."""
     if isinstance(seed, np.random.Generator):
         return seed
+    if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
+        raise TypeError(f"seed: expected an integer >= 0, a numpy Generator or None, got {seed!r}")
     return np.random.default_rng(seed)
 
 

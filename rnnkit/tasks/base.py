@@ -85,10 +85,17 @@ class Task:
         raise NotImplementedError
 
     def train_step(self, model: Model, batch: Any, carry: Any) -> tuple[float, int, Any]:
-        """Forward, loss and backward for one batch (gradients of the *mean* loss, so the
-        learning rate does not depend on the batch size). Returns the summed loss, the number of
-        items it sums over (tokens, examples) and the state carried to the next batch."""
+        """Forward, loss and backward for one batch, or one process's share of it: gradients
+        of the *summed* loss. Returns the summed loss, the number of items it sums over (tokens,
+        examples) and the state carried to the next batch. The trainer divides the gradients by
+        the count of the whole batch (over every process), so the learning rate depends neither
+        on the batch size nor on the number of processes."""
         raise NotImplementedError
+
+    #: for each entry of a training batch, the axis its examples lie along (``(T, B)`` ids: 1,
+    #: lengths and labels ``(B,)``: 0, a list: 0): how data-parallel training cuts a batch into
+    #: one share per process (:func:`rnnkit.train.distributed.shard`)
+    batch_axes: tuple[int, ...] = ()
 
     def initial_carry(self) -> Any:
         return None

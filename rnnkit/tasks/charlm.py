@@ -27,6 +27,7 @@ LN2 = math.log(2.0)
 
 class CharLM(Task):
     name = "charlm"
+    batch_axes = (1, 1)  # inputs, targets (T, B): streams along axis 1
     metric_keys = ("bpc",)
     primary_metric = "bpc"
     higher_is_better = False
@@ -85,7 +86,7 @@ class CharLM(Task):
         inputs, targets = batch
         logits, final = model.forward(inputs, carry)
         loss, dlogits = model.loss(logits, targets)
-        model.backward(dlogits / targets.size)
+        model.backward(dlogits)
         return loss, targets.size, detach(final)
 
     # -- evaluation -------------------------------------------------------------------------
@@ -129,9 +130,12 @@ class CharLM(Task):
             return len(generated) if tokenizer.kind == "char" else len(tokenizer.decode(generated))
 
         while written() < length:
-            z = last.astype(np.float64) / temperature
-            p = np.exp(z - z.max())
-            p[: tokenizer.num_specials] = 0.0  # never emit pad/bos/eos/unk
+            scores = last.astype(np.float64)
+            scores[: tokenizer.num_specials] = -np.inf  # never emit pad/bos/eos/unk
+            # the best score subtracted before dividing: a tiny temperature tends to the most
+            # likely token instead of overflowing (inf - inf is NaN)
+            with np.errstate(over="ignore"):  # to -inf: a probability of 0
+                p = np.exp((scores - scores.max()) / temperature)
             next_id = int(rng.choice(len(p), p=p / p.sum()))
             generated.append(next_id)
             logits, h = model.forward(np.array([[next_id]]), h)

@@ -15,14 +15,15 @@ import numpy as np
 
 from rnnkit.data import Vocab, load_classify, read_labelled_tsv
 from rnnkit.models import ManyToOne
-from rnnkit.tasks.base import Task
-from rnnkit.tasks.common import (batches, check_labels, fit_text_tokenizer, label_warnings, model_kwargs,
-                                 saved_tokenizer)
+from rnnkit.tasks.base import Task, TaskError
+from rnnkit.tasks.common import (batches, check_labels, expect, fit_text_tokenizer, label_warnings, model_kwargs,
+                                 saved_entry, saved_tokenizer)
 from rnnkit.tasks.metrics import accuracy, macro_f1
 
 
 class Classify(Task):
     name = "classify"
+    batch_axes = (1, 0, 0)  # ids (T, B), lengths (B,), labels (B,)
     metric_keys = ("accuracy", "macro_f1")
     primary_metric = "accuracy"
     # cell: gru by measured quality (benchmarks/quality.py --scale 0.5: accuracy 0.743 gru, 0.741 lstm,
@@ -34,9 +35,12 @@ class Classify(Task):
     def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True) -> None:
         super().__init__(data, seed, meta, score_file, options, load_data)
         self.splits = self._splits(lambda path: load_classify(path, seed=seed), read_labelled_tsv)
-        self.majority = meta.get("majority") if meta is not None else None
+        self.majority = None
         if meta is not None:
-            self.tokenizer, self.labels = saved_tokenizer(meta, "tokenizer", legacy_key="vocab"), Vocab.from_dict(meta["labels"])
+            self.tokenizer = saved_tokenizer(meta, "tokenizer", legacy_key="vocab")
+            self.labels = saved_entry(meta, "labels", Vocab.from_dict)
+            self.majority = saved_entry(meta, "majority", expect(lambda label: label is None or label in self.labels.stoi,
+                                                                 "one of the labels"), default=None)
         else:
             train = self.splits["train"]
             texts, valid = [t for t, _ in train], [t for t, _ in self.splits.get("valid", [])]
@@ -52,6 +56,9 @@ class Classify(Task):
     def _encode(self, examples, split):
         check_labels(self.name, "labels", self.labels.stoi, [label for _, label in examples], split, self.score_file)
         examples = [(text, label) for text, label in examples if label in self.labels]  # warned of in __init__
+        if not examples:  # nothing to score: every label of the split is one training never saw
+            raise TaskError(f"{self.name}: no {split} example has a label seen in training (labels that occur once "
+                            f"land in one split only); give each label several examples")
         texts = self._encode_texts([text for text, _ in examples])
         return texts, np.array([self.labels.stoi[label] for _, label in examples], dtype=np.int64)
 
@@ -91,7 +98,7 @@ class Classify(Task):
     def train_step(self, model: ManyToOne, batch, carry):
         ids, lengths, labels = batch
         loss, dlogits = model.loss(model.forward(ids, lengths), labels)
-        model.backward(dlogits / len(labels))
+        model.backward(dlogits)
         return loss, len(labels), None
 
     def _predict_ids(self, model: ManyToOne, texts: list[np.ndarray]) -> tuple[np.ndarray, list]:

@@ -4,7 +4,7 @@ when they fit badly), label checks, and running a model over padded batches."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -12,8 +12,10 @@ from rnnkit.data import BatchIterator
 from rnnkit.data.tokenizers import (DEFAULT_MIN_FREQ, MAX_WORD_OOV, TextStats, Tokenizer, default_bpe_vocab_size,
                                     detokenize, fit_tokenizer, resolve_tokens, tokenize, tokenizer_from_dict)
 
-__all__ = ["batches", "check_labels", "detokenize", "fit_text_tokenizer", "label_warnings", "model_kwargs",
-           "saved_tokenizer", "tokenize", "vocabulary_warnings"]
+__all__ = ["batches", "check_labels", "detokenize", "expect", "fit_text_tokenizer", "label_warnings", "model_kwargs",
+           "saved_entry", "saved_tokenizer", "tokenize", "vocabulary_warnings"]
+
+T = TypeVar("T")
 
 #: the most frequent class holding this share of the training examples or more is "heavy imbalance"
 IMBALANCED_SHARE = 0.8
@@ -58,7 +60,32 @@ def fit_text_tokenizer(task: str, side: str, requested: str, train: Sequence[str
 def saved_tokenizer(meta: dict[str, Any], key: str, legacy_key: str | None = None) -> Tokenizer:
     """The tokenizer a checkpoint saved under ``key``; checkpoints from before tokenizers hold
     a bare vocabulary under ``legacy_key``."""
-    return tokenizer_from_dict(meta[key] if key in meta or legacy_key is None else meta[legacy_key])
+    return saved_entry(meta, legacy_key if key not in meta and legacy_key in meta else key, tokenizer_from_dict)
+
+
+def saved_entry(meta: dict[str, Any], key: str, read: Callable[[Any], T], default: Any = ...) -> T:
+    """``read(meta[key])``, an entry of a checkpoint's task metadata (``default``, if given, when
+    there is none: a run saved before it existed). Missing or damaged, it is a ``TaskError``
+    naming the entry; ``read`` raises ValueError or TypeError saying what it expected."""
+    from rnnkit.tasks.base import TaskError
+
+    if key not in meta and default is ...:
+        raise TaskError(f"checkpoint task_meta.{key}: missing (the checkpoint is damaged or not a run of this rnnkit)")
+    try:
+        return read(meta.get(key, default))
+    except (ValueError, TypeError) as error:
+        raise TaskError(f"checkpoint task_meta.{key}: {error}") from None
+
+
+def expect(ok: Callable[[Any], bool], expected: str) -> Callable[[Any], Any]:
+    """A ``read`` for ``saved_entry``: the value itself, if ``ok`` accepts it."""
+
+    def read(value: Any) -> Any:
+        if not ok(value):
+            raise ValueError(f"expected {expected}, got {value!r:.60}")
+        return value
+
+    return read
 
 
 def vocabulary_warnings(side: str, tokenizer: Tokenizer, train: Sequence[str], valid: Sequence[str],

@@ -17,7 +17,7 @@ import numpy as np
 from rnnkit.data import Vocab, load_digit_captions, load_digits_flat, load_digits_rows, pad_batch
 from rnnkit.models import ManyToOne, OneToMany, OneToOne
 from rnnkit.tasks.base import Task, TaskError
-from rnnkit.tasks.common import model_kwargs
+from rnnkit.tasks.common import model_kwargs, saved_entry
 from rnnkit.tasks.metrics import accuracy, exact_match
 
 
@@ -28,6 +28,8 @@ def _batch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndar
 
 class _DigitTask(Task):
     """Shared by the three: default data only, an (x, y) per split, majority baseline."""
+
+    batch_axes = (0, 0)  # images (N, ...) and their labels or captions (a list)
 
     def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True) -> None:
         super().__init__(data, seed, meta, score_file, options, load_data)
@@ -59,7 +61,7 @@ class _DigitClassifier(_DigitTask):
     def train_step(self, model, batch, carry):
         x, y = batch
         loss, dlogits = model.loss(self._logits(model, x), y)
-        model.backward(dlogits / len(y), input_grad=False)  # pixels are data: no gradient
+        model.backward(dlogits, input_grad=False)  # pixels are data: no gradient
         return loss, len(y), None
 
     def evaluate(self, model, split: str = "valid") -> dict[str, float]:
@@ -119,7 +121,8 @@ class Caption(_DigitTask):
 
     def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True) -> None:
         super().__init__(data, seed, meta, score_file, options, load_data)
-        self.vocab = Vocab.from_dict(meta["vocab"]) if meta else Vocab.from_texts(self.splits["train"][1], level="char")
+        self.vocab = (saved_entry(meta, "vocab", Vocab.from_dict) if meta
+                      else Vocab.from_texts(self.splits["train"][1], level="char"))
 
     def _load(self, seed):
         return load_digit_captions(seed=seed)
@@ -145,7 +148,7 @@ class Caption(_DigitTask):
         inputs, outputs, lengths = self._teacher_forcing(captions)
         loss, dlogits = model.loss(model.forward(x, inputs, lengths), outputs, lengths)
         count = int(lengths.sum())
-        model.backward(dlogits / count)
+        model.backward(dlogits)
         return loss, count, None
 
     def train_batches(self, epoch: int):

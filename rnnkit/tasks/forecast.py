@@ -14,13 +14,15 @@ from typing import Iterable
 import numpy as np
 
 from rnnkit.data import load_forecast, persistence_mse
+from rnnkit.data.readers import MAX_SERIES_VALUE
 from rnnkit.models import ManyToMany
 from rnnkit.tasks.base import Task, TaskError
-from rnnkit.tasks.common import model_kwargs
+from rnnkit.tasks.common import expect, model_kwargs, saved_entry
 
 
 class Forecast(Task):
     name = "forecast"
+    batch_axes = (1, 1)  # inputs, targets (W, B, 1)
     metric_keys = ("mse",)
     primary_metric = "mse"
     higher_is_better = False
@@ -32,7 +34,9 @@ class Forecast(Task):
         super().__init__(data, seed, meta, score_file, options, load_data)
         self.splits = load_forecast(score_file or data)
         if meta is not None:
-            self.mean, self.scale = meta["mean"], meta["scale"]
+            self.mean = saved_entry(meta, "mean", expect(lambda v: _number_within(v, MAX_SERIES_VALUE), "a finite number"))
+            self.scale = saved_entry(meta, "scale", expect(lambda v: _number_within(v, MAX_SERIES_VALUE) and v > 0,
+                                                           "a positive number"))
         else:
             train = self.splits["train"]
             self.mean, self.scale = float(train.mean()), float(train.std() or 1.0)
@@ -75,7 +79,7 @@ class Forecast(Task):
         inputs, targets = batch
         outputs, _ = model.forward(inputs)
         loss, doutputs = model.loss(outputs, targets)
-        model.backward(doutputs / targets.size, input_grad=False)  # the series is data: no gradient
+        model.backward(doutputs, input_grad=False)  # the series is data: no gradient
         return loss, targets.size, None
 
     def _forecasts(self, model: ManyToMany, values: np.ndarray) -> np.ndarray:
@@ -112,3 +116,7 @@ class Forecast(Task):
         predicted = self._forecasts(model, self.normalised[: end - 1])[start - 1 :] * self.scale + self.mean
         rows = [f"  {series[t]:7.1f} {p:9.1f} {series[t - 1]:12.1f}" for t, p in zip(range(start, end), predicted)][:10]
         return "test values, rnnkit forecast, persistence:\n" + "\n".join(rows)
+
+
+def _number_within(value: object, bound: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) <= bound

@@ -19,7 +19,8 @@ from rnnkit.data import Vocab, load_tag, read_tagged
 from rnnkit.models import ManyToMany
 from rnnkit.tasks.base import Task, TaskError
 from rnnkit.data.tokenizers import WordTokenizer, unknown_share
-from rnnkit.tasks.common import batches, check_labels, label_warnings, model_kwargs, saved_tokenizer, tokenize
+from rnnkit.tasks.common import (batches, check_labels, expect, label_warnings, model_kwargs, saved_entry,
+                                 saved_tokenizer, tokenize)
 
 #: validation words unknown to the vocabulary above which tagging is warned of (unknown words are
 #: normal in tagging, tagged from context; this many are not)
@@ -28,6 +29,7 @@ MAX_TAG_OOV = 0.10
 
 class Tag(Task):
     name = "tag"
+    batch_axes = (1, 0, 1)  # ids (T, B), lengths (B,), tags (T, B)
     metric_keys = ("token_accuracy",)
     primary_metric = "token_accuracy"
     defaults = {"cell": "rnn", "hidden": 128, "layers": 1, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
@@ -42,7 +44,10 @@ class Tag(Task):
                             f"the file, one tag each (use --tokens word or auto)")
         if meta is not None:
             self.tokenizer = saved_tokenizer(meta, "tokenizer", legacy_key="vocab")
-            self.tags, self.word_tag = Vocab.from_dict(meta["tags"]), meta.get("word_tag", {})
+            self.tags = saved_entry(meta, "tags", Vocab.from_dict)
+            self.word_tag = saved_entry(meta, "word_tag", expect(lambda table: isinstance(table, dict) and all(
+                isinstance(word, str) and tag in self.tags.stoi for word, tag in table.items()),
+                "a dict from words to known tags"), default={})
         else:
             train = self.splits["train"]
             self.tokenizer = WordTokenizer.fit([words for words, _ in train], min_freq=int(self.options["min_freq"]),
@@ -109,7 +114,7 @@ class Tag(Task):
         logits, _ = model.forward(ids, lengths=lengths)
         loss, dlogits = model.loss(logits, targets, lengths)
         count = int(lengths.sum())
-        model.backward(dlogits / count)
+        model.backward(dlogits)
         return loss, count, None
 
     def _run(self, model: ManyToMany, words, tags=None) -> tuple[list[np.ndarray], float]:

@@ -17,7 +17,7 @@ import numpy as np
 from rnnkit.data import load_translate, pad_batch, read_pairs_tsv
 from rnnkit.models import Seq2Seq
 from rnnkit.tasks.base import Task, TaskError
-from rnnkit.tasks.common import batches, fit_text_tokenizer, model_kwargs, saved_tokenizer
+from rnnkit.tasks.common import batches, expect, fit_text_tokenizer, model_kwargs, saved_entry, saved_tokenizer
 from rnnkit.tasks.metrics import character_error_rate, exact_match
 
 
@@ -26,6 +26,7 @@ ATTENTION_FIGURE = "attention.png"
 
 class Translate(Task):
     name = "translate"
+    batch_axes = (1, 0, 1, 1, 0)  # source (S, B), its lengths, decoder inputs and outputs (T, B), their lengths
     metric_keys = ("exact_match", "cer")
     primary_metric = "exact_match"
     # cell: gru by measured quality (benchmarks/quality.py --scale 0.5: exact match 1.000 gru, 0.998
@@ -44,7 +45,8 @@ class Translate(Task):
         if meta is not None:
             self.source_tokenizer = saved_tokenizer(meta, "source")
             self.target_tokenizer = saved_tokenizer(meta, "target")
-            self.max_len = int(meta.get("max_len", 40))
+            self.max_len = saved_entry(meta, "max_len", expect(lambda n: isinstance(n, int) and not isinstance(n, bool)
+                                                               and n >= 1, "a positive integer"), default=40)
         else:
             train, valid = self.splits["train"], self.splits.get("valid", [])
             for side, column in (("source", 0), ("target", 1)):
@@ -115,7 +117,7 @@ class Translate(Task):
         logits = model.forward(source, source_lengths, inputs, lengths)
         loss, dlogits = model.loss(logits, outputs, lengths)
         count = int(lengths.sum())
-        model.backward(dlogits / count)
+        model.backward(dlogits)
         return loss, count, None
 
     def _translate_ids(self, model: Seq2Seq, sources, method: str = "greedy") -> list[str]:

@@ -23,12 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit.io.checkpoint import CHECKPOINT_FILE, CheckpointError, clean_leftovers, load_checkpoint, save_checkpoint
+from rnnkit.io.checkpoint import (CHECKPOINT_FILE, CONFIG_FILE, CheckpointError, atomic_write, clean_leftovers, load_checkpoint,
+                                  read_meta, save_checkpoint)
 from rnnkit.models.base import Model
 from rnnkit.models.states import as_state
 from rnnkit.optim import clip_grad_norm, make_optimizer
 from rnnkit.tasks.base import Task, TaskError
 from rnnkit.tasks.metrics import LOWER_IS_BETTER
+from rnnkit.train.distributed import GradientBuffer, current_world, share, shard
 from rnnkit.viz.plots import plot_loss_curves
 
 #: early stopping waits for at least this many training examples without improvement: small data
@@ -43,6 +45,15 @@ CURVE_FILE = "loss.png"
 
 class DivergenceError(RuntimeError):
     """The loss or a gradient became NaN/inf; no checkpoint was written from that state."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM where no resumable stop is possible (a second signal during training,
+    or one outside the training loop); ``signum`` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 @dataclass
@@ -72,53 +83,15 @@ class Position:
     seconds: float = 0.0
     best: float | None = None
     #: every metric at ``best``, primary first, signed so that more is better: the others break
-    #: ties of the primary metric
+    #: ties of the primary metric; ``best/`` holds that state (an epoch end's)
     best_scores: list | None = None
-    #: the same, of the state in ``best/`` (which may be a mid-epoch one)
-    saved_scores: list | None = None
+    #: the same, of the state in the main checkpoint when it was validated mid-epoch (a time
+    #: budget or a signal stopped the run there); None once training goes on. It is scored
+    #: instead of ``best/`` when better, and never enters ``best/``: an uninterrupted run never
+    #: validates that state, so a resumed run must not keep it either.
+    partial_scores: list | None = None
     bad_epochs: int = 0
     history: list = field(default_factory=list)
-
-
-def validate_run_meta(meta: Any, where: str | Path) -> dict[str, Any]:
-    """Check a checkpoint's description before anything uses it: every key the trainer writes,
-    with its type and range. Raises ``CheckpointError`` naming the key; returns ``meta``."""
-    from rnnkit.io.checkpoint import CheckpointError
-    from rnnkit.tasks import TASKS
-
-    def fail(key: str, expected: str, got: Any) -> None:
-        raise CheckpointError(f"checkpoint {where}: {key}: expected {expected}, got {got!r:.80} "
-                              f"(the checkpoint is damaged or not a run of this rnnkit)")
-
-    if not isinstance(meta, dict):
-        fail("metadata", "a JSON object", type(meta).__name__)
-    sections = {"task": str, "task_meta": dict, "model_options": dict, "dtype": str, "train_config": dict,
-                "position": dict, "optimizer": dict, "rng": dict}
-    for key, kind in sections.items():
-        if not isinstance(meta.get(key), kind):
-            fail(key, f"a {kind.__name__}", meta.get(key, "nothing"))
-    if meta["task"] not in TASKS:
-        fail("task", f"one of {', '.join(TASKS)}", meta["task"])
-    if "data" in meta and meta["data"] is not None and not isinstance(meta["data"], str):
-        fail("data", "a path or null", meta["data"])
-    if meta["dtype"] not in ("float32", "float64"):
-        fail("dtype", "float32 or float64", meta["dtype"])
-    for key in ("hidden", "layers", "embed", "batch_size"):
-        value = meta["model_options"].get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= 1 << 20):
-            fail(f"model_options.{key}", "a positive integer", value)
-    position = meta["position"]
-    for key in ("epoch", "batch", "step"):
-        value = position.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            fail(f"position.{key}", "a non-negative integer", value)
-    if not isinstance(position.get("history", []), list):
-        fail("position.history", "a list", position.get("history"))
-    config = meta["train_config"]
-    for key, kind in (("epochs", int), ("seed", int), ("lr", (int, float)), ("optimizer", str)):
-        if not isinstance(config.get(key), kind) or isinstance(config.get(key), bool):
-            fail(f"train_config.{key}", f"a {getattr(kind, '__name__', 'number')}", config.get(key))
-    return meta
 
 
 def patience_for(num_examples: int) -> int:
@@ -142,10 +115,17 @@ class Trainer:
         self.interrupted_by: int | None = None
         self._last_save = time.perf_counter()
         self._data_sha256 = file_sha256(task.data_path) if task.data_path else None
+        #: the processes training this model together (one, unless started by mpiexec -n N)
+        self.world = current_world()
+        self._gradients = GradientBuffer(model, votes=0) if self.world.size > 1 else None
+        if self.world.rank > 0:  # each process its own dropout masks, not copies of the root's
+            for rng in module_rngs(model).values():
+                rng.bit_generator.state = rng.bit_generator.jumped(self.world.rank).state
 
     # -- checkpoints ------------------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:
         optimizer_state = self.optimizer.state_dict()
+        generators = self._generator_states()
         return {
             "format": "rnnkit-checkpoint-1",
             "task": self.task.name,
@@ -157,47 +137,136 @@ class Trainer:
             "train_config": asdict(self.config),
             "position": asdict(self.position),
             "optimizer": {k: v for k, v in optimizer_state.items() if k != "state"},
-            "rng": {name: rng.bit_generator.state for name, rng in module_rngs(self.model).items()},
+            "rng": generators[0],
             "carry": None if self.carry is None else len(as_state(self.carry)),  # arrays carry.0, carry.1, ...
+            "processes": self.world.size,
+            **({"rng_by_process": generators} if self.world.size > 1 else {}),
         }
+
+    def _generator_states(self) -> list[dict[str, Any]]:
+        """Every process's module generators, in rank order (a collective: all processes call it)."""
+        return self.world.allgather({name: rng.bit_generator.state for name, rng in module_rngs(self.model).items()})
 
     def _arrays(self) -> dict[str, np.ndarray]:
         arrays = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         arrays |= {f"optimizer.{k}": v for k, v in self.optimizer.state_dict()["state"].items()}
-        if self.carry is not None:
-            arrays |= {f"carry.{k}": np.asarray(array) for k, array in enumerate(as_state(self.carry))}
+        carry = self._whole_carry()
+        if carry is not None:
+            arrays |= {f"carry.{k}": np.asarray(array) for k, array in enumerate(carry)}
         return arrays
 
+    def _whole_carry(self) -> tuple[np.ndarray, ...] | None:
+        """The carried state of the whole batch: each process's share of the streams, joined in
+        rank order along the batch axis of the ``(L * D, B, H)`` states (a collective)."""
+        shares = [as_state(part) for part in self.world.allgather(self.carry) if part is not None]
+        if not shares:
+            return None
+        return tuple(np.concatenate([part[k] for part in shares], axis=1) for k in range(len(shares[0])))
+
+    def _my_carry(self, carry: tuple[np.ndarray, ...] | None) -> tuple[np.ndarray, ...] | None:
+        """This process's share of a whole-batch carried state (the inverse of ``_whole_carry``)."""
+        if carry is None or self.world.size == 1:
+            return carry
+        part = share(carry[0].shape[1], self.world.rank, self.world.size)
+        return tuple(array[:, part] for array in carry) if part.stop > part.start else None
+
     def save(self, directory: Path | None = None) -> None:
-        save_checkpoint(directory or self.out_dir, self._arrays(), self._meta())
+        """Write a checkpoint (by the root process; every process takes part, as the carried
+        state and the generators are gathered from all)."""
+        arrays, meta = self._arrays(), self._meta()
+        if self.world.is_root:
+            save_checkpoint(directory or self.out_dir, arrays, meta)
         if directory is None:
             self._last_save = time.perf_counter()
 
     def resume(self) -> None:
-        arrays, meta = load_checkpoint(self.out_dir)
+        """Continue from the checkpoint in ``out_dir``: everything that decides what happens
+        next comes back, each part checked against this run before anything changes."""
+        # the root reads, every process gets the same (a damaged checkpoint fails on the root,
+        # and the command line then ends the whole job)
+        arrays, meta = self.world.broadcast(load_checkpoint(self.out_dir) if self.world.is_root else None)
+        self._check_processes(meta)
+        position = self._saved_position(meta)
+        self._check_optimizer(meta["optimizer"], position)
+        carry = self._saved_carry(meta, arrays)
         self.model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model.")})
         optimizer_state = dict(meta["optimizer"])
         optimizer_state["state"] = {k[10:]: v for k, v in arrays.items() if k.startswith("optimizer.")}
         self.optimizer.load_state_dict(optimizer_state)
-        rngs = module_rngs(self.model)
-        if set(rngs) - set(meta["rng"]):
-            raise CheckpointError(f"checkpoint {self.out_dir}: rng: expected the generators of "
-                                  f"{', '.join(sorted(rngs))}, got {', '.join(sorted(meta['rng'])) or 'none'}")
-        for name, rng in rngs.items():
-            try:
-                rng.bit_generator.state = meta["rng"][name]
-            except (TypeError, ValueError, KeyError) as error:
-                raise CheckpointError(f"checkpoint {self.out_dir}: rng.{name}: not a generator state ({error})") from None
+        by_process = meta.get("rng_by_process")
+        if isinstance(by_process, list) and len(by_process) == self.world.size:
+            self._restore_generators(by_process[self.world.rank])
+        else:
+            self._restore_generators(meta["rng"])
+            if self.world.rank > 0:
+                for rng in module_rngs(self.model).values():
+                    rng.bit_generator.state = rng.bit_generator.jumped(self.world.rank).state
+        self.position, self.carry = position, self._my_carry(carry)
+        self._forget_metrics_after(self.position.step)
+
+    def _check_processes(self, meta: dict) -> None:
+        """With dropout, each process's masks come from its own generator, saved per process:
+        such a run resumes on as many processes as it ran on. Without, any number will do."""
+        saved = meta.get("processes", 1)
+        if saved != self.world.size and self.model_options.get("dropout", 0):
+            raise CheckpointError(f"checkpoint {self.out_dir}: trained on {saved} process(es) with dropout, whose masks "
+                                  f"come from one generator per process; resume it on {saved} "
+                                  f"(mpiexec -n {saved} rnnkit train ... --resume), not {self.world.size}")
+
+    def _saved_position(self, meta: dict) -> Position:
+        # saved_scores: written before mid-epoch states stopped entering best/
+        fields = {key: value for key, value in meta["position"].items() if key != "saved_scores"}
         try:
-            self.position = Position(**meta["position"])
+            position = Position(**fields)
         except TypeError as error:
             raise CheckpointError(f"checkpoint {self.out_dir}: position: {error}") from None
-        batches = len(self.task.train_batches(self.position.epoch))
-        if self.position.batch > batches:
+        batches = len(self.task.train_batches(position.epoch))
+        if position.batch > batches:
             raise CheckpointError(f"checkpoint {self.out_dir}: position.batch: expected at most {batches} (the "
-                                  f"batches of epoch {self.position.epoch + 1}), got {self.position.batch}")
-        self.carry = _carry_from(arrays)
-        self._forget_metrics_after(self.position.step)
+                                  f"batches of epoch {position.epoch + 1}), got {position.batch}")
+        return position
+
+    def _check_optimizer(self, saved: Any, position: Position) -> None:
+        """The saved optimizer is this run's (its type and hyperparameters come from the run's
+        settings, never changed by training) and took one step per training step."""
+        built = json.loads(json.dumps({k: v for k, v in self.optimizer.state_dict().items() if k != "state"}))
+        if not isinstance(saved, dict) or any(saved.get(key) != built[key] for key in ("type", "hyperparameters")):
+            raise CheckpointError(f"checkpoint {self.out_dir}: optimizer: expected {built['type']} with "
+                                  f"{built['hyperparameters']} (this run's optimizer and learning rate), got "
+                                  f"{saved!r:.200}")
+        if saved.get("step") != position.step:
+            raise CheckpointError(f"checkpoint {self.out_dir}: optimizer.step: expected position.step "
+                                  f"({position.step}), one update per training step, got {saved.get('step')!r}")
+
+    def _saved_carry(self, meta: dict, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, ...] | None:
+        """The state carried between batches, as many arrays as the description says, of the
+        model's dtype."""
+        carry = _carry_from(arrays)
+        expected = meta.get("carry")
+        count = 0 if carry is None else len(carry)
+        if expected is not None and expected != count or expected is None and count and "carry" not in arrays:
+            raise CheckpointError(f"checkpoint {self.out_dir}: carry: expected {expected or 0} arrays of the state "
+                                  f"carried between batches, found {count}")
+        dtype = next(self.model.named_parameters())[1].dtype
+        for k, array in enumerate(carry or ()):
+            if array.dtype != dtype:
+                raise CheckpointError(f"checkpoint {self.out_dir}: carry.{k}: expected {dtype} (the model's), "
+                                      f"got {array.dtype}")
+        return carry
+
+    def _restore_generators(self, saved: dict) -> None:
+        rngs = module_rngs(self.model)
+        if set(rngs) - set(saved):
+            raise CheckpointError(f"checkpoint {self.out_dir}: rng: expected the generators of "
+                                  f"{', '.join(sorted(rngs))}, got {', '.join(sorted(saved)) or 'none'}")
+        for name, rng in rngs.items():
+            kind = type(rng.bit_generator).__name__
+            try:
+                rng.bit_generator.state = saved[name]
+            except (TypeError, ValueError, KeyError, OverflowError):
+                raise CheckpointError(f"checkpoint {self.out_dir}: rng.{name}: expected a {kind} state (bit_generator, "
+                                      f"state.state and state.inc below 2**128, has_uint32, uinteger), got "
+                                      f"{saved[name]!r:.120}") from None
 
     def _forget_metrics_after(self, step: int) -> None:
         """Drop the log records written after the checkpoint being resumed (the resumed run
@@ -212,7 +281,8 @@ class Trainer:
                     kept.append(line)
             except json.JSONDecodeError:  # a line cut by a kill
                 continue
-        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        text = "".join(line + "\n" for line in kept)
+        atomic_write(path, lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))
 
     # -- the loop ---------------------------------------------------------------------------
     def fit(self) -> str:
@@ -221,14 +291,14 @@ class Trainer:
         ``interrupted_by``; a resumable checkpoint is saved first). A run that has already
         stopped early returns at once."""
         config, position = self.config, self.position
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        for directory in (self.out_dir, self.out_dir / BEST_DIR):
-            clean_leftovers(directory)
+        if self.world.is_root:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            clean_leftovers(self.out_dir, (CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE))
+            clean_leftovers(self.out_dir / BEST_DIR)
         started = time.perf_counter() - position.seconds
-        progress = _progress_enabled(config.progress)
+        progress = _progress_enabled(config.progress) and self.world.is_root
         if config.patience is not None and position.bad_epochs >= config.patience:
-            print(f"[{self.task.name}] this run stopped early at epoch {position.epoch}; nothing left to train",
-                  file=sys.stderr, flush=True)
+            self._say(f"[{self.task.name}] this run stopped early at epoch {position.epoch}; nothing left to train")
             return "early_stopping"
         with _signals_caught() as caught:
             reason = self._loop(started, progress, caught)
@@ -238,11 +308,12 @@ class Trainer:
     def _loop(self, started: float, progress: bool, caught: list[int]) -> str:
         config, position = self.config, self.position
         reason = "epochs"
+        position.partial_scores = None  # training goes on from the state validated mid-epoch
         while position.epoch < config.epochs or self._extending():
             if position.epoch == config.epochs and position.batch == 0:
-                print(f"[{self.task.name}] {config.epochs} epochs done, validation improved within the last "
-                      f"{config.patience or 'any'} epochs: training on within the time budget until early stopping",
-                      file=sys.stderr, flush=True)
+                self._say(f"[{self.task.name}] {config.epochs} epochs done, validation improved within the last "
+                          f"{config.patience or 'any'} epochs: training on within the time budget until early "
+                          f"stopping")
             batches = self.task.train_batches(position.epoch)
             if not batches:
                 raise TaskError(f"{self.task.name}: the training data makes no batch (too little data for one "
@@ -267,14 +338,19 @@ class Trainer:
                         bar.set_postfix(loss=f"{window_loss / max(window_items, 1):.3f}", per_s=f"{rate:,.0f}")
                     window_loss, window_items, window_start = 0.0, 0, time.perf_counter()
                 position.seconds = time.perf_counter() - started
-                if config.max_seconds is not None and position.seconds >= config.max_seconds:
+                # every process must take the same branch: the root's clock decides the time
+                # budget and the periodic save, a signal to any process stops them all
+                time_up, signalled, save_due = self._agree(
+                    config.max_seconds is not None and position.seconds >= config.max_seconds, bool(caught),
+                    config.save_every_seconds is not None and position.batch < len(batches)
+                    and time.perf_counter() - self._last_save >= config.save_every_seconds)
+                if time_up:
                     reason = "time"
                     break
-                if caught:  # SIGINT or SIGTERM: stop at this batch boundary, resumable
+                if signalled:  # SIGINT or SIGTERM: stop at this batch boundary, resumable
                     reason = "interrupted"
                     break
-                if (config.save_every_seconds is not None and position.batch < len(batches)
-                        and time.perf_counter() - self._last_save >= config.save_every_seconds):
+                if save_due:
                     self.save()
             if bar is not None:
                 bar.close()
@@ -291,11 +367,15 @@ class Trainer:
         return reason
 
     def best_record(self) -> dict | None:
-        """The validation record of the best checkpoint (the one in ``best/``), if any."""
+        """The validation record of the checkpoint that is scored (see ``checkpoint_to_score``):
+        ``best/``'s, or the main checkpoint's mid-epoch one when that is better; None if none."""
         position = self.position
-        for record in position.history:
+        mid_epoch = _beats(position.partial_scores, position.best_scores)
+        target = position.partial_scores if mid_epoch else position.best_scores
+        for record in reversed(position.history) if mid_epoch else position.history:
+            if bool(record.get("mid_epoch")) != mid_epoch:
+                continue
             scores = self._ranking({k[6:]: v for k, v in record.items() if k.startswith("valid_")})
-            target = position.saved_scores if position.saved_scores is not None else position.best_scores
             if target is None and scores[0] == position.best or scores == target:
                 return record
         return None
@@ -315,29 +395,44 @@ class Trainer:
             config.patience is None or self.position.bad_epochs < config.patience)
 
     def _step(self, batch: Any) -> tuple[float, int]:
+        """One update from one global batch: this process's share forward and backward, the
+        gradients, loss and count summed over the processes, the gradients divided by the
+        batch's count, then the checks, clipping and the optimizer. Returns the batch's summed
+        loss and count."""
         self.model.zero_grad()
+        world = self.world
+        if world.size > 1:
+            batch = shard(batch, self.task.batch_axes, world.rank, world.size)
         # Overflow in a diverging step is reported once, below, not as NumPy warnings.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             try:
-                loss_sum, count, carry = self.task.train_step(self.model, batch, self.carry)
+                if _is_empty(batch, self.task.batch_axes):  # fewer examples than processes: none here
+                    loss_sum, count, carry = 0.0, 0, self.carry
+                else:
+                    loss_sum, count, carry = self.task.train_step(self.model, batch, self.carry)
             except ValueError as error:  # activations overflowed into the next layer's input check
                 if "expected finite values" not in str(error):
                     raise
                 self._diverged(f"activations became NaN/inf ({error})")
+            if self._gradients is not None:
+                loss_sum, count, _ = self._gradients.reduce(world, self.model, loss_sum, count, ())
+            for _, _, grad in self.model.named_parameters():  # gradients of the batch's mean loss
+                grad *= 1.0 / max(count, 1)
             if not math.isfinite(loss_sum):
                 self._diverged(f"the loss is {loss_sum}")
             norm = clip_grad_norm(self.model, self.config.clip_norm if self.config.clip_norm else math.inf)
             if not math.isfinite(norm):
                 self._diverged(f"the gradient norm is {norm}")
             self.optimizer.step()
-        bad = [name for name, param, _ in self.model.named_parameters() if not np.isfinite(param.sum())]
+        with np.errstate(over="ignore", invalid="ignore"):  # reported below, as divergence
+            bad = [name for name, param, _ in self.model.named_parameters() if not np.isfinite(param.sum())]
         if bad:
             self._diverged(f"parameters {', '.join(bad[:3])} became NaN/inf")
         self.carry = carry
         return loss_sum, count
 
-    def _diverged(self, what: str) -> None:
-        where = f"epoch {self.position.epoch + 1}, step {self.position.step + 1}"
+    def _diverged(self, what: str, where: str | None = None) -> None:
+        where = where or f"epoch {self.position.epoch + 1}, step {self.position.step + 1}"
         kept = (f"the last good checkpoint in {self.out_dir} is untouched" if has_checkpoint(self.out_dir)
                 else "no checkpoint was written")
         raise DivergenceError(f"training diverged at {where}: {what}; {kept} (try a lower --lr or --clip)")
@@ -345,46 +440,70 @@ class Trainer:
     def _end_of_period(self, partial: bool) -> bool:
         """Validate, log, checkpoint; returns True when early stopping says stop."""
         position, task = self.position, self.task
-        self.model.eval()  # no dropout, and no draws from its generator: resume stays exact
-        metrics = task.evaluate(self.model, "valid")
-        self.model.train()
+        metrics = None
+        if self.world.is_root:  # the others wait for its metrics: every process decides alike
+            self.model.eval()  # no dropout, and no draws from its generator: resume stays exact
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # reported below, once
+                metrics = task.evaluate(self.model, "valid")
+            self.model.train()
+        metrics = self.world.broadcast(metrics)
+        epoch = position.epoch + (position.batch / self._batches_in_epoch if partial else 0)
+        if not math.isfinite(metrics["loss"]):  # parameters huge but finite: nothing worth a checkpoint
+            self._diverged(f"the validation loss is {metrics['loss']}", f"epoch {epoch:.2f}, step {position.step}")
         score, scores = metrics[task.primary_metric], self._ranking(metrics)
         # A tie on the primary metric (exact match stuck at 0 while a model learns to spell) is
         # broken by the task's other metrics (character error rate), so a plateau of the primary
         # metric is not mistaken for no progress.
         if position.best_scores is None and position.best is not None:  # a checkpoint from before ties
             position.best_scores = [self._ranking({task.primary_metric: position.best})[0]]
-        if position.saved_scores is None and position.best_scores is not None:  # a checkpoint from before
-            position.saved_scores = list(position.best_scores)
-        # best/ keeps the best state validated, mid-epoch ones (a time budget, a signal) included;
-        # early stopping counts epoch ends only, so a resumed run stops where an uninterrupted one does.
-        save_best = position.saved_scores is None or scores > position.saved_scores
-        if save_best:
-            position.saved_scores = scores
-        if not partial:
-            if position.best_scores is None or scores > position.best_scores:
-                position.best, position.best_scores, position.bad_epochs = score, scores, 0
-            else:
-                position.bad_epochs += 1
-        epoch = position.epoch + (position.batch / self._batches_in_epoch if partial else 0)
+        # Only epoch ends enter best/ and early stopping's count: a mid-epoch state (a time
+        # budget, a signal) is one an uninterrupted run never validates, so a resumed run keeps
+        # neither it nor its score and ends, best/ included, as the uninterrupted one would.
+        save_best = False
+        if partial:
+            position.partial_scores = scores
+        elif position.best_scores is None or scores > position.best_scores:
+            position.best, position.best_scores, position.bad_epochs = score, scores, 0
+            save_best = True
+        else:
+            position.bad_epochs += 1
         record = {"epoch": epoch, "step": position.step, "seconds": round(position.seconds, 2),
-                  **{f"valid_{k}": v for k, v in metrics.items()}}
+                  **({"mid_epoch": True} if partial else {}), **{f"valid_{k}": v for k, v in metrics.items()}}
         position.history.append(record)
         self._log(record)
-        print(f"[{task.name}] epoch {record['epoch']:.2f}  step {position.step}  {position.seconds:.0f}s  "
-              + "  ".join(f"valid {k} {v:.4f}" for k, v in metrics.items()), file=sys.stderr, flush=True)
+        self._say(f"[{task.name}] epoch {record['epoch']:.2f}  step {position.step}  {position.seconds:.0f}s  "
+                  + "  ".join(f"valid {k} {v:.4f}" for k, v in metrics.items()))
         # best/ first: a kill between the two writes resumes from the previous checkpoint, and the
         # replayed (deterministic) training reaches this state and writes the same best/ again
         if save_best:
             self.save(self.out_dir / BEST_DIR)
         self.save()
-        _plot_curves(self.out_dir)
+        if self.world.is_root:
+            _plot_curves(self.out_dir)
         patience = self.config.patience
         return patience is not None and position.bad_epochs >= patience
 
     def _log(self, record: dict) -> None:
+        if not self.world.is_root:
+            return
         with open(self.out_dir / METRICS_FILE, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
+
+    def _say(self, message: str) -> None:
+        """A line on standard error, from the root process only."""
+        if self.world.is_root:
+            print(message, file=sys.stderr, flush=True)
+
+    def _agree(self, time_up: bool, signalled: bool, save_due: bool) -> tuple[bool, bool, bool]:
+        """The decisions every process takes together (a collective when there are several):
+        the time budget and the periodic save as the root's clock says, a stop as soon as any
+        process got a signal."""
+        if self.world.size == 1:
+            return time_up, signalled, save_due
+        root = self.world.is_root
+        votes = np.array([time_up and root, signalled, save_due and root], dtype=np.float64)
+        self.world.allreduce_sum(votes)
+        return bool(votes[0]), bool(votes[1]), bool(votes[2])
 
 
 @contextlib.contextmanager
@@ -400,7 +519,7 @@ def _signals_caught():
 
     def note(signum, frame):  # noqa: ARG001
         if caught:  # a second signal: the user insists, stop now (the last checkpoint stands)
-            raise KeyboardInterrupt
+            raise Interrupted(signum)
         caught.append(signum)
 
     for sig in previous:
@@ -410,6 +529,14 @@ def _signals_caught():
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _is_empty(batch: Any, axes: tuple[int, ...]) -> bool:
+    """Whether a (sharded) batch holds no example."""
+    if not axes:
+        return False
+    first = batch[0]
+    return (len(first) if isinstance(first, list) else np.shape(first)[axes[0]]) == 0
 
 
 def _carry_from(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, ...] | None:
@@ -457,3 +584,26 @@ def file_sha256(path: str | Path) -> str:
 
 def has_checkpoint(out_dir: str | Path) -> bool:
     return (Path(out_dir) / CHECKPOINT_FILE).is_file()
+
+
+def checkpoint_to_score(out_dir: str | Path) -> Path:
+    """The directory whose checkpoint ``eval``, ``predict`` and ``sample`` use: ``best/`` (the
+    best epoch end), unless the main checkpoint holds a state validated mid-epoch that scored
+    better (a time budget or a signal ended the run there); the main one while there is no
+    ``best/``. Only the headers are read; a damaged one is left for loading to report."""
+    out_dir = Path(out_dir)
+    best = out_dir / BEST_DIR
+    if not has_checkpoint(best):  # none yet, or a best/ whose first write a kill interrupted
+        return out_dir
+    try:
+        partial = read_meta(out_dir)["position"].get("partial_scores")
+        best_scores = read_meta(best)["position"].get("best_scores")
+        return out_dir if _beats(partial, best_scores) else best
+    except (CheckpointError, KeyError, TypeError, AttributeError):
+        return best
+
+
+def _beats(partial: list | None, best: list | None) -> bool:
+    """Whether mid-epoch scores ``partial`` beat epoch-end scores ``best`` (lists ranked as
+    ``Trainer._ranking`` makes them)."""
+    return partial is not None and (best is None or partial > best)

@@ -3,6 +3,7 @@ so it can be used on any run; matplotlib is imported lazily (``pip install "rnnk
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Sequence
@@ -114,6 +115,13 @@ def plot_attention(maps: Sequence[tuple[Sequence[str], Sequence[str], np.ndarray
 def _save(plt, figure, out: str | Path) -> Path:
     out = Path(out)
     figure.tight_layout()
-    figure.savefig(out, dpi=100)
-    plt.close(figure)
+    image = io.BytesIO()
+    try:
+        figure.savefig(image, dpi=100, format=out.suffix[1:].lower() or "png")
+    finally:
+        plt.close(figure)
+    try:  # written here: matplotlib's own writer lets a full disk pass silently
+        out.write_bytes(image.getvalue())
+    except OSError as error:
+        raise OSError(f"{out}: could not write the figure ({error.strerror or error})") from None
     return out

@@ -28,6 +28,8 @@ def rnnkit(*args):
     (["--layers", "100000"], r"the model would need about [\d,.]+ GiB"),
     (["--data", "/dev/zero"], r"--data: /dev/zero is not a regular file"),
     (["--save-every", "-1"], r"--save-every: expected a number of seconds >= 0"),
+    # it trained, then could not load its own checkpoint (whose schema caps it)
+    (["--batch-size", "1000000000"], r"--batch-size: expected at most 1,048,576, got 1000000000"),
 ])
 def test_training_arguments_out_of_range(args, message, tmp_path):
     assert_one_line_error(rnnkit("train", "classify", "--out", str(tmp_path / "run"), *args), message)
@@ -46,6 +48,7 @@ def test_sample_arguments_out_of_range(trained):
                           r"--length: expected an integer from 1 to 1,000,000")
     assert_one_line_error(rnnkit("sample", str(trained), "--temperature", "nan"),
                           r"--temperature: expected a positive number, got nan")
+    assert_one_line_error(rnnkit("sample", str(trained), "--seed", "-1"), r"--seed: expected an integer in \[0, 2\*\*32\), got -1")
 
 
 def _rewrite(directory, mutate_meta=None, mutate_arrays=None):
@@ -165,4 +168,36 @@ def test_a_resume_position_past_the_epoch_is_an_error(trained, tmp_path):
     shutil.copytree(trained, run)
     _rewrite(run, mutate_meta=lambda meta: meta["position"].update(batch=10**9))
     assert_one_line_error(rnnkit("train", "digits", "--out", str(run), "--epochs", "2", "--resume"),
-                          r"position.batch: expected at most \d+ \(the batches of epoch 2\), got 1000000000")
+                          r"position.batch: expected at most position.step \(45\), got 1000000000")
+    _rewrite(run, mutate_meta=lambda meta: meta["position"].update(batch=50, step=10**6))  # consistent, too many
+    assert_one_line_error(rnnkit("train", "digits", "--out", str(run), "--epochs", "2", "--resume"),
+                          r"position.batch: expected at most 45 \(the batches of epoch 2\), got 50")
+
+
+@pytest.mark.parametrize("mutation, message", [
+    (lambda meta: meta["position"].update(bad_epochs=10**12), r"position.bad_epochs: expected at most position.epoch \(1\)"),
+    (lambda meta: meta["position"].update(epoch=10**12), r"position.step: expected at least epoch \+ batch"),
+    (lambda meta: meta["position"].update(seconds="x"), r"position.seconds: expected a number >= 0, got 'x'"),
+    (lambda meta: meta["position"].update(history=["x"]), r"position.history: expected a list of JSON objects"),
+    (lambda meta: meta["train_config"].update(patience=-5), r"train_config.patience: expected a positive integer or null"),
+    (lambda meta: meta["train_config"].update(log_every=None), r"train_config.log_every: expected a positive integer, got None"),
+    (lambda meta: meta["train_config"].update(seed=10**12), r"train_config.seed: expected a non-negative integer up to 4,294,967,295"),
+    (lambda meta: meta["train_config"].update(surprise=1), r"train_config.surprise: expected no such key"),
+    (lambda meta: meta["model_options"].update(dropout=None), r"model_options.dropout: expected a number >= 0 below 1"),
+    (lambda meta: meta["model_options"].pop("bidirectional"), r"model_options.bidirectional: expected true or false, got 'nothing'"),
+    (lambda meta: meta["optimizer"]["hyperparameters"].update(eps=1e300), r"optimizer: expected Adam with .* \(this run's"),
+    (lambda meta: meta["optimizer"].update(step=10**12), r"optimizer.step: expected position.step \(45\)"),
+    (lambda meta: meta["rng"]["rnn"]["state"].update(inc=-5), r"rng.rnn: expected a PCG64 state"),
+    (lambda meta: meta.update(carry=2), r"carry: expected 2 arrays of the state carried between batches, found 0"),
+])
+def test_a_damaged_checkpoint_is_refused_by_resume(trained, tmp_path, mutation, message):
+    """What the probes found (benchmarks/probes.py): each of these trained on silently with
+    another run's settings, or stopped with a Python error ("'>=' not supported between
+    instances of 'str' and 'int'", OverflowError)."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    _rewrite(run, mutate_meta=mutation)
+    assert_one_line_error(rnnkit("train", "digits", "--out", str(run), "--hidden", "8", "--epochs", "2", "--resume"),
+                          r"checkpoint .*: " + message)

@@ -118,3 +118,131 @@ def test_each_text_task_scores_its_own_held_out_copy(task, tmp_path):
     for key, value in expected.items():
         if key in result and isinstance(value, float):
             assert result[key] == value, key  # metrics and baselines, exactly
+
+
+#: a short real run that checkpoints every few batches: two layers with dropout between them
+#: (a random generator to restore), batches of 8 (180 steps an epoch), two epochs
+KILLED_RUN = ["train", "digits", "--hidden", "8", "--layers", "2", "--dropout", "0.2", "--batch-size", "8",
+              "--epochs", "2", "--save-every", "0.02", "--no-progress"]
+
+
+def _outcome(out, stdout):
+    """What a finished run leaves: its result line (less what a clock or the path decides)
+    and every array of its main checkpoint and of best/."""
+    from rnnkit.io.checkpoint import load_checkpoint
+
+    result = json.loads(stdout.splitlines()[-1])
+    for key in ("seconds", "checkpoint"):
+        result.pop(key)
+    arrays = {f"{name or 'main'}: {key}": value for name in ("", "best") for key, value in load_checkpoint(out / name)[0].items()}
+    return result, arrays
+
+
+def _assert_same_outcome(got, expected):
+    import numpy as np
+
+    assert got[0] == expected[0]
+    assert got[1].keys() == expected[1].keys()
+    for key, value in got[1].items():
+        np.testing.assert_array_equal(value, expected[1][key], err_msg=key)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The reference outcome, checked to be reproducible (two runs, the same bits), and how
+    long training takes from the model line to the exit."""
+    outcomes, seconds = [], []
+    for name in ("first", "second"):
+        out = tmp_path_factory.mktemp("uninterrupted") / name
+        process = subprocess.Popen([sys.executable, "-m", "rnnkit", *KILLED_RUN, "--out", str(out)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _wait_for_training(process)
+        started = time.perf_counter()
+        stdout, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+        seconds.append(time.perf_counter() - started)
+        outcomes.append(_outcome(out, stdout))
+    _assert_same_outcome(outcomes[1], outcomes[0])
+    return outcomes[0], min(seconds)
+
+
+def _wait_for_training(process):
+    for line in process.stderr:  # training starts right after the model line
+        if "model:" in line:
+            return
+    raise AssertionError("the run ended before training")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum, seed", [
+    pytest.param(signum, seed, id=f"{signum.name}-seed{seed}") for signum, seed in
+    [(signal.SIGKILL, 0), (signal.SIGKILL, 1), (signal.SIGKILL, 2), (signal.SIGKILL, 3),
+     (signal.SIGTERM, 4), (signal.SIGTERM, 5), (signal.SIGINT, 6), (signal.SIGINT, 7)]])
+def test_a_real_run_signalled_at_a_random_moment_resumes_exactly(uninterrupted, tmp_path, signum, seed):
+    """A real `rnnkit train`, signalled after a seeded random delay (anywhere from its first
+    batch to its exit: a step, a checkpoint write, a validation, the final scoring), then
+    resumed (or started again, when it died before its first checkpoint), ends with the result
+    and the parameters of the uninterrupted run, bit for bit. SIGTERM and SIGINT stop it with a
+    message and a checkpoint to resume from."""
+    import random
+
+    from rnnkit.train.trainer import has_checkpoint
+
+    reference, seconds = uninterrupted
+    out = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "rnnkit", *KILLED_RUN, "--out", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_training(process)
+    time.sleep(random.Random(seed).uniform(0, seconds))
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=120)
+    finished = stdout.rstrip().endswith("}")  # the result line: the signal came as the process exited
+    if signum != signal.SIGKILL and not finished:
+        assert process.returncode == 128 + signum, stderr
+        assert f"rnnkit: stopped by {signal.Signals(signum).name}" in stderr and "Traceback" not in stderr, stderr
+        assert "resum" in stderr.strip().splitlines()[-1] and has_checkpoint(out), stderr
+    again = [*KILLED_RUN, "--out", str(out)] + (["--resume"] if has_checkpoint(out) else [])
+    finished = rnnkit(*again)
+    assert finished.returncode == 0, finished.stderr
+    _assert_same_outcome(_outcome(out, finished.stdout), reference)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_outside_the_training_loop_stops_with_a_message(tmp_path, monkeypatch, capsys, signum):
+    """Before training starts or while the result is scored, SIGTERM (which used to kill the
+    process silently) and SIGINT stop the command with a line that says what was saved."""
+    import os
+
+    import rnnkit.cli.main as cli
+    from rnnkit.train.trainer import Trainer
+
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), signum)
+        time.sleep(5)  # the handler raises before this ends
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(Trainer, "fit", signalled)  # the model is built, nothing trained or saved yet
+    assert cli.main(["train", "digits", "--out", str(out), "--hidden", "4", "--epochs", "1"]) == 128 + signum
+    assert capsys.readouterr().err.splitlines()[-1] == f"rnnkit: stopped by {signal.Signals(signum).name}; nothing was saved"
+    monkeypatch.undo()
+    assert cli.main(["train", "digits", "--out", str(out), "--hidden", "4", "--epochs", "1", "--overwrite"]) == 0
+    monkeypatch.setattr(cli, "judge", signalled)  # trained and saved: scoring it
+    assert cli.main(["train", "digits", "--out", str(out), "--hidden", "4", "--epochs", "1", "--resume"]) == 128 + signum
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"rnnkit: stopped by {signal.Signals(signum).name}; the last checkpoint in {out} stands (continue with: "
+        f"rnnkit train digits --out {out} --resume)")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the command's handlers are gone
+
+
+def test_a_fresh_run_that_fails_on_its_input_keeps_the_earlier_run(tmp_path, monkeypatch, capsys):
+    """The default runs/TASK is replaced by a fresh run, but only once the new run's data is
+    read and its model built: a mistyped command used to delete the earlier run, then fail."""
+    import rnnkit.cli.main as cli
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "onetoone", "--hidden", "4", "--epochs", "1"]) == 0
+    checkpoint = (tmp_path / "runs" / "onetoone" / "checkpoint.safetensors").read_bytes()
+    for mistake in (["--data", "nowhere.txt"], ["--layers", "2"]):  # data, then the model, refused
+        assert cli.main(["train", "onetoone", "--hidden", "4", *mistake]) == 2
+    assert (tmp_path / "runs" / "onetoone" / "checkpoint.safetensors").read_bytes() == checkpoint
+    assert "replacing the earlier run" not in capsys.readouterr().err

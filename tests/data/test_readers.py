@@ -43,6 +43,26 @@ def test_gzip_files_are_read_transparently(tmp_path):
         read_text_file(broken)
 
 
+def test_a_gzip_file_that_unpacks_beyond_the_limit_is_refused(tmp_path, monkeypatch):
+    """A small file that unpacks to gigabytes (a gzip bomb): refused from the size its trailer
+    states, without unpacking, or (a size the trailer cannot state) after reading up to the
+    limit, never more."""
+    import rnnkit.data.readers as readers
+
+    monkeypatch.setattr(readers, "MAX_FILE_BYTES", 1000)
+    bomb = tmp_path / "bomb.txt.gz"
+    bomb.write_bytes(gzip.compress(b"0" * 5000))
+    with pytest.raises(ValueError, match=r"bomb.txt.gz: unpacks to more than the 0 GiB"):
+        read_text_file(bomb)
+    two_members = tmp_path / "members.txt.gz"  # the trailer states only the last member's size
+    two_members.write_bytes(gzip.compress(b"0" * 5000) + gzip.compress(b"1\n"))
+    with pytest.raises(ValueError, match=r"unpacks to more than"):
+        read_text_file(two_members)
+    fine = tmp_path / "fine.txt.gz"
+    fine.write_bytes(gzip.compress(b"1\n2\n"))
+    assert read_series(fine).tolist() == [1.0, 2.0]
+
+
 def test_labelled_tsv(tmp_path):
     path = write(tmp_path, "pos\tgreat film\n\nneg\tawful\tand long \n")
     assert read_labelled_tsv(path) == [("great film", "pos"), ("awful\tand long", "neg")]
@@ -94,3 +114,11 @@ def test_series_bad_values_name_the_line(tmp_path, bad, line):
 def test_series_needs_two_values(tmp_path):
     with pytest.raises(ValueError, match="at least 2"):
         read_series(write(tmp_path, "4\n"))
+
+
+def test_series_values_whose_squares_overflow_are_refused(tmp_path):
+    """1e300 is finite, but its squared error is not: the forecast's mse would be inf and its
+    loss NaN."""
+    path = write(tmp_path, "1\n2\n1e300\n3\n")
+    with pytest.raises(ValueError, match=line_error(path, 3) + r" 1e300 is beyond \+-1e\+100"):
+        read_series(path)

@@ -96,6 +96,17 @@ def test_bad_input_is_named():
         fit_tokenizer("bpe", SENTENCES, vocab_size=100)
     with pytest.raises(ValueError, match="not a tokenizer dict: kind 'sentencepiece'"):
         tokenizer_from_dict({"kind": "sentencepiece"})
+    with pytest.raises(ValueError, match="not a tokenizer dict: a word tokenizer without its vocab"):
+        tokenizer_from_dict({"kind": "word"})
+    vocab = {"level": "word", "specials": ["<pad>", "<bos>", "<eos>", "<unk>"], "symbols": ["a"]}
+    for min_freq in ("x", None, 0, [2]):
+        with pytest.raises(ValueError, match="word tokenizer min_freq: expected a positive integer"):
+            tokenizer_from_dict({"kind": "word", "vocab": vocab, "min_freq": min_freq})
+    from rnnkit.data.tokenizers import bpe_available
+
+    if bpe_available():
+        with pytest.raises(ValueError, match="not a BPE tokenizer"):
+            tokenizer_from_dict({"kind": "bpe", "tokenizer": {"model": 5}})
     with pytest.raises(ValueError, match="tokens: expected one of auto, char, word, bpe"):
         resolve_tokens("subword", SENTENCES, SENTENCES)
 

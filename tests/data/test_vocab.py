@@ -79,6 +79,21 @@ def test_to_dict_is_json_and_round_trips():
         Vocab.from_dict({"symbols": ["a"]})
 
 
+
+@pytest.mark.parametrize("damaged, message", [
+    (5, r"not a vocabulary dict: expected keys level, specials, symbols, got int"),
+    ({"level": "char", "specials": [], "symbols": 5}, r"vocabulary dict symbols: expected a list of strings, got 5"),
+    ({"level": "char", "specials": 5, "symbols": []}, r"vocabulary dict specials: expected a list of strings, got 5"),
+    ({"level": "char", "specials": [], "symbols": "abc"}, r"symbols: expected a list of strings, got 'abc'"),
+    ({"level": "char", "specials": [], "symbols": [1]}, r"symbols: expected non-empty strings, got 1 at id 0"),
+    ({"level": 5, "specials": [], "symbols": []}, r"level: expected one of"),
+])
+def test_a_damaged_vocabulary_dict_is_named_not_a_python_error(damaged, message):
+    """What a checkpoint with a damaged vocabulary used to say: "'int' object is not subscriptable"."""
+    with pytest.raises(ValueError, match=message):
+        Vocab.from_dict(damaged)
+
+
 def test_label_vocab_without_specials():
     tags = Vocab.from_texts([["NOUN", "VERB", "NOUN"], ["DET"]], level="word", specials=())
     assert tags.itos == ["NOUN", "DET", "VERB"]

@@ -67,3 +67,43 @@ def test_leftovers_of_interrupted_writes_are_cleaned(tmp_path):
         path.write_bytes(b"half a write")
     assert sorted(clean_leftovers(tmp_path)) == sorted(stale)
     assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_FILE, CONFIG_FILE]
+
+
+def test_a_changed_description_is_caught_by_its_checksum(tmp_path):
+    """A flip inside the JSON description that leaves valid JSON (a digit of the learning rate)
+    would be read as another run's settings: its own checksum catches it."""
+    from rnnkit.io.checkpoint import read_meta
+
+    save_checkpoint(tmp_path, {"w": np.ones(3)}, {"train_config": {"lr": 0.003}})
+    data = (tmp_path / CHECKPOINT_FILE).read_bytes()
+    at = data.index(b"0.003")  # in the header's copy of the description
+    (tmp_path / CHECKPOINT_FILE).write_bytes(data[:at] + b"0.007" + data[at + 5:])
+    for read in (load_checkpoint, read_meta):
+        with pytest.raises(CheckpointError, match=r"its description does not match its checksum"):
+            read(tmp_path)
+
+
+def test_read_meta_reads_the_header_only(tmp_path):
+    from rnnkit.io.checkpoint import read_meta
+
+    save_checkpoint(tmp_path, {"w": np.ones(3)}, {"epoch": 4})
+    assert read_meta(tmp_path) == {"epoch": 4}
+    with pytest.raises(CheckpointError, match=r"no readable rnnkit description"):
+        read_meta(tmp_path / "elsewhere")
+
+
+def test_atomic_write_leaves_the_old_file_when_the_write_fails(tmp_path):
+    from rnnkit.io.checkpoint import atomic_write, clean_leftovers
+
+    target = tmp_path / "held_out.txt"
+    target.write_text("old")
+
+    def failing(temporary):
+        open(temporary, "w").write("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        atomic_write(target, failing)
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["held_out.txt"]
+    (tmp_path / ".held_out.txt.k1ll3d.tmp").write_text("half")  # as a kill -9 leaves it
+    assert clean_leftovers(tmp_path, ("held_out.txt",)) == [tmp_path / ".held_out.txt.k1ll3d.tmp"]

@@ -117,6 +117,22 @@ def test_greedy_takes_the_argmax_until_max_len():
     assert generate(step, np.zeros((1, 2, 1)), 1, 2, 3) == [[3, 3, 3], [3, 3, 3]]
 
 
+def test_sampling_at_a_tiny_temperature_is_greedy_and_bad_settings_are_named():
+    """logits / 1e-310 overflow to inf, and inf - inf is NaN: the best logit is subtracted
+    first, so the limit of a cooling temperature is the argmax, not an error."""
+    step = lambda ids, h: (np.array([[-50, -50, -9, 0.5, 0.4]] * len(ids)), h)
+    state = np.zeros((1, 2, 1))
+    rng = np.random.default_rng(0)
+    assert generate(step, state, 1, 2, 3, method="sample", temperature=1e-310, rng=rng) == [[3, 3, 3], [3, 3, 3]]
+    assert generate(step, state, 1, 2, 0) == [[], []]
+    for temperature in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="temperature: expected a positive number"):
+            generate(step, state, 1, 2, 3, method="sample", temperature=temperature)
+    for max_len in (-1, 2.5, "3"):
+        with pytest.raises(ValueError, match="max_len: expected an integer >= 0"):
+            generate(step, state, 1, 2, max_len)
+
+
 def test_beam_search_prefers_high_probability_completion():
     # Hand-built distributions: greedy takes "3" (p=.55) then is forced to a poor ending, while
     # "4" (p=.45) ends with certainty: beam search must find [4].

@@ -113,3 +113,12 @@ def test_rnn_state_dict_round_trip_reproduces_outputs():
     x = np.random.default_rng(0).normal(size=(5, 2, 3))
     b.load_state_dict(a.state_dict())
     np.testing.assert_array_equal(a.forward(x)[0], b.forward(x)[0])
+
+
+@pytest.mark.parametrize("seed", ["x", -1, 1.5, True])
+def test_a_seed_that_is_no_seed_is_named(seed):
+    for make in (lambda: Linear(3, 2, seed=seed), lambda: RNN(3, 2, seed=seed), lambda: Embedding(4, 2, seed=seed)):
+        with pytest.raises(TypeError, match=r"seed: expected an integer >= 0, a numpy Generator or None"):
+            make()
+    Linear(3, 2, seed=np.random.default_rng(0))  # a generator is a seed
+    Linear(3, 2, seed=np.int64(3))

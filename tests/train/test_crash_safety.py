@@ -116,10 +116,7 @@ def test_a_signal_saves_a_checkpoint_that_resumes_exactly(reference, tmp_path, s
     assert trainer.position.step == at  # stopped at the next batch boundary
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
     _finish(tmp_path)
-    arrays, _ = load_checkpoint(tmp_path)
-    expected, _ = load_checkpoint(reference_dir)
-    for key in arrays:
-        np.testing.assert_array_equal(arrays[key], expected[key], err_msg=key)
+    _assert_same_run(tmp_path, reference_dir)  # best/ too: the mid-epoch validation left it alone
 
 
 def test_a_finished_run_trains_no_more(tmp_path):
@@ -158,3 +155,64 @@ def test_metrics_are_logged_once_per_step_after_a_resume(reference, tmp_path, mo
     keys = [(r["step"], "train_loss" in r) for r in records(tmp_path)]
     assert len(keys) == len(set(keys))
     assert keys == [(r["step"], "train_loss" in r) for r in records(reference_dir)]
+
+
+class StepScoredTask(CountingTask):
+    """Validation scores looked up by the step of the state validated (a label of the state that
+    an interrupted and an uninterrupted run share), and a clock that ticks once per training
+    step, so a time budget stops the run at a chosen step."""
+
+    def __init__(self, scores):
+        super().__init__()
+        self.scores, self.position = scores, None
+
+    def evaluate(self, model, split="valid"):
+        return {"loss": 1.0, "accuracy": self.scores[self.position.step]}
+
+
+def _step_scored(directory, monkeypatch, max_seconds=None):
+    import types
+
+    task = StepScoredTask({10: 0.5, 20: 0.6, 25: 0.95, 30: 0.55, 40: 0.52})
+    config = TrainConfig(epochs=6, max_seconds=max_seconds, lr=0.01, patience=2, log_every=3, progress=False)
+    trainer = Trainer(task, task.build_model({}), {}, config, directory)
+    task.position = trainer.position
+    monkeypatch.setattr(trainer_module, "time", types.SimpleNamespace(perf_counter=lambda: float(task.calls)))
+    return trainer
+
+
+def test_a_better_mid_epoch_validation_is_scored_but_not_kept_in_best(tmp_path, monkeypatch):
+    """A time budget stops the run at step 25, mid-epoch 3, and its validation (0.95) beats
+    every epoch end's: while the run stands that state is the one scored; resumed to the end,
+    best/, early stopping and the last state equal the uninterrupted run's, which never
+    validated step 25."""
+    from rnnkit.train.trainer import checkpoint_to_score
+
+    straight = _step_scored(tmp_path / "straight", monkeypatch)
+    assert straight.fit() == "early_stopping" and straight.position.epoch == 4
+    assert straight.best_record()["epoch"] == 2
+
+    stopped = _step_scored(tmp_path / "stopped", monkeypatch, max_seconds=25)
+    assert stopped.fit() == "time" and stopped.position.step == 25
+    assert stopped.best_record()["epoch"] == 2.5 and stopped.best_record()["mid_epoch"]
+    assert checkpoint_to_score(tmp_path / "stopped") == tmp_path / "stopped"  # the better, mid-epoch state
+    assert load_checkpoint(tmp_path / "stopped" / BEST_DIR)[1]["position"]["step"] == 20
+
+    resumed = _step_scored(tmp_path / "stopped", monkeypatch)
+    resumed.resume()
+    resumed.task.position = resumed.position
+    assert resumed.fit() == "early_stopping"
+    assert (resumed.position.epoch, resumed.position.bad_epochs) == (straight.position.epoch, straight.position.bad_epochs)
+    assert resumed.best_record()["epoch"] == 2
+    assert checkpoint_to_score(tmp_path / "stopped") == tmp_path / "stopped" / BEST_DIR
+    _assert_same_run(tmp_path / "stopped", tmp_path / "straight")
+
+
+def test_a_best_dir_whose_first_write_was_killed_is_not_scored(tmp_path):
+    from rnnkit.train.trainer import checkpoint_to_score
+
+    trainer = _trainer(tmp_path)
+    trainer.config.epochs = 1
+    trainer.fit()
+    (tmp_path / BEST_DIR / "checkpoint.safetensors").unlink()  # as if killed between mkdir and rename
+    assert checkpoint_to_score(tmp_path) == tmp_path

@@ -177,3 +177,27 @@ def test_patience_grows_as_the_data_shrinks():
     from rnnkit.train.trainer import patience_for
 
     assert [patience_for(n) for n in (100, 1_500, 6_400, 20_000, 500_000)] == [10, 10, 4, 3, 3]
+
+
+def test_divergence_is_reported_once_without_numpy_warnings(tmp_path):
+    """A learning rate of 1e300 overflows the parameters at once: one DivergenceError, and no
+    RuntimeWarning from summing them on the way."""
+    import warnings
+
+    task = CountingTask()
+    config = TrainConfig(epochs=1, lr=1e300, patience=None, progress=False)
+    trainer = Trainer(task, task.build_model({}, dtype=np.float32), {}, config, tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DivergenceError, match=r"training diverged at epoch 1, step 1: parameters .* became NaN/inf"):
+            trainer.fit()
+    assert not (tmp_path / "checkpoint.safetensors").exists()
+
+
+def test_a_validation_loss_that_is_not_finite_is_divergence(tmp_path):
+    """Parameters can be huge yet finite (float64) while validation overflows: no checkpoint
+    of such a state, and one message, not NumPy's warnings."""
+    trainer = _trainer(tmp_path, epochs=1)
+    trainer.task.evaluate = lambda model, split="valid": {"loss": float("inf"), "accuracy": 0.5}
+    with pytest.raises(DivergenceError, match=r"at epoch 1.00, step 10: the validation loss is inf; no "):
+        trainer.fit()

@@ -26,3 +26,17 @@ def test_gradient_norms_vanish_through_a_contracting_tanh_rnn():
     assert norms.shape == (20,)
     assert norms[0] < 1e-3 * norms[-1]
     assert all(np.array_equal(rnn.grads[k], v) for k, v in before.items())  # gradients untouched
+
+
+def test_a_figure_that_cannot_be_written_is_an_error(tmp_path):
+    """matplotlib's own writer lets a full disk pass silently (the command said "wrote
+    /dev/full"): the bytes are written, and checked, by rnnkit."""
+    import os
+
+    states = np.zeros((5, 4))
+    if os.path.exists("/dev/full"):
+        with pytest.raises(OSError, match=r"/dev/full: could not write the figure \(No space left on device\)"):
+            plot_hidden_states(states, "/dev/full")
+    with pytest.raises(ValueError, match=r"Format 'xyz' is not supported"):
+        plot_hidden_states(states, tmp_path / "figure.xyz")
+    assert plot_hidden_states(states, tmp_path / "figure.svg").read_bytes().lstrip().startswith(b"<?xml")
