@@ -1,28 +1,13 @@
 """benchmarks/memory.py at tiny sizes: the adding problem's data, the gradient profile, the sweep's
 stopping rule and one whole run of the command."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import rnnkit.nn
+from tests.benchmarks.scripts import load_script
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "memory.py"
-
-
-def _load_script():
-    # benchmarks/ is a folder of scripts, not a package: load the file as a module.
-    spec = importlib.util.spec_from_file_location("benchmarks_memory", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module
-
-
-memory = _load_script()
+memory = load_script("memory")
 AVAILABLE_CELLS = [name for name, cls in memory.CELL_CLASSES.items() if hasattr(rnnkit.nn, cls)]
 
 

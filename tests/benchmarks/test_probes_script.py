@@ -1,24 +1,13 @@
 """benchmarks/probes.py: how it classifies a command's end, and its fastest category (misuse of
 the library) run whole: every case a clean error or a call that works."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "probes.py"
+from tests.benchmarks.scripts import load_script
 
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("benchmarks_probes", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module
-
-
-probes = _load_script()
+probes = load_script("probes")
 
 
 @pytest.mark.parametrize("code, stdout, stderr, outcome", [

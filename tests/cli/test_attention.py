@@ -2,9 +2,10 @@
 directory, and of any input with predict --plot), and its errors."""
 
 import json
-import random
 import subprocess
 import sys
+
+from tests.datasets import number_words_tsv
 
 TINY = ["--epochs", "1", "--hidden", "16", "--batch-size", "32", "--no-progress"]
 
@@ -15,14 +16,7 @@ def rnnkit(*args):
 
 def test_translate_with_attention_draws_what_it_read(tmp_path):
     """Training saves attention.png for validation sources; predict --plot draws any input's."""
-    rng = random.Random(4)
-    digits = {str(d): w for d, w in enumerate("zero one two three four five six seven eight nine".split())}
-    lines = []
-    for _ in range(300):
-        number = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 4)))
-        lines.append(f"{' '.join(digits[d] for d in number)}\t{number}")
-    path = tmp_path / "digits.tsv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = number_words_tsv(tmp_path / "digits.tsv", 300, max_digits=4)
     run = tmp_path / "run"
     result = rnnkit("train", "translate", "--data", str(path), "--out", str(run), *TINY, "--attention", "additive")
     assert result.returncode == 0, result.stderr

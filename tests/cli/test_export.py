@@ -2,11 +2,12 @@
 the same metrics as rnnkit's; the two graphs of a generator; and the errors."""
 
 import json
-import random
 import subprocess
 import sys
 
 import pytest
+
+from tests.datasets import number_words_tsv
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -36,14 +37,7 @@ def test_export_checks_the_graph_in_onnxruntime_on_the_test_split(tmp_path):
 
 
 def test_an_encoder_decoder_is_two_graphs_scored_by_decoding(tmp_path):
-    rng = random.Random(4)
-    words = "zero one two three four five six seven eight nine".split()
-    lines = []
-    for _ in range(200):
-        number = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 3)))
-        lines.append(f"{' '.join(words[int(d)] for d in number)}\t{number}")
-    data = tmp_path / "numbers.tsv"
-    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    data = number_words_tsv(tmp_path / "numbers.tsv", 200, max_digits=3)
     run = tmp_path / "translate"
     trained = rnnkit("train", "translate", "--data", str(data), "--out", str(run), *TINY, "--attention", "general",
                      "--cell", "gru")

