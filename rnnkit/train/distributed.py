@@ -4,8 +4,8 @@ Every process builds the same model from the same seed and walks the same global
 takes its contiguous share of every batch (:func:`shard`; uneven shares when the process count
 does not divide the batch) and computes the gradients of its share's *summed* loss. One
 allreduce per step sums, in a single flat buffer, every parameter's gradient together with the
-loss, the number of items and the processes' votes to stop or to save; the trainer then divides
-by the global count. So every process applies the same update, and the model equals the
+loss and the number of items; the trainer then divides by the global count (and agrees on
+stopping and saving in a second, three-number allreduce). So every process applies the same update, and the model equals the
 one-process run's up to the order of float summation.
 
 :func:`current_world` is :class:`SingleProcess` unless the process was started by an MPI launcher
@@ -116,7 +116,7 @@ def shard(batch: Sequence[Any], axes: Sequence[int], rank: int, size: int) -> tu
     tuple, each entry cut to the examples of :func:`share`."""
     if len(batch) != len(axes):
         raise ValueError(f"batch: expected {len(axes)} entries (one per batch axis {tuple(axes)}), got {len(batch)}")
-    sizes = {_length(entry, axis) for entry, axis in zip(batch, axes)}
+    sizes = {_examples(entry, axis) for entry, axis in zip(batch, axes)}
     if len(sizes) != 1:
         raise ValueError(f"batch: its entries disagree on the number of examples: {sorted(sizes)}")
     part = share(sizes.pop(), rank, size)
@@ -124,8 +124,14 @@ def shard(batch: Sequence[Any], axes: Sequence[int], rank: int, size: int) -> tu
                  for entry, axis in zip(batch, axes))
 
 
-def _length(entry: Any, axis: int) -> int:
+def _examples(entry: Any, axis: int) -> int:
     return len(entry) if isinstance(entry, list) else np.shape(entry)[axis]
+
+
+def is_empty(batch: Sequence[Any], axes: Sequence[int]) -> bool:
+    """Whether a (sharded) batch holds no example: what a process gets when the batch has fewer
+    examples than there are processes."""
+    return bool(axes) and _examples(batch[0], axes[0]) == 0
 
 
 class GradientBuffer:

@@ -30,7 +30,7 @@ from rnnkit.models.states import as_state
 from rnnkit.optim import clip_grad_norm, make_optimizer
 from rnnkit.tasks.base import Task, TaskError
 from rnnkit.tasks.metrics import LOWER_IS_BETTER
-from rnnkit.train.distributed import GradientBuffer, current_world, share, shard
+from rnnkit.train.distributed import GradientBuffer, current_world, is_empty, share, shard
 from rnnkit.viz.plots import plot_loss_curves
 
 #: early stopping waits for at least this many training examples without improvement: small data
@@ -406,7 +406,7 @@ class Trainer:
         # Overflow in a diverging step is reported once, below, not as NumPy warnings.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             try:
-                if _is_empty(batch, self.task.batch_axes):  # fewer examples than processes: none here
+                if is_empty(batch, self.task.batch_axes):  # fewer examples than processes: none here
                     loss_sum, count, carry = 0.0, 0, self.carry
                 else:
                     loss_sum, count, carry = self.task.train_step(self.model, batch, self.carry)
@@ -529,14 +529,6 @@ def _signals_caught():
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def _is_empty(batch: Any, axes: tuple[int, ...]) -> bool:
-    """Whether a (sharded) batch holds no example."""
-    if not axes:
-        return False
-    first = batch[0]
-    return (len(first) if isinstance(first, list) else np.shape(first)[axes[0]]) == 0
 
 
 def _carry_from(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, ...] | None:

@@ -9,7 +9,6 @@ Teacher forcing through a ``decoder_step`` graph runs it once per step.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -62,10 +61,6 @@ class DeployedModel:
         self._run = {role: runner(graph, backend) for role, graph in self.graphs.items()}
         self._shapes = {role: {value.name: [d.dim_value or d.dim_param for d in value.type.tensor_type.shape.dim]
                                for value in graph.graph.input} for role, graph in self.graphs.items()}
-
-    @classmethod
-    def from_files(cls, paths: dict[str, str | Path], backend: str = "onnxruntime") -> "DeployedModel":
-        return cls({role: Path(path) for role, path in paths.items()}, backend)
 
     # what the tasks call besides forward
     def eval(self) -> "DeployedModel":

@@ -8,7 +8,6 @@ rnnkit writes. Nothing here knows about recurrent layers.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -127,13 +126,13 @@ def read_metadata(model: Any) -> dict[str, Any]:
 
 
 def save(model: Any, path: Any) -> None:
-    """Write ``model`` to ``path`` atomically (a temporary file, then one rename)."""
+    """Write ``model`` to ``path`` all or nothing, as checkpoints are written."""
+    from rnnkit.io.checkpoint import atomic_write
+
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"path: {path} is a directory; give a file name such as {path / 'model.onnx'}")
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(model.SerializeToString())
-    os.replace(temporary, path)
+    atomic_write(path, lambda temporary: Path(temporary).write_bytes(model.SerializeToString()))
 
 
 def _all_ints(values: Any) -> bool:
