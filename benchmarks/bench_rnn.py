@@ -17,6 +17,13 @@ The roofline column is rnnkit's training time divided by the time the step's mat
 over a run (seen at 10% on shared machines) does not move the ratio; the header's figure is the
 same probe once, at the start.
 
+The last two columns bound what any implementation could reach against torch on this machine:
+"best GEMM GFLOP/s" is the faster of NumPy's and torch's (MKL) 1024-cubed products, timed in the
+same rotation, and "lowest train ratio" is the ratio rnnkit would have if its whole training step
+ran at that rate, i.e. torch's throughput on the step's products over the best GEMM's. The summary
+line gives the median and the worst of those bounds, to hold the targets against (a bound above a
+target means that no step built on matrix products meets it on this machine).
+
 Sections (all by default; ``--sections`` picks some):
 
 - ``table``: the configurations above; with JAX installed (optional: ``pip install jax``) also
@@ -142,6 +149,16 @@ def gemm_probe(size: int = GEMM_SIZE):
     return lambda: np.dot(a, b, out=out)
 
 
+def torch_gemm_probe(size: int = GEMM_SIZE):
+    """The same product in torch (its MKL), as a function to time."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    a, b = (torch.rand((size, size), generator=generator) for _ in range(2))
+    out = torch.empty_like(a)
+    return lambda: torch.mm(a, b, out=out)
+
+
 def gemm_throughput(repeats: int = 10, size: int = GEMM_SIZE) -> float:
     """float32 matrix-product throughput of NumPy's BLAS in FLOP/s, measured now."""
     product = gemm_probe(size)
@@ -188,7 +205,7 @@ def bench_config(config: Config, repeats: int) -> dict:
     # The GEMM probe follows rnnkit's turn, never torch's: for tens of ms after a torch step,
     # NumPy's products here ran 10-20% slower (374-417 against 464-471 GFLOP/s).
     turns = (("rk_fwd", rnnkit_forward), ("pt_fwd", torch_forward), ("rk_train", rnnkit_train),
-             ("gemm", gemm_probe()), ("pt_train", torch_train))
+             ("gemm", gemm_probe()), ("pt_train", torch_train), ("torch_gemm", torch_gemm_probe()))
     results: dict[str, list[float]] = {key: [] for key, _ in turns}
     for _, function in turns:
         function()  # warm-up: allocations, thread pools
@@ -197,6 +214,7 @@ def bench_config(config: Config, repeats: int) -> dict:
             results[key].append(turn_time(function))
     summary: dict = {key: statistics.median(values) for key, values in results.items()}
     summary["throughput"] = 2 * GEMM_SIZE**3 / summary.pop("gemm")
+    summary["best_throughput"] = max(summary["throughput"], 2 * GEMM_SIZE**3 / summary.pop("torch_gemm"))
     return summary | {"rnn": rnn, "x": x, "dout": dout}
 
 
@@ -310,28 +328,32 @@ def cpu_description(cpuinfo_path: str = "/proc/cpuinfo") -> str:
 def section_table(configs: list[Config], repeats: int, use_jax: bool) -> None:
     print(f"cell: {configs[0].cell} (rnnkit.nn.{type(recurrent(configs[0].cell, 1, 1)).__name__} against torch's)")
     header = ("| config | fwd rnnkit ms | fwd torch ms | fwd ratio | train rnnkit ms | train torch ms "
-              "| train ratio | GEMM GFLOP/s | train x roofline |")
-    rule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+              "| train ratio | GEMM GFLOP/s | train x roofline | best GEMM GFLOP/s | lowest train ratio |")
+    rule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     if use_jax:
         header += " train JAX ms | rnnkit/JAX | JAX compile s |"
         rule += "---:|---:|---:|"
     print(header)
     print(rule)
-    train_ratios, forward_ratios = [], []
+    train_ratios, forward_ratios, lowest = [], [], []
     for config in configs:
         r = bench_config(config, repeats)
         roofline = config.train_flops() / r["throughput"]
         train_ratios.append(r["rk_train"] / r["pt_train"])
         forward_ratios.append(r["rk_fwd"] / r["pt_fwd"])
+        lowest.append(config.train_flops() / r["best_throughput"] / r["pt_train"])
         line = (f"| {config.label()} | {r['rk_fwd'] * 1e3:.2f} | {r['pt_fwd'] * 1e3:.2f} | "
                 f"{forward_ratios[-1]:.2f} | {r['rk_train'] * 1e3:.2f} | {r['pt_train'] * 1e3:.2f} | "
-                f"{train_ratios[-1]:.2f} | {r['throughput'] / 1e9:.0f} | {r['rk_train'] / roofline:.2f} |")
+                f"{train_ratios[-1]:.2f} | {r['throughput'] / 1e9:.0f} | {r['rk_train'] / roofline:.2f} | "
+                f"{r['best_throughput'] / 1e9:.0f} | {lowest[-1]:.2f} |")
         if use_jax:
             j = bench_jax(config, r["rnn"], r["x"], r["dout"], repeats)
             line += f" {j['jax_train'] * 1e3:.2f} | {r['rk_train'] / j['jax_train']:.2f} | {j['jax_compile']:.1f} |"
         print(line, flush=True)
     print(f"\nmedian train ratio (rnnkit/torch): {statistics.median(train_ratios):.2f}; "
           f"worst: {max(train_ratios):.2f}; worst forward ratio: {max(forward_ratios):.2f}")
+    print(f"lowest ratios the arithmetic allows (every product at the best GEMM rate): median "
+          f"{statistics.median(lowest):.2f}, worst config {max(lowest):.2f}")
 
 
 def section_overhead(repeats: int, use_jax: bool) -> None:

@@ -21,12 +21,14 @@ import ctypes
 import glob
 import importlib.machinery
 import os
-from typing import Iterator
+import threading
+from typing import Callable, Iterator
 
 import numpy as np
 
 __all__ = ["add_product", "available", "disabled", "gru_scan_backward", "gru_scan_forward", "lstm_scan_backward",
-           "lstm_scan_forward", "openblas_core", "scan_forward", "scan_backward", "transposed", "why_not"]
+           "lstm_scan_forward", "openblas_core", "packed_width", "packing", "product", "scan_forward", "scan_backward",
+           "transposed", "why_not"]
 
 _ACTIVATIONS = {"tanh": 0, "sigmoid": 1, "relu": 2}
 
@@ -37,6 +39,9 @@ _gemm: dict[np.dtype, tuple[ctypes._CFuncPtr, type]] = {}  # dtype -> (cblas_?ge
 _transposes: dict[np.dtype, ctypes._CFuncPtr] = {}
 _why_not = "not loaded yet"
 _enabled = True
+_packed_width = 0  # columns per panel of packed.c's kernel on this CPU; 0: none (the scans call BLAS)
+_threaded = False  # whether slices of a scan can run on OpenBLAS's threads (parallel.c)
+_blas_threads: Callable[[], int] = lambda: 1  # noqa: E731
 
 
 def _numpy_openblas() -> ctypes.CDLL | None:
@@ -57,15 +62,15 @@ def _numpy_openblas() -> ctypes.CDLL | None:
 # Argument codes of the gated cells' kernels (gated.c): p pointer, s int64, i int. Each (T, B, W)
 # array travels as "pss" (data, time stride, row stride), a (B, W) one as "ps" or "p" (contiguous).
 _GATED_SIGNATURES = {
-    "lstm_forward": "pss" * 3 + "ppppp" + "ssss",
-    "lstm_backward": "pss" * 5 + "ps" + "pppp" + "sss" + "i",
-    "gru_forward": "pss" * 3 + "pppppp" + "ssss",
-    "gru_backward": "pss" * 6 + "ps" + "pppp" + "sss" + "i",
+    "lstm_forward": "pss" * 3 + "pppppp" + "ssss",
+    "lstm_backward": "pss" * 5 + "ps" + "ppppp" + "sss" + "i",
+    "gru_forward": "pss" * 3 + "ppppppp" + "ssss",
+    "gru_backward": "pss" * 6 + "ps" + "ppppp" + "sss" + "i",
 }
 
 
 def _load() -> None:
-    global _library, _why_not
+    global _library, _why_not, _packed_width, _blas_threads, _threaded
     if os.environ.get("RNNKIT_NATIVE", "1") == "0":
         _why_not = "RNNKIT_NATIVE=0 is set"
         return
@@ -103,6 +108,20 @@ def _load() -> None:
                          pointer, size]
         gemm.restype = None
         _gemm[dtype] = gemm, scalar
+    library.rnnkit_packed_width.argtypes, library.rnnkit_packed_width.restype = [flag], size
+    library.rnnkit_pack_f32.argtypes, library.rnnkit_pack_f32.restype = [pointer, size, flag, size, size, pointer], None
+    library.rnnkit_packed_product_f32.argtypes = [size, size, size, pointer, size, pointer, pointer, size, flag]
+    library.rnnkit_packed_product_f32.restype = None
+    if os.environ.get("RNNKIT_PACKED", "1") != "0":
+        _packed_width = library.rnnkit_packed_width(-1)
+    library.rnnkit_parallel.argtypes, library.rnnkit_parallel.restype = [flag, size, pointer, flag], None
+    library.rnnkit_set_level1_thread.argtypes, library.rnnkit_set_level1_thread.restype = [pointer], flag
+    level1_thread = getattr(blas, "blas_level1_thread", None)  # OpenBLAS's own pool, for the scans' slices
+    _threaded = bool(library.rnnkit_set_level1_thread(None if level1_thread is None else address("blas_level1_thread")))
+    threads = getattr(blas, "scipy_openblas_get_num_threads64_", None)
+    if threads is not None:
+        threads.argtypes, threads.restype = [], flag
+        _blas_threads = threads
     _library, _why_not = library, ""
 
 
@@ -267,15 +286,133 @@ def add_product(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
     return True
 
 
-# -- the gated cells' loops (gated.c) --------------------------------------------------------------
+# -- the gated cells' loops (gated.c), their packed product (packed.c), threads over the batch ------
 def _gated_kernel(kind: str, dtype: np.dtype) -> ctypes._CFuncPtr | None:
     return _kernels.get((kind, dtype)) if _enabled else None
 
 
-def _walk(a: np.ndarray) -> tuple[int, int, int]:
-    """A ``(T, B, W)`` view as the kernels take it: data, time stride, row stride (elements)."""
+_TILE_ROWS = 8  # rows of packed.c's register tile (AVX-512; AVX2's is 4): slices are cut in multiples
+_ROW_BLOCK = 64  # rows packed.c takes at a time against all of B: threads of product() take whole ones
+_MIN_SLICE_FLOPS = 1 << 23  # a thread's share below ~50 us of products costs more to hand over than it saves
+_pack_scope = threading.local()  # .packs: id(B) -> (B, packed) inside packing(), per thread
+def packed_width() -> int:
+    """Columns per panel of the packed product on this CPU (48 AVX-512, 24 AVX2 + FMA), 0 where the
+    float32 scans call BLAS at every step instead (no such kernel, ``RNNKIT_PACKED=0``)."""
+    return _packed_width if available() else 0
+
+
+@contextlib.contextmanager
+def packing() -> Iterator[None]:
+    """Within this block each weight matrix is packed once, however many scan calls multiply by it
+    (BPTT calls its loop once per block of steps); the caller must not change them meanwhile. Per
+    thread: another thread's backward keeps its own."""
+    outer = getattr(_pack_scope, "packs", None)
+    _pack_scope.packs = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _pack_scope.packs = outer
+
+
+def _packed(B: np.ndarray) -> np.ndarray | None:
+    """``B`` ``(K, N)`` in packed.c's panels, 64-byte aligned, or None where the scans call BLAS
+    instead (float64, no kernel for this CPU). ``B`` is C-contiguous, or the transposed view
+    ``W.T`` of a C-contiguous ``W`` (read as such: no copy of ``W^T``)."""
+    if B.dtype != np.float32 or B.ndim != 2 or not packed_width():
+        return None
+    if B.flags.c_contiguous:
+        transposed = 0
+    elif B.T.flags.c_contiguous:
+        transposed = 1
+    else:
+        return None
+    scope = getattr(_pack_scope, "packs", None)
+    if scope is not None and id(B) in scope and scope[id(B)][0] is B:
+        return scope[id(B)][1]
+    (K, N), width = B.shape, _packed_width
+    size = -(-N // width) * width * K
+    storage = np.empty(size + 16, np.float32)
+    start = (-storage.ctypes.data // 4) % 16
+    packed = storage[start : start + size]
+    _library.rnnkit_pack_f32(B.ctypes.data, K if transposed else N, transposed, K, N, packed.ctypes.data)
+    if scope is not None:
+        scope[id(B)] = (B, packed)
+    return packed
+
+
+def _slices(batch: int, flops: int, packed: np.ndarray | None) -> list[tuple[int, int]]:
+    """The batch cut into contiguous slices, one per thread: a scan's rows are independent
+    sequences, so each slice runs its whole scan alone, with no step waiting for another thread.
+    One slice unless the product is packed.c's (BLAS threads itself) and each share is worth it.
+    As many threads as NumPy's OpenBLAS is told to use (``OPENBLAS_NUM_THREADS``, threadpoolctl)."""
+    tiles = -(-batch // _TILE_ROWS)
+    threads = min(_blas_threads(), tiles, flops // _MIN_SLICE_FLOPS) if packed is not None and _threaded else 1
+    if threads <= 1:
+        return [(0, batch)]
+    bounds = [min(batch, (tiles * k // threads) * _TILE_ROWS) for k in range(threads + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+_KINDS = {"lstm_forward": 0, "lstm_backward": 1, "gru_forward": 2, "gru_backward": 3, "product": 4}  # parallel.c
+
+
+def _run_slices(kind: str, kernel: ctypes._CFuncPtr, arguments: Callable[[int, int], list],
+                slices: list[tuple[int, int]]) -> None:
+    """``kernel(*arguments(start, stop))`` for every slice: on this thread when there is one,
+    else on OpenBLAS's threads (parallel.c), one slice each. The arrays behind the arguments must
+    outlive the call: the callers keep them."""
+    if len(slices) == 1:
+        kernel(*arguments(*slices[0]))
+        return
+    table = np.array([[0 if value is None else int(value) for value in arguments(*bounds)] for bounds in slices],
+                     dtype=np.int64)
+    _library.rnnkit_parallel(_KINDS[kind], len(slices), table.ctypes.data, len(slices))
+
+
+def product(a: np.ndarray, B: np.ndarray, out: np.ndarray, accumulate: bool = False) -> bool:
+    """``out = a @ B`` (``+=`` when accumulate) by the packed product, on threads over blocks of
+    rows: the input projection of all steps of a layer, BPTT's ``dx``. a ``(M, K)`` and out
+    ``(M, N)`` float32 with contiguous rows, B ``(K, N)`` C-contiguous or the view ``W.T`` of a
+    C-contiguous ``W``. Returns False, having done nothing, where the packed product can't take
+    these arrays (the caller then calls NumPy); inside :func:`packing`, B is packed once."""
+    if not (a.ndim == B.ndim == out.ndim == 2 and a.dtype == B.dtype == out.dtype == np.float32 and 0 not in a.shape
+            and a.shape[1] == B.shape[0] and out.shape == (a.shape[0], B.shape[1]) and out.shape[1] > 0
+            and _rows(a, a.shape, a.dtype) and _rows(out, out.shape, out.dtype)):
+        return False
+    packed = _packed(B)
+    if packed is None:
+        return False
+    (M, K), N = a.shape, B.shape[1]
+    lda, ldc = a.strides[0] // 4, out.strides[0] // 4
+    blocks = -(-M // _ROW_BLOCK)
+    threads = min(_blas_threads(), blocks, 2 * M * N * K // _MIN_SLICE_FLOPS) if _threaded else 1
+    bounds = [min(M, (blocks * k // max(threads, 1)) * _ROW_BLOCK) for k in range(max(threads, 1) + 1)]
+
+    def arguments(start: int, stop: int) -> list:
+        return [stop - start, N, K, a.ctypes.data + start * lda * 4, lda, packed.ctypes.data,
+                out.ctypes.data + start * ldc * 4, ldc, int(accumulate)]
+
+    _run_slices("product", _library.rnnkit_packed_product_f32, arguments, list(zip(bounds[:-1], bounds[1:])))
+    return True
+
+
+def _rows_of(a: np.ndarray, start: int) -> int:
+    """The address of row ``start`` of a ``(T, B, W)`` or ``(B, W)`` view."""
+    return a.ctypes.data + start * a.strides[-2]
+
+
+def _mask_of(mask: np.ndarray | None, steps: int, batch: int, start: int, stop: int) -> np.ndarray | None:
+    """The contiguous ``(T, stop - start)`` mask of a slice (the kernels index it ``t * rows + b``)."""
+    if mask is None or (start, stop) == (0, batch):
+        return mask
+    return np.ascontiguousarray(mask.reshape(steps, batch)[:, start:stop])
+
+
+def _walk(a: np.ndarray, start: int = 0) -> tuple[int, int, int]:
+    """A ``(T, B, W)`` view from row ``start`` on as the kernels take it: data, time stride, row
+    stride (elements)."""
     size = a.itemsize
-    return a.ctypes.data, a.strides[0] // size, a.strides[1] // size
+    return _rows_of(a, start), a.strides[0] // size, a.strides[1] // size
 
 
 def _rows(a: np.ndarray, shape: tuple[int, int], dtype: np.dtype) -> bool:
@@ -312,8 +449,17 @@ def lstm_scan_forward(gates: np.ndarray, states: np.ndarray, cells: np.ndarray, 
     if not (_contiguous(dtype, (h0, (batch, hidden)), (c0, (batch, hidden)), (W_hh_T, (hidden, 4 * hidden)),
                         (bias, (4 * hidden,))) and _mask_fits(mask, steps, batch, dtype)):
         return False
-    kernel(*_walk(gates), *_walk(states), *_walk(cells), h0.ctypes.data, c0.ctypes.data, W_hh_T.ctypes.data,
-           bias.ctypes.data, None if mask is None else mask.ctypes.data, first_padded, steps, batch, hidden)
+    packed = _packed(W_hh_T)
+    slices = _slices(batch, 8 * steps * batch * hidden * hidden, packed)
+    masks = [_mask_of(mask, steps, batch, *bounds) for bounds in slices]
+
+    def arguments(start: int, stop: int) -> list:
+        rows = masks[slices.index((start, stop))]
+        return [*_walk(gates, start), *_walk(states, start), *_walk(cells, start), _rows_of(h0, start),
+                _rows_of(c0, start), W_hh_T.ctypes.data, None if packed is None else packed.ctypes.data,
+                bias.ctypes.data, None if rows is None else rows.ctypes.data, first_padded, steps, stop - start, hidden]
+
+    _run_slices("lstm_forward", kernel, arguments, slices)
     return True
 
 
@@ -344,9 +490,20 @@ def lstm_scan_backward(grad: np.ndarray, upstream: np.ndarray, dc_upstream: np.n
     # No gradient reaching c from outside: a zero row read at every step (strides 0), not a branch.
     zero_row = np.zeros(hidden, dtype)  # kept alive by this name until the kernel returns
     dc = (zero_row.ctypes.data, 0, 0) if dc_upstream is None else _walk(dc_upstream)
-    kernel(*_walk(grad), *_walk(upstream), *dc, *_walk(gates), *_walk(cells), c_before.ctypes.data,
-           c_before.strides[0] // dtype.itemsize, W_hh.ctypes.data, carried_h.ctypes.data, carried_c.ctypes.data,
-           bias_grad.ctypes.data, steps, batch, hidden, int(first_product))
+    packed = _packed(W_hh)
+    slices = _slices(batch, 8 * steps * batch * hidden * hidden, packed)
+    bias_grads = [bias_grad] + [np.zeros_like(bias_grad) for _ in slices[1:]]  # summed after: no races
+
+    def arguments(start: int, stop: int) -> list:
+        slice_dc = dc if dc_upstream is None else _walk(dc_upstream, start)
+        return [*_walk(grad, start), *_walk(upstream, start), *slice_dc, *_walk(gates, start), *_walk(cells, start),
+                _rows_of(c_before, start), c_before.strides[0] // dtype.itemsize, W_hh.ctypes.data,
+                None if packed is None else packed.ctypes.data, _rows_of(carried_h, start), _rows_of(carried_c, start),
+                bias_grads[slices.index((start, stop))].ctypes.data, steps, stop - start, hidden, int(first_product)]
+
+    _run_slices("lstm_backward", kernel, arguments, slices)
+    for extra in bias_grads[1:]:
+        bias_grad += extra
     return True
 
 
@@ -371,9 +528,18 @@ def gru_scan_forward(gates: np.ndarray, states: np.ndarray, hidden_n: np.ndarray
                         (b_hh, (3 * hidden,))) and _mask_fits(mask, steps, batch, dtype)):
         return False
     row_buffer = np.empty((batch, 3 * hidden), dtype)
-    kernel(*_walk(gates), *_walk(states), *_walk(hidden_n), h0.ctypes.data, W_hh_T.ctypes.data, b_xh.ctypes.data,
-           b_hh.ctypes.data, row_buffer.ctypes.data, None if mask is None else mask.ctypes.data, first_padded, steps,
-           batch, hidden)
+    packed = _packed(W_hh_T)
+    slices = _slices(batch, 6 * steps * batch * hidden * hidden, packed)
+    masks = [_mask_of(mask, steps, batch, *bounds) for bounds in slices]
+
+    def arguments(start: int, stop: int) -> list:
+        rows = masks[slices.index((start, stop))]
+        return [*_walk(gates, start), *_walk(states, start), *_walk(hidden_n, start), _rows_of(h0, start),
+                W_hh_T.ctypes.data, None if packed is None else packed.ctypes.data, b_xh.ctypes.data, b_hh.ctypes.data,
+                _rows_of(row_buffer, start), None if rows is None else rows.ctypes.data, first_padded, steps,
+                stop - start, hidden]
+
+    _run_slices("gru_forward", kernel, arguments, slices)
     return True
 
 
@@ -401,7 +567,20 @@ def gru_scan_backward(grad: np.ndarray, grad_hidden: np.ndarray, upstream: np.nd
             dtype, (W_hh, (3 * hidden, hidden)), (carried, (batch, hidden)), (b_xh_grad, (3 * hidden,)),
             (b_hh_grad, (3 * hidden,)))):
         return False
-    kernel(*_walk(grad), *_walk(grad_hidden), *_walk(upstream), *_walk(gates), *_walk(hidden_n), *_walk(states),
-           h_before.ctypes.data, h_before.strides[0] // dtype.itemsize, W_hh.ctypes.data, carried.ctypes.data,
-           b_xh_grad.ctypes.data, b_hh_grad.ctypes.data, steps, batch, hidden, int(first_product))
+    packed = _packed(W_hh)
+    slices = _slices(batch, 6 * steps * batch * hidden * hidden, packed)
+    bias_grads = [(b_xh_grad, b_hh_grad)] + [(np.zeros_like(b_xh_grad), np.zeros_like(b_hh_grad)) for _ in slices[1:]]
+
+    def arguments(start: int, stop: int) -> list:
+        slice_b_xh_grad, slice_b_hh_grad = bias_grads[slices.index((start, stop))]
+        return [*_walk(grad, start), *_walk(grad_hidden, start), *_walk(upstream, start), *_walk(gates, start),
+                *_walk(hidden_n, start), *_walk(states, start), _rows_of(h_before, start),
+                h_before.strides[0] // dtype.itemsize, W_hh.ctypes.data, None if packed is None else packed.ctypes.data,
+                _rows_of(carried, start), slice_b_xh_grad.ctypes.data, slice_b_hh_grad.ctypes.data, steps,
+                stop - start, hidden, int(first_product)]
+
+    _run_slices("gru_backward", kernel, arguments, slices)
+    for extra_xh, extra_hh in bias_grads[1:]:
+        b_xh_grad += extra_xh
+        b_hh_grad += extra_hh
     return True

@@ -18,7 +18,24 @@
  */
 #include "kernels.h"
 
-#define DEFINE_GATED(T, SUFFIX, GEMM, TANH)                                                         \
+/* A step's product C (+)= A B, B (K, N) contiguous: against B packed once per scan when the
+ * caller packed it (float32 on CPUs with packed.c's kernels), else one BLAS call. */
+static inline void product_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                               const float *B, const float *packed, int accumulate, float *C,
+                               int64_t ldc) {
+    if (packed)
+        packed_sgemm(M, N, K, A, lda, packed, C, ldc, accumulate);
+    else
+        sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, M, N, K, 1, A, lda, B, N, accumulate, C, ldc);
+}
+static inline void product_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda,
+                               const double *B, const double *packed, int accumulate, double *C,
+                               int64_t ldc) {
+    (void)packed;
+    dgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, M, N, K, 1, A, lda, B, N, accumulate, C, ldc);
+}
+
+#define DEFINE_GATED(T, SUFFIX, TANH)                                                         \
                                                                                                     \
     static inline T sigmoid_##SUFFIX(T v) { return (T)0.5 * TANH((T)0.5 * v) + (T)0.5; }            \
                                                                                                     \
@@ -61,7 +78,8 @@
     void rnnkit_lstm_forward_##SUFFIX(T *gates, int64_t gates_ts, int64_t gates_ld, T *states,      \
                                       int64_t states_ts, int64_t states_ld, T *cells,               \
                                       int64_t cells_ts, int64_t cells_ld, const T *h0,              \
-                                      const T *c0, const T *W_hh_T, const T *bias, const T *mask,   \
+                                      const T *c0, const T *W_hh_T, const T *packed, const T *bias,  \
+                                      const T *mask,                                                \
                                       int64_t first_padded, int64_t steps, int64_t batch,           \
                                       int64_t hidden) {                                             \
         const unsigned int mode = subnormals_off();                                                 \
@@ -69,8 +87,8 @@
         int64_t h_prev_ld = hidden, c_prev_ld = hidden;                                             \
         for (int64_t t = 0; t < steps; t++) {                                                       \
             T *a = gates + t * gates_ts, *h = states + t * states_ts, *c = cells + t * cells_ts;    \
-            GEMM(ROW_MAJOR, NO_TRANS, NO_TRANS, batch, 4 * hidden, hidden, 1, h_prev, h_prev_ld,    \
-                 W_hh_T, 4 * hidden, 1, a, gates_ld);                                               \
+            product_##SUFFIX(batch, 4 * hidden, hidden, h_prev, h_prev_ld, W_hh_T, packed, 1, a,   \
+                             gates_ld);                                                             \
             lstm_cell_##SUFFIX(a, gates_ld, bias, c_prev, c_prev_ld, c, cells_ld, h, states_ld,     \
                                mask && t >= first_padded ? mask + t * batch : 0, batch, hidden);    \
             h_prev = h, h_prev_ld = states_ld, c_prev = c, c_prev_ld = cells_ld;                    \
@@ -125,7 +143,8 @@
                                        int64_t dc_up_ts, int64_t dc_up_ld, const T *gates,          \
                                        int64_t gates_ts, int64_t gates_ld, const T *cells,          \
                                        int64_t cells_ts, int64_t cells_ld, const T *c_before,       \
-                                       int64_t c_before_ld, const T *W_hh, T *carried_h,            \
+                                       int64_t c_before_ld, const T *W_hh, const T *packed,         \
+                                       T *carried_h,                                                \
                                        T *carried_c, T *db, int64_t steps, int64_t batch,           \
                                        int64_t hidden, int first_product) {                         \
         const unsigned int mode = subnormals_off();                                                 \
@@ -138,8 +157,8 @@
                                         cells_ld, c_prev, k > 0 ? cells_ld : c_before_ld,           \
                                         carried_h, carried_c, db, batch, hidden);                   \
             if (k > 0 || first_product)                                                             \
-                GEMM(ROW_MAJOR, NO_TRANS, NO_TRANS, batch, hidden, 4 * hidden, 1, g, grad_ld, W_hh, \
-                     hidden, 0, carried_h, hidden);                                                 \
+                product_##SUFFIX(batch, hidden, 4 * hidden, g, grad_ld, W_hh, packed, 0, carried_h, \
+                                 hidden);                                                           \
         }                                                                                           \
         subnormals_restore(mode);                                                                   \
     }                                                                                               \
@@ -182,7 +201,8 @@
        contiguous; mask as for the LSTM. */                                                         \
     void rnnkit_gru_forward_##SUFFIX(T *gates, int64_t gates_ts, int64_t gates_ld, T *states,       \
                                      int64_t states_ts, int64_t states_ld, T *hn, int64_t hn_ts,    \
-                                     int64_t hn_ld, const T *h0, const T *W_hh_T, const T *b_xh,    \
+                                     int64_t hn_ld, const T *h0, const T *W_hh_T, const T *packed,  \
+                                     const T *b_xh,                                                 \
                                      const T *b_hh, T *row_buffer, const T *mask,                   \
                                      int64_t first_padded, int64_t steps, int64_t batch,            \
                                      int64_t hidden) {                                              \
@@ -191,8 +211,8 @@
         int64_t h_prev_ld = hidden;                                                                 \
         for (int64_t t = 0; t < steps; t++) {                                                       \
             T *h = states + t * states_ts;                                                          \
-            GEMM(ROW_MAJOR, NO_TRANS, NO_TRANS, batch, 3 * hidden, hidden, 1, h_prev, h_prev_ld,    \
-                 W_hh_T, 3 * hidden, 0, row_buffer, 3 * hidden);                                    \
+            product_##SUFFIX(batch, 3 * hidden, hidden, h_prev, h_prev_ld, W_hh_T, packed, 0,      \
+                             row_buffer, 3 * hidden);                                               \
             gru_cell_##SUFFIX(gates + t * gates_ts, gates_ld, row_buffer, b_xh, b_hh,               \
                               hn + t * hn_ts, hn_ld, h_prev, h_prev_ld, h, states_ld,               \
                               mask && t >= first_padded ? mask + t * batch : 0, batch, hidden);     \
@@ -247,7 +267,8 @@
                                       const T *gates, int64_t gates_ts, int64_t gates_ld,           \
                                       const T *hn, int64_t hn_ts, int64_t hn_ld, const T *states,   \
                                       int64_t states_ts, int64_t states_ld, const T *h_before,      \
-                                      int64_t h_before_ld, const T *W_hh, T *carried, T *db_xh,     \
+                                      int64_t h_before_ld, const T *W_hh, const T *packed,          \
+                                      T *carried, T *db_xh,                                         \
                                       T *db_hh, int64_t steps, int64_t batch, int64_t hidden,       \
                                       int first_product) {                                          \
         const unsigned int mode = subnormals_off();                                                 \
@@ -259,11 +280,11 @@
                                        k > 0 ? states_ld : h_before_ld, carried, db_xh, db_hh,      \
                                        batch, hidden);                                              \
             if (k > 0 || first_product)                                                             \
-                GEMM(ROW_MAJOR, NO_TRANS, NO_TRANS, batch, hidden, 3 * hidden, 1, h_grad, gh_ld,    \
-                     W_hh, hidden, 1, carried, hidden);                                             \
+                product_##SUFFIX(batch, hidden, 3 * hidden, h_grad, gh_ld, W_hh, packed, 1, carried,\
+                                 hidden);                                                           \
         }                                                                                           \
         subnormals_restore(mode);                                                                   \
     }
 
-DEFINE_GATED(float, f32, sgemm, tanh_f32)
-DEFINE_GATED(double, f64, dgemm, tanh)
+DEFINE_GATED(float, f32, tanh_f32)
+DEFINE_GATED(double, f64, tanh)

@@ -23,6 +23,10 @@ typedef void (*dgemm_fn)(int, int, int, int64_t, int64_t, int64_t, double, const
 extern RNNKIT_HIDDEN sgemm_fn sgemm;
 extern RNNKIT_HIDDEN dgemm_fn dgemm;
 
+/* packed.c: C (+)= A B against a B packed by rnnkit_pack_f32. */
+RNNKIT_HIDDEN void packed_sgemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                                const float *packed, float *C, int64_t ldc, int accumulate);
+
 /* One build, and the fused passes run with the widest vectors the CPU has. GCC contracts a * b + c
  * into a fused multiply-add wherever the clone's ISA has one, and "avx2" does not imply FMA: the
  * "arch=x86-64-v3" clone (AVX2 + FMA + BMI..., GCC >= 12) gives AVX2 CPUs with FMA (Haswell on,

@@ -176,8 +176,9 @@ def recurrent_layer_forward(
     # Products against a contiguous W^T run faster in OpenBLAS than against the transposed view
     # (measured: 10 vs 17 us per step at B=32, H=128); the copy is weight-sized, once per call.
     # Biases are added by each direction's scan (in the compiled loop's activation pass).
-    np.dot(np.ascontiguousarray(x).reshape(steps * batch, inputs), transposed_copy(W_x),
-           out=projection.reshape(steps * batch, directions * width))
+    x_rows, projection_rows = np.ascontiguousarray(x).reshape(steps * batch, inputs), projection.reshape(steps * batch, -1)
+    if not _native.product(x_rows, W_x.T, projection_rows):  # float32: packed from W_x itself, threads
+        np.dot(x_rows, transposed_copy(W_x), out=projection_rows)
     out = projection if cell.gates == 1 else np.empty((steps, batch, directions * hidden), dtype=x.dtype)
     mask = valid_mask(lengths, steps, x.dtype)
     first_padded = steps if lengths is None else int(lengths.min())
@@ -359,99 +360,101 @@ def recurrent_layer_backward(
         shapes = [(width, inputs), (width, hidden)] + [(width,)] * len(cell.bias_names)
         grads = tuple([np.zeros(shape, out.dtype) for _ in range(directions)] for shape in shapes)
     dW_xh, dW_hh, *dbiases = grads
-    for d in range(directions):
-        columns = slice(d * hidden, (d + 1) * hidden)
-        flipped = reverse[d] and lengths is not None
-        # Blocks are cut in *storage* order, where every block of x, states, dout and dx is one
-        # contiguous run of steps that BLAS reads in place. Storage order is scan order, except
-        # for a reverse direction without padding, whose scan is the storage walked backwards
-        # ("mirrored"): its block products need no reversed copies, since they sum over rows.
-        mirrored = reverse[d] and lengths is None
-        if flipped:  # scan-order copies; dx is flipped back at the end
-            x_st, states_st = flip_sequences(x, lengths), scans[d]
-            dout_st = flip_sequences(dout[:, :, columns], lengths)
-            dx_st = np.empty_like(dx) if input_grad else None
-        else:
-            x_st, states_st, dout_st, dx_st = x, out[:, :, columns], dout[:, :, columns], dx
-        accumulate_dx = d > 0 and not flipped
-        W_in, h0_d = W_xh[d], initial[0][d]
-        h0_is_zero = not h0_d.any()  # the common case: its dW_hh term is skipped
-        initial_d = tuple(state[d] for state in initial)
-        carried = tuple(np.zeros((batch, hidden), dtype=out.dtype) for _ in cell.state_names)
-        dW_in, dW_rec = dW_xh[d], dW_hh[d]
-        bias_grads = tuple(db[d] for db in dbiases)
-        last = None
-        if any(g is not None for g in dfinal):  # the storage index of each sequence's final state
-            last = np.full(batch, 0 if mirrored else steps - 1) if lengths is None else lengths - 1
-        for stop in range(steps, 0, -block):
-            start = max(0, stop - block)  # scan steps [start, stop) are storage steps [lo, hi)
-            lo, hi = (steps - stop, steps - start) if mirrored else (start, stop)
-            n = hi - lo
-            g, g_hidden = work[:n], work_hidden[:n]  # storage order
-            # The loop reads dout in place, unless padding or dfinal change it for this block.
-            upstream = dout_st[lo:hi]
-            hit = None if last is None else (last >= lo) & (last < hi)
-            hits = hit is not None and hit.any()
-            if stop > first_padded or (hits and dfinal[0] is not None):
-                changed = upstream_buffer[:n]
-                np.copyto(changed, upstream, casting="same_kind")
-                if stop > first_padded:
-                    changed *= mask[start:stop]  # padding contributes nothing, whatever the caller passed there
-                if hits and dfinal[0] is not None:
-                    changed[last[hit] - lo, hit] += dfinal[0][d][hit]
-                upstream = None if cell.gates == 1 else changed
-            extra = []
-            for given, buffer in zip(dfinal[1:], extra_buffers):
-                if given is None or not hits:
-                    extra.append(None)
-                    continue
-                buffer[:n] = 0
-                buffer[last[hit] - lo, hit] = given[d][hit]
-                extra.append(buffer[:n][::-1] if mirrored else buffer[:n])
-            first_product = state_grad or start > 0  # the scan's step 0 feeds only the initial state
-            if mirrored:  # the loops walk scan order
-                block_grads = BackwardBlock(start, stop, g[::-1], g_hidden[::-1], gate_scans[d], scans[d],
-                                            kept_scans[d], initial_d, scratch)
-                upstream = None if upstream is None else upstream[::-1]
+    # Each W_hh is packed once for all its blocks' loops (rnnkit/_native/packed.c), not once per block.
+    with _native.packing():
+        for d in range(directions):
+            columns = slice(d * hidden, (d + 1) * hidden)
+            flipped = reverse[d] and lengths is not None
+            # Blocks are cut in *storage* order, where every block of x, states, dout and dx is one
+            # contiguous run of steps that BLAS reads in place. Storage order is scan order, except
+            # for a reverse direction without padding, whose scan is the storage walked backwards
+            # ("mirrored"): its block products need no reversed copies, since they sum over rows.
+            mirrored = reverse[d] and lengths is None
+            if flipped:  # scan-order copies; dx is flipped back at the end
+                x_st, states_st = flip_sequences(x, lengths), scans[d]
+                dout_st = flip_sequences(dout[:, :, columns], lengths)
+                dx_st = np.empty_like(dx) if input_grad else None
             else:
-                block_grads = BackwardBlock(start, stop, g, g_hidden, gate_scans[d], scans[d], kept_scans[d],
-                                            initial_d, scratch)
-            cell.scan_backward(block_grads, upstream, tuple(extra), carried, W_hh[d], bias_grads, first_product)
+                x_st, states_st, dout_st, dx_st = x, out[:, :, columns], dout[:, :, columns], dx
+            accumulate_dx = d > 0 and not flipped
+            W_in, h0_d = W_xh[d], initial[0][d]
+            h0_is_zero = not h0_d.any()  # the common case: its dW_hh term is skipped
+            initial_d = tuple(state[d] for state in initial)
+            carried = tuple(np.zeros((batch, hidden), dtype=out.dtype) for _ in cell.state_names)
+            dW_in, dW_rec = dW_xh[d], dW_hh[d]
+            bias_grads = tuple(db[d] for db in dbiases)
+            last = None
+            if any(g is not None for g in dfinal):  # the storage index of each sequence's final state
+                last = np.full(batch, 0 if mirrored else steps - 1) if lengths is None else lengths - 1
+            for stop in range(steps, 0, -block):
+                start = max(0, stop - block)  # scan steps [start, stop) are storage steps [lo, hi)
+                lo, hi = (steps - stop, steps - start) if mirrored else (start, stop)
+                n = hi - lo
+                g, g_hidden = work[:n], work_hidden[:n]  # storage order
+                # The loop reads dout in place, unless padding or dfinal change it for this block.
+                upstream = dout_st[lo:hi]
+                hit = None if last is None else (last >= lo) & (last < hi)
+                hits = hit is not None and hit.any()
+                if stop > first_padded or (hits and dfinal[0] is not None):
+                    changed = upstream_buffer[:n]
+                    np.copyto(changed, upstream, casting="same_kind")
+                    if stop > first_padded:
+                        changed *= mask[start:stop]  # padding contributes nothing, whatever the caller passed there
+                    if hits and dfinal[0] is not None:
+                        changed[last[hit] - lo, hit] += dfinal[0][d][hit]
+                    upstream = None if cell.gates == 1 else changed
+                extra = []
+                for given, buffer in zip(dfinal[1:], extra_buffers):
+                    if given is None or not hits:
+                        extra.append(None)
+                        continue
+                    buffer[:n] = 0
+                    buffer[last[hit] - lo, hit] = given[d][hit]
+                    extra.append(buffer[:n][::-1] if mirrored else buffer[:n])
+                first_product = state_grad or start > 0  # the scan's step 0 feeds only the initial state
+                if mirrored:  # the loops walk scan order
+                    block_grads = BackwardBlock(start, stop, g[::-1], g_hidden[::-1], gate_scans[d], scans[d],
+                                                kept_scans[d], initial_d, scratch)
+                    upstream = None if upstream is None else upstream[::-1]
+                else:
+                    block_grads = BackwardBlock(start, stop, g, g_hidden, gate_scans[d], scans[d], kept_scans[d],
+                                                initial_d, scratch)
+                cell.scan_backward(block_grads, upstream, tuple(extra), carried, W_hh[d], bias_grads, first_product)
 
-            rows = g.reshape(-1, width)
-            rows_hidden = rows if g_hidden is g else g_hidden.reshape(-1, width)
-            _add_product(dW_in, rows.T, x_st[lo:hi].reshape(-1, inputs))
-            # dW_hh pairs each step with the state before it in scan order: storage step t - 1
-            # (t + 1 when mirrored); the scan's first step pairs with h0.
-            if mirrored and hi < steps:
-                _add_product(dW_rec, rows_hidden.T, states_st[lo + 1 : hi + 1].reshape(-1, hidden))
-            elif not mirrored and lo > 0:
-                _add_product(dW_rec, rows_hidden.T, states_st[lo - 1 : hi - 1].reshape(-1, hidden))
-            else:
-                first = hi - 1 if mirrored else lo  # storage index of the scan's first step
-                if n > 1:
-                    others = g_hidden[:-1] if mirrored else g_hidden[1:]
-                    previous = states_st[lo + 1 : hi] if mirrored else states_st[lo : hi - 1]
-                    _add_product(dW_rec, others.reshape(-1, width).T, previous.reshape(-1, hidden))
-                if not h0_is_zero:
-                    _add_product(dW_rec, g_hidden[first - lo].T, h0_d)
-            if input_grad and accumulate_dx:
-                dx_rows = dx_st[lo:hi].reshape(-1, inputs)  # a view: dx is contiguous
-                for row in range(0, len(rows), len(dx_part)):
-                    chunk = slice(row, row + len(dx_part))
-                    part = dx_part[: len(rows[chunk])]
-                    dx_rows[chunk] += np.dot(rows[chunk], W_in, out=part)
-            elif input_grad:
-                np.dot(rows, W_in, out=dx_st[lo:hi].reshape(-1, inputs))
-        if flipped and input_grad:
-            dx_st = flip_sequences(dx_st, lengths)
-            if d > 0:
-                dx += dx_st
-            else:
-                dx[...] = dx_st
-        if dinitial is not None:
-            for array, value in zip(dinitial, carried):
-                array[d] = value
+                rows = g.reshape(-1, width)
+                rows_hidden = rows if g_hidden is g else g_hidden.reshape(-1, width)
+                _add_product(dW_in, rows.T, x_st[lo:hi].reshape(-1, inputs))
+                # dW_hh pairs each step with the state before it in scan order: storage step t - 1
+                # (t + 1 when mirrored); the scan's first step pairs with h0.
+                if mirrored and hi < steps:
+                    _add_product(dW_rec, rows_hidden.T, states_st[lo + 1 : hi + 1].reshape(-1, hidden))
+                elif not mirrored and lo > 0:
+                    _add_product(dW_rec, rows_hidden.T, states_st[lo - 1 : hi - 1].reshape(-1, hidden))
+                else:
+                    first = hi - 1 if mirrored else lo  # storage index of the scan's first step
+                    if n > 1:
+                        others = g_hidden[:-1] if mirrored else g_hidden[1:]
+                        previous = states_st[lo + 1 : hi] if mirrored else states_st[lo : hi - 1]
+                        _add_product(dW_rec, others.reshape(-1, width).T, previous.reshape(-1, hidden))
+                    if not h0_is_zero:
+                        _add_product(dW_rec, g_hidden[first - lo].T, h0_d)
+                if input_grad and accumulate_dx:
+                    dx_rows = dx_st[lo:hi].reshape(-1, inputs)  # a view: dx is contiguous
+                    for row in range(0, len(rows), len(dx_part)):
+                        chunk = slice(row, row + len(dx_part))
+                        part = dx_part[: len(rows[chunk])]
+                        dx_rows[chunk] += np.dot(rows[chunk], W_in, out=part)
+                elif input_grad:
+                    np.dot(rows, W_in, out=dx_st[lo:hi].reshape(-1, inputs))
+            if flipped and input_grad:
+                dx_st = flip_sequences(dx_st, lengths)
+                if d > 0:
+                    dx += dx_st
+                else:
+                    dx[...] = dx_st
+            if dinitial is not None:
+                for array, value in zip(dinitial, carried):
+                    array[d] = value
     return dx, dinitial, grads
 
 

@@ -1,0 +1,220 @@
+/* The per-step product of the gated cells' scans, C (+)= A B, against a B packed once per scan.
+ *
+ * Every step of a scan multiplies a small (batch, K) block by the same weight matrix B (K, N):
+ * W_hh^T in the forward pass, W_hh in BPTT. A general GEMM (OpenBLAS) packs B into its panel
+ * layout again at each call, and with a batch of 32-128 rows it spends a large part of each call
+ * there: an LSTM step at B = 64, H = 512 ran at ~55% of the machine's float32 peak, against ~85%
+ * for oneDNN's RNN, which keeps its weights packed (benchmarks/RESULTS.md). Here B is packed once,
+ * into column panels of NR (zero padded, each K x NR contiguous), and each step is a loop of
+ * register tiles: MR rows of A broadcast against NR columns of B, all K terms summed in
+ * registers, C written once. Each output is one fused multiply-add chain in k order.
+ *
+ * Kernels for AVX-512 (tile 8 x 48: 24 of its 32 vector registers accumulate) and AVX2 with FMA
+ * (4 x 24: 12 of 16), written with GCC's vector extensions and chosen once from the CPU; on other
+ * CPUs (or compilers) rnnkit_packed_width() is 0 and the scans call BLAS. float32 only: the
+ * float64 path stays on BLAS (it is the checking path, not the fast one).
+ *
+ * A scan's rows are independent sequences, so rnnkit/_native/__init__.py runs one scan per slice
+ * of the batch on its own thread, each against the same packed B; no step waits for another
+ * thread, which a GEMM split across threads (OpenBLAS's) does at every step.
+ */
+#include <string.h>
+
+#include "kernels.h"
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#define HAVE_PACKED_KERNELS 1
+#ifndef DEPTH
+#define DEPTH 128
+#endif
+#define ROW_BLOCK 64
+
+/* One register tile: C[0:ROWS, 0:cols] (+)= A[0:ROWS, 0:K] panel[0:K, 0:NR]. */
+#define DEFINE_TILE(ISA, TARGET, LANES, VECTORS, ROWS)                                             \
+    TARGET static inline void tile_##ISA##_##ROWS(int64_t K, const float *A, int64_t lda,          \
+                                                  const float *panel, float *C, int64_t ldc,       \
+                                                  int64_t cols, int accumulate) {                  \
+        vec_##ISA acc[ROWS][VECTORS];                                                              \
+        _Pragma("GCC unroll 16") for (int i = 0; i < ROWS; i++)                                    \
+            _Pragma("GCC unroll 4") for (int v = 0; v < VECTORS; v++) acc[i][v] = (vec_##ISA){0};  \
+        for (int64_t k = 0; k < K; k++) {                                                          \
+            vec_##ISA b[VECTORS];                                                                  \
+            _Pragma("GCC unroll 4") for (int v = 0; v < VECTORS; v++)                              \
+                b[v] = *(const unaligned_##ISA *)(panel + k * WIDTH_##ISA + v * LANES);            \
+            _Pragma("GCC unroll 16") for (int i = 0; i < ROWS; i++) {                              \
+                const float x = A[i * lda + k]; /* one broadcast, VECTORS fused multiply-adds */   \
+                _Pragma("GCC unroll 4") for (int v = 0; v < VECTORS; v++) acc[i][v] += b[v] * x;   \
+            }                                                                                      \
+        }                                                                                          \
+        if (cols == WIDTH_##ISA) {                                                                 \
+            _Pragma("GCC unroll 16") for (int i = 0; i < ROWS; i++)                                \
+                _Pragma("GCC unroll 4") for (int v = 0; v < VECTORS; v++) {                        \
+                    unaligned_##ISA *c = (unaligned_##ISA *)(C + i * ldc + v * LANES);             \
+                    *c = accumulate ? *c + acc[i][v] : acc[i][v];                                  \
+                }                                                                                  \
+        } else { /* the last panel of a width that is no multiple of NR */                         \
+            for (int i = 0; i < ROWS; i++) {                                                       \
+                float sums[WIDTH_##ISA];                                                           \
+                memcpy(sums, acc[i], sizeof sums);                                                 \
+                float *c = C + i * ldc;                                                            \
+                for (int64_t j = 0; j < cols; j++) c[j] = accumulate ? c[j] + sums[j] : sums[j];   \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+/* A block of rows against one panel slice: tiles of the most rows first, then 4, 2, 1 (a batch
+ * of 1, a decoder's step, runs the 1-row tile, not 8 rows of which 7 are thrown away). */
+#define DEFINE_PRODUCT(ISA, TARGET, TOP)                                                           \
+    TARGET static void rows_##ISA(int64_t M, int64_t K, const float *A, int64_t lda,               \
+                                  const float *panel, float *C, int64_t ldc, int64_t cols,         \
+                                  int accumulate, const char *next, int64_t next_bytes) {          \
+        int64_t r = 0;                                                                             \
+        /* The next panel slice is fetched while these tiles run (from L3 it came in at under     \
+           half the rate the first tile reads it), a share of its lines before each tile. */       \
+        const int64_t tiles = M / TOP > 0 ? M / TOP : 1, share = (next_bytes / 64 + tiles - 1) / tiles; \
+        for (; r + TOP <= M; r += TOP) {                                                           \
+            for (int64_t line = 0; line < share && next_bytes > 0; line++, next_bytes -= 64)       \
+                __builtin_prefetch(next + (line + (r / TOP) * share) * 64, 0, 2);                  \
+            tile_##ISA##_##TOP(K, A + r * lda, lda, panel, C + r * ldc, ldc, cols, accumulate);    \
+        }                                                                                          \
+        if (TOP > 4 && r + 4 <= M) {                                                               \
+            tile_##ISA##_4(K, A + r * lda, lda, panel, C + r * ldc, ldc, cols, accumulate);        \
+            r += 4;                                                                                \
+        }                                                                                          \
+        if (r + 2 <= M) {                                                                          \
+            tile_##ISA##_2(K, A + r * lda, lda, panel, C + r * ldc, ldc, cols, accumulate);        \
+            r += 2;                                                                                \
+        }                                                                                          \
+        if (r < M) tile_##ISA##_1(K, A + r * lda, lda, panel, C + r * ldc, ldc, cols, accumulate); \
+    }                                                                                              \
+                                                                                                   \
+    /* Blocks of ROW_BLOCK rows (a scan's batch slice is one; an input projection of all steps    \
+       is many, each passing over all of B), within them blocks of DEPTH terms of the sum, and    \
+       within those panel by panel, so that both the A rows of the block (64 x 128: 32 KiB) and    \
+       one panel's slice (128 x NR, 24 KiB at NR = 48) stay in L1 while every row tile passes      \
+       over them. With all of K at once, A (128 KiB at 64 x 512) came from L2 and the product      \
+       ran 25% slower. C is read and written once per block of DEPTH. */                          \
+    TARGET static void product_##ISA(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, \
+                                     const float *packed, float *C, int64_t ldc, int accumulate) { \
+        const int64_t padded = (N + WIDTH_##ISA - 1) / WIDTH_##ISA * WIDTH_##ISA;                  \
+        const float *end = packed + K * padded;                                                    \
+        for (int64_t r0 = 0; r0 < M; r0 += ROW_BLOCK) {                                            \
+            const int64_t rows = M - r0 < ROW_BLOCK ? M - r0 : ROW_BLOCK;                          \
+            for (int64_t k0 = 0; k0 < K; k0 += DEPTH) {                                           \
+                const int64_t depth = K - k0 < DEPTH ? K - k0 : DEPTH;                             \
+                for (int64_t first = 0; first < N; first += WIDTH_##ISA) {                         \
+                    const int64_t cols = N - first < WIDTH_##ISA ? N - first : WIDTH_##ISA;        \
+                    const float *slice = packed + k0 * padded + first * depth;                     \
+                    const float *next = slice + depth * WIDTH_##ISA;                               \
+                    rows_##ISA(rows, depth, A + r0 * lda + k0, lda, slice, C + r0 * ldc + first,   \
+                               ldc, cols, accumulate || k0 > 0, (const char *)next,                \
+                               next < end ? (int64_t)(sizeof(float) * depth * WIDTH_##ISA) : 0);   \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+#define DEFINE_VECTORS(ISA, LANES, VECTORS)                                                        \
+    typedef float vec_##ISA __attribute__((vector_size(LANES * 4)));                               \
+    typedef float unaligned_##ISA __attribute__((vector_size(LANES * 4), aligned(4)));             \
+    enum { WIDTH_##ISA = LANES * VECTORS };
+
+/* AVX-512: tiles of up to 8 x 48, 24 of the 32 vector registers accumulating; AVX2 with FMA: up
+ * to 4 x 24, 12 of 16. */
+#define AVX512 __attribute__((target("avx512f")))
+DEFINE_VECTORS(avx512, 16, 3)
+DEFINE_TILE(avx512, AVX512, 16, 3, 8)
+DEFINE_TILE(avx512, AVX512, 16, 3, 4)
+DEFINE_TILE(avx512, AVX512, 16, 3, 2)
+DEFINE_TILE(avx512, AVX512, 16, 3, 1)
+DEFINE_PRODUCT(avx512, AVX512, 8)
+
+#define AVX2 __attribute__((target("avx2,fma")))
+DEFINE_VECTORS(avx2, 8, 3)
+DEFINE_TILE(avx2, AVX2, 8, 3, 4)
+DEFINE_TILE(avx2, AVX2, 8, 3, 2)
+DEFINE_TILE(avx2, AVX2, 8, 3, 1)
+DEFINE_PRODUCT(avx2, AVX2, 4)
+
+enum { ISA_UNKNOWN = -1, ISA_NONE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
+static int isa = ISA_UNKNOWN;
+
+static int best_isa(void) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return ISA_AVX2;
+    return ISA_NONE;
+}
+
+static int chosen_isa(void) {
+    if (isa == ISA_UNKNOWN) isa = best_isa();
+    return isa;
+}
+#else
+#define HAVE_PACKED_KERNELS 0
+static int chosen_isa(void) { return 0; }
+#endif
+
+/* Columns per panel of this CPU's kernel, 0 where there is none (then nothing here is called).
+ * force: -1 the CPU's best, 1 AVX2 (tests run it on AVX-512 CPUs too), 0 none. */
+int64_t rnnkit_packed_width(int force) {
+#if HAVE_PACKED_KERNELS
+    if (force >= 0) {
+        const int best = best_isa();
+        isa = force < best ? force : best;
+    }
+    switch (chosen_isa()) {
+    case ISA_AVX512: return WIDTH_avx512;
+    case ISA_AVX2: return WIDTH_avx2;
+    }
+#else
+    (void)force;
+#endif
+    return 0;
+}
+
+/* B (K, N) -> packed (ceil(N / NR) * NR * K floats), in blocks of DEPTH rows of B one after the
+ * other; within a block, panel after panel, each the block's rows of NR columns [p NR, p NR + NR)
+ * (columns past N zero): what product_* reads for one block is one contiguous run, which the
+ * hardware prefetchers stream ahead of the tiles. B is read as rows of B (B[k ldb + j]) or,
+ * transposed, as rows of B^T (B[j ldb + k]: a weight matrix W (N, K) for the product with W^T,
+ * no copy of W^T needed). */
+void rnnkit_pack_f32(const float *B, int64_t ldb, int transposed, int64_t K, int64_t N,
+                     float *packed) {
+    const int64_t width = rnnkit_packed_width(-1);
+    const int64_t padded = (N + width - 1) / width * width;
+    for (int64_t k0 = 0; k0 < K; k0 += DEPTH) {
+        const int64_t depth = K - k0 < DEPTH ? K - k0 : DEPTH;
+        for (int64_t first = 0; first < N; first += width) {
+            const int64_t cols = N - first < width ? N - first : width;
+            float *panel = packed + k0 * padded + first * depth;
+            for (int64_t j = 0; transposed && j < width; j++) {
+                const float *column = B + (j < cols ? first + j : 0) * ldb + k0;
+                for (int64_t k = 0; k < depth; k++) panel[k * width + j] = j < cols ? column[k] : 0.0f;
+            }
+            for (int64_t k = 0; !transposed && k < depth; k++) {
+                memcpy(panel + k * width, B + (k0 + k) * ldb + first, (size_t)cols * sizeof(float));
+                memset(panel + k * width + cols, 0, (size_t)(width - cols) * sizeof(float));
+            }
+        }
+    }
+}
+
+/* C (M, N), leading dimension ldc, = A (M, K) B, or += when accumulate; B packed by
+ * rnnkit_pack_f32 on this CPU. Exported as rnnkit_packed_product_f32 for the tests. */
+void packed_sgemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *packed,
+                  float *C, int64_t ldc, int accumulate) {
+#if HAVE_PACKED_KERNELS
+    if (chosen_isa() == ISA_AVX512)
+        product_avx512(M, N, K, A, lda, packed, C, ldc, accumulate);
+    else
+        product_avx2(M, N, K, A, lda, packed, C, ldc, accumulate);
+#else
+    (void)M, (void)N, (void)K, (void)A, (void)lda, (void)packed, (void)C, (void)ldc, (void)accumulate;
+#endif
+}
+
+void rnnkit_packed_product_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                               const float *packed, float *C, int64_t ldc, int accumulate) {
+    packed_sgemm(M, N, K, A, lda, packed, C, ldc, accumulate);
+}

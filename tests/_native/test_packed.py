@@ -1,0 +1,156 @@
+"""The packed product of the float32 scans (``rnnkit/_native/packed.c``) and the threads that run
+one scan per slice of the batch (``rnnkit/_native/__init__.py``).
+
+The product is checked against float64 within the rounding bound of a float32 sum of K products
+(every output is one fused multiply-add chain, so that bound holds on every CPU and kernel), for
+the AVX-512 and the AVX2 kernel where the CPU has them; threaded scans against one thread exactly
+(each row's arithmetic does not depend on its slice), except the bias gradients, which are summed
+per slice and then across slices."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rnnkit import _native
+from rnnkit.functional import recurrent
+from rnnkit.functional.gru import GRU_CELL
+from rnnkit.functional.lstm import LSTM_CELL
+
+KERNEL_WIDTH = _native._library.rnnkit_packed_width(-1) if _native.available() else 0
+pytestmark = pytest.mark.skipif(not KERNEL_WIDTH, reason=f"no packed product for this CPU ({_native.why_not()})")
+U = 2.0**-24  # float32 unit roundoff
+ISA_AVX2, ISA_AVX512 = 1, 2
+
+
+@pytest.fixture(autouse=True)
+def packed_on(monkeypatch):
+    """On, whatever the import order of this run decided (tested apart, below)."""
+    monkeypatch.setattr(_native, "_packed_width", KERNEL_WIDTH)
+
+
+def _bound(terms: int) -> float:
+    """gamma_n = n u / (1 - n u): the relative bound on a float32 sum of n rounded terms."""
+    return terms * U / (1 - terms * U)
+
+
+def _product(A: np.ndarray, B: np.ndarray, C: np.ndarray, accumulate: bool) -> None:
+    packed = _native._packed(B)
+    assert packed is not None
+    M, K = A.shape
+    _native._library.rnnkit_packed_product_f32(M, B.shape[1], K, A.ctypes.data, K, packed.ctypes.data, C.ctypes.data,
+                                               C.shape[1], int(accumulate))
+
+
+@pytest.fixture(params=[ISA_AVX512, ISA_AVX2], ids=["avx512", "avx2"])
+def kernel(request):
+    """Each kernel the CPU can run (the AVX2 one on AVX-512 CPUs too), the CPU's best after."""
+    best = _native._library.rnnkit_packed_width(-1)
+    width = _native._library.rnnkit_packed_width(request.param)
+    if request.param == ISA_AVX512 and width != 48:
+        _native._library.rnnkit_packed_width(ISA_AVX512)
+        pytest.skip("this CPU has no AVX-512")
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(_native, "_packed_width", width)
+    yield width
+    monkey.undo()
+    assert _native._library.rnnkit_packed_width(ISA_AVX512) == best
+
+
+SHAPES = [(1, 1, 1), (1, 7, 3), (3, 5, 20), (4, 128, 48), (7, 129, 49), (8, 300, 97), (9, 127, 200), (13, 64, 24),
+          (17, 257, 96), (64, 512, 130), (65, 40, 10), (130, 33, 50)]
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["B", "W.T"])
+@pytest.mark.parametrize("accumulate", [False, True])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_product_within_the_rounding_bound(kernel, shape, accumulate, transposed):
+    """Every row count (tiles of 8, 4, 2, 1), widths that are no multiple of the panel, depths
+    either side of the 128-term blocks, more rows than a 64-row block; B given as itself or as
+    the transposed view of a weight matrix."""
+    M, K, N = shape
+    rng = np.random.default_rng(M * 1000 + K + N)
+    A = rng.normal(size=(M, K)).astype(np.float32)
+    B = np.ascontiguousarray(rng.normal(size=(N, K)).astype(np.float32).T) if not transposed else \
+        rng.normal(size=(N, K)).astype(np.float32).T
+    assert B.flags.c_contiguous != transposed or min(K, N) == 1
+    start = rng.normal(size=(M, N)).astype(np.float32)
+    C = start.copy()
+    _product(A, B, C, accumulate)
+    exact = A.astype(np.float64) @ B.astype(np.float64) + (start if accumulate else 0)
+    magnitude = np.abs(A).astype(np.float64) @ np.abs(B).astype(np.float64) + (np.abs(start) if accumulate else 0)
+    error = np.abs(C - exact)
+    # K products each rounded once or fused, K - 1 (+1 with C) additions, the float32 result rounded
+    assert np.all(error <= _bound(K + 2) * magnitude + 1e-45), float((error / (magnitude + 1e-30)).max())
+    assert error.max() > 0 or K <= 2 or M * N == 1  # it computed in float32, not a copy of float64
+
+
+def test_product_is_each_row_alone(kernel):
+    """A row's result does not depend on which tile (8, 4, 2 or 1 rows) computed it: the scans'
+    slices rely on it."""
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(15, 200)).astype(np.float32)
+    B = rng.normal(size=(200, 100)).astype(np.float32)
+    whole = np.zeros((15, 100), np.float32)
+    _product(A, B, whole, False)
+    for row in range(15):
+        alone = np.zeros((1, 100), np.float32)
+        _product(np.ascontiguousarray(A[row : row + 1]), B, alone, False)
+        np.testing.assert_array_equal(alone[0], whole[row])
+
+
+def test_packing_scope_packs_each_matrix_once():
+    W = np.ones((12, 5), np.float32)
+    assert _native._packed(W) is not _native._packed(W)
+    with _native.packing():
+        first = _native._packed(W)
+        assert _native._packed(W) is first
+        assert _native._packed(W.T) is not first
+    assert _native._packed(W) is not first
+    assert _native._packed(W.astype(np.float64)) is None
+    assert _native._packed(np.ones((4, 6), np.float32)[:, ::2]) is None  # neither layout: BLAS path
+
+
+def _layer(cell, batch, lengths, seed=0, steps=7, inputs=6, hidden=19, directions=2):
+    rng = np.random.default_rng(seed)
+    width = cell.gates * hidden
+    x = rng.normal(size=(steps, batch, inputs)).astype(np.float32)
+    initial = tuple(rng.normal(size=(directions, batch, hidden)).astype(np.float32) for _ in cell.state_names)
+    W_xh = tuple(rng.normal(size=(width, inputs)).astype(np.float32) * 0.5 for _ in range(directions))
+    W_hh = tuple(rng.normal(size=(width, hidden)).astype(np.float32) * 0.3 for _ in range(directions))
+    biases = tuple(tuple(rng.normal(size=width).astype(np.float32) * 0.3 for _ in cell.bias_names)
+                   for _ in range(directions))
+    dout = rng.normal(size=(steps, batch, directions * hidden)).astype(np.float32)
+    dfinal = tuple(rng.normal(size=(directions, batch, hidden)).astype(np.float32) for _ in cell.state_names)
+    out, final, cache = recurrent.recurrent_layer_forward(cell, x, initial, W_xh, W_hh, biases, lengths, (False, True))
+    dx, dinitial, grads = recurrent.recurrent_layer_backward(dout, dfinal, cache)
+    return [out, *final, dx, *dinitial], [g for per_name in grads for g in per_name], len(cell.bias_names)
+
+
+@pytest.mark.parametrize("cell", [LSTM_CELL, GRU_CELL], ids=["lstm", "gru"])
+@pytest.mark.parametrize("batch", [2, 9, 21])
+@pytest.mark.parametrize("padded", [False, True])
+def test_threaded_scans_equal_one_thread(cell, batch, padded, monkeypatch):
+    """Slices of 8 rows (9: 8 + 1; 21: 8 + 8 + 5 on three threads), padding masks cut per slice,
+    several BPTT blocks; the bias gradients within float32 rounding of a sum over rows."""
+    lengths = np.arange(batch) % 7 + 1 if padded else None
+    monkeypatch.setattr(recurrent, "_BLOCK_ROWS", 3 * batch)  # blocks of 3 steps
+    monkeypatch.setattr(_native, "_MIN_SLICE_FLOPS", 1 << 62)
+    one_values, one_grads, biases = _layer(cell, batch, lengths)
+    monkeypatch.setattr(_native, "_MIN_SLICE_FLOPS", 1)
+    monkeypatch.setattr(_native, "_blas_threads", lambda: 3)
+    threaded = []
+    original = _native._run_slices
+    monkeypatch.setattr(_native, "_run_slices",
+                        lambda kind, kernel, arguments, slices: (threaded.append(len(slices)),
+                                                                 original(kind, kernel, arguments, slices)))
+    values, grads, _ = _layer(cell, batch, lengths)
+    assert max(threaded) == min(3, -(-batch // 8))
+    for got, want in zip(values + grads[:-biases * 2], one_values + one_grads[:-biases * 2]):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(grads[-biases * 2 :], one_grads[-biases * 2 :]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
