@@ -88,9 +88,10 @@ def _load() -> None:
     address = lambda name: ctypes.cast(getattr(blas, name), ctypes.c_void_p)  # noqa: E731
     library.rnnkit_init(address("scipy_cblas_sgemm64_"), address("scipy_cblas_dgemm64_"))
     pointer, size, flag = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
-    arguments = {"forward": [pointer, size, size, pointer, pointer, pointer, pointer, size, size, size, size, flag],
+    arguments = {"forward": [pointer, size, size, pointer, pointer, pointer, pointer, pointer, size, size, size, size,
+                             flag],
                  "backward": [pointer, size, size, pointer, size, size, pointer, size, size, pointer, pointer, pointer,
-                              size, size, size, flag, flag]}
+                              pointer, size, size, size, flag, flag]}
     arguments |= {kind: [{"p": pointer, "s": size, "i": flag}[code] for code in signature]
                   for kind, signature in _GATED_SIGNATURES.items()}
     for suffix, dtype in (("f32", np.dtype(np.float32)), ("f64", np.dtype(np.float64))):
@@ -187,10 +188,18 @@ def scan_forward(states: np.ndarray, h0: np.ndarray, W_hh_T: np.ndarray, bias: n
         return False
     if mask is not None and not (mask.dtype == dtype and mask.flags.c_contiguous and mask.size == steps * batch):
         return False
-    size = dtype.itemsize
-    kernel(states.ctypes.data, states.strides[0] // size, states.strides[1] // size, h0.ctypes.data,
-           W_hh_T.ctypes.data, bias.ctypes.data, None if mask is None else mask.ctypes.data, first_padded,
-           steps, batch, hidden, _ACTIVATIONS[activation])
+    packed = _packed(W_hh_T, steps * batch)
+    slices = _slices(batch, 2 * steps * batch * hidden * hidden, packed)
+    masks = [_mask_of(mask, steps, batch, *bounds) for bounds in slices]
+
+    def arguments(start: int, stop: int) -> list:
+        rows = masks[slices.index((start, stop))]
+        return [*_walk(states, start), _rows_of(h0, start), W_hh_T.ctypes.data,
+                None if packed is None else packed.ctypes.data, bias.ctypes.data,
+                None if rows is None else rows.ctypes.data, first_padded, steps, stop - start, hidden,
+                _ACTIVATIONS[activation]]
+
+    _run_slices("elman_forward", kernel, arguments, slices)
     return True
 
 
@@ -221,13 +230,22 @@ def scan_backward(grad: np.ndarray, states: np.ndarray, W_hh: np.ndarray, activa
     if bias_grad is not None and not (bias_grad.dtype == dtype and bias_grad.shape == (hidden,)
                                       and bias_grad.flags.c_contiguous):
         return False
-    size = dtype.itemsize
-    up = (None, 0, 0) if upstream is None else (upstream.ctypes.data, upstream.strides[0] // size,
-                                                upstream.strides[1] // size)
-    kernel(grad.ctypes.data, grad.strides[0] // size, grad.strides[1] // size, *up, states.ctypes.data,
-           states.strides[0] // size, states.strides[1] // size, W_hh.ctypes.data, carried.ctypes.data,
-           None if bias_grad is None else bias_grad.ctypes.data, steps, batch, hidden, _ACTIVATIONS[activation],
-           int(first_product))
+    packed = _packed(W_hh, steps * batch)
+    slices = _slices(batch, 2 * steps * batch * hidden * hidden, packed)
+    bias_grads = [bias_grad] + [None if bias_grad is None else np.zeros_like(bias_grad) for _ in slices[1:]]
+
+    def arguments(start: int, stop: int) -> list:
+        up = (None, 0, 0) if upstream is None else _walk(upstream, start)
+        slice_bias_grad = bias_grads[slices.index((start, stop))]
+        return [*_walk(grad, start), *up, *_walk(states, start), W_hh.ctypes.data,
+                None if packed is None else packed.ctypes.data, _rows_of(carried, start),
+                None if slice_bias_grad is None else slice_bias_grad.ctypes.data, steps, stop - start, hidden,
+                _ACTIVATIONS[activation], int(first_product)]
+
+    _run_slices("elman_backward", kernel, arguments, slices)
+    for extra in bias_grads[1:]:
+        if extra is not None:
+            bias_grad += extra
     return True
 
 
@@ -293,6 +311,9 @@ def _gated_kernel(kind: str, dtype: np.dtype) -> ctypes._CFuncPtr | None:
 
 _TILE_ROWS = 8  # rows of packed.c's register tile (AVX-512; AVX2's is 4): slices are cut in multiples
 _ROW_BLOCK = 64  # rows packed.c takes at a time against all of B: threads of product() take whole ones
+# Below ~4M multiply-adds per call (an Elman layer at B=16, H=32, T=64 makes 1M) packing and the
+# Python around it cost more than OpenBLAS's products: 0.32-0.55 ms against 0.27-0.40 there.
+_MIN_PACKED_WORK = 1 << 22
 _MIN_SLICE_FLOPS = 1 << 23  # a thread's share below ~50 us of products costs more to hand over than it saves
 _pack_scope = threading.local()  # .packs: id(B) -> (B, packed) inside packing(), per thread
 def packed_width() -> int:
@@ -314,11 +335,12 @@ def packing() -> Iterator[None]:
         _pack_scope.packs = outer
 
 
-def _packed(B: np.ndarray) -> np.ndarray | None:
-    """``B`` ``(K, N)`` in packed.c's panels, 64-byte aligned, or None where the scans call BLAS
-    instead (float64, no kernel for this CPU). ``B`` is C-contiguous, or the transposed view
-    ``W.T`` of a C-contiguous ``W`` (read as such: no copy of ``W^T``)."""
-    if B.dtype != np.float32 or B.ndim != 2 or not packed_width():
+def _packed(B: np.ndarray, rows: int) -> np.ndarray | None:
+    """``B`` ``(K, N)`` in packed.c's panels, 64-byte aligned, for products of ``rows`` rows in all,
+    or None where the caller calls BLAS instead: float64, no kernel for this CPU, or too little
+    work to pay for packing and the threads' hand-over. ``B`` is C-contiguous, or the transposed
+    view ``W.T`` of a C-contiguous ``W`` (read as such: no copy of ``W^T``)."""
+    if B.dtype != np.float32 or B.ndim != 2 or not packed_width() or rows * B.size < _MIN_PACKED_WORK:
         return None
     if B.flags.c_contiguous:
         transposed = 0
@@ -353,7 +375,8 @@ def _slices(batch: int, flops: int, packed: np.ndarray | None) -> list[tuple[int
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-_KINDS = {"lstm_forward": 0, "lstm_backward": 1, "gru_forward": 2, "gru_backward": 3, "product": 4}  # parallel.c
+_KINDS = {"lstm_forward": 0, "lstm_backward": 1, "gru_forward": 2, "gru_backward": 3, "product": 4,  # parallel.c
+          "elman_forward": 5, "elman_backward": 6}
 
 
 def _run_slices(kind: str, kernel: ctypes._CFuncPtr, arguments: Callable[[int, int], list],
@@ -379,7 +402,7 @@ def product(a: np.ndarray, B: np.ndarray, out: np.ndarray, accumulate: bool = Fa
             and a.shape[1] == B.shape[0] and out.shape == (a.shape[0], B.shape[1]) and out.shape[1] > 0
             and _rows(a, a.shape, a.dtype) and _rows(out, out.shape, out.dtype)):
         return False
-    packed = _packed(B)
+    packed = _packed(B, a.shape[0])
     if packed is None:
         return False
     (M, K), N = a.shape, B.shape[1]
@@ -449,7 +472,7 @@ def lstm_scan_forward(gates: np.ndarray, states: np.ndarray, cells: np.ndarray, 
     if not (_contiguous(dtype, (h0, (batch, hidden)), (c0, (batch, hidden)), (W_hh_T, (hidden, 4 * hidden)),
                         (bias, (4 * hidden,))) and _mask_fits(mask, steps, batch, dtype)):
         return False
-    packed = _packed(W_hh_T)
+    packed = _packed(W_hh_T, steps * batch)
     slices = _slices(batch, 8 * steps * batch * hidden * hidden, packed)
     masks = [_mask_of(mask, steps, batch, *bounds) for bounds in slices]
 
@@ -490,7 +513,7 @@ def lstm_scan_backward(grad: np.ndarray, upstream: np.ndarray, dc_upstream: np.n
     # No gradient reaching c from outside: a zero row read at every step (strides 0), not a branch.
     zero_row = np.zeros(hidden, dtype)  # kept alive by this name until the kernel returns
     dc = (zero_row.ctypes.data, 0, 0) if dc_upstream is None else _walk(dc_upstream)
-    packed = _packed(W_hh)
+    packed = _packed(W_hh, steps * batch)
     slices = _slices(batch, 8 * steps * batch * hidden * hidden, packed)
     bias_grads = [bias_grad] + [np.zeros_like(bias_grad) for _ in slices[1:]]  # summed after: no races
 
@@ -528,7 +551,7 @@ def gru_scan_forward(gates: np.ndarray, states: np.ndarray, hidden_n: np.ndarray
                         (b_hh, (3 * hidden,))) and _mask_fits(mask, steps, batch, dtype)):
         return False
     row_buffer = np.empty((batch, 3 * hidden), dtype)
-    packed = _packed(W_hh_T)
+    packed = _packed(W_hh_T, steps * batch)
     slices = _slices(batch, 6 * steps * batch * hidden * hidden, packed)
     masks = [_mask_of(mask, steps, batch, *bounds) for bounds in slices]
 
@@ -567,7 +590,7 @@ def gru_scan_backward(grad: np.ndarray, grad_hidden: np.ndarray, upstream: np.nd
             dtype, (W_hh, (3 * hidden, hidden)), (carried, (batch, hidden)), (b_xh_grad, (3 * hidden,)),
             (b_hh_grad, (3 * hidden,)))):
         return False
-    packed = _packed(W_hh)
+    packed = _packed(W_hh, steps * batch)
     slices = _slices(batch, 6 * steps * batch * hidden * hidden, packed)
     bias_grads = [(b_xh_grad, b_hh_grad)] + [(np.zeros_like(b_xh_grad), np.zeros_like(b_hh_grad)) for _ in slices[1:]]
 

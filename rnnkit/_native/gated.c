@@ -18,23 +18,6 @@
  */
 #include "kernels.h"
 
-/* A step's product C (+)= A B, B (K, N) contiguous: against B packed once per scan when the
- * caller packed it (float32 on CPUs with packed.c's kernels), else one BLAS call. */
-static inline void product_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
-                               const float *B, const float *packed, int accumulate, float *C,
-                               int64_t ldc) {
-    if (packed)
-        packed_sgemm(M, N, K, A, lda, packed, C, ldc, accumulate);
-    else
-        sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, M, N, K, 1, A, lda, B, N, accumulate, C, ldc);
-}
-static inline void product_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda,
-                               const double *B, const double *packed, int accumulate, double *C,
-                               int64_t ldc) {
-    (void)packed;
-    dgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, M, N, K, 1, A, lda, B, N, accumulate, C, ldc);
-}
-
 #define DEFINE_GATED(T, SUFFIX, TANH)                                                         \
                                                                                                     \
     static inline T sigmoid_##SUFFIX(T v) { return (T)0.5 * TANH((T)0.5 * v) + (T)0.5; }            \

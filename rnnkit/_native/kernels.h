@@ -27,6 +27,24 @@ extern RNNKIT_HIDDEN dgemm_fn dgemm;
 RNNKIT_HIDDEN void packed_sgemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                                 const float *packed, float *C, int64_t ldc, int accumulate);
 
+/* A step's product C (+)= A B, B (K, N) contiguous: against B packed once per scan when the
+ * caller packed it (float32 on CPUs with packed.c's kernels), else one BLAS call. */
+static inline void product_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                               const float *B, const float *packed, int accumulate, float *C,
+                               int64_t ldc) {
+    if (packed)
+        packed_sgemm(M, N, K, A, lda, packed, C, ldc, accumulate);
+    else
+        sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, M, N, K, 1, A, lda, B, N, accumulate, C, ldc);
+}
+static inline void product_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda,
+                               const double *B, const double *packed, int accumulate, double *C,
+                               int64_t ldc) {
+    (void)packed;
+    dgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, M, N, K, 1, A, lda, B, N, accumulate, C, ldc);
+}
+
+
 /* One build, and the fused passes run with the widest vectors the CPU has. GCC contracts a * b + c
  * into a fused multiply-add wherever the clone's ISA has one, and "avx2" does not imply FMA: the
  * "arch=x86-64-v3" clone (AVX2 + FMA + BMI..., GCC >= 12) gives AVX2 CPUs with FMA (Haswell on,

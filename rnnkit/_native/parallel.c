@@ -53,7 +53,15 @@ int rnnkit_set_level1_thread(void *address) {
     return level1_thread != 0;
 }
 
-enum { LSTM_FORWARD = 0, LSTM_BACKWARD = 1, GRU_FORWARD = 2, GRU_BACKWARD = 3, PRODUCT = 4 };
+enum {
+    LSTM_FORWARD = 0,
+    LSTM_BACKWARD = 1,
+    GRU_FORWARD = 2,
+    GRU_BACKWARD = 3,
+    PRODUCT = 4,
+    ELMAN_FORWARD = 5,
+    ELMAN_BACKWARD = 6
+};
 
 void rnnkit_lstm_forward_f32(float *, int64_t, int64_t, float *, int64_t, int64_t, float *, int64_t,
                              int64_t, const float *, const float *, const float *, const float *,
@@ -74,9 +82,14 @@ void rnnkit_gru_backward_f32(float *, int64_t, int64_t, float *, int64_t, int64_
                              int64_t, int64_t, int64_t, int);
 void rnnkit_packed_product_f32(int64_t, int64_t, int64_t, const float *, int64_t, const float *,
                                float *, int64_t, int);
+void rnnkit_scan_forward_f32(float *, int64_t, int64_t, const float *, const float *, const float *,
+                             const float *, const float *, int64_t, int64_t, int64_t, int64_t, int);
+void rnnkit_scan_backward_f32(float *, int64_t, int64_t, const float *, int64_t, int64_t,
+                              const float *, int64_t, int64_t, const float *, const float *, float *,
+                              float *, int64_t, int64_t, int64_t, int, int);
 
 /* Arguments per kernel, each an int64 (pointers as integers). */
-static const int64_t argument_counts[] = {19, 26, 20, 29, 9};
+static const int64_t argument_counts[] = {19, 26, 20, 29, 9, 13, 18};
 
 typedef struct {
     int kind;
@@ -108,6 +121,14 @@ static void run_slice(int kind, const int64_t *a) {
         break;
     case PRODUCT:
         rnnkit_packed_product_f32(a[0], a[1], a[2], P(3), a[4], P(5), P(6), a[7], (int)a[8]);
+        break;
+    case ELMAN_FORWARD:
+        rnnkit_scan_forward_f32(P(0), a[1], a[2], P(3), P(4), P(5), P(6), P(7), a[8], a[9], a[10],
+                                a[11], (int)a[12]);
+        break;
+    case ELMAN_BACKWARD:
+        rnnkit_scan_backward_f32(P(0), a[1], a[2], P(3), a[4], a[5], P(6), a[7], a[8], P(9), P(10),
+                                 P(11), P(12), a[13], a[14], a[15], (int)a[16], (int)a[17]);
         break;
     }
 }

@@ -139,7 +139,7 @@ void rnnkit_transpose_f64(const double *src, int64_t src_ld, double *dst, int64_
 
 /* ---- per-dtype kernels ----------------------------------------------------------------- */
 
-#define DEFINE_KERNELS(T, SUFFIX, GEMM, TANH)                                                      \
+#define DEFINE_KERNELS(T, SUFFIX, TANH)                                                      \
                                                                                                   \
     /* row = act(row + bias), bias (width,) contiguous. */                                       \
     VECTORISED static void activate_##SUFFIX(T *rows, const T *bias, int64_t batch, int64_t width, \
@@ -184,7 +184,8 @@ void rnnkit_transpose_f64(const double *src, int64_t src_ld, double *dst, int64_
        bias), h_t out. h0 (batch, hidden), W_hh_T (hidden, hidden) and bias (hidden,) contiguous. \
        mask: (steps, batch) contiguous 0/1, applied from step first_padded on, or NULL. */        \
     void rnnkit_scan_forward_##SUFFIX(T *states, int64_t time_stride, int64_t ld, const T *h0,     \
-                                      const T *W_hh_T, const T *bias, const T *mask,              \
+                                      const T *W_hh_T, const T *packed, const T *bias,            \
+                                      const T *mask,                                              \
                                       int64_t first_padded,                                       \
                                       int64_t steps, int64_t batch, int64_t hidden,                \
                                       int activation) {                                           \
@@ -193,8 +194,7 @@ void rnnkit_transpose_f64(const double *src, int64_t src_ld, double *dst, int64_
         int64_t previous_ld = hidden;                                                             \
         for (int64_t t = 0; t < steps; t++) {                                                     \
             T *h = states + t * time_stride;                                                      \
-            GEMM(ROW_MAJOR, NO_TRANS, NO_TRANS, batch, hidden, hidden, 1, previous, previous_ld,  \
-                 W_hh_T, hidden, 1, h, ld);                                                       \
+            product_##SUFFIX(batch, hidden, hidden, previous, previous_ld, W_hh_T, packed, 1, h, ld); \
             activate_##SUFFIX(h, bias, batch, hidden, ld, activation);                            \
             if (mask && t >= first_padded)                                                        \
                 for (int64_t b = 0; b < batch; b++) {                                             \
@@ -216,7 +216,8 @@ void rnnkit_transpose_f64(const double *src, int64_t src_ld, double *dst, int64_
                                        const T *upstream, int64_t upstream_time_stride,           \
                                        int64_t upstream_ld, const T *states,                      \
                                        int64_t states_time_stride, int64_t states_ld,              \
-                                       const T *W_hh, T *carried, T *db, int64_t steps,            \
+                                       const T *W_hh, const T *packed, T *carried, T *db,          \
+                                       int64_t steps,                                              \
                                        int64_t batch, int64_t hidden, int activation,             \
                                        int first_product) {                                       \
         const unsigned int mode = subnormals_off();                                               \
@@ -231,12 +232,11 @@ void rnnkit_transpose_f64(const double *src, int64_t src_ld, double *dst, int64_
                           states + t * states_time_stride, states_ld, batch, hidden, activation,  \
                           db);                                                                    \
             if (t > 0 || first_product)                                                           \
-                GEMM(ROW_MAJOR, NO_TRANS, NO_TRANS, batch, hidden, hidden, 1, g, ld, W_hh, hidden, 0, \
-                     carried, hidden);                                                            \
+                product_##SUFFIX(batch, hidden, hidden, g, ld, W_hh, packed, 0, carried, hidden);     \
         }                                                                                         \
         subnormals_restore(mode);                                                                 \
     }
 
-DEFINE_KERNELS(float, f32, sgemm, tanh_f32)
-DEFINE_KERNELS(double, f64, dgemm, tanh)
+DEFINE_KERNELS(float, f32, tanh_f32)
+DEFINE_KERNELS(double, f64, tanh)
 

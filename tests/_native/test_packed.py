@@ -18,6 +18,7 @@ from rnnkit import _native
 from rnnkit.functional import recurrent
 from rnnkit.functional.gru import GRU_CELL
 from rnnkit.functional.lstm import LSTM_CELL
+from rnnkit.functional.recurrent import ELMAN_CELLS
 
 KERNEL_WIDTH = _native._library.rnnkit_packed_width(-1) if _native.available() else 0
 pytestmark = pytest.mark.skipif(not KERNEL_WIDTH, reason=f"no packed product for this CPU ({_native.why_not()})")
@@ -27,8 +28,9 @@ ISA_AVX2, ISA_AVX512 = 1, 2
 
 @pytest.fixture(autouse=True)
 def packed_on(monkeypatch):
-    """On, whatever the import order of this run decided (tested apart, below)."""
+    """On, and for the small sizes of these tests too (the layers pack from 4M multiply-adds)."""
     monkeypatch.setattr(_native, "_packed_width", KERNEL_WIDTH)
+    monkeypatch.setattr(_native, "_MIN_PACKED_WORK", 0)
 
 
 def _bound(terms: int) -> float:
@@ -37,7 +39,7 @@ def _bound(terms: int) -> float:
 
 
 def _product(A: np.ndarray, B: np.ndarray, C: np.ndarray, accumulate: bool) -> None:
-    packed = _native._packed(B)
+    packed = _native._packed(B, 1)
     assert packed is not None
     M, K = A.shape
     _native._library.rnnkit_packed_product_f32(M, B.shape[1], K, A.ctypes.data, K, packed.ctypes.data, C.ctypes.data,
@@ -103,14 +105,14 @@ def test_product_is_each_row_alone(kernel):
 
 def test_packing_scope_packs_each_matrix_once():
     W = np.ones((12, 5), np.float32)
-    assert _native._packed(W) is not _native._packed(W)
+    assert _native._packed(W, 1) is not _native._packed(W, 1)
     with _native.packing():
-        first = _native._packed(W)
-        assert _native._packed(W) is first
-        assert _native._packed(W.T) is not first
-    assert _native._packed(W) is not first
-    assert _native._packed(W.astype(np.float64)) is None
-    assert _native._packed(np.ones((4, 6), np.float32)[:, ::2]) is None  # neither layout: BLAS path
+        first = _native._packed(W, 1)
+        assert _native._packed(W, 1) is first
+        assert _native._packed(W.T, 1) is not first
+    assert _native._packed(W, 1) is not first
+    assert _native._packed(W.astype(np.float64), 1) is None
+    assert _native._packed(np.ones((4, 6), np.float32)[:, ::2], 1) is None  # neither layout: BLAS path
 
 
 def _layer(cell, batch, lengths, seed=0, steps=7, inputs=6, hidden=19, directions=2):
@@ -129,7 +131,8 @@ def _layer(cell, batch, lengths, seed=0, steps=7, inputs=6, hidden=19, direction
     return [out, *final, dx, *dinitial], [g for per_name in grads for g in per_name], len(cell.bias_names)
 
 
-@pytest.mark.parametrize("cell", [LSTM_CELL, GRU_CELL], ids=["lstm", "gru"])
+@pytest.mark.parametrize("cell", [ELMAN_CELLS["tanh"], ELMAN_CELLS["relu"], LSTM_CELL, GRU_CELL],
+                         ids=["rnn-tanh", "rnn-relu", "lstm", "gru"])
 @pytest.mark.parametrize("batch", [2, 9, 21])
 @pytest.mark.parametrize("padded", [False, True])
 def test_threaded_scans_equal_one_thread(cell, batch, padded, monkeypatch):
@@ -154,3 +157,25 @@ def test_threaded_scans_equal_one_thread(cell, batch, padded, monkeypatch):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+
+
+def test_too_little_work_stays_on_blas(monkeypatch):
+    monkeypatch.setattr(_native, "_MIN_PACKED_WORK", 1000)
+    W = np.ones((10, 10), np.float32)
+    assert _native._packed(W, 9) is None and _native._packed(W, 10) is not None
+
+
+@pytest.mark.parametrize("cell", [ELMAN_CELLS["tanh"], ELMAN_CELLS["sigmoid"], LSTM_CELL, GRU_CELL],
+                         ids=["rnn-tanh", "rnn-sigmoid", "lstm", "gru"])
+@pytest.mark.parametrize("padded", [False, True])
+def test_packed_layers_equal_blas_layers(cell, padded, monkeypatch):
+    """The whole layer (two directions, padding, BPTT in blocks, every gradient) with the packed
+    product against the same layer on BLAS, within float32 rounding (as tests/_native/test_gated)."""
+    batch = 11
+    lengths = np.arange(batch) % 7 + 1 if padded else None
+    monkeypatch.setattr(recurrent, "_BLOCK_ROWS", 3 * batch)
+    packed_values, packed_grads, _ = _layer(cell, batch, lengths)
+    monkeypatch.setattr(_native, "_packed_width", 0)
+    blas_values, blas_grads, _ = _layer(cell, batch, lengths)
+    for got, want in zip(packed_values + packed_grads, blas_values + blas_grads):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)

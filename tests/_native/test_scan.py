@@ -336,6 +336,7 @@ def clones(tmp_path_factory):
     if shutil.which(compiler[0]) is None:
         pytest.skip(f"no C compiler ({compiler[0]})")
     source = os.path.join(os.path.dirname(_native.__file__), "scan.c")
+    packed = os.path.join(os.path.dirname(_native.__file__), "packed.c")  # the step's product
     macros = subprocess.run([*compiler, "-dM", "-E", source], capture_output=True, text=True, check=True).stdout
     definition = next((line for line in macros.splitlines() if line.startswith("#define VECTORISED ")), "")
     names = re.findall(r'"([^"]+)"', definition) if "target_clones" in definition else []
@@ -349,7 +350,7 @@ def clones(tmp_path_factory):
                          f"return {_runs_here(clone)} != 0; }}\n")
         attribute = "" if clone == "default" else f'__attribute__((target("{clone}")))'
         builds.append((clone, library, subprocess.Popen(
-            [*compiler, "-O3", "-fno-trapping-math", "-fPIC", "-shared", f"-DVECTORISED={attribute}", source, str(probe), "-o",
+            [*compiler, "-O3", "-fno-trapping-math", "-fPIC", "-shared", f"-DVECTORISED={attribute}", source, packed, str(probe), "-o",
              str(library), "-lm"], stderr=subprocess.PIPE, text=True)))
     blas = _native._numpy_openblas()
     address = lambda name: ctypes.cast(getattr(blas, name), ctypes.c_void_p)  # noqa: E731
