@@ -173,7 +173,8 @@ def scan_forward(states: np.ndarray, h0: np.ndarray, W_hh_T: np.ndarray, bias: n
     """The forward loop of ``rnnkit.functional.recurrent._scan_forward``, in place.
 
     states: ``(T, B, H)`` pre-activations without the bias in, states out (a view with contiguous
-    rows); h0, W_hh_T and bias: ``(B, H)``, ``(H, H)`` and ``(H,)`` contiguous; mask: ``(T, B, 1)``
+    rows); h0, W_hh_T and bias: ``(B, H)``, ``(H, H)`` (or the view ``W_hh.T``) and ``(H,)``
+    contiguous; mask: ``(T, B, 1)``
     contiguous or None. The bias is added in the activation's pass. Returns False, having done
     nothing, when the kernels can't take these arrays.
     """
@@ -182,13 +183,15 @@ def scan_forward(states: np.ndarray, h0: np.ndarray, W_hh_T: np.ndarray, bias: n
     if kernel is None or not _fits(states, dtype) or states.shape[1] == 0:
         return False
     steps, batch, hidden = states.shape
-    if not (h0.dtype == W_hh_T.dtype == bias.dtype == dtype and h0.shape == (batch, hidden)
-            and W_hh_T.shape == (hidden, hidden) and bias.shape == (hidden,) and h0.flags.c_contiguous
-            and W_hh_T.flags.c_contiguous and bias.flags.c_contiguous):
+    if not (h0.dtype == bias.dtype == dtype and h0.shape == (batch, hidden) and bias.shape == (hidden,)
+            and h0.flags.c_contiguous and bias.flags.c_contiguous):
         return False
+    weight = _recurrent_weight(W_hh_T, (hidden, hidden), dtype, steps * batch)
+    if weight is None:
+        return False
+    W_hh_T, packed = weight
     if mask is not None and not (mask.dtype == dtype and mask.flags.c_contiguous and mask.size == steps * batch):
         return False
-    packed = _packed(W_hh_T, steps * batch)
     slices = _slices(batch, 2 * steps * batch * hidden * hidden, packed)
     masks = [_mask_of(mask, steps, batch, *bounds) for bounds in slices]
 
@@ -340,7 +343,7 @@ def _packed(B: np.ndarray, rows: int) -> np.ndarray | None:
     or None where the caller calls BLAS instead: float64, no kernel for this CPU, or too little
     work to pay for packing and the threads' hand-over. ``B`` is C-contiguous, or the transposed
     view ``W.T`` of a C-contiguous ``W`` (read as such: no copy of ``W^T``)."""
-    if B.dtype != np.float32 or B.ndim != 2 or not packed_width() or rows * B.size < _MIN_PACKED_WORK:
+    if rows * B.size < _MIN_PACKED_WORK or B.dtype != np.float32 or B.ndim != 2 or not packed_width():
         return None
     if B.flags.c_contiguous:
         transposed = 0
@@ -362,13 +365,31 @@ def _packed(B: np.ndarray, rows: int) -> np.ndarray | None:
     return packed
 
 
+def _recurrent_weight(W_hh_T: np.ndarray, shape: tuple[int, int], dtype: np.dtype,
+                      rows: int) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """``W_hh^T`` as the forward scans take it: ``(W_hh_T, packed)`` with the packed product, else
+    ``(a C-contiguous W_hh_T, None)`` for BLAS; None if it has the wrong shape or dtype. Given
+    C-contiguous or as the view ``W_hh.T``: the packed product reads that view in place, and only
+    BLAS needs the contiguous copy (made here, in tiles)."""
+    if W_hh_T.dtype != dtype or W_hh_T.shape != shape:
+        return None
+    if not (W_hh_T.flags.c_contiguous or W_hh_T.T.flags.c_contiguous):
+        W_hh_T = np.ascontiguousarray(W_hh_T)
+    packed = _packed(W_hh_T, rows)
+    if packed is None and not W_hh_T.flags.c_contiguous:
+        W_hh_T = transposed(W_hh_T.T)
+    return W_hh_T, packed
+
+
 def _slices(batch: int, flops: int, packed: np.ndarray | None) -> list[tuple[int, int]]:
     """The batch cut into contiguous slices, one per thread: a scan's rows are independent
     sequences, so each slice runs its whole scan alone, with no step waiting for another thread.
     One slice unless the product is packed.c's (BLAS threads itself) and each share is worth it.
     As many threads as NumPy's OpenBLAS is told to use (``OPENBLAS_NUM_THREADS``, threadpoolctl)."""
+    if packed is None or not _threaded or flops < 2 * _MIN_SLICE_FLOPS:
+        return [(0, batch)]
     tiles = -(-batch // _TILE_ROWS)
-    threads = min(_blas_threads(), tiles, flops // _MIN_SLICE_FLOPS) if packed is not None and _threaded else 1
+    threads = min(_blas_threads(), tiles, flops // _MIN_SLICE_FLOPS)
     if threads <= 1:
         return [(0, batch)]
     bounds = [min(batch, (tiles * k // threads) * _TILE_ROWS) for k in range(threads + 1)]
@@ -398,6 +419,8 @@ def product(a: np.ndarray, B: np.ndarray, out: np.ndarray, accumulate: bool = Fa
     ``(M, N)`` float32 with contiguous rows, B ``(K, N)`` C-contiguous or the view ``W.T`` of a
     C-contiguous ``W``. Returns False, having done nothing, where the packed product can't take
     these arrays (the caller then calls NumPy); inside :func:`packing`, B is packed once."""
+    if a.shape[0] * B.size < _MIN_PACKED_WORK:  # first: the common small case returns at once
+        return False
     if not (a.ndim == B.ndim == out.ndim == 2 and a.dtype == B.dtype == out.dtype == np.float32 and 0 not in a.shape
             and a.shape[1] == B.shape[0] and out.shape == (a.shape[0], B.shape[1]) and out.shape[1] > 0
             and _rows(a, a.shape, a.dtype) and _rows(out, out.shape, out.dtype)):
@@ -459,7 +482,7 @@ def lstm_scan_forward(gates: np.ndarray, states: np.ndarray, cells: np.ndarray, 
 
     gates ``(T, B, 4H)`` holds ``W_xh x_t`` without the bias on entry, ``i, f, g, o`` on exit;
     states and cells ``(T, B, H)`` receive ``h_t`` and ``c_t`` (views with contiguous rows); h0,
-    c0 ``(B, H)``, W_hh_T ``(H, 4H)`` and bias ``(4H,)`` contiguous. Returns False, having done
+    c0 ``(B, H)``, W_hh_T ``(H, 4H)`` (or the view ``W_hh.T``) and bias ``(4H,)`` contiguous. Returns False, having done
     nothing, when the kernels can't take these arrays.
     """
     dtype = gates.dtype
@@ -469,10 +492,13 @@ def lstm_scan_forward(gates: np.ndarray, states: np.ndarray, cells: np.ndarray, 
     steps, batch, hidden = states.shape
     if batch == 0 or gates.shape != (steps, batch, 4 * hidden) or cells.shape != states.shape:
         return False
-    if not (_contiguous(dtype, (h0, (batch, hidden)), (c0, (batch, hidden)), (W_hh_T, (hidden, 4 * hidden)),
-                        (bias, (4 * hidden,))) and _mask_fits(mask, steps, batch, dtype)):
+    if not (_contiguous(dtype, (h0, (batch, hidden)), (c0, (batch, hidden)), (bias, (4 * hidden,)))
+            and _mask_fits(mask, steps, batch, dtype)):
         return False
-    packed = _packed(W_hh_T, steps * batch)
+    weight = _recurrent_weight(W_hh_T, (hidden, 4 * hidden), dtype, steps * batch)
+    if weight is None:
+        return False
+    W_hh_T, packed = weight
     slices = _slices(batch, 8 * steps * batch * hidden * hidden, packed)
     masks = [_mask_of(mask, steps, batch, *bounds) for bounds in slices]
 
@@ -537,7 +563,7 @@ def gru_scan_forward(gates: np.ndarray, states: np.ndarray, hidden_n: np.ndarray
 
     gates ``(T, B, 3H)`` holds ``W_xh x_t`` without the bias on entry, ``r, z, n`` on exit;
     states and hidden_n ``(T, B, H)`` receive ``h_t`` and ``W_hn h_{t-1} + b_hn``; h0 ``(B, H)``,
-    W_hh_T ``(H, 3H)``, b_xh and b_hh ``(3H,)`` contiguous. Returns False, having done nothing,
+    W_hh_T ``(H, 3H)`` (or the view ``W_hh.T``), b_xh and b_hh ``(3H,)`` contiguous. Returns False, having done nothing,
     when the kernels can't take these arrays.
     """
     dtype = gates.dtype
@@ -547,11 +573,14 @@ def gru_scan_forward(gates: np.ndarray, states: np.ndarray, hidden_n: np.ndarray
     steps, batch, hidden = states.shape
     if batch == 0 or gates.shape != (steps, batch, 3 * hidden) or hidden_n.shape != states.shape:
         return False
-    if not (_contiguous(dtype, (h0, (batch, hidden)), (W_hh_T, (hidden, 3 * hidden)), (b_xh, (3 * hidden,)),
-                        (b_hh, (3 * hidden,))) and _mask_fits(mask, steps, batch, dtype)):
+    if not (_contiguous(dtype, (h0, (batch, hidden)), (b_xh, (3 * hidden,)), (b_hh, (3 * hidden,)))
+            and _mask_fits(mask, steps, batch, dtype)):
         return False
+    weight = _recurrent_weight(W_hh_T, (hidden, 3 * hidden), dtype, steps * batch)
+    if weight is None:
+        return False
+    W_hh_T, packed = weight
     row_buffer = np.empty((batch, 3 * hidden), dtype)
-    packed = _packed(W_hh_T, steps * batch)
     slices = _slices(batch, 6 * steps * batch * hidden * hidden, packed)
     masks = [_mask_of(mask, steps, batch, *bounds) for bounds in slices]
 

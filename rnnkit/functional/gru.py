@@ -44,11 +44,11 @@ def _scan_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray]
     (hidden_n,) = kept
     hidden = states.shape[2]
     b_xh, b_hh = (np.ascontiguousarray(bias) for bias in biases)
-    W_hh_T = transposed_copy(W_hh)  # (H, 3H): OpenBLAS multiplies a contiguous copy faster than the view
     # A broadcast initial state (learned) has stride 0; BLAS would copy it on every step.
     h_prev = np.ascontiguousarray(initial[0])
-    if _native.gru_scan_forward(gates, states, hidden_n, h_prev, W_hh_T, b_xh, b_hh, mask, first_padded):
+    if _native.gru_scan_forward(gates, states, hidden_n, h_prev, W_hh.T, b_xh, b_hh, mask, first_padded):
         return
+    W_hh_T = transposed_copy(W_hh)  # (H, 3H): OpenBLAS multiplies a contiguous copy faster than the view
     gates += b_xh
     recurrent = np.empty((gates.shape[1], GATES * hidden), dtype=gates.dtype)
     reset_update = slice(0, 2 * hidden)

@@ -54,12 +54,12 @@ def _scan_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray]
     ``kept[0]`` the cell states ``c_t``, both ``(T, B, H)``; ``initial`` is ``(h0, c0)``."""
     (cells,) = kept
     hidden = states.shape[2]
-    W_hh_T = transposed_copy(W_hh)  # (H, 4H): OpenBLAS multiplies a contiguous copy faster than the view
     # A broadcast initial state (learned) has stride 0; BLAS would copy it on every step.
     h_prev, c_prev = (np.ascontiguousarray(state) for state in initial)
-    if _native.lstm_scan_forward(gates, states, cells, h_prev, c_prev, W_hh_T, np.ascontiguousarray(biases[0]), mask,
+    if _native.lstm_scan_forward(gates, states, cells, h_prev, c_prev, W_hh.T, np.ascontiguousarray(biases[0]), mask,
                                  first_padded):
         return
+    W_hh_T = transposed_copy(W_hh)  # (H, 4H): OpenBLAS multiplies a contiguous copy faster than the view
     scale, shift = _gate_constants(hidden, gates.dtype)
     gates += biases[0]
     recurrent = np.empty((gates.shape[1], GATES * hidden), dtype=gates.dtype)

@@ -239,11 +239,11 @@ def _scan_forward(
     ``(H,)`` on the way. ``states`` may be a strided view (one direction's columns of the layer
     output). Steps from ``first_padded`` on hold padding for some sequence and are masked to exact
     zeros."""
-    W_hh_T = transposed_copy(W_hh)  # see recurrent_layer_forward: faster than the view
     # A broadcast h0 (learned initial state) has stride 0; BLAS would copy it on every step.
     h_prev = np.ascontiguousarray(h0)
-    if _native.scan_forward(states, h_prev, W_hh_T, np.ascontiguousarray(bias), activation.name, mask, first_padded):
+    if _native.scan_forward(states, h_prev, W_hh.T, np.ascontiguousarray(bias), activation.name, mask, first_padded):
         return
+    W_hh_T = transposed_copy(W_hh)  # see recurrent_layer_forward: faster than the view
     states += bias
     if states.shape[1] > 1 and not states[0].flags.c_contiguous:
         _scan_forward_strided(states, h_prev, W_hh_T, activation, mask, first_padded)
