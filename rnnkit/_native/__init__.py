@@ -1,4 +1,4 @@
-"""Compiled per-step loops of the recurrence (``scan.c``), with NumPy's own BLAS.
+"""Compiled per-step loops of the recurrence (``scan.c``, ``gated.c``), with NumPy's own BLAS.
 
 The C library is built at install time when a C compiler is there (``setup.py``, optional) and
 loaded with ctypes; it is handed the matrix-product functions of the OpenBLAS that NumPy's wheels
@@ -12,6 +12,12 @@ calls per step, which is most of a step at small sizes, and one fused elementwis
 instead of two or three (the bias, and in BPTT the bias gradient and the read of ``dout``, ride
 along). Two helpers of the same library: :func:`transposed` (the layer's ``W^T`` copies) and
 :func:`add_product` (weight gradients accumulated by BLAS itself, beta = 1, no temporary).
+
+float32 scans of 4M multiply-adds and more multiply by the weights with a product of rnnkit's own
+(``packed.c``: the weights packed once per scan, not at every step as a BLAS call does), and split
+the batch into slices that run their whole scans in parallel on OpenBLAS's own threads
+(``parallel.c``); so do the input projections (:func:`product`). ``RNNKIT_PACKED=0`` turns that
+off (every step on BLAS, as float64 always is).
 """
 
 from __future__ import annotations

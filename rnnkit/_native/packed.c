@@ -1,4 +1,4 @@
-/* The per-step product of the gated cells' scans, C (+)= A B, against a B packed once per scan.
+/* The per-step product of the float32 scans, C (+)= A B, against a B packed once per scan.
  *
  * Every step of a scan multiplies a small (batch, K) block by the same weight matrix B (K, N):
  * W_hh^T in the forward pass, W_hh in BPTT. A general GEMM (OpenBLAS) packs B into its panel
@@ -14,9 +14,10 @@
  * CPUs (or compilers) rnnkit_packed_width() is 0 and the scans call BLAS. float32 only: the
  * float64 path stays on BLAS (it is the checking path, not the fast one).
  *
- * A scan's rows are independent sequences, so rnnkit/_native/__init__.py runs one scan per slice
- * of the batch on its own thread, each against the same packed B; no step waits for another
- * thread, which a GEMM split across threads (OpenBLAS's) does at every step.
+ * A scan's rows are independent sequences, so each of OpenBLAS's threads runs the whole scan for
+ * a slice of the batch against the same packed B (parallel.c); no step waits for another thread,
+ * which a GEMM split across threads does at every step. The layers' input projections use the
+ * same product (rnnkit._native.product), packed from W itself, no copy of W^T.
  */
 #include <string.h>
 

@@ -179,3 +179,31 @@ def test_packed_layers_equal_blas_layers(cell, padded, monkeypatch):
     blas_values, blas_grads, _ = _layer(cell, batch, lengths)
     for got, want in zip(packed_values + packed_grads, blas_values + blas_grads):
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+
+
+def _level1_thread_address() -> int:
+    import ctypes
+
+    return ctypes.cast(_native._numpy_openblas().blas_level1_thread, ctypes.c_void_p).value
+
+
+@pytest.mark.skipif(not _native._threaded, reason="OpenBLAS's blas_level1_thread is not there or failed the probe")
+def test_a_pool_that_calls_nothing_is_refused_and_one_thread_runs(monkeypatch):
+    """parallel.c probes OpenBLAS's blas_level1_thread before it trusts it (the mode it passes is
+    an OpenBLAS internal): a function that never calls back is refused, and the scans then run
+    every slice on the calling thread, with the same results."""
+    import ctypes
+
+    library = _native._library
+    monkeypatch.setattr(recurrent, "_BLOCK_ROWS", 30)
+    monkeypatch.setattr(_native, "_MIN_SLICE_FLOPS", 1)
+    monkeypatch.setattr(_native, "_blas_threads", lambda: 2)
+    pooled, pooled_grads, _ = _layer(LSTM_CELL, 10, None)
+    calls_nothing = ctypes.cast(library.rnnkit_packed_width, ctypes.c_void_p).value  # returns, calls no one
+    try:
+        assert library.rnnkit_set_level1_thread(calls_nothing) == 0
+        alone, alone_grads, _ = _layer(LSTM_CELL, 10, None)  # rnnkit_parallel without a pool: in turn
+    finally:
+        assert library.rnnkit_set_level1_thread(_level1_thread_address()) == 1
+    for got, want in zip(alone + alone_grads[:-2], pooled + pooled_grads[:-2]):
+        np.testing.assert_array_equal(got, want)
