@@ -207,3 +207,26 @@ def test_a_pool_that_calls_nothing_is_refused_and_one_thread_runs(monkeypatch):
         assert library.rnnkit_set_level1_thread(_level1_thread_address()) == 1
     for got, want in zip(alone + alone_grads[:-2], pooled + pooled_grads[:-2]):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_product_in_row_blocks_on_threads(threads, monkeypatch):
+    """rnnkit._native.product, the layers' input projection: rows cut into 64-row blocks over the
+    threads, W given as itself (W.T read in place), an output with a row stride; accumulate adds."""
+    monkeypatch.setattr(_native, "_MIN_SLICE_FLOPS", 1)
+    monkeypatch.setattr(_native, "_blas_threads", lambda: threads)
+    rng = np.random.default_rng(threads)
+    x = rng.normal(size=(203, 37)).astype(np.float32)
+    W = rng.normal(size=(70, 37)).astype(np.float32)
+    wide = rng.normal(size=(203, 90)).astype(np.float32)
+    out, before = wide[:, 5:75], wide.copy()
+    assert _native.product(x, W.T, out)
+    exact = x.astype(np.float64) @ W.T.astype(np.float64)
+    bound = _bound(39) * (np.abs(x).astype(np.float64) @ np.abs(W.T).astype(np.float64))
+    assert np.all(np.abs(out - exact) <= bound)
+    np.testing.assert_array_equal(wide[:, :5], before[:, :5])  # nothing written outside the view
+    np.testing.assert_array_equal(wide[:, 75:], before[:, 75:])
+    assert _native.product(x, W.T, out, accumulate=True)
+    assert np.all(np.abs(out - 2 * exact) <= 2 * bound + _bound(1) * np.abs(2 * exact))
+    assert not _native.product(x.astype(np.float64), W.T.astype(np.float64), out.astype(np.float64))
+    assert not _native.product(x, W.T[:, :10], out)  # shapes that do not match: left to NumPy
