@@ -230,3 +230,34 @@ def test_product_in_row_blocks_on_threads(threads, monkeypatch):
     assert np.all(np.abs(out - 2 * exact) <= 2 * bound + _bound(1) * np.abs(2 * exact))
     assert not _native.product(x.astype(np.float64), W.T.astype(np.float64), out.astype(np.float64))
     assert not _native.product(x, W.T[:, :10], out)  # shapes that do not match: left to NumPy
+
+
+def test_scans_from_several_python_threads_at_once(monkeypatch):
+    """Two Python threads each running threaded scans (OpenBLAS's pool then serves both callers,
+    a worker at a time): every result equals the same run alone."""
+    import threading
+
+    monkeypatch.setattr(_native, "_MIN_SLICE_FLOPS", 1)
+    monkeypatch.setattr(_native, "_blas_threads", lambda: 2)
+    cells = [LSTM_CELL, GRU_CELL, ELMAN_CELLS["tanh"], LSTM_CELL]
+    alone = [_layer(cell, 17, np.arange(17) % 7 + 1, seed=index) for index, cell in enumerate(cells)]
+    together: dict[int, tuple] = {}
+    errors = []
+
+    def run(index: int) -> None:
+        try:
+            for _ in range(3):
+                together[index] = _layer(cells[index], 17, np.arange(17) % 7 + 1, seed=index)
+        except Exception as error:  # surfaced below, not lost in the thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(cells))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors and not any(thread.is_alive() for thread in threads)
+    for index, (values, grads, biases) in enumerate(alone):
+        got_values, got_grads, _ = together[index]
+        for got, want in zip(got_values + got_grads[:-biases * 2], values + grads[:-biases * 2]):
+            np.testing.assert_array_equal(got, want)
