@@ -117,6 +117,9 @@ def _load() -> None:
         _gemm[dtype] = gemm, scalar
     library.rnnkit_packed_width.argtypes, library.rnnkit_packed_width.restype = [flag], size
     library.rnnkit_pack_f32.argtypes, library.rnnkit_pack_f32.restype = [pointer, size, flag, size, size, pointer], None
+    library.rnnkit_pack_blocks_f32.argtypes = [pointer, size, flag, size, size, pointer, size, size]
+    library.rnnkit_pack_blocks_f32.restype = None
+    library.rnnkit_pack_depth.argtypes, library.rnnkit_pack_depth.restype = [], size
     library.rnnkit_packed_product_f32.argtypes = [size, size, size, pointer, size, pointer, pointer, size, flag]
     library.rnnkit_packed_product_f32.restype = None
     if os.environ.get("RNNKIT_PACKED", "1") != "0":
@@ -365,7 +368,15 @@ def _packed(B: np.ndarray, rows: int) -> np.ndarray | None:
     storage = np.empty(size + 16, np.float32)
     start = (-storage.ctypes.data // 4) % 16
     packed = storage[start : start + size]
-    _library.rnnkit_pack_f32(B.ctypes.data, K if transposed else N, transposed, K, N, packed.ctypes.data)
+    # Blocks of rows of B on OpenBLAS's threads from 1M values (W_hh^T of an LSTM at H = 512):
+    # packing is bound by memory, and the idle worker would otherwise spin.
+    blocks = -(-K // _library.rnnkit_pack_depth())
+    threads = min(_blas_threads(), blocks) if _threaded and B.size >= 1 << 20 else 1
+    bounds = [blocks * k // threads for k in range(threads + 1)]
+    data, ldb = B.ctypes.data, K if transposed else N
+    _run_slices("pack", _library.rnnkit_pack_blocks_f32,
+                lambda first, end: [data, ldb, transposed, K, N, packed.ctypes.data, first, end],
+                list(zip(bounds[:-1], bounds[1:])))
     if scope is not None:
         scope[id(B)] = (B, packed)
     return packed
@@ -403,7 +414,7 @@ def _slices(batch: int, flops: int, packed: np.ndarray | None) -> list[tuple[int
 
 
 _KINDS = {"lstm_forward": 0, "lstm_backward": 1, "gru_forward": 2, "gru_backward": 3, "product": 4,  # parallel.c
-          "elman_forward": 5, "elman_backward": 6}
+          "elman_forward": 5, "elman_backward": 6, "pack": 7}
 
 
 def _run_slices(kind: str, kernel: ctypes._CFuncPtr, arguments: Callable[[int, int], list],

@@ -180,18 +180,26 @@ int64_t rnnkit_packed_width(int force) {
  * hardware prefetchers stream ahead of the tiles. B is read as rows of B (B[k ldb + j]) or,
  * transposed, as rows of B^T (B[j ldb + k]: a weight matrix W (N, K) for the product with W^T,
  * no copy of W^T needed). */
-void rnnkit_pack_f32(const float *B, int64_t ldb, int transposed, int64_t K, int64_t N,
-                     float *packed) {
+void rnnkit_pack_blocks_f32(const float *B, int64_t ldb, int transposed, int64_t K, int64_t N,
+                            float *packed, int64_t first_block, int64_t end_block) {
     const int64_t width = rnnkit_packed_width(-1);
     const int64_t padded = (N + width - 1) / width * width;
-    for (int64_t k0 = 0; k0 < K; k0 += DEPTH) {
+    const int64_t end = end_block * DEPTH < K ? end_block * DEPTH : K;
+    for (int64_t k0 = first_block * DEPTH; k0 < end; k0 += DEPTH) {
         const int64_t depth = K - k0 < DEPTH ? K - k0 : DEPTH;
         for (int64_t first = 0; first < N; first += width) {
             const int64_t cols = N - first < width ? N - first : width;
             float *panel = packed + k0 * padded + first * depth;
-            for (int64_t j = 0; transposed && j < width; j++) {
-                const float *column = B + (j < cols ? first + j : 0) * ldb + k0;
-                for (int64_t k = 0; k < depth; k++) panel[k * width + j] = j < cols ? column[k] : 0.0f;
+            /* 16 terms at a time (a cache line of each of W's rows), so that what is read and
+               what is written stay in L1 together: a whole 128-term row of W at a time, written
+               down a column of the panel, ran 2.3x slower than the contiguous pack. */
+            for (int64_t kk = 0; transposed && kk < depth; kk += 16) {
+                const int64_t span = depth - kk < 16 ? depth - kk : 16;
+                for (int64_t j = 0; j < width; j++) {
+                    const float *column = B + (j < cols ? first + j : 0) * ldb + k0 + kk;
+                    for (int64_t k = 0; k < span; k++)
+                        panel[(kk + k) * width + j] = j < cols ? column[k] : 0.0f;
+                }
             }
             for (int64_t k = 0; !transposed && k < depth; k++) {
                 memcpy(panel + k * width, B + (k0 + k) * ldb + first, (size_t)cols * sizeof(float));
@@ -200,6 +208,16 @@ void rnnkit_pack_f32(const float *B, int64_t ldb, int transposed, int64_t K, int
         }
     }
 }
+
+/* All of B; rnnkit_pack_blocks_f32 packs blocks [first_block, end_block) of DEPTH rows of B, which
+ * touch no other block's memory (the slices of a parallel pack), and rnnkit_pack_depth says how
+ * many rows a block has. */
+void rnnkit_pack_f32(const float *B, int64_t ldb, int transposed, int64_t K, int64_t N,
+                     float *packed) {
+    rnnkit_pack_blocks_f32(B, ldb, transposed, K, N, packed, 0, (K + DEPTH - 1) / DEPTH);
+}
+
+int64_t rnnkit_pack_depth(void) { return DEPTH; }
 
 /* C (M, N), leading dimension ldc, = A (M, K) B, or += when accumulate; B packed by
  * rnnkit_pack_f32 on this CPU. Exported as rnnkit_packed_product_f32 for the tests. */

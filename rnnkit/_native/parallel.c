@@ -60,7 +60,8 @@ enum {
     GRU_BACKWARD = 3,
     PRODUCT = 4,
     ELMAN_FORWARD = 5,
-    ELMAN_BACKWARD = 6
+    ELMAN_BACKWARD = 6,
+    PACK = 7
 };
 
 void rnnkit_lstm_forward_f32(float *, int64_t, int64_t, float *, int64_t, int64_t, float *, int64_t,
@@ -82,6 +83,7 @@ void rnnkit_gru_backward_f32(float *, int64_t, int64_t, float *, int64_t, int64_
                              int64_t, int64_t, int64_t, int);
 void rnnkit_packed_product_f32(int64_t, int64_t, int64_t, const float *, int64_t, const float *,
                                float *, int64_t, int);
+void rnnkit_pack_blocks_f32(const float *, int64_t, int, int64_t, int64_t, float *, int64_t, int64_t);
 void rnnkit_scan_forward_f32(float *, int64_t, int64_t, const float *, const float *, const float *,
                              const float *, const float *, int64_t, int64_t, int64_t, int64_t, int);
 void rnnkit_scan_backward_f32(float *, int64_t, int64_t, const float *, int64_t, int64_t,
@@ -89,7 +91,7 @@ void rnnkit_scan_backward_f32(float *, int64_t, int64_t, const float *, int64_t,
                               float *, int64_t, int64_t, int64_t, int, int);
 
 /* Arguments per kernel, each an int64 (pointers as integers). */
-static const int64_t argument_counts[] = {19, 26, 20, 29, 9, 13, 18};
+static const int64_t argument_counts[] = {19, 26, 20, 29, 9, 13, 18, 8};
 
 typedef struct {
     int kind;
@@ -125,6 +127,9 @@ static void run_slice(int kind, const int64_t *a) {
     case ELMAN_FORWARD:
         rnnkit_scan_forward_f32(P(0), a[1], a[2], P(3), P(4), P(5), P(6), P(7), a[8], a[9], a[10],
                                 a[11], (int)a[12]);
+        break;
+    case PACK:
+        rnnkit_pack_blocks_f32(P(0), a[1], (int)a[2], a[3], a[4], P(5), a[6], a[7]);
         break;
     case ELMAN_BACKWARD:
         rnnkit_scan_backward_f32(P(0), a[1], a[2], P(3), a[4], a[5], P(6), a[7], a[8], P(9), P(10),

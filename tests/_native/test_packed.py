@@ -261,3 +261,20 @@ def test_scans_from_several_python_threads_at_once(monkeypatch):
         got_values, got_grads, _ = together[index]
         for got, want in zip(got_values + got_grads[:-biases * 2], values + grads[:-biases * 2]):
             np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["B", "W.T"])
+def test_parallel_packing_equals_one_thread(transposed, monkeypatch):
+    """From 1M values the blocks of rows are packed on OpenBLAS's threads (each block its own
+    memory): the same bytes as one thread, with a last block shorter than the others."""
+    monkeypatch.setattr(_native, "_blas_threads", lambda: 2)
+    K, N = 1000, 1100  # 8 blocks of 128 rows, the last of 104
+    W = np.random.default_rng(0).normal(size=(N, K) if transposed else (K, N)).astype(np.float32)
+    B = W.T if transposed else W
+    parallel = _native._packed(B, 1)
+    alone = np.empty_like(parallel)
+    _native._library.rnnkit_pack_f32(B.ctypes.data, K if transposed else N, int(transposed), K, N, alone.ctypes.data)
+    np.testing.assert_array_equal(parallel, alone)
+    C, A = np.zeros((3, N), np.float32), np.ones((3, K), np.float32)
+    _native._library.rnnkit_packed_product_f32(3, N, K, A.ctypes.data, K, parallel.ctypes.data, C.ctypes.data, N, 0)
+    np.testing.assert_allclose(C, np.ones((3, K)) @ B.astype(np.float64), rtol=1e-4, atol=1e-3)
