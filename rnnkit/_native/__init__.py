@@ -199,13 +199,13 @@ def scan_forward(states: np.ndarray, h0: np.ndarray, W_hh_T: np.ndarray, bias: n
     if weight is None:
         return False
     W_hh_T, packed = weight
-    if mask is not None and not (mask.dtype == dtype and mask.flags.c_contiguous and mask.size == steps * batch):
+    if not _mask_fits(mask, steps, batch, dtype):
         return False
     slices = _slices(batch, 2 * steps * batch * hidden * hidden, packed)
     masks = [_mask_of(mask, steps, batch, *bounds) for bounds in slices]
 
-    def arguments(start: int, stop: int) -> list:
-        rows = masks[slices.index((start, stop))]
+    def arguments(index: int, start: int, stop: int) -> list:
+        rows = masks[index]
         return [*_walk(states, start), _rows_of(h0, start), W_hh_T.ctypes.data,
                 None if packed is None else packed.ctypes.data, bias.ctypes.data,
                 None if rows is None else rows.ctypes.data, first_padded, steps, stop - start, hidden,
@@ -244,20 +244,18 @@ def scan_backward(grad: np.ndarray, states: np.ndarray, W_hh: np.ndarray, activa
         return False
     packed = _packed(W_hh, steps * batch)
     slices = _slices(batch, 2 * steps * batch * hidden * hidden, packed)
-    bias_grads = [bias_grad] + [None if bias_grad is None else np.zeros_like(bias_grad) for _ in slices[1:]]
+    bias_grads = _accumulators((bias_grad,), slices)
 
-    def arguments(start: int, stop: int) -> list:
+    def arguments(index: int, start: int, stop: int) -> list:
         up = (None, 0, 0) if upstream is None else _walk(upstream, start)
-        slice_bias_grad = bias_grads[slices.index((start, stop))]
+        (slice_bias_grad,) = bias_grads[index]
         return [*_walk(grad, start), *up, *_walk(states, start), W_hh.ctypes.data,
                 None if packed is None else packed.ctypes.data, _rows_of(carried, start),
                 None if slice_bias_grad is None else slice_bias_grad.ctypes.data, steps, stop - start, hidden,
                 _ACTIVATIONS[activation], int(first_product)]
 
     _run_slices("elman_backward", kernel, arguments, slices)
-    for extra in bias_grads[1:]:
-        if extra is not None:
-            bias_grad += extra
+    _add_up(bias_grads)
     return True
 
 
@@ -371,12 +369,11 @@ def _packed(B: np.ndarray, rows: int) -> np.ndarray | None:
     # Blocks of rows of B on OpenBLAS's threads from 1M values (W_hh^T of an LSTM at H = 512):
     # packing is bound by memory, and the idle worker would otherwise spin.
     blocks = -(-K // _library.rnnkit_pack_depth())
-    threads = min(_blas_threads(), blocks) if _threaded and B.size >= 1 << 20 else 1
-    bounds = [blocks * k // threads for k in range(threads + 1)]
+    threads = _blas_threads() if _threaded and B.size >= 1 << 20 else 1
     data, ldb = B.ctypes.data, K if transposed else N
     _run_slices("pack", _library.rnnkit_pack_blocks_f32,
-                lambda first, end: [data, ldb, transposed, K, N, packed.ctypes.data, first, end],
-                list(zip(bounds[:-1], bounds[1:])))
+                lambda index, first, end: [data, ldb, transposed, K, N, packed.ctypes.data, first, end],
+                _cut(blocks, 1, threads))
     if scope is not None:
         scope[id(B)] = (B, packed)
     return packed
@@ -398,6 +395,29 @@ def _recurrent_weight(W_hh_T: np.ndarray, shape: tuple[int, int], dtype: np.dtyp
     return W_hh_T, packed
 
 
+def _cut(size: int, unit: int, threads: int) -> list[tuple[int, int]]:
+    """``[0, size)`` as ``(start, stop)`` slices for up to ``threads`` threads, each a whole number of
+    ``unit`` items (the last may end short), as even as whole units allow."""
+    units = -(-size // unit)
+    threads = max(1, min(threads, units))
+    bounds = [min(size, units * k // threads * unit) for k in range(threads + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _accumulators(arrays: tuple[np.ndarray | None, ...], slices: list) -> list[tuple[np.ndarray | None, ...]]:
+    """Per slice, the arrays its kernel adds into (the bias gradients): the caller's for the first,
+    zeroed twins for the others, so that no two threads add into one array; :func:`_add_up` sums
+    them into the caller's after, in slice order (the same sum at every run)."""
+    return [arrays] + [tuple(None if a is None else np.zeros_like(a) for a in arrays) for _ in slices[1:]]
+
+
+def _add_up(accumulators: list[tuple[np.ndarray | None, ...]]) -> None:
+    for parts in accumulators[1:]:
+        for total, part in zip(accumulators[0], parts):
+            if total is not None:
+                total += part
+
+
 def _slices(batch: int, flops: int, packed: np.ndarray | None) -> list[tuple[int, int]]:
     """The batch cut into contiguous slices, one per thread: a scan's rows are independent
     sequences, so each slice runs its whole scan alone, with no step waiting for another thread.
@@ -405,28 +425,23 @@ def _slices(batch: int, flops: int, packed: np.ndarray | None) -> list[tuple[int
     As many threads as NumPy's OpenBLAS is told to use (``OPENBLAS_NUM_THREADS``, threadpoolctl)."""
     if packed is None or not _threaded or flops < 2 * _MIN_SLICE_FLOPS:
         return [(0, batch)]
-    tiles = -(-batch // _TILE_ROWS)
-    threads = min(_blas_threads(), tiles, flops // _MIN_SLICE_FLOPS)
-    if threads <= 1:
-        return [(0, batch)]
-    bounds = [min(batch, (tiles * k // threads) * _TILE_ROWS) for k in range(threads + 1)]
-    return list(zip(bounds[:-1], bounds[1:]))
+    return _cut(batch, _TILE_ROWS, min(_blas_threads(), flops // _MIN_SLICE_FLOPS))
 
 
 _KINDS = {"lstm_forward": 0, "lstm_backward": 1, "gru_forward": 2, "gru_backward": 3, "product": 4,  # parallel.c
           "elman_forward": 5, "elman_backward": 6, "pack": 7}
 
 
-def _run_slices(kind: str, kernel: ctypes._CFuncPtr, arguments: Callable[[int, int], list],
+def _run_slices(kind: str, kernel: ctypes._CFuncPtr, arguments: Callable[[int, int, int], list],
                 slices: list[tuple[int, int]]) -> None:
-    """``kernel(*arguments(start, stop))`` for every slice: on this thread when there is one,
-    else on OpenBLAS's threads (parallel.c), one slice each. The arrays behind the arguments must
-    outlive the call: the callers keep them."""
+    """``kernel(*arguments(index, start, stop))`` for every slice: on this thread when there is
+    one, else on OpenBLAS's threads (parallel.c), one slice each. The arrays behind the arguments
+    must outlive the call: the callers keep them."""
     if len(slices) == 1:
-        kernel(*arguments(*slices[0]))
+        kernel(*arguments(0, *slices[0]))
         return
-    table = np.array([[0 if value is None else int(value) for value in arguments(*bounds)] for bounds in slices],
-                     dtype=np.int64)
+    table = np.array([[0 if value is None else int(value) for value in arguments(index, *bounds)]
+                      for index, bounds in enumerate(slices)], dtype=np.int64)
     _library.rnnkit_parallel(_KINDS[kind], len(slices), table.ctypes.data, len(slices))
 
 
@@ -447,15 +462,13 @@ def product(a: np.ndarray, B: np.ndarray, out: np.ndarray, accumulate: bool = Fa
         return False
     (M, K), N = a.shape, B.shape[1]
     lda, ldc = a.strides[0] // 4, out.strides[0] // 4
-    blocks = -(-M // _ROW_BLOCK)
-    threads = min(_blas_threads(), blocks, 2 * M * N * K // _MIN_SLICE_FLOPS) if _threaded else 1
-    bounds = [min(M, (blocks * k // max(threads, 1)) * _ROW_BLOCK) for k in range(max(threads, 1) + 1)]
+    threads = min(_blas_threads(), 2 * M * N * K // _MIN_SLICE_FLOPS) if _threaded else 1
 
-    def arguments(start: int, stop: int) -> list:
+    def arguments(index: int, start: int, stop: int) -> list:
         return [stop - start, N, K, a.ctypes.data + start * lda * 4, lda, packed.ctypes.data,
                 out.ctypes.data + start * ldc * 4, ldc, int(accumulate)]
 
-    _run_slices("product", _library.rnnkit_packed_product_f32, arguments, list(zip(bounds[:-1], bounds[1:])))
+    _run_slices("product", _library.rnnkit_packed_product_f32, arguments, _cut(M, _ROW_BLOCK, threads))
     return True
 
 
@@ -519,8 +532,8 @@ def lstm_scan_forward(gates: np.ndarray, states: np.ndarray, cells: np.ndarray, 
     slices = _slices(batch, 8 * steps * batch * hidden * hidden, packed)
     masks = [_mask_of(mask, steps, batch, *bounds) for bounds in slices]
 
-    def arguments(start: int, stop: int) -> list:
-        rows = masks[slices.index((start, stop))]
+    def arguments(index: int, start: int, stop: int) -> list:
+        rows = masks[index]
         return [*_walk(gates, start), *_walk(states, start), *_walk(cells, start), _rows_of(h0, start),
                 _rows_of(c0, start), W_hh_T.ctypes.data, None if packed is None else packed.ctypes.data,
                 bias.ctypes.data, None if rows is None else rows.ctypes.data, first_padded, steps, stop - start, hidden]
@@ -558,18 +571,17 @@ def lstm_scan_backward(grad: np.ndarray, upstream: np.ndarray, dc_upstream: np.n
     dc = (zero_row.ctypes.data, 0, 0) if dc_upstream is None else _walk(dc_upstream)
     packed = _packed(W_hh, steps * batch)
     slices = _slices(batch, 8 * steps * batch * hidden * hidden, packed)
-    bias_grads = [bias_grad] + [np.zeros_like(bias_grad) for _ in slices[1:]]  # summed after: no races
+    bias_grads = _accumulators((bias_grad,), slices)
 
-    def arguments(start: int, stop: int) -> list:
+    def arguments(index: int, start: int, stop: int) -> list:
         slice_dc = dc if dc_upstream is None else _walk(dc_upstream, start)
         return [*_walk(grad, start), *_walk(upstream, start), *slice_dc, *_walk(gates, start), *_walk(cells, start),
                 _rows_of(c_before, start), c_before.strides[0] // dtype.itemsize, W_hh.ctypes.data,
                 None if packed is None else packed.ctypes.data, _rows_of(carried_h, start), _rows_of(carried_c, start),
-                bias_grads[slices.index((start, stop))].ctypes.data, steps, stop - start, hidden, int(first_product)]
+                bias_grads[index][0].ctypes.data, steps, stop - start, hidden, int(first_product)]
 
     _run_slices("lstm_backward", kernel, arguments, slices)
-    for extra in bias_grads[1:]:
-        bias_grad += extra
+    _add_up(bias_grads)
     return True
 
 
@@ -601,8 +613,8 @@ def gru_scan_forward(gates: np.ndarray, states: np.ndarray, hidden_n: np.ndarray
     slices = _slices(batch, 6 * steps * batch * hidden * hidden, packed)
     masks = [_mask_of(mask, steps, batch, *bounds) for bounds in slices]
 
-    def arguments(start: int, stop: int) -> list:
-        rows = masks[slices.index((start, stop))]
+    def arguments(index: int, start: int, stop: int) -> list:
+        rows = masks[index]
         return [*_walk(gates, start), *_walk(states, start), *_walk(hidden_n, start), _rows_of(h0, start),
                 W_hh_T.ctypes.data, None if packed is None else packed.ctypes.data, b_xh.ctypes.data, b_hh.ctypes.data,
                 _rows_of(row_buffer, start), None if rows is None else rows.ctypes.data, first_padded, steps,
@@ -638,10 +650,10 @@ def gru_scan_backward(grad: np.ndarray, grad_hidden: np.ndarray, upstream: np.nd
         return False
     packed = _packed(W_hh, steps * batch)
     slices = _slices(batch, 6 * steps * batch * hidden * hidden, packed)
-    bias_grads = [(b_xh_grad, b_hh_grad)] + [(np.zeros_like(b_xh_grad), np.zeros_like(b_hh_grad)) for _ in slices[1:]]
+    bias_grads = _accumulators((b_xh_grad, b_hh_grad), slices)
 
-    def arguments(start: int, stop: int) -> list:
-        slice_b_xh_grad, slice_b_hh_grad = bias_grads[slices.index((start, stop))]
+    def arguments(index: int, start: int, stop: int) -> list:
+        slice_b_xh_grad, slice_b_hh_grad = bias_grads[index]
         return [*_walk(grad, start), *_walk(grad_hidden, start), *_walk(upstream, start), *_walk(gates, start),
                 *_walk(hidden_n, start), *_walk(states, start), _rows_of(h_before, start),
                 h_before.strides[0] // dtype.itemsize, W_hh.ctypes.data, None if packed is None else packed.ctypes.data,
@@ -649,7 +661,5 @@ def gru_scan_backward(grad: np.ndarray, grad_hidden: np.ndarray, upstream: np.nd
                 stop - start, hidden, int(first_product)]
 
     _run_slices("gru_backward", kernel, arguments, slices)
-    for extra_xh, extra_hh in bias_grads[1:]:
-        b_xh_grad += extra_xh
-        b_hh_grad += extra_hh
+    _add_up(bias_grads)
     return True

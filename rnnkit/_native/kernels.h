@@ -23,9 +23,9 @@ typedef void (*dgemm_fn)(int, int, int, int64_t, int64_t, int64_t, double, const
 extern RNNKIT_HIDDEN sgemm_fn sgemm;
 extern RNNKIT_HIDDEN dgemm_fn dgemm;
 
-/* packed.c: C (+)= A B against a B packed by rnnkit_pack_f32. */
-RNNKIT_HIDDEN void packed_sgemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
-                                const float *packed, float *C, int64_t ldc, int accumulate);
+/* packed.c: C (+)= A B against a B packed by rnnkit_pack_f32 (also called from Python). */
+void rnnkit_packed_product_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                               const float *packed, float *C, int64_t ldc, int accumulate);
 
 /* A step's product C (+)= A B, B (K, N) contiguous: against B packed once per scan when the
  * caller packed it (float32 on CPUs with packed.c's kernels), else one BLAS call. */
@@ -33,7 +33,7 @@ static inline void product_f32(int64_t M, int64_t N, int64_t K, const float *A, 
                                const float *B, const float *packed, int accumulate, float *C,
                                int64_t ldc) {
     if (packed)
-        packed_sgemm(M, N, K, A, lda, packed, C, ldc, accumulate);
+        rnnkit_packed_product_f32(M, N, K, A, lda, packed, C, ldc, accumulate);
     else
         sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, M, N, K, 1, A, lda, B, N, accumulate, C, ldc);
 }

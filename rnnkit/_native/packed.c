@@ -220,9 +220,9 @@ void rnnkit_pack_f32(const float *B, int64_t ldb, int transposed, int64_t K, int
 int64_t rnnkit_pack_depth(void) { return DEPTH; }
 
 /* C (M, N), leading dimension ldc, = A (M, K) B, or += when accumulate; B packed by
- * rnnkit_pack_f32 on this CPU. Exported as rnnkit_packed_product_f32 for the tests. */
-void packed_sgemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *packed,
-                  float *C, int64_t ldc, int accumulate) {
+ * rnnkit_pack_f32 on this CPU. */
+void rnnkit_packed_product_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                               const float *packed, float *C, int64_t ldc, int accumulate) {
 #if HAVE_PACKED_KERNELS
     if (chosen_isa() == ISA_AVX512)
         product_avx512(M, N, K, A, lda, packed, C, ldc, accumulate);
@@ -231,9 +231,4 @@ void packed_sgemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, 
 #else
     (void)M, (void)N, (void)K, (void)A, (void)lda, (void)packed, (void)C, (void)ldc, (void)accumulate;
 #endif
-}
-
-void rnnkit_packed_product_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
-                               const float *packed, float *C, int64_t ldc, int accumulate) {
-    packed_sgemm(M, N, K, A, lda, packed, C, ldc, accumulate);
 }
