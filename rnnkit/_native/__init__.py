@@ -32,6 +32,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from rnnkit import _workspace as workspace
+
 __all__ = ["add_product", "available", "disabled", "gru_scan_backward", "gru_scan_forward", "lstm_scan_backward",
            "lstm_scan_forward", "openblas_core", "packed_width", "packing", "product", "scan_forward", "scan_backward",
            "transposed", "why_not"]
@@ -363,7 +365,7 @@ def _packed(B: np.ndarray, rows: int) -> np.ndarray | None:
         return scope[id(B)][1]
     (K, N), width = B.shape, _packed_width
     size = -(-N // width) * width * K
-    storage = np.empty(size + 16, np.float32)
+    storage = workspace.empty((size + 16,), np.float32)  # W-sized, at every call: not freshly mapped
     start = (-storage.ctypes.data // 4) % 16
     packed = storage[start : start + size]
     # Blocks of rows of B on OpenBLAS's threads from 1M values (W_hh^T of an LSTM at H = 512):
