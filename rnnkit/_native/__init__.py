@@ -213,7 +213,7 @@ def scan_forward(states: np.ndarray, h0: np.ndarray, W_hh_T: np.ndarray, bias: n
                 None if rows is None else rows.ctypes.data, first_padded, steps, stop - start, hidden,
                 _ACTIVATIONS[activation]]
 
-    _run_slices("elman_forward", kernel, arguments, slices)
+    _run_slices("elman_forward", kernel, arguments, slices, deferrable=packed is not None)
     return True
 
 
@@ -427,18 +427,61 @@ def _slices(batch: int, flops: int, packed: np.ndarray | None) -> list[tuple[int
     As many threads as NumPy's OpenBLAS is told to use (``OPENBLAS_NUM_THREADS``, threadpoolctl)."""
     if packed is None or not _threaded or flops < 2 * _MIN_SLICE_FLOPS:
         return [(0, batch)]
-    return _cut(batch, _TILE_ROWS, min(_blas_threads(), flops // _MIN_SLICE_FLOPS))
+    together_scans = getattr(_together, "scans", 1)  # scans sharing the threads (see together())
+    threads = max(1, _blas_threads() // together_scans)
+    return _cut(batch, _TILE_ROWS, min(threads, flops // _MIN_SLICE_FLOPS))
 
 
 _KINDS = {"lstm_forward": 0, "lstm_backward": 1, "gru_forward": 2, "gru_backward": 3, "product": 4,  # parallel.c
           "elman_forward": 5, "elman_backward": 6, "pack": 7}
 
 
+_together = threading.local()  # .scans, .queue: inside together(), per thread
+
+
+@contextlib.contextmanager
+def together(scans: int) -> Iterator[None]:
+    """The float32 forward scans called within this block (``scans`` of them: a bidirectional
+    layer's directions) run when it ends, all at once, each on its share of the threads.
+
+    A layer's directions are independent scans. One after the other, each one's batch was cut
+    into a slice per thread: at B = 32, 16 rows each, against which every step streams all of
+    ``W_hh``. Side by side, each thread runs one direction with all 32 rows. The caller must
+    not read what the scans write before the block ends; scans that call BLAS (float64, small
+    products) are not held back."""
+    if getattr(_together, "queue", None) is not None:  # nested: the outer block runs them
+        yield
+        return
+    _together.scans, _together.queue = max(1, scans), []
+    try:
+        yield
+        queue = _together.queue
+    finally:
+        _together.scans, _together.queue = 1, None
+    for kind in dict.fromkeys(item[0] for item in queue):
+        items = [item for item in queue if item[0] == kind]
+        calls = [(kernel, arguments, index, bounds) for _, kernel, arguments, slices in items
+                 for index, bounds in enumerate(slices)]
+        if len(calls) == 1:
+            kernel, arguments, index, bounds = calls[0]
+            kernel(*arguments(index, *bounds))
+            continue
+        table = np.array([[0 if value is None else int(value) for value in arguments(index, *bounds)]
+                          for _, arguments, index, bounds in calls], dtype=np.int64)
+        _library.rnnkit_parallel(_KINDS[kind], len(calls), table.ctypes.data, len(calls))
+
+
 def _run_slices(kind: str, kernel: ctypes._CFuncPtr, arguments: Callable[[int, int, int], list],
-                slices: list[tuple[int, int]]) -> None:
+                slices: list[tuple[int, int]], deferrable: bool = False) -> None:
     """``kernel(*arguments(index, start, stop))`` for every slice: on this thread when there is
-    one, else on OpenBLAS's threads (parallel.c), one slice each. The arrays behind the arguments
-    must outlive the call: the callers keep them."""
+    one, else on OpenBLAS's threads (parallel.c), one slice each; inside :func:`together`, when
+    ``deferrable`` (a packed float32 scan: nothing in it calls BLAS), when that block ends. The
+    arrays behind the arguments must outlive the call: the callers keep them, and a deferred
+    call keeps ``arguments``, whose closure holds them."""
+    queue = getattr(_together, "queue", None)
+    if deferrable and queue is not None:
+        queue.append((kind, kernel, arguments, slices))
+        return
     if len(slices) == 1:
         kernel(*arguments(0, *slices[0]))
         return
@@ -540,7 +583,7 @@ def lstm_scan_forward(gates: np.ndarray, states: np.ndarray, cells: np.ndarray, 
                 _rows_of(c0, start), W_hh_T.ctypes.data, None if packed is None else packed.ctypes.data,
                 bias.ctypes.data, None if rows is None else rows.ctypes.data, first_padded, steps, stop - start, hidden]
 
-    _run_slices("lstm_forward", kernel, arguments, slices)
+    _run_slices("lstm_forward", kernel, arguments, slices, deferrable=packed is not None)
     return True
 
 
@@ -622,7 +665,7 @@ def gru_scan_forward(gates: np.ndarray, states: np.ndarray, hidden_n: np.ndarray
                 _rows_of(row_buffer, start), None if rows is None else rows.ctypes.data, first_padded, steps,
                 stop - start, hidden]
 
-    _run_slices("gru_forward", kernel, arguments, slices)
+    _run_slices("gru_forward", kernel, arguments, slices, deferrable=packed is not None)
     return True
 
 

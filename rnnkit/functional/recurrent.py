@@ -185,24 +185,26 @@ def recurrent_layer_forward(
     first_padded = steps if lengths is None else int(lengths.min())
     final = tuple(np.empty((directions, batch, hidden), dtype=x.dtype) for _ in cell.state_names)
     scans, gate_scans, kept_scans = [], [], []
-    for d in range(directions):
-        flipped = reverse[d] and lengths is not None
-        states = out[:, :, d * hidden : (d + 1) * hidden]
-        gates = _scan_view(projection[:, :, d * width : (d + 1) * width], reverse[d], lengths)
-        if cell.gates == 1:
-            scan = gates
-        else:  # a reverse direction with padding computes its states in a buffer of its own
-            scan = workspace.empty_like(states) if flipped else _scan_view(states, reverse[d], lengths)
-        kept = tuple(workspace.empty((steps, batch, hidden), x.dtype) for _ in cell.kept)
-        cell.scan_forward(gates, scan, kept, tuple(state[d] for state in initial), W_hh[d], biases[d], mask,
-                          first_padded)
-        if flipped:
-            states[...] = flip_sequences(scan, lengths)
+    with _native.together(directions):  # the directions' compiled scans side by side, on the threads
+        for d in range(directions):
+            flipped = reverse[d] and lengths is not None
+            states = out[:, :, d * hidden : (d + 1) * hidden]
+            gates = _scan_view(projection[:, :, d * width : (d + 1) * width], reverse[d], lengths)
+            if cell.gates == 1:
+                scan = gates
+            else:  # a reverse direction with padding computes its states in a buffer of its own
+                scan = workspace.empty_like(states) if flipped else _scan_view(states, reverse[d], lengths)
+            kept = tuple(workspace.empty((steps, batch, hidden), x.dtype) for _ in cell.kept)
+            cell.scan_forward(gates, scan, kept, tuple(state[d] for state in initial), W_hh[d], biases[d], mask,
+                              first_padded)
+            scans.append(scan)
+            gate_scans.append(gates)
+            kept_scans.append(kept)
+    for d, (scan, kept) in enumerate(zip(scans, kept_scans)):
+        if reverse[d] and lengths is not None:
+            out[:, :, d * hidden : (d + 1) * hidden] = flip_sequences(scan, lengths)
         for name, array in zip(cell.state_names, final):
             array[d] = last_valid(scan if name == "h" else kept[cell.kept.index(name)], lengths)
-        scans.append(scan)
-        gate_scans.append(gates)
-        kept_scans.append(kept)
     cache = RecurrentCache(cell, x, tuple(initial), tuple(W_xh), tuple(W_hh), out, tuple(scans), tuple(gate_scans),
                            tuple(kept_scans), lengths, tuple(reverse))
     return out, final, cache

@@ -147,8 +147,8 @@ def test_threaded_scans_equal_one_thread(cell, batch, padded, monkeypatch):
     threaded = []
     original = _native._run_slices
     monkeypatch.setattr(_native, "_run_slices",
-                        lambda kind, kernel, arguments, slices: (threaded.append(len(slices)),
-                                                                 original(kind, kernel, arguments, slices)))
+                        lambda kind, kernel, arguments, slices, **options: (
+                            threaded.append(len(slices)), original(kind, kernel, arguments, slices, **options)))
     values, grads, _ = _layer(cell, batch, lengths)
     assert max(threaded) == min(3, -(-batch // 8))
     for got, want in zip(values + grads[:-biases * 2], one_values + one_grads[:-biases * 2]):
@@ -157,6 +157,31 @@ def test_threaded_scans_equal_one_thread(cell, batch, padded, monkeypatch):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+
+
+@pytest.mark.parametrize("cell", [ELMAN_CELLS["tanh"], LSTM_CELL, GRU_CELL], ids=["rnn-tanh", "lstm", "gru"])
+@pytest.mark.parametrize("padded", [False, True])
+def test_the_directions_scan_side_by_side(cell, padded, monkeypatch):
+    """A bidirectional layer's two forward scans run in one call on two threads, each with the
+    whole batch (not one after the other, each cut in two), with the same results as one thread."""
+    batch = 16
+    lengths = np.arange(batch) % 7 + 1 if padded else None
+    monkeypatch.setattr(_native, "_MIN_SLICE_FLOPS", 1 << 62)
+    one_values, one_grads, _ = _layer(cell, batch, lengths)
+    monkeypatch.setattr(_native, "_MIN_SLICE_FLOPS", 1)
+    monkeypatch.setattr(_native, "_blas_threads", lambda: 2)
+    calls = []
+    original = _native._library.rnnkit_parallel
+    monkeypatch.setattr(_native._library, "rnnkit_parallel",
+                        lambda kind, count, table, threads: (calls.append((kind, count)),
+                                                             original(kind, count, table, threads)))
+    values, grads, _ = _layer(cell, batch, lengths)
+    forward = _native._KINDS[{1: "elman", 4: "lstm", 3: "gru"}[cell.gates] + "_forward"]
+    assert [count for kind, count in calls if kind == forward] == [2]
+    for got, want in zip(values, one_values):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(grads, one_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 def test_too_little_work_stays_on_blas(monkeypatch):
