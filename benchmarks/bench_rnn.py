@@ -67,7 +67,7 @@ openblas.configure()  # OPENBLAS_CORETYPE as the command line chooses it, before
 
 import numpy as np  # noqa: E402
 
-from rnnkit import _native  # noqa: E402
+from rnnkit import _native, _workspace as workspace  # noqa: E402
 from rnnkit.nn import RNN, RecurrentLayer, recurrent  # noqa: E402
 from rnnkit.nn.module import Module  # noqa: E402
 
@@ -486,6 +486,7 @@ def section_memory() -> None:
         minimum = 2 * params + states
         line = f"| {config.label()} | {minimum / 1e6:.1f} |"
         for input_grad in (True, False):
+            workspace.release()  # the layers' reused blocks are allocated inside the trace, as in a first step
             tracemalloc.start()
             out, h_n = rnn.forward(x)
             grads = rnn.backward(dout, input_grad=input_grad, h0_grad=False)
