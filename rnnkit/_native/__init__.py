@@ -468,7 +468,9 @@ def together(scans: int) -> Iterator[None]:
             continue
         table = np.array([[0 if value is None else int(value) for value in arguments(index, *bounds)]
                           for _, arguments, index, bounds in calls], dtype=np.int64)
-        _library.rnnkit_parallel(_KINDS[kind], len(calls), table.ctypes.data, len(calls))
+        # Never more threads than OpenBLAS has (with OPENBLAS_NUM_THREADS=1 two would wait forever
+        # for a worker that does not exist); the threads take the calls from a shared counter.
+        _library.rnnkit_parallel(_KINDS[kind], len(calls), table.ctypes.data, min(len(calls), _blas_threads()))
 
 
 def _run_slices(kind: str, kernel: ctypes._CFuncPtr, arguments: Callable[[int, int, int], list],

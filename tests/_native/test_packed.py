@@ -184,6 +184,26 @@ def test_the_directions_scan_side_by_side(cell, padded, monkeypatch):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_side_by_side_scans_never_ask_for_more_threads_than_openblas_has(threads, monkeypatch):
+    """Two directions on one OpenBLAS thread (OPENBLAS_NUM_THREADS=1) run one after the other on
+    the calling thread: OpenBLAS would wait forever for a second worker it does not have."""
+    batch = 16
+    monkeypatch.setattr(_native, "_MIN_SLICE_FLOPS", 1 << 62)
+    one_values, _, _ = _layer(LSTM_CELL, batch, None)
+    monkeypatch.setattr(_native, "_MIN_SLICE_FLOPS", 1)
+    monkeypatch.setattr(_native, "_blas_threads", lambda: threads)
+    asked = []
+    original = _native._library.rnnkit_parallel
+    monkeypatch.setattr(_native._library, "rnnkit_parallel",
+                        lambda kind, count, table, wanted: (asked.append((count, wanted)),
+                                                            original(kind, count, table, min(wanted, 2))))
+    values, _, _ = _layer(LSTM_CELL, batch, None)
+    assert asked and all(wanted <= threads for _, wanted in asked)
+    for got, want in zip(values, one_values):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_too_little_work_stays_on_blas(monkeypatch):
     monkeypatch.setattr(_native, "_MIN_PACKED_WORK", 1000)
     W = np.ones((10, 10), np.float32)
