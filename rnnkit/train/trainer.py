@@ -202,7 +202,8 @@ class Trainer:
                 for rng in module_rngs(self.model).values():
                     rng.bit_generator.state = rng.bit_generator.jumped(self.world.rank).state
         self.position, self.carry = position, self._my_carry(carry)
-        self._forget_metrics_after(self.position.step)
+        if self.world.is_root:  # the log is the root's: two processes rewriting it raced (one's rename lost its file)
+            self._forget_metrics_after(self.position.step)
 
     def _check_processes(self, meta: dict) -> None:
         """With dropout, each process's masks come from its own generator, saved per process:
