@@ -201,3 +201,29 @@ def test_a_validation_loss_that_is_not_finite_is_divergence(tmp_path):
     trainer.task.evaluate = lambda model, split="valid": {"loss": float("inf"), "accuracy": 0.5}
     with pytest.raises(DivergenceError, match=r"at epoch 1.00, step 10: the validation loss is inf; no "):
         trainer.fit()
+
+
+def test_only_the_root_rewrites_the_log_on_resume(tmp_path):
+    """On --resume every process reads the checkpoint, but the log is the root's: two processes
+    rewriting metrics.jsonl raced (one's rename found its temporary file gone)."""
+    from rnnkit.train.distributed import World
+
+    class SecondProcess(World):  # rank 1 of 2: the root's broadcast is what it would receive
+        rank, size = 1, 2
+
+        def broadcast(self, value):
+            return load_checkpoint(tmp_path) if value is None else value
+
+    first = _trainer(tmp_path, epochs=2, max_seconds=0.0)  # stops after the first step
+    first.fit()
+    log = tmp_path / METRICS_FILE
+    with open(log, "a", encoding="utf-8") as handle:  # a record past the checkpoint's step
+        handle.write('{"step": 999, "loss": 1.0}\n')
+    before = log.read_bytes()
+    second = _trainer(tmp_path, epochs=2)
+    second.world = SecondProcess()
+    second.resume()
+    assert log.read_bytes() == before  # untouched by rank 1
+    root = _trainer(tmp_path, epochs=2)
+    root.resume()
+    assert b'"step": 999' not in log.read_bytes()  # the root drops what the resumed run writes again
