@@ -17,6 +17,7 @@ used dropped first; below :data:`MIN_BYTES` NumPy's own allocation is as fast.
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 from collections import OrderedDict
@@ -70,10 +71,7 @@ def empty(shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
     """A C-contiguous array of ``shape`` and ``dtype`` with undefined contents, as ``np.empty``;
     from :data:`MIN_BYTES` on, a view of a block reused between calls."""
     dtype = np.dtype(dtype)
-    size = 1
-    for extent in shape:
-        size *= extent
-    nbytes = size * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < MIN_BYTES:
         return np.empty(shape, dtype)
     with _lock:

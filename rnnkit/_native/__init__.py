@@ -328,6 +328,8 @@ _ROW_BLOCK = 64  # rows packed.c takes at a time against all of B: threads of pr
 _MIN_PACKED_WORK = 1 << 22
 _MIN_SLICE_FLOPS = 1 << 23  # a thread's share below ~50 us of products costs more to hand over than it saves
 _pack_scope = threading.local()  # .packs: id(B) -> (B, packed) inside packing(), per thread
+
+
 def packed_width() -> int:
     """Columns per panel of the packed product on this CPU (48 AVX-512, 24 AVX2 + FMA), 0 where the
     float32 scans call BLAS at every step instead (no such kernel, ``RNNKIT_PACKED=0``)."""
@@ -436,7 +438,7 @@ _KINDS = {"lstm_forward": 0, "lstm_backward": 1, "gru_forward": 2, "gru_backward
           "elman_forward": 5, "elman_backward": 6, "pack": 7}
 
 
-_together = threading.local()  # .scans, .queue: inside together(), per thread
+_together = threading.local()  # .scans, .queue (of (kind, call)): inside together(), per thread
 
 
 @contextlib.contextmanager
@@ -458,19 +460,8 @@ def together(scans: int) -> Iterator[None]:
         queue = _together.queue
     finally:
         _together.scans, _together.queue = 1, None
-    for kind in dict.fromkeys(item[0] for item in queue):
-        items = [item for item in queue if item[0] == kind]
-        calls = [(kernel, arguments, index, bounds) for _, kernel, arguments, slices in items
-                 for index, bounds in enumerate(slices)]
-        if len(calls) == 1:
-            kernel, arguments, index, bounds = calls[0]
-            kernel(*arguments(index, *bounds))
-            continue
-        table = np.array([[0 if value is None else int(value) for value in arguments(index, *bounds)]
-                          for _, arguments, index, bounds in calls], dtype=np.int64)
-        # Never more threads than OpenBLAS has (with OPENBLAS_NUM_THREADS=1 two would wait forever
-        # for a worker that does not exist); the threads take the calls from a shared counter.
-        _library.rnnkit_parallel(_KINDS[kind], len(calls), table.ctypes.data, min(len(calls), _blas_threads()))
+    for kind in dict.fromkeys(queued_kind for queued_kind, _ in queue):
+        _run_calls(kind, [call for queued_kind, call in queue if queued_kind == kind])
 
 
 def _run_slices(kind: str, kernel: ctypes._CFuncPtr, arguments: Callable[[int, int, int], list],
@@ -480,16 +471,27 @@ def _run_slices(kind: str, kernel: ctypes._CFuncPtr, arguments: Callable[[int, i
     ``deferrable`` (a packed float32 scan: nothing in it calls BLAS), when that block ends. The
     arrays behind the arguments must outlive the call: the callers keep them, and a deferred
     call keeps ``arguments``, whose closure holds them."""
+    calls = [(kernel, arguments, index, bounds) for index, bounds in enumerate(slices)]
     queue = getattr(_together, "queue", None)
     if deferrable and queue is not None:
-        queue.append((kind, kernel, arguments, slices))
-        return
-    if len(slices) == 1:
-        kernel(*arguments(0, *slices[0]))
+        queue.extend((kind, call) for call in calls)
+    else:
+        _run_calls(kind, calls)
+
+
+def _run_calls(kind: str, calls: list[tuple[ctypes._CFuncPtr, Callable[[int, int, int], list], int,
+                                             tuple[int, int]]]) -> None:
+    """Each ``kernel(*arguments(index, start, stop))`` of ``calls``: on this thread when there is one,
+    else on OpenBLAS's threads (parallel.c), which take them from a shared counter."""
+    if len(calls) == 1:
+        kernel, arguments, index, bounds = calls[0]
+        kernel(*arguments(index, *bounds))
         return
     table = np.array([[0 if value is None else int(value) for value in arguments(index, *bounds)]
-                      for index, bounds in enumerate(slices)], dtype=np.int64)
-    _library.rnnkit_parallel(_KINDS[kind], len(slices), table.ctypes.data, len(slices))
+                      for _, arguments, index, bounds in calls], dtype=np.int64)
+    # Never more threads than OpenBLAS has (with OPENBLAS_NUM_THREADS=1 two would wait forever for
+    # a worker that does not exist).
+    _library.rnnkit_parallel(_KINDS[kind], len(calls), table.ctypes.data, min(len(calls), _blas_threads()))
 
 
 def product(a: np.ndarray, B: np.ndarray, out: np.ndarray, accumulate: bool = False) -> bool:
