@@ -122,6 +122,7 @@ def _load() -> None:
     library.rnnkit_pack_blocks_f32.argtypes = [pointer, size, flag, size, size, pointer, size, size]
     library.rnnkit_pack_blocks_f32.restype = None
     library.rnnkit_pack_depth.argtypes, library.rnnkit_pack_depth.restype = [], size
+    library.rnnkit_packed_columns.argtypes, library.rnnkit_packed_columns.restype = [size], size
     library.rnnkit_packed_product_f32.argtypes = [size, size, size, pointer, size, pointer, pointer, size, flag]
     library.rnnkit_packed_product_f32.restype = None
     if os.environ.get("RNNKIT_PACKED", "1") != "0":
@@ -365,8 +366,8 @@ def _packed(B: np.ndarray, rows: int) -> np.ndarray | None:
     scope = getattr(_pack_scope, "packs", None)
     if scope is not None and id(B) in scope and scope[id(B)][0] is B:
         return scope[id(B)][1]
-    (K, N), width = B.shape, _packed_width
-    size = -(-N // width) * width * K
+    K, N = B.shape
+    size = _library.rnnkit_packed_columns(N) * K
     storage = workspace.empty((size + 16,), np.float32)  # W-sized, at every call: not freshly mapped
     start = (-storage.ctypes.data // 4) % 16
     packed = storage[start : start + size]

@@ -30,32 +30,33 @@
 #endif
 #define ROW_BLOCK 64
 
-/* One register tile: C[0:ROWS, 0:cols] (+)= A[0:ROWS, 0:K] panel[0:K, 0:NR]. */
+/* One register tile: C[0:ROWS, 0:cols] (+)= A[0:ROWS, 0:K] panel[0:K, 0:VECTORS LANES]. */
 #define DEFINE_TILE(ISA, TARGET, LANES, VECTORS, ROWS)                                             \
-    TARGET static inline void tile_##ISA##_##ROWS(int64_t K, const float *A, int64_t lda,          \
-                                                  const float *panel, float *C, int64_t ldc,       \
-                                                  int64_t cols, int accumulate) {                  \
+    TARGET static inline void tile_##ISA##_##VECTORS##_##ROWS(int64_t K, const float *A,           \
+                                                              int64_t lda, const float *panel,     \
+                                                              float *C, int64_t ldc,               \
+                                                              int64_t cols, int accumulate) {      \
         vec_##ISA acc[ROWS][VECTORS];                                                              \
         _Pragma("GCC unroll 16") for (int i = 0; i < ROWS; i++)                                    \
             _Pragma("GCC unroll 4") for (int v = 0; v < VECTORS; v++) acc[i][v] = (vec_##ISA){0};  \
         for (int64_t k = 0; k < K; k++) {                                                          \
             vec_##ISA b[VECTORS];                                                                  \
             _Pragma("GCC unroll 4") for (int v = 0; v < VECTORS; v++)                              \
-                b[v] = *(const unaligned_##ISA *)(panel + k * WIDTH_##ISA + v * LANES);            \
+                b[v] = *(const unaligned_##ISA *)(panel + k * (VECTORS * LANES) + v * LANES);       \
             _Pragma("GCC unroll 16") for (int i = 0; i < ROWS; i++) {                              \
                 const float x = A[i * lda + k]; /* one broadcast, VECTORS fused multiply-adds */   \
                 _Pragma("GCC unroll 4") for (int v = 0; v < VECTORS; v++) acc[i][v] += b[v] * x;   \
             }                                                                                      \
         }                                                                                          \
-        if (cols == WIDTH_##ISA) {                                                                 \
+        if (cols == VECTORS * LANES) {                                                             \
             _Pragma("GCC unroll 16") for (int i = 0; i < ROWS; i++)                                \
                 _Pragma("GCC unroll 4") for (int v = 0; v < VECTORS; v++) {                        \
                     unaligned_##ISA *c = (unaligned_##ISA *)(C + i * ldc + v * LANES);             \
                     *c = accumulate ? *c + acc[i][v] : acc[i][v];                                  \
                 }                                                                                  \
-        } else { /* the last panel of a width that is no multiple of NR */                         \
+        } else { /* the last panel of a width that is no multiple of LANES */                      \
             for (int i = 0; i < ROWS; i++) {                                                       \
-                float sums[WIDTH_##ISA];                                                           \
+                float sums[VECTORS * LANES];                                                       \
                 memcpy(sums, acc[i], sizeof sums);                                                 \
                 float *c = C + i * ldc;                                                            \
                 for (int64_t j = 0; j < cols; j++) c[j] = accumulate ? c[j] + sums[j] : sums[j];   \
@@ -63,12 +64,14 @@
         }                                                                                          \
     }
 
-/* A block of rows against one panel slice: tiles of the most rows first, then 4, 2, 1 (a batch
- * of 1, a decoder's step, runs the 1-row tile, not 8 rows of which 7 are thrown away). */
-#define DEFINE_PRODUCT(ISA, TARGET, TOP)                                                           \
-    TARGET static void rows_##ISA(int64_t M, int64_t K, const float *A, int64_t lda,               \
-                                  const float *panel, float *C, int64_t ldc, int64_t cols,         \
-                                  int accumulate, const char *next, int64_t next_bytes) {          \
+/* A block of rows against one panel slice of VECTORS vectors: tiles of the most rows first, then
+ * 4, 2, 1 (a batch of 1, a decoder's step, runs the 1-row tile, not 8 rows of which 7 are thrown
+ * away). */
+#define DEFINE_ROWS(ISA, TARGET, VECTORS, TOP)                                                     \
+    TARGET static void rows_##ISA##_##VECTORS(int64_t M, int64_t K, const float *A, int64_t lda,  \
+                                              const float *panel, float *C, int64_t ldc,          \
+                                              int64_t cols, int accumulate, const char *next,     \
+                                              int64_t next_bytes) {                               \
         int64_t r = 0;                                                                             \
         /* The next panel slice is fetched while these tiles run (from L3 it came in at under     \
            half the rate the first tile reads it), a share of its lines before each tile. */       \
@@ -76,28 +79,37 @@
         for (; r + TOP <= M; r += TOP) {                                                           \
             for (int64_t line = 0; line < share && next_bytes > 0; line++, next_bytes -= 64)       \
                 __builtin_prefetch(next + (line + (r / TOP) * share) * 64, 0, 2);                  \
-            tile_##ISA##_##TOP(K, A + r * lda, lda, panel, C + r * ldc, ldc, cols, accumulate);    \
+            tile_##ISA##_##VECTORS##_##TOP(K, A + r * lda, lda, panel, C + r * ldc, ldc, cols,     \
+                                           accumulate);                                            \
         }                                                                                          \
         if (TOP > 4 && r + 4 <= M) {                                                               \
-            tile_##ISA##_4(K, A + r * lda, lda, panel, C + r * ldc, ldc, cols, accumulate);        \
+            tile_##ISA##_##VECTORS##_4(K, A + r * lda, lda, panel, C + r * ldc, ldc, cols,         \
+                                       accumulate);                                                \
             r += 4;                                                                                \
         }                                                                                          \
         if (r + 2 <= M) {                                                                          \
-            tile_##ISA##_2(K, A + r * lda, lda, panel, C + r * ldc, ldc, cols, accumulate);        \
+            tile_##ISA##_##VECTORS##_2(K, A + r * lda, lda, panel, C + r * ldc, ldc, cols,         \
+                                       accumulate);                                                \
             r += 2;                                                                                \
         }                                                                                          \
-        if (r < M) tile_##ISA##_1(K, A + r * lda, lda, panel, C + r * ldc, ldc, cols, accumulate); \
-    }                                                                                              \
-                                                                                                   \
-    /* Blocks of ROW_BLOCK rows (a scan's batch slice is one; an input projection of all steps    \
-       is many, each passing over all of B), within them blocks of DEPTH terms of the sum, and    \
-       within those panel by panel, so that both the A rows of the block (64 x 128: 32 KiB) and    \
-       one panel's slice (128 x NR, 24 KiB at NR = 48) stay in L1 while every row tile passes      \
-       over them. With all of K at once, A (128 KiB at 64 x 512) came from L2 and the product      \
-       ran 25% slower. C is read and written once per block of DEPTH. */                          \
+        if (r < M)                                                                                 \
+            tile_##ISA##_##VECTORS##_1(K, A + r * lda, lda, panel, C + r * ldc, ldc, cols,         \
+                                       accumulate);                                                \
+    }
+
+/* Blocks of ROW_BLOCK rows (a scan's batch slice is one; an input projection of all steps is
+ * many, each passing over all of B), within them blocks of DEPTH terms of the sum, and within
+ * those panel by panel, so that both the A rows of the block (64 x 128: 32 KiB) and one panel's
+ * slice (128 x NR, 24 KiB at NR = 48) stay in L1 while every row tile passes over them. With all
+ * of K at once, A (128 KiB at 64 x 512) came from L2 and the product ran 25% slower. C is read
+ * and written once per block of DEPTH. The last panel of a width that is no multiple of NR is
+ * only as wide as its columns round up to (one or two vectors), and runs tiles that wide: at
+ * H = 128 or 256 (BPTT's product, N = H) a full-width last panel made 11% of the multiply-adds
+ * on zeros, at H = 64 a third. */
+#define DEFINE_PRODUCT(ISA, TARGET)                                                                \
     TARGET static void product_##ISA(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, \
                                      const float *packed, float *C, int64_t ldc, int accumulate) { \
-        const int64_t padded = (N + WIDTH_##ISA - 1) / WIDTH_##ISA * WIDTH_##ISA;                  \
+        const int64_t padded = packed_columns(N, LANES_##ISA);                                     \
         const float *end = packed + K * padded;                                                    \
         for (int64_t r0 = 0; r0 < M; r0 += ROW_BLOCK) {                                            \
             const int64_t rows = M - r0 < ROW_BLOCK ? M - r0 : ROW_BLOCK;                          \
@@ -105,37 +117,62 @@
                 const int64_t depth = K - k0 < DEPTH ? K - k0 : DEPTH;                             \
                 for (int64_t first = 0; first < N; first += WIDTH_##ISA) {                         \
                     const int64_t cols = N - first < WIDTH_##ISA ? N - first : WIDTH_##ISA;        \
+                    const int64_t vectors = (cols + LANES_##ISA - 1) / LANES_##ISA;                \
                     const float *slice = packed + k0 * padded + first * depth;                     \
-                    const float *next = slice + depth * WIDTH_##ISA;                               \
-                    rows_##ISA(rows, depth, A + r0 * lda + k0, lda, slice, C + r0 * ldc + first,   \
-                               ldc, cols, accumulate || k0 > 0, (const char *)next,                \
-                               next < end ? (int64_t)(sizeof(float) * depth * WIDTH_##ISA) : 0);   \
+                    const float *next = slice + depth * vectors * LANES_##ISA;                     \
+                    const int64_t left = (int64_t)sizeof(float) * (end - next);                    \
+                    const int64_t ahead = (int64_t)sizeof(float) * depth * WIDTH_##ISA;            \
+                    const float *A_block = A + r0 * lda + k0;                                      \
+                    float *C_block = C + r0 * ldc + first;                                         \
+                    const int sum = accumulate || k0 > 0;                                          \
+                    const int64_t fetch = left < ahead ? left : ahead;                             \
+                    if (vectors == 3)                                                              \
+                        rows_##ISA##_3(rows, depth, A_block, lda, slice, C_block,   \
+                                       ldc, cols, sum, (const char *)next, fetch);                 \
+                    else if (vectors == 2)                                                         \
+                        rows_##ISA##_2(rows, depth, A_block, lda, slice, C_block,   \
+                                       ldc, cols, sum, (const char *)next, fetch);                 \
+                    else                                                                           \
+                        rows_##ISA##_1(rows, depth, A_block, lda, slice, C_block,   \
+                                       ldc, cols, sum, (const char *)next, fetch);                 \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
     }
 
+/* Columns of B packed: whole panels of NR = 3 LANES, then the rest rounded up to LANES. */
+static inline int64_t packed_columns(int64_t N, int64_t lanes) {
+    const int64_t width = 3 * lanes, full = N / width * width;
+    return full + (N - full + lanes - 1) / lanes * lanes;
+}
+
 #define DEFINE_VECTORS(ISA, LANES, VECTORS)                                                        \
     typedef float vec_##ISA __attribute__((vector_size(LANES * 4)));                               \
     typedef float unaligned_##ISA __attribute__((vector_size(LANES * 4), aligned(4)));             \
-    enum { WIDTH_##ISA = LANES * VECTORS };
+    enum { WIDTH_##ISA = LANES * VECTORS, LANES_##ISA = LANES };
 
 /* AVX-512: tiles of up to 8 x 48, 24 of the 32 vector registers accumulating; AVX2 with FMA: up
- * to 4 x 24, 12 of 16. */
+ * to 4 x 24, 12 of 16. Narrower tiles (one or two vectors) for a last panel. */
+#define DEFINE_TILES(ISA, TARGET, LANES, VECTORS, TOP)                                             \
+    DEFINE_TILE(ISA, TARGET, LANES, VECTORS, 8)                                                    \
+    DEFINE_TILE(ISA, TARGET, LANES, VECTORS, 4)                                                    \
+    DEFINE_TILE(ISA, TARGET, LANES, VECTORS, 2)                                                    \
+    DEFINE_TILE(ISA, TARGET, LANES, VECTORS, 1)                                                    \
+    DEFINE_ROWS(ISA, TARGET, VECTORS, TOP)
+
 #define AVX512 __attribute__((target("avx512f")))
 DEFINE_VECTORS(avx512, 16, 3)
-DEFINE_TILE(avx512, AVX512, 16, 3, 8)
-DEFINE_TILE(avx512, AVX512, 16, 3, 4)
-DEFINE_TILE(avx512, AVX512, 16, 3, 2)
-DEFINE_TILE(avx512, AVX512, 16, 3, 1)
-DEFINE_PRODUCT(avx512, AVX512, 8)
+DEFINE_TILES(avx512, AVX512, 16, 3, 8)
+DEFINE_TILES(avx512, AVX512, 16, 2, 8)
+DEFINE_TILES(avx512, AVX512, 16, 1, 8)
+DEFINE_PRODUCT(avx512, AVX512)
 
 #define AVX2 __attribute__((target("avx2,fma")))
 DEFINE_VECTORS(avx2, 8, 3)
-DEFINE_TILE(avx2, AVX2, 8, 3, 4)
-DEFINE_TILE(avx2, AVX2, 8, 3, 2)
-DEFINE_TILE(avx2, AVX2, 8, 3, 1)
-DEFINE_PRODUCT(avx2, AVX2, 4)
+DEFINE_TILES(avx2, AVX2, 8, 3, 4)
+DEFINE_TILES(avx2, AVX2, 8, 2, 4)
+DEFINE_TILES(avx2, AVX2, 8, 1, 4)
+DEFINE_PRODUCT(avx2, AVX2)
 
 enum { ISA_UNKNOWN = -1, ISA_NONE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
 static int isa = ISA_UNKNOWN;
@@ -174,36 +211,39 @@ int64_t rnnkit_packed_width(int force) {
     return 0;
 }
 
-/* B (K, N) -> packed (ceil(N / NR) * NR * K floats), in blocks of DEPTH rows of B one after the
- * other; within a block, panel after panel, each the block's rows of NR columns [p NR, p NR + NR)
- * (columns past N zero): what product_* reads for one block is one contiguous run, which the
- * hardware prefetchers stream ahead of the tiles. B is read as rows of B (B[k ldb + j]) or,
- * transposed, as rows of B^T (B[j ldb + k]: a weight matrix W (N, K) for the product with W^T,
- * no copy of W^T needed). */
+int64_t rnnkit_packed_columns(int64_t N);
+
+/* B (K, N) -> packed (rnnkit_packed_columns(N) * K floats), in blocks of DEPTH rows of B one after
+ * the other; within a block, panel after panel, each the block's rows of NR columns [p NR, p NR +
+ * NR), the last one only its columns rounded up to whole vectors (columns past N zero): what
+ * product_* reads for one block is one contiguous run, which the hardware prefetchers stream
+ * ahead of the tiles. B is read as rows of B (B[k ldb + j]) or, transposed, as rows of B^T (B[j
+ * ldb + k]: a weight matrix W (N, K) for the product with W^T, no copy of W^T needed). */
 void rnnkit_pack_blocks_f32(const float *B, int64_t ldb, int transposed, int64_t K, int64_t N,
                             float *packed, int64_t first_block, int64_t end_block) {
-    const int64_t width = rnnkit_packed_width(-1);
-    const int64_t padded = (N + width - 1) / width * width;
+    const int64_t width = rnnkit_packed_width(-1), lanes = width / 3;
+    const int64_t padded = rnnkit_packed_columns(N);
     const int64_t end = end_block * DEPTH < K ? end_block * DEPTH : K;
     for (int64_t k0 = first_block * DEPTH; k0 < end; k0 += DEPTH) {
         const int64_t depth = K - k0 < DEPTH ? K - k0 : DEPTH;
         for (int64_t first = 0; first < N; first += width) {
             const int64_t cols = N - first < width ? N - first : width;
+            const int64_t panel_width = (cols + lanes - 1) / lanes * lanes;
             float *panel = packed + k0 * padded + first * depth;
             /* 16 terms at a time (a cache line of each of W's rows), so that what is read and
                what is written stay in L1 together: a whole 128-term row of W at a time, written
                down a column of the panel, ran 2.3x slower than the contiguous pack. */
             for (int64_t kk = 0; transposed && kk < depth; kk += 16) {
                 const int64_t span = depth - kk < 16 ? depth - kk : 16;
-                for (int64_t j = 0; j < width; j++) {
+                for (int64_t j = 0; j < panel_width; j++) {
                     const float *column = B + (j < cols ? first + j : 0) * ldb + k0 + kk;
                     for (int64_t k = 0; k < span; k++)
-                        panel[(kk + k) * width + j] = j < cols ? column[k] : 0.0f;
+                        panel[(kk + k) * panel_width + j] = j < cols ? column[k] : 0.0f;
                 }
             }
             for (int64_t k = 0; !transposed && k < depth; k++) {
-                memcpy(panel + k * width, B + (k0 + k) * ldb + first, (size_t)cols * sizeof(float));
-                memset(panel + k * width + cols, 0, (size_t)(width - cols) * sizeof(float));
+                memcpy(panel + k * panel_width, B + (k0 + k) * ldb + first, (size_t)cols * sizeof(float));
+                memset(panel + k * panel_width + cols, 0, (size_t)(panel_width - cols) * sizeof(float));
             }
         }
     }
@@ -218,6 +258,18 @@ void rnnkit_pack_f32(const float *B, int64_t ldb, int transposed, int64_t K, int
 }
 
 int64_t rnnkit_pack_depth(void) { return DEPTH; }
+
+/* Columns of B as packed on this CPU (N rounded up as rnnkit_pack_blocks_f32 pads it), 0 where
+ * there is no kernel: the packed B holds K times that many floats. */
+int64_t rnnkit_packed_columns(int64_t N) {
+#if HAVE_PACKED_KERNELS
+    const int64_t width = rnnkit_packed_width(-1);
+    return width ? packed_columns(N, width / 3) : 0;
+#else
+    (void)N;
+    return 0;
+#endif
+}
 
 /* C (M, N), leading dimension ldc, = A (M, K) B, or += when accumulate; B packed by
  * rnnkit_pack_f32 on this CPU. */

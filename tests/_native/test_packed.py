@@ -62,7 +62,7 @@ def kernel(request):
 
 
 SHAPES = [(1, 1, 1), (1, 7, 3), (3, 5, 20), (4, 128, 48), (7, 129, 49), (8, 300, 97), (9, 127, 200), (13, 64, 24),
-          (17, 257, 96), (64, 512, 130), (65, 40, 10), (130, 33, 50)]
+          (17, 257, 96), (64, 512, 130), (65, 40, 10), (130, 33, 50), (5, 70, 80), (11, 130, 112)]
 
 
 @pytest.mark.parametrize("transposed", [False, True], ids=["B", "W.T"])
@@ -87,6 +87,25 @@ def test_product_within_the_rounding_bound(kernel, shape, accumulate, transposed
     # K products each rounded once or fused, K - 1 (+1 with C) additions, the float32 result rounded
     assert np.all(error <= _bound(K + 2) * magnitude + 1e-45), float((error / (magnitude + 1e-30)).max())
     assert error.max() > 0 or K <= 2 or M * N == 1  # it computed in float32, not a copy of float64
+
+
+@pytest.mark.parametrize("transposed", [False, True], ids=["B", "W.T"])
+def test_a_last_panel_is_only_as_wide_as_its_columns(kernel, transposed):
+    """Whole panels of 3 vectors, then the rest rounded up to whole vectors (one or two), and the
+    pack writes exactly that many columns: nothing past them, zeros in the padding."""
+    lanes = kernel // 3
+    for N in (1, lanes, lanes + 1, 2 * lanes, kernel, kernel + 1, kernel + lanes + 1, 5 * kernel + 2 * lanes):
+        columns = _native._library.rnnkit_packed_columns(N)
+        assert columns == N // kernel * kernel + -(-(N % kernel) // lanes) * lanes
+        K = 131  # two blocks of rows, the second short
+        W = np.random.default_rng(N).normal(size=(N, K) if transposed else (K, N)).astype(np.float32) + 2
+        B = W.T if transposed else W
+        storage = np.full(columns * K + 64, np.nan, np.float32)
+        _native._library.rnnkit_pack_f32(B.ctypes.data, K if transposed else N, int(transposed), K, N,
+                                         storage.ctypes.data)
+        assert np.isnan(storage[columns * K :]).all(), N
+        packed = storage[: columns * K]
+        assert not np.isnan(packed).any() and np.count_nonzero(packed == 0) == (columns - N) * K, N
 
 
 def test_product_is_each_row_alone(kernel):
