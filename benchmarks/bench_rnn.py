@@ -59,6 +59,13 @@ THREADS = int(os.environ.get("RNNKIT_BENCH_THREADS", "2"))
 for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(variable, str(THREADS))
 
+# --as-avx2: every library on the kernels an AVX2-only CPU runs, set before any of them loads
+# (rnnkit's packed product, NumPy's OpenBLAS, torch's oneDNN, MKL and ATen, XLA).
+AS_AVX2 = {"RNNKIT_PACKED": "avx2", "OPENBLAS_CORETYPE": "Haswell", "ONEDNN_MAX_CPU_ISA": "AVX2",
+           "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "XLA_FLAGS": "--xla_cpu_max_isa=AVX2"}
+if "--as-avx2" in sys.argv:
+    os.environ.update(AS_AVX2)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from rnnkit.cli import openblas  # noqa: E402
@@ -537,6 +544,9 @@ def main() -> None:
     parser.add_argument("--no-jax", action="store_true", help="skip the JAX column even if JAX is installed")
     parser.add_argument("--configs", default="", help=f"comma-separated indices into the {len(CONFIGS)} table "
                         "configurations (default: all)")
+    parser.add_argument("--as-avx2", action="store_true", help="run every library on its AVX2 kernels, as on an "
+                        "AVX2-only CPU (environment: " + " ".join(f"{k}={v}" for k, v in AS_AVX2.items()) + "); "
+                        "rnnkit's fused gate passes keep the clone the CPU chose at load")
     parser.add_argument("--cells", default="rnn", help="comma-separated cells for the table: rnn, lstm, gru "
                         "(against torch.nn.RNN, LSTM, GRU and the same cell in JAX); the other sections time rnn")
     args = parser.parse_args()
@@ -567,7 +577,11 @@ def main() -> None:
     print(f"# {platform.machine()}, {os.cpu_count()} CPUs, {THREADS} threads; {versions}; "
           f"float32 GEMM {throughput / 1e9:.0f} GFLOP/s; median of {repeats} turns of {TURN_CALLS} calls, libraries alternating"
           + ("" if use_jax else "; JAX not installed or --no-jax: no JAX column"))
-    print("# rnnkit's compiled per-step loops: " + ("on" if _native.available() else f"off ({_native.why_not()})"))
+    print("# rnnkit's compiled per-step loops: " + ("on" if _native.available() else f"off ({_native.why_not()})")
+          + f"; packed product: {_native.packed_kernel()}")
+    if args.as_avx2:
+        print("# --as-avx2: " + " ".join(f"{k}={os.environ.get(k)}" for k in AS_AVX2) + " (an AVX2-only CPU's kernels "
+              "on this one; its caches and clock stay this CPU's)")
     print(f"# NumPy's OpenBLAS kernels: {_native.openblas_core() or 'unknown'}; "
           f"{openblas.VARIABLE}={os.environ.get(openblas.VARIABLE, '(unset)')}"
           + (f"; {openblas.decision}" if openblas.decision else ""))

@@ -17,7 +17,8 @@ float32 scans of 4M multiply-adds and more multiply by the weights with a produc
 (``packed.c``: the weights packed once per scan, not at every step as a BLAS call does), and split
 the batch into slices that run their whole scans in parallel on OpenBLAS's own threads
 (``parallel.c``); so do the input projections (:func:`product`). ``RNNKIT_PACKED=0`` turns that
-off (every step on BLAS, as float64 always is).
+off (every step on BLAS, as float64 always is); ``RNNKIT_PACKED=avx2`` runs the AVX2 kernel on an
+AVX-512 CPU too (what an AVX2-only CPU runs: ``benchmarks/bench_rnn.py --as-avx2``).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ import numpy as np
 from rnnkit import _workspace as workspace
 
 __all__ = ["add_product", "available", "disabled", "gru_scan_backward", "gru_scan_forward", "lstm_scan_backward",
-           "lstm_scan_forward", "openblas_core", "packed_width", "packing", "product", "scan_forward", "scan_backward",
-           "transposed", "why_not"]
+           "lstm_scan_forward", "openblas_core", "packed_kernel", "packed_width", "packing", "product", "scan_forward",
+           "scan_backward", "transposed", "why_not"]
 
 _ACTIVATIONS = {"tanh": 0, "sigmoid": 1, "relu": 2}
 
@@ -47,6 +48,9 @@ _gemm: dict[np.dtype, tuple[ctypes._CFuncPtr, type]] = {}  # dtype -> (cblas_?ge
 _transposes: dict[np.dtype, ctypes._CFuncPtr] = {}
 _why_not = "not loaded yet"
 _enabled = True
+# RNNKIT_PACKED: the CPU's best packed kernel ("1", the default), none ("0"), or AVX2's (the
+# argument of rnnkit_packed_width: -1 best, 0 none, 1 AVX2).
+_PACKED_CHOICES = {"1": -1, "": -1, "0": None, "avx2": 1}
 _packed_width = 0  # columns per panel of packed.c's kernel on this CPU; 0: none (the scans call BLAS)
 _threaded = False  # whether slices of a scan can run on OpenBLAS's threads (parallel.c)
 _blas_threads: Callable[[], int] = lambda: 1  # noqa: E731
@@ -125,8 +129,11 @@ def _load() -> None:
     library.rnnkit_packed_columns.argtypes, library.rnnkit_packed_columns.restype = [size], size
     library.rnnkit_packed_product_f32.argtypes = [size, size, size, pointer, size, pointer, pointer, size, flag]
     library.rnnkit_packed_product_f32.restype = None
-    if os.environ.get("RNNKIT_PACKED", "1") != "0":
-        _packed_width = library.rnnkit_packed_width(-1)
+    choice = os.environ.get("RNNKIT_PACKED", "1").strip().lower()
+    if choice not in _PACKED_CHOICES:
+        raise ValueError(f"RNNKIT_PACKED={choice!r}: expected one of {sorted(_PACKED_CHOICES)}")
+    if _PACKED_CHOICES[choice] is not None:
+        _packed_width = library.rnnkit_packed_width(_PACKED_CHOICES[choice])
     library.rnnkit_parallel.argtypes, library.rnnkit_parallel.restype = [flag, size, pointer, flag], None
     library.rnnkit_set_level1_thread.argtypes, library.rnnkit_set_level1_thread.restype = [pointer], flag
     level1_thread = getattr(blas, "blas_level1_thread", None)  # OpenBLAS's own pool, for the scans' slices
@@ -139,6 +146,12 @@ def _load() -> None:
 
 
 _load()
+
+
+def packed_kernel() -> str:
+    """Which packed product the float32 scans run: 'AVX-512 (8 x 48 tiles)', 'AVX2 (4 x 24 tiles)',
+    or 'none' (every step on BLAS)."""
+    return {48: "AVX-512 (8 x 48 tiles)", 24: "AVX2 (4 x 24 tiles)"}.get(packed_width(), "none")
 
 
 def openblas_core() -> str:

@@ -342,3 +342,27 @@ def test_parallel_packing_equals_one_thread(transposed, monkeypatch):
     C, A = np.zeros((3, N), np.float32), np.ones((3, K), np.float32)
     _native._library.rnnkit_packed_product_f32(3, N, K, A.ctypes.data, K, parallel.ctypes.data, C.ctypes.data, N, 0)
     np.testing.assert_allclose(C, np.ones((3, K)) @ B.astype(np.float64), rtol=1e-4, atol=1e-3)
+
+
+def _import_with(packed: str) -> subprocess.CompletedProcess:
+    code = "from rnnkit import _native; print(_native.packed_width(), _native.packed_kernel())"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=os.environ | {"RNNKIT_PACKED": packed})
+
+
+@pytest.mark.parametrize("packed, width, kernel", [("avx2", 24, "AVX2 (4 x 24 tiles)"), ("0", 0, "none"),
+                                                   ("1", KERNEL_WIDTH, None)])
+def test_the_environment_chooses_the_packed_kernel(packed, width, kernel):
+    """RNNKIT_PACKED=avx2 runs the AVX2 kernel on an AVX-512 CPU too (what benchmarks/bench_rnn.py
+    --as-avx2 measures); 0 turns the packed product off; 1 (the default) is the CPU's best."""
+    result = _import_with(packed)
+    assert result.returncode == 0, result.stderr
+    got_width, got_kernel = result.stdout.split(" ", 1)
+    assert int(got_width) == width
+    assert kernel is None or got_kernel.strip() == kernel
+
+
+def test_an_unknown_packed_kernel_is_refused_by_name():
+    result = _import_with("avx999")
+    assert result.returncode != 0
+    assert "RNNKIT_PACKED='avx999': expected one of" in result.stderr and "'avx2'" in result.stderr
