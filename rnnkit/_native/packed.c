@@ -55,9 +55,12 @@
                     *c = accumulate ? *c + acc[i][v] : acc[i][v];                                  \
                 }                                                                                  \
         } else { /* the last panel of a width that is no multiple of LANES */                      \
-            for (int i = 0; i < ROWS; i++) {                                                       \
+            _Pragma("GCC unroll 16") for (int i = 0; i < ROWS; i++) {                              \
+                /* Vector stores, not memcpy(sums, acc[i]): taking acc's address kept all of it in \
+                   memory, the tile spilling its accumulators to the stack before every store. */  \
                 float sums[VECTORS * LANES];                                                       \
-                memcpy(sums, acc[i], sizeof sums);                                                 \
+                _Pragma("GCC unroll 4") for (int v = 0; v < VECTORS; v++)                          \
+                    *(unaligned_##ISA *)(sums + v * LANES) = acc[i][v];                            \
                 float *c = C + i * ldc;                                                            \
                 for (int64_t j = 0; j < cols; j++) c[j] = accumulate ? c[j] + sums[j] : sums[j];   \
             }                                                                                      \
