@@ -23,6 +23,18 @@
 
 #include "kernels.h"
 
+enum { PANEL_VECTORS = 3 }; /* a full panel's width NR in vectors, in both kernels */
+
+/* The width of the panel holding `cols` (at most NR) columns: NR when full, else the columns
+ * rounded up to whole vectors of `lanes` floats. */
+static inline int64_t panel_width(int64_t cols, int64_t lanes) { return (cols + lanes - 1) / lanes * lanes; }
+
+/* Columns of B (K, N) as packed: whole panels of NR = PANEL_VECTORS lanes, then the last one. */
+static inline int64_t packed_columns(int64_t N, int64_t lanes) {
+    const int64_t width = PANEL_VECTORS * lanes, full = N / width * width;
+    return full + panel_width(N - full, lanes);
+}
+
 #if defined(__GNUC__) && defined(__x86_64__)
 #define HAVE_PACKED_KERNELS 1
 #ifndef DEPTH
@@ -120,34 +132,28 @@
                 const int64_t depth = K - k0 < DEPTH ? K - k0 : DEPTH;                             \
                 for (int64_t first = 0; first < N; first += WIDTH_##ISA) {                         \
                     const int64_t cols = N - first < WIDTH_##ISA ? N - first : WIDTH_##ISA;        \
-                    const int64_t vectors = (cols + LANES_##ISA - 1) / LANES_##ISA;                \
+                    const int64_t width = panel_width(cols, LANES_##ISA);                          \
                     const float *slice = packed + k0 * padded + first * depth;                     \
-                    const float *next = slice + depth * vectors * LANES_##ISA;                     \
+                    const float *next = slice + depth * width;                                     \
                     const int64_t left = (int64_t)sizeof(float) * (end - next);                    \
                     const int64_t ahead = (int64_t)sizeof(float) * depth * WIDTH_##ISA;            \
                     const float *A_block = A + r0 * lda + k0;                                      \
                     float *C_block = C + r0 * ldc + first;                                         \
                     const int sum = accumulate || k0 > 0;                                          \
                     const int64_t fetch = left < ahead ? left : ahead;                             \
-                    if (vectors == 3)                                                              \
-                        rows_##ISA##_3(rows, depth, A_block, lda, slice, C_block,   \
-                                       ldc, cols, sum, (const char *)next, fetch);                 \
-                    else if (vectors == 2)                                                         \
-                        rows_##ISA##_2(rows, depth, A_block, lda, slice, C_block,   \
-                                       ldc, cols, sum, (const char *)next, fetch);                 \
+                    if (width == 3 * LANES_##ISA)                                                  \
+                        rows_##ISA##_3(rows, depth, A_block, lda, slice, C_block, ldc, cols, sum,  \
+                                       (const char *)next, fetch);                                 \
+                    else if (width == 2 * LANES_##ISA)                                             \
+                        rows_##ISA##_2(rows, depth, A_block, lda, slice, C_block, ldc, cols, sum,  \
+                                       (const char *)next, fetch);                                 \
                     else                                                                           \
-                        rows_##ISA##_1(rows, depth, A_block, lda, slice, C_block,   \
-                                       ldc, cols, sum, (const char *)next, fetch);                 \
+                        rows_##ISA##_1(rows, depth, A_block, lda, slice, C_block, ldc, cols, sum,  \
+                                       (const char *)next, fetch);                                 \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
     }
-
-/* Columns of B packed: whole panels of NR = 3 LANES, then the rest rounded up to LANES. */
-static inline int64_t packed_columns(int64_t N, int64_t lanes) {
-    const int64_t width = 3 * lanes, full = N / width * width;
-    return full + (N - full + lanes - 1) / lanes * lanes;
-}
 
 #define DEFINE_VECTORS(ISA, LANES, VECTORS)                                                        \
     typedef float vec_##ISA __attribute__((vector_size(LANES * 4)));                               \
@@ -164,14 +170,14 @@ static inline int64_t packed_columns(int64_t N, int64_t lanes) {
     DEFINE_ROWS(ISA, TARGET, VECTORS, TOP)
 
 #define AVX512 __attribute__((target("avx512f")))
-DEFINE_VECTORS(avx512, 16, 3)
+DEFINE_VECTORS(avx512, 16, PANEL_VECTORS)
 DEFINE_TILES(avx512, AVX512, 16, 3, 8)
 DEFINE_TILES(avx512, AVX512, 16, 2, 8)
 DEFINE_TILES(avx512, AVX512, 16, 1, 8)
 DEFINE_PRODUCT(avx512, AVX512)
 
 #define AVX2 __attribute__((target("avx2,fma")))
-DEFINE_VECTORS(avx2, 8, 3)
+DEFINE_VECTORS(avx2, 8, PANEL_VECTORS)
 DEFINE_TILES(avx2, AVX2, 8, 3, 4)
 DEFINE_TILES(avx2, AVX2, 8, 2, 4)
 DEFINE_TILES(avx2, AVX2, 8, 1, 4)
@@ -214,8 +220,6 @@ int64_t rnnkit_packed_width(int force) {
     return 0;
 }
 
-int64_t rnnkit_packed_columns(int64_t N);
-
 /* B (K, N) -> packed (rnnkit_packed_columns(N) * K floats), in blocks of DEPTH rows of B one after
  * the other; within a block, panel after panel, each the block's rows of NR columns [p NR, p NR +
  * NR), the last one only its columns rounded up to whole vectors (columns past N zero): what
@@ -224,29 +228,29 @@ int64_t rnnkit_packed_columns(int64_t N);
  * ldb + k]: a weight matrix W (N, K) for the product with W^T, no copy of W^T needed). */
 void rnnkit_pack_blocks_f32(const float *B, int64_t ldb, int transposed, int64_t K, int64_t N,
                             float *packed, int64_t first_block, int64_t end_block) {
-    const int64_t width = rnnkit_packed_width(-1), lanes = width / 3;
-    const int64_t padded = rnnkit_packed_columns(N);
+    const int64_t width = rnnkit_packed_width(-1), lanes = width / PANEL_VECTORS;
+    const int64_t padded = packed_columns(N, lanes);
     const int64_t end = end_block * DEPTH < K ? end_block * DEPTH : K;
     for (int64_t k0 = first_block * DEPTH; k0 < end; k0 += DEPTH) {
         const int64_t depth = K - k0 < DEPTH ? K - k0 : DEPTH;
         for (int64_t first = 0; first < N; first += width) {
             const int64_t cols = N - first < width ? N - first : width;
-            const int64_t panel_width = (cols + lanes - 1) / lanes * lanes;
+            const int64_t stride = panel_width(cols, lanes);
             float *panel = packed + k0 * padded + first * depth;
             /* 16 terms at a time (a cache line of each of W's rows), so that what is read and
                what is written stay in L1 together: a whole 128-term row of W at a time, written
                down a column of the panel, ran 2.3x slower than the contiguous pack. */
             for (int64_t kk = 0; transposed && kk < depth; kk += 16) {
                 const int64_t span = depth - kk < 16 ? depth - kk : 16;
-                for (int64_t j = 0; j < panel_width; j++) {
+                for (int64_t j = 0; j < stride; j++) {
                     const float *column = B + (j < cols ? first + j : 0) * ldb + k0 + kk;
                     for (int64_t k = 0; k < span; k++)
-                        panel[(kk + k) * panel_width + j] = j < cols ? column[k] : 0.0f;
+                        panel[(kk + k) * stride + j] = j < cols ? column[k] : 0.0f;
                 }
             }
             for (int64_t k = 0; !transposed && k < depth; k++) {
-                memcpy(panel + k * panel_width, B + (k0 + k) * ldb + first, (size_t)cols * sizeof(float));
-                memset(panel + k * panel_width + cols, 0, (size_t)(panel_width - cols) * sizeof(float));
+                memcpy(panel + k * stride, B + (k0 + k) * ldb + first, (size_t)cols * sizeof(float));
+                memset(panel + k * stride + cols, 0, (size_t)(stride - cols) * sizeof(float));
             }
         }
     }
@@ -265,13 +269,8 @@ int64_t rnnkit_pack_depth(void) { return DEPTH; }
 /* Columns of B as packed on this CPU (N rounded up as rnnkit_pack_blocks_f32 pads it), 0 where
  * there is no kernel: the packed B holds K times that many floats. */
 int64_t rnnkit_packed_columns(int64_t N) {
-#if HAVE_PACKED_KERNELS
     const int64_t width = rnnkit_packed_width(-1);
-    return width ? packed_columns(N, width / 3) : 0;
-#else
-    (void)N;
-    return 0;
-#endif
+    return width ? packed_columns(N, width / PANEL_VECTORS) : 0;
 }
 
 /* C (M, N), leading dimension ldc, = A (M, K) B, or += when accumulate; B packed by

@@ -344,10 +344,14 @@ def test_parallel_packing_equals_one_thread(transposed, monkeypatch):
     np.testing.assert_allclose(C, np.ones((3, K)) @ B.astype(np.float64), rtol=1e-4, atol=1e-3)
 
 
+def _fresh_native(printed: str, **environment: str) -> subprocess.CompletedProcess:
+    """``print(printed)`` in a new process whose rnnkit._native loads under ``environment`` (read at import)."""
+    return subprocess.run([sys.executable, "-c", f"from rnnkit import _native; print({printed})"], capture_output=True,
+                          text=True, timeout=120, env=os.environ | environment)
+
+
 def _import_with(packed: str) -> subprocess.CompletedProcess:
-    code = "from rnnkit import _native; print(_native.packed_width(), _native.packed_kernel())"
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env=os.environ | {"RNNKIT_PACKED": packed})
+    return _fresh_native("_native.packed_width(), _native.packed_kernel()", RNNKIT_PACKED=packed)
 
 
 @pytest.mark.parametrize("packed, width, kernel", [("avx2", 24, "AVX2 (4 x 24 tiles)"), ("0", 0, "none"),
@@ -372,11 +376,9 @@ def test_small_scans_take_the_packed_product_where_openblas_packs_at_every_call(
     """OpenBLAS's Haswell kernels (every AVX2-only CPU) pack B at every call, where its SkylakeX
     ones multiply small matrices in place: there the packed product starts at 256K multiply-adds
     a call, not 4M (an LSTM at B=1, H=64 ran its forward 2x faster)."""
-    code = "from rnnkit import _native; print(_native.openblas_core(), _native._MIN_PACKED_WORK)"
     cores = {}
     for core in ("Haswell", "SkylakeX"):
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                                env=os.environ | {"OPENBLAS_CORETYPE": core})
+        result = _fresh_native("_native.openblas_core(), _native._MIN_PACKED_WORK", OPENBLAS_CORETYPE=core)
         assert result.returncode == 0, result.stderr
         name, threshold = result.stdout.split()
         cores[name] = int(threshold)
