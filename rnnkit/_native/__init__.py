@@ -34,6 +34,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from rnnkit import _workspace as workspace
+from rnnkit.cli.openblas import AVX512_CORES  # NumPy-free: the command line reads it before NumPy loads
 
 __all__ = ["add_product", "available", "disabled", "gru_scan_backward", "gru_scan_forward", "lstm_scan_backward",
            "lstm_scan_forward", "openblas_core", "packed_kernel", "packed_width", "packing", "product", "scan_forward",
@@ -337,15 +338,14 @@ def _gated_kernel(kind: str, dtype: np.dtype) -> ctypes._CFuncPtr | None:
 
 _TILE_ROWS = 8  # rows of packed.c's register tile (AVX-512; AVX2's is 4): slices are cut in multiples
 _ROW_BLOCK = 64  # rows packed.c takes at a time against all of B: threads of product() take whole ones
-# OpenBLAS multiplies small float32 matrices in place ("direct sgemm") only on these kernel sets;
-# elsewhere (Haswell, Zen: every AVX2-only CPU) it packs B again at every call.
-_DIRECT_SGEMM_CORES = ("skylakex", "cooperlake", "sapphirerapids")
-# Where OpenBLAS has direct sgemm, below ~4M multiply-adds per call (an Elman layer at B=16, H=32,
+# OpenBLAS multiplies small float32 matrices in place ("direct sgemm") only on its AVX-512 kernel
+# sets; elsewhere (Haswell, Zen: every AVX2-only CPU) it packs B again at every call. Where it has
+# direct sgemm, below ~4M multiply-adds per call (an Elman layer at B=16, H=32,
 # T=64 makes 1M) packing and the Python around it cost more than its products: 0.32-0.55 ms
 # against 0.27-0.40 there. On its Haswell kernels the packed product wins from far smaller calls:
 # at B=1, T=200, H=64 (3.3M for an LSTM) the LSTM forward took 1.22 ms on BLAS against 0.56-0.61
 # from 256K or 1M, the GRU's 0.91 against 0.45-0.49, the Elman's 0.34 against 0.26.
-_MIN_PACKED_WORK = 1 << 22 if openblas_core().lower() in _DIRECT_SGEMM_CORES else 1 << 18
+_MIN_PACKED_WORK = 1 << 22 if openblas_core().lower() in AVX512_CORES else 1 << 18
 _MIN_SLICE_FLOPS = 1 << 23  # a thread's share below ~50 us of products costs more to hand over than it saves
 _pack_scope = threading.local()  # .packs: id(B) -> (B, packed) inside packing(), per thread
 

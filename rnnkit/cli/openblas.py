@@ -29,7 +29,8 @@ VARIABLE = "OPENBLAS_CORETYPE"
 # What OpenBLAS's SkylakeX kernels execute (its own cpuid check asks for the same subsets).
 AVX512_FLAGS = frozenset({"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"})
 # OpenBLAS core names whose float32 GEMM is the AVX-512 one (lower case: OpenBLAS compares names
-# case-insensitively).
+# case-insensitively); the only ones that also multiply small matrices without packing them
+# ("direct sgemm"), which rnnkit._native's threshold for its packed product depends on.
 AVX512_CORES = frozenset({"skylakex", "cooperlake", "sapphirerapids"})
 
 decision = ""  # what configure() did or advises, in words; '' when there is nothing to say
