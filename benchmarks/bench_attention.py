@@ -90,7 +90,7 @@ from bench_rnn import THREADS, TURN_CALLS, cpu_description, turn_time  # noqa: E
 import numpy as np  # noqa: E402
 
 from rnnkit import _native  # noqa: E402
-from rnnkit.cli import openblas  # noqa: E402
+from rnnkit import openblas  # noqa: E402
 from rnnkit.models import Seq2Seq  # noqa: E402
 
 CELLS = ("rnn", "lstm", "gru")

@@ -68,7 +68,7 @@ if "--as-avx2" in sys.argv:
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from rnnkit.cli import openblas  # noqa: E402
+from rnnkit import openblas  # noqa: E402
 
 openblas.configure()  # OPENBLAS_CORETYPE as the command line chooses it, before NumPy loads
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from rnnkit.cli import openblas
+from rnnkit import openblas
 
 openblas.configure()  # before NumPy loads: OpenBLAS reads OPENBLAS_CORETYPE once, when it is loaded
 openblas.share_threads()  # likewise its thread count: under mpiexec, the cores shared between processes

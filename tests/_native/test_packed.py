@@ -1,5 +1,5 @@
 """The packed product of the float32 scans (``rnnkit/_native/packed.c``) and the threads that run
-one scan per slice of the batch (``rnnkit/_native/__init__.py``).
+one scan per slice of the batch (``rnnkit/_native/threads.py``, ``parallel.c``).
 
 The product is checked against float64 within the rounding bound of a float32 sum of K products
 (every output is one fused multiply-add chain, so that bound holds on every CPU and kernel), for
@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 
 from rnnkit import _native
-from rnnkit.cli import openblas
+from rnnkit._native import library, threads as native_threads
+from rnnkit import openblas
 from rnnkit.functional import recurrent
 from rnnkit.functional.gru import GRU_CELL
 from rnnkit.functional.lstm import LSTM_CELL
 from rnnkit.functional.recurrent import ELMAN_CELLS
 
-KERNEL_WIDTH = _native._library.rnnkit_packed_width(-1) if _native.available() else 0
+KERNEL_WIDTH = library.lib.rnnkit_packed_width(-1) if _native.available() else 0
 pytestmark = pytest.mark.skipif(not KERNEL_WIDTH, reason=f"no packed product for this CPU ({_native.why_not()})")
 U = 2.0**-24  # float32 unit roundoff
 ISA_AVX2, ISA_AVX512 = 1, 2
@@ -30,8 +31,8 @@ ISA_AVX2, ISA_AVX512 = 1, 2
 @pytest.fixture(autouse=True)
 def packed_on(monkeypatch):
     """On, and for the small sizes of these tests too (the layers pack from 4M multiply-adds)."""
-    monkeypatch.setattr(_native, "_packed_width", KERNEL_WIDTH)
-    monkeypatch.setattr(_native, "_MIN_PACKED_WORK", 0)
+    monkeypatch.setattr(library, "_packed_width", KERNEL_WIDTH)
+    monkeypatch.setattr(native_threads, "MIN_PACKED_WORK", 0)
 
 
 def _bound(terms: int) -> float:
@@ -40,26 +41,26 @@ def _bound(terms: int) -> float:
 
 
 def _product(A: np.ndarray, B: np.ndarray, C: np.ndarray, accumulate: bool) -> None:
-    packed = _native._packed(B, 1)
+    packed = native_threads.packed(B, 1)
     assert packed is not None
     M, K = A.shape
-    _native._library.rnnkit_packed_product_f32(M, B.shape[1], K, A.ctypes.data, K, packed.ctypes.data, C.ctypes.data,
+    library.lib.rnnkit_packed_product_f32(M, B.shape[1], K, A.ctypes.data, K, packed.ctypes.data, C.ctypes.data,
                                                C.shape[1], int(accumulate))
 
 
 @pytest.fixture(params=[ISA_AVX512, ISA_AVX2], ids=["avx512", "avx2"])
 def kernel(request):
     """Each kernel the CPU can run (the AVX2 one on AVX-512 CPUs too), the CPU's best after."""
-    best = _native._library.rnnkit_packed_width(-1)
-    width = _native._library.rnnkit_packed_width(request.param)
+    best = library.lib.rnnkit_packed_width(-1)
+    width = library.lib.rnnkit_packed_width(request.param)
     if request.param == ISA_AVX512 and width != 48:
-        _native._library.rnnkit_packed_width(ISA_AVX512)
+        library.lib.rnnkit_packed_width(ISA_AVX512)
         pytest.skip("this CPU has no AVX-512")
     monkey = pytest.MonkeyPatch()
-    monkey.setattr(_native, "_packed_width", width)
+    monkey.setattr(library, "_packed_width", width)
     yield width
     monkey.undo()
-    assert _native._library.rnnkit_packed_width(ISA_AVX512) == best
+    assert library.lib.rnnkit_packed_width(ISA_AVX512) == best
 
 
 SHAPES = [(1, 1, 1), (1, 7, 3), (3, 5, 20), (4, 128, 48), (7, 129, 49), (8, 300, 97), (9, 127, 200), (13, 64, 24),
@@ -96,13 +97,13 @@ def test_a_last_panel_is_only_as_wide_as_its_columns(kernel, transposed):
     pack writes exactly that many columns: nothing past them, zeros in the padding."""
     lanes = kernel // 3
     for N in (1, lanes, lanes + 1, 2 * lanes, kernel, kernel + 1, kernel + lanes + 1, 5 * kernel + 2 * lanes):
-        columns = _native._library.rnnkit_packed_columns(N)
+        columns = library.lib.rnnkit_packed_columns(N)
         assert columns == N // kernel * kernel + -(-(N % kernel) // lanes) * lanes
         K = 131  # two blocks of rows, the second short
         W = np.random.default_rng(N).normal(size=(N, K) if transposed else (K, N)).astype(np.float32) + 2
         B = W.T if transposed else W
         storage = np.full(columns * K + 64, np.nan, np.float32)
-        _native._library.rnnkit_pack_f32(B.ctypes.data, K if transposed else N, int(transposed), K, N,
+        library.lib.rnnkit_pack_f32(B.ctypes.data, K if transposed else N, int(transposed), K, N,
                                          storage.ctypes.data)
         assert np.isnan(storage[columns * K :]).all(), N
         packed = storage[: columns * K]
@@ -125,14 +126,14 @@ def test_product_is_each_row_alone(kernel):
 
 def test_packing_scope_packs_each_matrix_once():
     W = np.ones((12, 5), np.float32)
-    assert _native._packed(W, 1) is not _native._packed(W, 1)
+    assert native_threads.packed(W, 1) is not native_threads.packed(W, 1)
     with _native.packing():
-        first = _native._packed(W, 1)
-        assert _native._packed(W, 1) is first
-        assert _native._packed(W.T, 1) is not first
-    assert _native._packed(W, 1) is not first
-    assert _native._packed(W.astype(np.float64), 1) is None
-    assert _native._packed(np.ones((4, 6), np.float32)[:, ::2], 1) is None  # neither layout: BLAS path
+        first = native_threads.packed(W, 1)
+        assert native_threads.packed(W, 1) is first
+        assert native_threads.packed(W.T, 1) is not first
+    assert native_threads.packed(W, 1) is not first
+    assert native_threads.packed(W.astype(np.float64), 1) is None
+    assert native_threads.packed(np.ones((4, 6), np.float32)[:, ::2], 1) is None  # neither layout: BLAS path
 
 
 def _layer(cell, batch, lengths, seed=0, steps=7, inputs=6, hidden=19, directions=2):
@@ -160,15 +161,15 @@ def test_threaded_scans_equal_one_thread(cell, batch, padded, monkeypatch):
     several BPTT blocks; the bias gradients within float32 rounding of a sum over rows."""
     lengths = np.arange(batch) % 7 + 1 if padded else None
     monkeypatch.setattr(recurrent, "_BLOCK_ROWS", 3 * batch)  # blocks of 3 steps
-    monkeypatch.setattr(_native, "_MIN_SLICE_FLOPS", 1 << 62)
+    monkeypatch.setattr(native_threads, "MIN_SLICE_FLOPS", 1 << 62)
     one_values, one_grads, biases = _layer(cell, batch, lengths)
-    monkeypatch.setattr(_native, "_MIN_SLICE_FLOPS", 1)
-    monkeypatch.setattr(_native, "_blas_threads", lambda: 3)
+    monkeypatch.setattr(native_threads, "MIN_SLICE_FLOPS", 1)
+    monkeypatch.setattr(library, "blas_threads", lambda: 3)
     threaded = []
-    original = _native._run_slices
-    monkeypatch.setattr(_native, "_run_slices",
-                        lambda kind, kernel, arguments, slices, **options: (
-                            threaded.append(len(slices)), original(kind, kernel, arguments, slices, **options)))
+    original = native_threads.run_slices
+    monkeypatch.setattr(native_threads, "run_slices",
+                        lambda kernel, arguments, slices, **options: (
+                            threaded.append(len(slices)), original(kernel, arguments, slices, **options)))
     values, grads, _ = _layer(cell, batch, lengths)
     assert max(threaded) == min(3, -(-batch // 8))
     for got, want in zip(values + grads[:-biases * 2], one_values + one_grads[:-biases * 2]):
@@ -186,17 +187,17 @@ def test_the_directions_scan_side_by_side(cell, padded, monkeypatch):
     whole batch (not one after the other, each cut in two), with the same results as one thread."""
     batch = 16
     lengths = np.arange(batch) % 7 + 1 if padded else None
-    monkeypatch.setattr(_native, "_MIN_SLICE_FLOPS", 1 << 62)
+    monkeypatch.setattr(native_threads, "MIN_SLICE_FLOPS", 1 << 62)
     one_values, one_grads, _ = _layer(cell, batch, lengths)
-    monkeypatch.setattr(_native, "_MIN_SLICE_FLOPS", 1)
-    monkeypatch.setattr(_native, "_blas_threads", lambda: 2)
+    monkeypatch.setattr(native_threads, "MIN_SLICE_FLOPS", 1)
+    monkeypatch.setattr(library, "blas_threads", lambda: 2)
     calls = []
-    original = _native._library.rnnkit_parallel
-    monkeypatch.setattr(_native._library, "rnnkit_parallel",
+    original = library.lib.rnnkit_parallel
+    monkeypatch.setattr(library.lib, "rnnkit_parallel",
                         lambda kind, count, table, threads: (calls.append((kind, count)),
                                                              original(kind, count, table, threads)))
     values, grads, _ = _layer(cell, batch, lengths)
-    forward = _native._KINDS[{1: "elman", 4: "lstm", 3: "gru"}[cell.gates] + "_forward"]
+    forward = library.pool_kinds[{1: "rnnkit_scan", 4: "rnnkit_lstm", 3: "rnnkit_gru"}[cell.gates] + "_forward_f32"]
     assert [count for kind, count in calls if kind == forward] == [2]
     for got, want in zip(values, one_values):
         np.testing.assert_array_equal(got, want)
@@ -205,17 +206,17 @@ def test_the_directions_scan_side_by_side(cell, padded, monkeypatch):
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_side_by_side_scans_never_ask_for_more_threads_than_openblas_has(threads, monkeypatch):
-    """Two directions on one OpenBLAS thread (OPENBLAS_NUM_THREADS=1) run one after the other on
-    the calling thread: OpenBLAS would wait forever for a second worker it does not have."""
+def test_side_by_side_scans_never_ask_for_more_threads_than_openblas_is_set_to(threads, monkeypatch):
+    """One setting governs both libraries' threads: with OPENBLAS_NUM_THREADS=1 two directions run
+    one after the other on the calling thread."""
     batch = 16
-    monkeypatch.setattr(_native, "_MIN_SLICE_FLOPS", 1 << 62)
+    monkeypatch.setattr(native_threads, "MIN_SLICE_FLOPS", 1 << 62)
     one_values, _, _ = _layer(LSTM_CELL, batch, None)
-    monkeypatch.setattr(_native, "_MIN_SLICE_FLOPS", 1)
-    monkeypatch.setattr(_native, "_blas_threads", lambda: threads)
+    monkeypatch.setattr(native_threads, "MIN_SLICE_FLOPS", 1)
+    monkeypatch.setattr(library, "blas_threads", lambda: threads)
     asked = []
-    original = _native._library.rnnkit_parallel
-    monkeypatch.setattr(_native._library, "rnnkit_parallel",
+    original = library.lib.rnnkit_parallel
+    monkeypatch.setattr(library.lib, "rnnkit_parallel",
                         lambda kind, count, table, wanted: (asked.append((count, wanted)),
                                                             original(kind, count, table, min(wanted, 2))))
     values, _, _ = _layer(LSTM_CELL, batch, None)
@@ -225,9 +226,9 @@ def test_side_by_side_scans_never_ask_for_more_threads_than_openblas_has(threads
 
 
 def test_too_little_work_stays_on_blas(monkeypatch):
-    monkeypatch.setattr(_native, "_MIN_PACKED_WORK", 1000)
+    monkeypatch.setattr(native_threads, "MIN_PACKED_WORK", 1000)
     W = np.ones((10, 10), np.float32)
-    assert _native._packed(W, 9) is None and _native._packed(W, 10) is not None
+    assert native_threads.packed(W, 9) is None and native_threads.packed(W, 10) is not None
 
 
 @pytest.mark.parametrize("cell", [ELMAN_CELLS["tanh"], ELMAN_CELLS["sigmoid"], LSTM_CELL, GRU_CELL],
@@ -240,46 +241,56 @@ def test_packed_layers_equal_blas_layers(cell, padded, monkeypatch):
     lengths = np.arange(batch) % 7 + 1 if padded else None
     monkeypatch.setattr(recurrent, "_BLOCK_ROWS", 3 * batch)
     packed_values, packed_grads, _ = _layer(cell, batch, lengths)
-    monkeypatch.setattr(_native, "_packed_width", 0)
+    monkeypatch.setattr(library, "_packed_width", 0)
     blas_values, blas_grads, _ = _layer(cell, batch, lengths)
     for got, want in zip(packed_values + packed_grads, blas_values + blas_grads):
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
 
 
-def _level1_thread_address() -> int:
-    import ctypes
+@pytest.fixture
+def workers_held():
+    """parallel.c's workers see calls but never join one, as if they never started."""
+    library.lib.rnnkit_pool_hold_workers(1)
+    yield
+    library.lib.rnnkit_pool_hold_workers(0)
 
-    return ctypes.cast(_native._numpy_openblas().blas_level1_thread, ctypes.c_void_p).value
 
-
-@pytest.mark.skipif(not _native._threaded, reason="OpenBLAS's blas_level1_thread is not there or failed the probe")
-def test_a_pool_that_calls_nothing_is_refused_and_one_thread_runs(monkeypatch):
-    """parallel.c probes OpenBLAS's blas_level1_thread before it trusts it (the mode it passes is
-    an OpenBLAS internal): a function that never calls back is refused, and the scans then run
-    every slice on the calling thread, with the same results."""
-    import ctypes
-
-    library = _native._library
-    monkeypatch.setattr(recurrent, "_BLOCK_ROWS", 30)
-    monkeypatch.setattr(_native, "_MIN_SLICE_FLOPS", 1)
-    monkeypatch.setattr(_native, "_blas_threads", lambda: 2)
-    pooled, pooled_grads, _ = _layer(LSTM_CELL, 10, None)
-    calls_nothing = ctypes.cast(library.rnnkit_packed_width, ctypes.c_void_p).value  # returns, calls no one
-    try:
-        assert library.rnnkit_set_level1_thread(calls_nothing) == 0
-        alone, alone_grads, _ = _layer(LSTM_CELL, 10, None)  # rnnkit_parallel without a pool: in turn
-    finally:
-        assert library.rnnkit_set_level1_thread(_level1_thread_address()) == 1
-    for got, want in zip(alone + alone_grads[:-2], pooled + pooled_grads[:-2]):
+@pytest.mark.parametrize("cell", [ELMAN_CELLS["tanh"], LSTM_CELL, GRU_CELL], ids=["rnn-tanh", "lstm", "gru"])
+def test_a_call_finishes_when_no_worker_ever_joins(cell, monkeypatch, workers_held):
+    """Progress never depends on a worker: with every worker held off, the calling thread runs all
+    the slices itself (three per call here), with the same results."""
+    monkeypatch.setattr(recurrent, "_BLOCK_ROWS", 3 * 21)
+    monkeypatch.setattr(native_threads, "MIN_SLICE_FLOPS", 1 << 62)
+    library.lib.rnnkit_pool_hold_workers(0)
+    one_values, one_grads, biases = _layer(cell, 21, None)
+    library.lib.rnnkit_pool_hold_workers(1)
+    monkeypatch.setattr(native_threads, "MIN_SLICE_FLOPS", 1)
+    monkeypatch.setattr(library, "blas_threads", lambda: 3)
+    values, grads, _ = _layer(cell, 21, None)
+    assert native_threads.pool_workers() >= 1  # the workers exist; they just never joined
+    for got, want in zip(values + grads[:-biases * 2], one_values + one_grads[:-biases * 2]):
         np.testing.assert_array_equal(got, want)
+
+
+def test_more_threads_than_the_machine_has_are_harmless(monkeypatch):
+    """Asking for 8 threads on any machine: the pool starts what it is asked for, and extra workers
+    only share the cores (OpenBLAS's pool, asked for more threads than it had, waited forever)."""
+    monkeypatch.setattr(native_threads, "MIN_SLICE_FLOPS", 1 << 62)
+    one_values, _, _ = _layer(LSTM_CELL, 64, None)
+    monkeypatch.setattr(native_threads, "MIN_SLICE_FLOPS", 1)
+    monkeypatch.setattr(library, "blas_threads", lambda: 8)
+    for _ in range(20):
+        values, _, _ = _layer(LSTM_CELL, 64, None)
+        for got, want in zip(values, one_values):
+            np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_product_in_row_blocks_on_threads(threads, monkeypatch):
     """rnnkit._native.product, the layers' input projection: rows cut into 64-row blocks over the
     threads, W given as itself (W.T read in place), an output with a row stride; accumulate adds."""
-    monkeypatch.setattr(_native, "_MIN_SLICE_FLOPS", 1)
-    monkeypatch.setattr(_native, "_blas_threads", lambda: threads)
+    monkeypatch.setattr(native_threads, "MIN_SLICE_FLOPS", 1)
+    monkeypatch.setattr(library, "blas_threads", lambda: threads)
     rng = np.random.default_rng(threads)
     x = rng.normal(size=(203, 37)).astype(np.float32)
     W = rng.normal(size=(70, 37)).astype(np.float32)
@@ -298,12 +309,12 @@ def test_product_in_row_blocks_on_threads(threads, monkeypatch):
 
 
 def test_scans_from_several_python_threads_at_once(monkeypatch):
-    """Two Python threads each running threaded scans (OpenBLAS's pool then serves both callers,
-    a worker at a time): every result equals the same run alone."""
+    """Four Python threads each running threaded scans (one call holds the pool at a time; the
+    others run their slices on their own thread meanwhile): every result equals the same run alone."""
     import threading
 
-    monkeypatch.setattr(_native, "_MIN_SLICE_FLOPS", 1)
-    monkeypatch.setattr(_native, "_blas_threads", lambda: 2)
+    monkeypatch.setattr(native_threads, "MIN_SLICE_FLOPS", 1)
+    monkeypatch.setattr(library, "blas_threads", lambda: 2)
     cells = [LSTM_CELL, GRU_CELL, ELMAN_CELLS["tanh"], LSTM_CELL]
     alone = [_layer(cell, 17, np.arange(17) % 7 + 1, seed=index) for index, cell in enumerate(cells)]
     together: dict[int, tuple] = {}
@@ -330,18 +341,18 @@ def test_scans_from_several_python_threads_at_once(monkeypatch):
 
 @pytest.mark.parametrize("transposed", [False, True], ids=["B", "W.T"])
 def test_parallel_packing_equals_one_thread(transposed, monkeypatch):
-    """From 1M values the blocks of rows are packed on OpenBLAS's threads (each block its own
+    """From 1M values the blocks of rows are packed on the pool's threads (each block its own
     memory): the same bytes as one thread, with a last block shorter than the others."""
-    monkeypatch.setattr(_native, "_blas_threads", lambda: 2)
+    monkeypatch.setattr(library, "blas_threads", lambda: 2)
     K, N = 1000, 1100  # 8 blocks of 128 rows, the last of 104
     W = np.random.default_rng(0).normal(size=(N, K) if transposed else (K, N)).astype(np.float32)
     B = W.T if transposed else W
-    parallel = _native._packed(B, 1)
+    parallel = native_threads.packed(B, 1)
     alone = np.empty_like(parallel)
-    _native._library.rnnkit_pack_f32(B.ctypes.data, K if transposed else N, int(transposed), K, N, alone.ctypes.data)
+    library.lib.rnnkit_pack_f32(B.ctypes.data, K if transposed else N, int(transposed), K, N, alone.ctypes.data)
     np.testing.assert_array_equal(parallel, alone)
     C, A = np.zeros((3, N), np.float32), np.ones((3, K), np.float32)
-    _native._library.rnnkit_packed_product_f32(3, N, K, A.ctypes.data, K, parallel.ctypes.data, C.ctypes.data, N, 0)
+    library.lib.rnnkit_packed_product_f32(3, N, K, A.ctypes.data, K, parallel.ctypes.data, C.ctypes.data, N, 0)
     np.testing.assert_allclose(C, np.ones((3, K)) @ B.astype(np.float64), rtol=1e-4, atol=1e-3)
 
 
@@ -385,6 +396,6 @@ def test_small_scans_take_the_packed_product_where_openblas_packs_at_every_call(
     # Never SkylakeX kernels on a CPU without AVX-512: some OpenBLAS versions force them anyway.
     expected = {"Haswell": 1 << 18} | ({"SkylakeX": 1 << 22} if has_avx512 else {})
     for core, threshold in expected.items():
-        result = _fresh_native("_native.openblas_core(), _native._MIN_PACKED_WORK", OPENBLAS_CORETYPE=core)
+        result = _fresh_native("_native.openblas_core(), _native.threads.MIN_PACKED_WORK", OPENBLAS_CORETYPE=core)
         assert result.returncode == 0, result.stderr
         assert result.stdout.split() == [core, str(threshold)]

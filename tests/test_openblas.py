@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from rnnkit.cli import openblas
+from rnnkit import openblas
 
 AVX512 = frozenset({"fpu", "sse2", "avx", "avx2", "fma", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"})
 AVX2_ONLY = frozenset({"fpu", "sse2", "avx", "avx2", "fma"})
