@@ -47,7 +47,8 @@ def export_paths(out: Path, roles: list[str]) -> dict[str, Path]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from rnnkit.cli.main import _json, load_trained
+    from rnnkit.cli.output import result_line
+    from rnnkit.train.runs import load_trained
     from rnnkit.interop.onnx.graph import save
     from rnnkit.interop.onnx.models import export_model
 
@@ -65,7 +66,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     result = {"task": meta["task"], "files": [str(p) for p in paths.values()], "checked": False}
     if args.check:
         result.update(check_export(task, model, graphs))
-    print(_json(result))
+    print(result_line(result))
     if args.check and not result["agree"]:
         raise ValueError(f"the exported graphs score differently from the model on the test split: "
                          f"{json.dumps(result['differences'])}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import signal
@@ -25,9 +24,8 @@ from rnnkit import openblas
 openblas.configure()  # before NumPy loads: OpenBLAS reads OPENBLAS_CORETYPE once, when it is loaded
 openblas.share_threads()  # likewise its thread count: under mpiexec, the cores shared between processes
 
-import numpy as np  # noqa: E402
-
 from rnnkit.cli.export import add_export_parser, cmd_export  # noqa: E402
+from rnnkit.cli.output import result_line  # noqa: E402
 
 EXIT_ERROR = 2
 
@@ -159,88 +157,12 @@ def _check_model_size(options: dict, dtype_bytes: int = 4) -> None:
                          f"Use a smaller --hidden or --layers")
 
 
-def _json(result: dict) -> str:
-    """The result line, always valid JSON: a metric that is not finite is null (and said so)."""
-    bad = [key for key, value in result.items() if isinstance(value, float) and not math.isfinite(value)]
-    if bad:
-        print(f"rnnkit: warning: {', '.join(bad)} not finite (written as null)", file=sys.stderr)
-    return json.dumps({k: (None if k in bad else v) for k, v in result.items()})
-
-
-def load_trained(directory: str, score_file: str | None = None, need_data: bool = True):
-    """The task and model saved in ``directory`` (its best checkpoint when there is one);
-    ``score_file`` replaces the test split (``eval --data``). ``need_data=False`` (predict,
-    sample) reads no data file: the checkpoint holds what they need. Scoring the training
-    file's test split checks that the file is the one trained on (its SHA-256)."""
-    from rnnkit.io.checkpoint import load_checkpoint
-    from rnnkit.tasks import get_task
-
-    from rnnkit.io.checkpoint import CheckpointError
-    from rnnkit.train.schema import validate_run_meta
-    from rnnkit.train.trainer import checkpoint_to_score
-
-    where = checkpoint_to_score(directory)
-    arrays, meta = load_checkpoint(where)
-    validate_run_meta(meta, where)
-    meta["model_options"].setdefault("cell", "rnn")  # saved before --cell: an Elman RNN
-    held_out = get_task(meta["task"]).split_file
-    if need_data and score_file is None and meta.get("data") is not None and held_out is not None \
-            and (Path(directory) / held_out).is_file():
-        score_file = str(Path(directory) / held_out)  # the run's own copy of its test split
-    elif need_data and score_file is None:
-        _check_data_unchanged(meta)
-    try:
-        task = get_task(meta["task"])(data=meta.get("data"), seed=meta["train_config"]["seed"],
-                                      meta=meta["task_meta"], score_file=score_file, options=meta["model_options"],
-                                      load_data=need_data)
-        model = task.build_model(meta["model_options"], dtype=np.dtype(meta["dtype"]))
-    except (KeyError, TypeError, AttributeError) as error:  # task metadata missing or of the wrong type
-        raise CheckpointError(f"checkpoint {where}: its {meta['task']} metadata is incomplete or damaged "
-                              f"({type(error).__name__}: {error})") from None
-    model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model.")})
-    model.eval()
-    return task, model, meta
-
-
-def _replace_earlier_run(out: Path, task: str, split_file: str | None) -> None:
-    """Delete the run in ``out`` (a fresh run replaces it) before anything of the new one is
-    written: a kill before the new run's first checkpoint must not leave the old one for eval or
-    --resume to mistake for it."""
-    import shutil
-
-    from rnnkit.io.checkpoint import CHECKPOINT_FILE, CONFIG_FILE, clean_leftovers
-    from rnnkit.train.trainer import BEST_DIR, METRICS_FILE, has_checkpoint
-
-    if has_checkpoint(out):
-        print(f"[{task}] replacing the earlier run in {out}", file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in (CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, split_file):
-        if name is not None:
-            (out / name).unlink(missing_ok=True)
-            clean_leftovers(out, (name,))
-    if (out / BEST_DIR).is_dir():
-        shutil.rmtree(out / BEST_DIR)
-
-
-def _check_data_unchanged(meta: dict) -> None:
-    from rnnkit.train.trainer import file_sha256
-
-    path, expected = meta.get("data"), meta.get("data_sha256")
-    if path is None or expected is None:  # the default data, or a run from before the check
-        return
-    if not Path(path).is_file():
-        raise ValueError(f"the training data {path} was moved or deleted; its test split cannot be scored. "
-                         f"Score a file with: rnnkit eval DIR --data FILE")
-    if file_sha256(path) != expected:
-        raise ValueError(f"the training data {path} changed since training (its SHA-256 differs), so its test "
-                         f"split is not the one held out. Score it as a whole with: rnnkit eval DIR --data {path}")
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from rnnkit.io.checkpoint import atomic_write, load_checkpoint
     from rnnkit.tasks import get_task
     from rnnkit.train.schema import validate_run_meta
-    from rnnkit.train.trainer import TrainConfig, Trainer, has_checkpoint, patience_for
+    from rnnkit.train.runs import has_checkpoint, load_trained, replace_earlier_run, upgrade
+    from rnnkit.train.trainer import TrainConfig, Trainer, patience_for
 
     out = Path(args.out or f"runs/{args.task}")
     task_class = get_task(args.task)
@@ -288,11 +210,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not has_checkpoint(out):
             raise ValueError(f"--resume: no checkpoint in {out}; train without --resume first")
         _, meta = load_checkpoint(out)
-        validate_run_meta(meta, out)
+        upgrade(validate_run_meta(meta, out))
         if meta["task"] != args.task:
             raise ValueError(f"--resume: {out} holds a {meta['task']!r} run, not {args.task!r}")
         options, task_meta = meta["model_options"], meta["task_meta"]
-        options.setdefault("cell", "rnn")  # saved before --cell: an Elman RNN
         for key, value in (("cell", args.cell), ("nonlinearity", args.nonlinearity), ("attention", args.attention),
                            *data_options):
             if value is not None and value != options.get(key):
@@ -341,7 +262,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     root = current_world().is_root  # the root alone writes the run directory
     if not args.resume and root:  # only now: a command that fails on its data or options keeps the earlier run
-        _replace_earlier_run(out, args.task, task_class.split_file)
+        replace_earlier_run(out, args.task, task_class.split_file)
         if data is not None and task.split_file is not None:
             # eval scores the run's own copy of the test split: no need of the training file later
             atomic_write(out / task.split_file, lambda temporary: task.write_split("test", Path(temporary)))
@@ -391,7 +312,7 @@ def cmd_train(args: argparse.Namespace) -> int:
               "better_than_baseline": verdict.better, **({"tokens": task.token_kinds()} if task.token_kinds() else {}),
               "steps": trainer.position.step, "seconds": round(time.perf_counter() - start, 1), "stopped_by": reason,
               "checkpoint": str(out)}
-    print(_json(result))
+    print(result_line(result))
     return 0
 
 
@@ -430,6 +351,8 @@ def judge(metrics: dict[str, float], baseline: dict[str, float], keys: Sequence[
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from rnnkit.train.runs import load_trained
+
     task, model, meta = load_trained(args.dir, args.data)
     metrics, baseline = task.evaluate(model, "test"), task.baseline("test")
     verdict = judge(metrics, baseline, task.metric_keys)
@@ -438,11 +361,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = {"task": meta["task"], **{k: metrics[k] for k in task.metric_keys}, "loss": metrics["loss"],
               **{f"baseline_{k}": v for k, v in baseline.items()}, "better_than_baseline": verdict.better,
               "data": args.data or "the test split of the training data"}
-    print(_json(result))
+    print(result_line(result))
     return 0
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    from rnnkit.train.runs import load_trained
+
     if not 1 <= args.length <= MAX_SAMPLE_LENGTH:
         raise ValueError(f"--length: expected an integer from 1 to {MAX_SAMPLE_LENGTH:,}, got {args.length}")
     if not (math.isfinite(args.temperature) and args.temperature > 0):
@@ -455,6 +380,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from rnnkit.train.runs import load_trained
+
     task, model, _ = load_trained(args.dir, need_data=False)
     for source, prediction in zip(args.inputs, task.predict(model, args.inputs)):
         print(f"{source}\t{prediction}")
@@ -553,7 +480,7 @@ def _what_was_saved(args: argparse.Namespace) -> str:
     """For a stopped ``train``: whether a checkpoint stands to resume from."""
     if args.command != "train":
         return ""
-    from rnnkit.train.trainer import has_checkpoint
+    from rnnkit.train.runs import has_checkpoint
 
     out = Path(args.out or f"runs/{args.task}")
     if has_checkpoint(out):

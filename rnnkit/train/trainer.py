@@ -24,12 +24,13 @@ from typing import Any
 import numpy as np
 
 from rnnkit.io.checkpoint import (CHECKPOINT_FILE, CONFIG_FILE, CheckpointError, atomic_write, clean_leftovers, load_checkpoint,
-                                  read_meta, save_checkpoint)
+                                  save_checkpoint)
 from rnnkit.models.base import Model
 from rnnkit.models.states import as_state
 from rnnkit.optim import clip_grad_norm, make_optimizer
 from rnnkit.tasks.base import Task, TaskError
 from rnnkit.tasks.metrics import LOWER_IS_BETTER
+from rnnkit.train.runs import BEST_DIR, CURVE_FILE, METRICS_FILE, beats, file_sha256, has_checkpoint
 from rnnkit.train.distributed import GradientBuffer, current_world, is_empty, share, shard
 from rnnkit.viz.plots import plot_loss_curves
 
@@ -38,9 +39,6 @@ from rnnkit.viz.plots import plot_loss_curves
 PATIENCE_EXAMPLES = 20_000
 PATIENCE_EPOCHS = (3, 10)  # fewest and most
 
-BEST_DIR = "best"
-METRICS_FILE = "metrics.jsonl"
-CURVE_FILE = "loss.png"
 
 
 class DivergenceError(RuntimeError):
@@ -371,7 +369,7 @@ class Trainer:
         """The validation record of the checkpoint that is scored (see ``checkpoint_to_score``):
         ``best/``'s, or the main checkpoint's mid-epoch one when that is better; None if none."""
         position = self.position
-        mid_epoch = _beats(position.partial_scores, position.best_scores)
+        mid_epoch = beats(position.partial_scores, position.best_scores)
         target = position.partial_scores if mid_epoch else position.best_scores
         for record in reversed(position.history) if mid_epoch else position.history:
             if bool(record.get("mid_epoch")) != mid_epoch:
@@ -562,41 +560,3 @@ def _plot_curves(out_dir: Path) -> None:
         plot_loss_curves(out_dir / METRICS_FILE, out_dir / CURVE_FILE)
     except ImportError:  # matplotlib is optional; the metrics file has the numbers
         pass
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes, read in blocks."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def has_checkpoint(out_dir: str | Path) -> bool:
-    return (Path(out_dir) / CHECKPOINT_FILE).is_file()
-
-
-def checkpoint_to_score(out_dir: str | Path) -> Path:
-    """The directory whose checkpoint ``eval``, ``predict`` and ``sample`` use: ``best/`` (the
-    best epoch end), unless the main checkpoint holds a state validated mid-epoch that scored
-    better (a time budget or a signal ended the run there); the main one while there is no
-    ``best/``. Only the headers are read; a damaged one is left for loading to report."""
-    out_dir = Path(out_dir)
-    best = out_dir / BEST_DIR
-    if not has_checkpoint(best):  # none yet, or a best/ whose first write a kill interrupted
-        return out_dir
-    try:
-        partial = read_meta(out_dir)["position"].get("partial_scores")
-        best_scores = read_meta(best)["position"].get("best_scores")
-        return out_dir if _beats(partial, best_scores) else best
-    except (CheckpointError, KeyError, TypeError, AttributeError):
-        return best
-
-
-def _beats(partial: list | None, best: list | None) -> bool:
-    """Whether mid-epoch scores ``partial`` beat epoch-end scores ``best`` (lists ranked as
-    ``Trainer._ranking`` makes them)."""
-    return partial is not None and (best is None or partial > best)

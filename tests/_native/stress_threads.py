@@ -9,7 +9,7 @@ in blocks of rows), at random thread counts (more than the machine has, too); ot
 meanwhile run NumPy products (OpenBLAS's own threads) and threaded scans of their own. Now and then
 the main thread sleeps past OpenBLAS's thread timeout (~0.1 s) so that its workers fall asleep: the
 condition under which an OpenBLAS pool asked for more work than it had workers never woke them.
-Every tenth result is checked against the same call on one thread. A hang never ends the script;
+(the other threads pause too). Every tenth result is checked against the same call on one thread. A hang never ends the script;
 the test that runs it (test_stress.py) gives it a time limit and dumps every thread's stack.
 Prints one JSON line: the calls made, the threaded calls among them, the seconds taken.
 """
@@ -104,12 +104,15 @@ def main() -> None:
         assert threads.packed(W, 1) is not None
 
     stop = threading.Event()
+    busy = threading.Event()  # cleared while the main thread lets every thread pool fall asleep
+    busy.set()
     errors: list[BaseException] = []
 
     def numpy_products() -> None:  # OpenBLAS's threads busy, then idle, then busy
         rng = np.random.default_rng(arguments.seed + 1)
         a = rng.random((384, 384), dtype=np.float32)
         while not stop.is_set():
+            busy.wait(timeout=1)
             a @ a
             time.sleep(float(rng.uniform(0, 0.02)))
 
@@ -117,6 +120,7 @@ def main() -> None:
         rng = np.random.default_rng(arguments.seed + 2)
         try:
             while not stop.is_set():
+                busy.wait(timeout=1)
                 layer(rng, check=bool(rng.random() < 0.2))
         except BaseException as error:  # reported by the main thread
             errors.append(error)
@@ -136,8 +140,10 @@ def main() -> None:
         else:
             big_pack(rng)
         calls += 1
-        if rng.random() < arguments.sleepy:
-            time.sleep(float(rng.uniform(0.12, 0.2)))  # past OpenBLAS's thread timeout: its workers sleep
+        if rng.random() < arguments.sleepy:  # every thread quiet past OpenBLAS's thread timeout: its workers sleep
+            busy.clear()
+            time.sleep(float(rng.uniform(0.15, 0.25)))
+            busy.set()
     stop.set()
     for helper in helpers:
         helper.join(timeout=60)

@@ -186,7 +186,7 @@ def test_a_real_run_signalled_at_a_random_moment_resumes_exactly(uninterrupted, 
     message and a checkpoint to resume from."""
     import random
 
-    from rnnkit.train.trainer import has_checkpoint
+    from rnnkit.train.runs import has_checkpoint
 
     reference, seconds = uninterrupted
     out = tmp_path / "run"

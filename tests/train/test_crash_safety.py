@@ -12,7 +12,7 @@ pytest.importorskip("safetensors")
 import rnnkit.train.trainer as trainer_module  # noqa: E402
 from rnnkit.io.checkpoint import load_checkpoint  # noqa: E402
 from rnnkit.train import TrainConfig, Trainer  # noqa: E402
-from rnnkit.train.trainer import BEST_DIR, has_checkpoint  # noqa: E402
+from rnnkit.train.runs import BEST_DIR, has_checkpoint  # noqa: E402
 from tests.train.test_trainer import CountingTask  # noqa: E402
 
 EPOCHS = 4
@@ -186,7 +186,7 @@ def test_a_better_mid_epoch_validation_is_scored_but_not_kept_in_best(tmp_path, 
     every epoch end's: while the run stands that state is the one scored; resumed to the end,
     best/, early stopping and the last state equal the uninterrupted run's, which never
     validated step 25."""
-    from rnnkit.train.trainer import checkpoint_to_score
+    from rnnkit.train.runs import checkpoint_to_score
 
     straight = _step_scored(tmp_path / "straight", monkeypatch)
     assert straight.fit() == "early_stopping" and straight.position.epoch == 4
@@ -209,7 +209,7 @@ def test_a_better_mid_epoch_validation_is_scored_but_not_kept_in_best(tmp_path, 
 
 
 def test_a_best_dir_whose_first_write_was_killed_is_not_scored(tmp_path):
-    from rnnkit.train.trainer import checkpoint_to_score
+    from rnnkit.train.runs import checkpoint_to_score
 
     trainer = _trainer(tmp_path)
     trainer.config.epochs = 1

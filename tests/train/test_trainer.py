@@ -8,7 +8,7 @@ from rnnkit.io.checkpoint import load_checkpoint  # noqa: E402
 from rnnkit.models import ManyToMany  # noqa: E402
 from rnnkit.tasks.base import Task  # noqa: E402
 from rnnkit.train import DivergenceError, TrainConfig, Trainer  # noqa: E402
-from rnnkit.train.trainer import BEST_DIR, METRICS_FILE  # noqa: E402
+from rnnkit.train.runs import BEST_DIR, METRICS_FILE  # noqa: E402
 
 
 def previous_bit(bits):

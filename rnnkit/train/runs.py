@@ -1,0 +1,129 @@
+"""A run directory: what is in it, how it is found, loaded, scored and replaced.
+
+``DIR/checkpoint.safetensors`` (the latest state, for ``--resume``), ``DIR/best/`` (the best
+epoch end's), ``config.json``, ``metrics.jsonl``, ``loss.png``, and for a run on the user's data
+its own copy of the test split (the task's ``split_file``). The trainer writes it
+(``rnnkit.train.trainer``); the command line and the exporter read it through here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnnkit.io.checkpoint import (CHECKPOINT_FILE, CONFIG_FILE, CheckpointError, clean_leftovers, load_checkpoint,
+                                  read_meta)
+from rnnkit.train.schema import validate_run_meta
+
+BEST_DIR = "best"
+METRICS_FILE = "metrics.jsonl"
+CURVE_FILE = "loss.png"
+
+__all__ = ["BEST_DIR", "CHECKPOINT_FILE", "CONFIG_FILE", "CURVE_FILE", "METRICS_FILE", "check_data_unchanged",
+           "checkpoint_to_score", "file_sha256", "has_checkpoint", "load_trained", "replace_earlier_run", "upgrade"]
+
+
+def upgrade(meta: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's description as this version writes it, from one an older version wrote (in
+    place; returned). Every default for a key that did not exist yet is here."""
+    meta["model_options"].setdefault("cell", "rnn")  # saved before --cell: an Elman RNN
+    return meta
+
+
+def has_checkpoint(out_dir: str | Path) -> bool:
+    return (Path(out_dir) / CHECKPOINT_FILE).is_file()
+
+
+def checkpoint_to_score(out_dir: str | Path) -> Path:
+    """The directory whose checkpoint ``eval``, ``predict`` and ``sample`` use: ``best/`` (the
+    best epoch end), unless the main checkpoint holds a state validated mid-epoch that scored
+    better (a time budget or a signal ended the run there); the main one while there is no
+    ``best/``. Only the headers are read; a damaged one is left for loading to report."""
+    out_dir = Path(out_dir)
+    best = out_dir / BEST_DIR
+    if not has_checkpoint(best):  # none yet, or a best/ whose first write a kill interrupted
+        return out_dir
+    try:
+        partial = read_meta(out_dir)["position"].get("partial_scores")
+        best_scores = read_meta(best)["position"].get("best_scores")
+        return out_dir if beats(partial, best_scores) else best
+    except (CheckpointError, KeyError, TypeError, AttributeError):
+        return best
+
+
+def beats(partial: list | None, best: list | None) -> bool:
+    """Whether mid-epoch scores ``partial`` beat epoch-end scores ``best`` (lists ranked as
+    ``Trainer._ranking`` makes them)."""
+    return partial is not None and (best is None or partial > best)
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_trained(directory: str, score_file: str | None = None, need_data: bool = True):
+    """The task and model saved in ``directory`` (its best checkpoint when there is one);
+    ``score_file`` replaces the test split (``eval --data``). ``need_data=False`` (predict,
+    sample) reads no data file: the checkpoint holds what they need. Scoring the training
+    file's test split checks that the file is the one trained on (its SHA-256)."""
+    from rnnkit.tasks import get_task  # the tasks sit above the trainer: imported when a run is loaded
+
+    where = checkpoint_to_score(directory)
+    arrays, meta = load_checkpoint(where)
+    upgrade(validate_run_meta(meta, where))
+    held_out = get_task(meta["task"]).split_file
+    if need_data and score_file is None and meta.get("data") is not None and held_out is not None \
+            and (Path(directory) / held_out).is_file():
+        score_file = str(Path(directory) / held_out)  # the run's own copy of its test split
+    elif need_data and score_file is None:
+        check_data_unchanged(meta)
+    try:
+        task = get_task(meta["task"])(data=meta.get("data"), seed=meta["train_config"]["seed"],
+                                      meta=meta["task_meta"], score_file=score_file, options=meta["model_options"],
+                                      load_data=need_data)
+        model = task.build_model(meta["model_options"], dtype=np.dtype(meta["dtype"]))
+    except (KeyError, TypeError, AttributeError) as error:  # task metadata missing or of the wrong type
+        raise CheckpointError(f"checkpoint {where}: its {meta['task']} metadata is incomplete or damaged "
+                              f"({type(error).__name__}: {error})") from None
+    model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model.")})
+    model.eval()
+    return task, model, meta
+
+
+def replace_earlier_run(out: Path, task: str, split_file: str | None) -> None:
+    """Delete the run in ``out`` (a fresh run replaces it) before anything of the new one is
+    written: a kill before the new run's first checkpoint must not leave the old one for eval or
+    --resume to mistake for it."""
+    if has_checkpoint(out):
+        print(f"[{task}] replacing the earlier run in {out}", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, split_file):
+        if name is not None:
+            (out / name).unlink(missing_ok=True)
+            clean_leftovers(out, (name,))
+    if (out / BEST_DIR).is_dir():
+        shutil.rmtree(out / BEST_DIR)
+
+
+def check_data_unchanged(meta: dict) -> None:
+    """For a run on the user's data without its own copy of the test split: the training file
+    must be where it was, with the same bytes, for its test split to be the one held out."""
+    path, expected = meta.get("data"), meta.get("data_sha256")
+    if path is None or expected is None:  # the default data, or a run from before the check
+        return
+    if not Path(path).is_file():
+        raise ValueError(f"the training data {path} was moved or deleted; its test split cannot be scored. "
+                         f"Score a file with: rnnkit eval DIR --data FILE")
+    if file_sha256(path) != expected:
+        raise ValueError(f"the training data {path} changed since training (its SHA-256 differs), so its test "
+                         f"split is not the one held out. Score it as a whole with: rnnkit eval DIR --data {path}")
