@@ -27,7 +27,7 @@ def _fits(a: np.ndarray, dtype: np.dtype) -> bool:
 
 def scan_forward(states: np.ndarray, h0: np.ndarray, W_hh_T: np.ndarray, bias: np.ndarray, activation: str,
                  mask: np.ndarray | None, first_padded: int) -> bool:
-    """The forward loop of ``rnnkit.functional.recurrent._scan_forward``, in place.
+    """The forward loop of ``rnnkit.functional.elman._scan_forward``, in place.
 
     states: ``(T, B, H)`` pre-activations without the bias in, states out (a view with contiguous
     rows); h0, W_hh_T and bias: ``(B, H)``, ``(H, H)`` (or the view ``W_hh.T``) and ``(H,)``
@@ -66,7 +66,7 @@ def scan_forward(states: np.ndarray, h0: np.ndarray, W_hh_T: np.ndarray, bias: n
 def scan_backward(grad: np.ndarray, states: np.ndarray, W_hh: np.ndarray, activation: str,
                   carried: np.ndarray, upstream: np.ndarray | None = None, bias_grad: np.ndarray | None = None,
                   first_product: bool = True) -> bool:
-    """The loop of ``rnnkit.functional.recurrent._scan_backward``, in place.
+    """The loop of ``rnnkit.functional.elman._scan_backward``, in place.
 
     grad, states: ``(n, B, H)`` in scan order (views with contiguous rows); W_hh ``(H, H)`` and
     carried ``(B, H)`` contiguous. upstream: the gradient from above, ``(n, B, H)`` in scan order,

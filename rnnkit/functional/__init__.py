@@ -16,16 +16,43 @@ from rnnkit.functional.gru import gru_backward, gru_forward, gru_step_backward, 
 from rnnkit.functional.linear import linear_backward, linear_forward
 from rnnkit.functional.losses import mse, softmax_cross_entropy
 from rnnkit.functional.lstm import lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
-from rnnkit.functional.recurrent import (
-    flip_sequences,
+from rnnkit.functional.elman import (
+    ELMAN_CELLS,
     rnn_backward,
     rnn_forward,
     rnn_step_backward,
     rnn_step_forward,
 )
+from rnnkit.functional.recurrent import flip_sequences
+from rnnkit.functional.cells import Cell
+from rnnkit.functional.gru import GRU_CELL
+from rnnkit.functional.lstm import LSTM_CELL
+
+CELL_NAMES = ("rnn", "lstm", "gru")
+
+
+def get_cell(name: str, nonlinearity: str = "tanh") -> Cell:
+    """The :class:`Cell` called ``name`` (``"rnn"``, ``"lstm"``, ``"gru"``); ``nonlinearity``
+    (``"tanh"``, ``"sigmoid"``, ``"relu"``) is the Elman cell's, the gated cells have their own."""
+    if name == "rnn":
+        from rnnkit.functional.elman import elman_cell
+
+        return elman_cell(nonlinearity)
+    if name not in CELL_NAMES:
+        raise ValueError(f"cell: expected one of {', '.join(CELL_NAMES)}, got {name!r}")
+    if nonlinearity != "tanh":
+        raise ValueError(f"nonlinearity: the {name.upper()} cell has its own gate nonlinearities; "
+                         f"{nonlinearity!r} applies only to cell 'rnn'")
+    return {"lstm": LSTM_CELL, "gru": GRU_CELL}[name]
+
 
 __all__ = [
     "ACTIVATIONS",
+    "CELL_NAMES",
+    "Cell",
+    "ELMAN_CELLS",
+    "GRU_CELL",
+    "LSTM_CELL",
     "activation_backward",
     "activation_forward",
     "dropout_backward",
@@ -34,6 +61,7 @@ __all__ = [
     "embedding_forward",
     "flip_sequences",
     "get_activation",
+    "get_cell",
     "gru_backward",
     "gru_forward",
     "gru_step_backward",

@@ -5,8 +5,8 @@ everything the cells share: the input projection of all steps, gates and directi
 matrix product, reverse directions and padding, blocks of BPTT with the weight gradients as
 block products after the scan, the input gradient. A :class:`Cell` supplies what differs: how
 many gate blocks its weights stack, which states it carries, which biases it has, and the two
-per-step loops. Elman, LSTM and GRU are three entries (in ``recurrent.py``, ``lstm.py`` and
-``gru.py``), not three copies of the layer.
+per-step loops. Elman, LSTM and GRU are three entries (in ``elman.py``, ``lstm.py`` and
+``gru.py``), not three copies of the layer; :func:`rnnkit.functional.get_cell` finds one by name.
 
 Letters: T time steps, B batch, H hidden units, G gate blocks (1 Elman, 4 LSTM, 3 GRU).
 """
@@ -47,6 +47,10 @@ class Cell:
             first_product)``, see :class:`BackwardBlock`.
         make_scratch: ``(steps, batch, hidden, dtype) -> object`` handed to every
             ``scan_backward`` call of one layer: buffers reused across blocks.
+        states_are_gates: the forward loop turns the gate pre-activations into the states in
+            place (one gate block whose activation is the state: the Elman cell), so the
+            layer's output is the projection buffer itself, and the backward loop takes its
+            upstream gradient in the gate-gradient buffer (``upstream`` None).
     """
 
     name: str
@@ -58,6 +62,7 @@ class Cell:
     scan_forward: Callable[..., None]
     scan_backward: Callable[..., None]
     make_scratch: Callable[..., object]
+    states_are_gates: bool = False
 
 
 @dataclass(slots=True)

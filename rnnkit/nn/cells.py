@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit._checks import check_choice
-from rnnkit.functional.gru import GRU_CELL
-from rnnkit.functional.lstm import LSTM_CELL
-from rnnkit.functional.recurrent import elman_cell
+from rnnkit.functional import get_cell
 from rnnkit.nn.gru import GRU
 from rnnkit.nn.lstm import LSTM
 from rnnkit.nn.recurrent import RecurrentLayer
@@ -18,8 +16,7 @@ CELLS: dict[str, type[RecurrentLayer]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
 def state_names(cell: str) -> tuple[str, ...]:
     """The states a cell carries, without building a layer: ``("h",)`` or ``("h", "c")``."""
-    description = {"rnn": elman_cell(), "lstm": LSTM_CELL, "gru": GRU_CELL}[check_choice("cell", cell, tuple(CELLS))]
-    return description.state_names
+    return get_cell(check_choice("cell", cell, tuple(CELLS))).state_names
 
 
 def recurrent(

@@ -6,7 +6,7 @@ import numpy as np
 
 from rnnkit._checks import check_choice
 from rnnkit.functional.activations import ACTIVATIONS
-from rnnkit.functional.recurrent import elman_cell
+from rnnkit.functional.elman import elman_cell
 from rnnkit.nn.recurrent import MERGE_MODES, SingleStateLayer
 
 __all__ = ["MERGE_MODES", "RNN"]

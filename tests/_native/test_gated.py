@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rnnkit import _native
-from rnnkit.functional import recurrent
+from rnnkit.functional import elman, recurrent
 from rnnkit.functional.gru import GRU_CELL
 from rnnkit.functional.lstm import LSTM_CELL
 from rnnkit.functional.recurrent import recurrent_layer_backward, recurrent_layer_forward
@@ -114,7 +114,7 @@ def test_subnormals_are_flushed_inside_the_loops_and_nowhere_else():
     assert np.all(states == 0)  # relu(tiny) read as 0
     with _native.disabled():
         kept = np.full((2, 1, 4), tiny, np.float32)
-        recurrent._scan_forward(kept, np.zeros((1, 4), np.float32), np.zeros((4, 4), np.float32),
-                                np.zeros(4, np.float32), recurrent.get_activation("relu"), None, 2)
+        elman._scan_forward(kept, np.zeros((1, 4), np.float32), np.zeros((4, 4), np.float32),
+                                np.zeros(4, np.float32), elman.get_activation("relu"), None, 2)
     assert np.all(kept == tiny)
     assert np.float32(2.0 ** -126) * np.float32(0.5) == np.float32(2.0 ** -127)  # NumPy's own mode untouched

@@ -20,7 +20,7 @@ from rnnkit import openblas
 from rnnkit.functional import recurrent
 from rnnkit.functional.gru import GRU_CELL
 from rnnkit.functional.lstm import LSTM_CELL
-from rnnkit.functional.recurrent import ELMAN_CELLS
+from rnnkit.functional.elman import ELMAN_CELLS
 
 KERNEL_WIDTH = library.lib.rnnkit_packed_width(-1) if _native.available() else 0
 pytestmark = pytest.mark.skipif(not KERNEL_WIDTH, reason=f"no packed product for this CPU ({_native.why_not()})")
@@ -197,7 +197,7 @@ def test_the_directions_scan_side_by_side(cell, padded, monkeypatch):
                         lambda kind, count, table, threads: (calls.append((kind, count)),
                                                              original(kind, count, table, threads)))
     values, grads, _ = _layer(cell, batch, lengths)
-    forward = library.pool_kinds[{1: "rnnkit_scan", 4: "rnnkit_lstm", 3: "rnnkit_gru"}[cell.gates] + "_forward_f32"]
+    forward = library.pool_kinds[{"rnn": "rnnkit_scan", "lstm": "rnnkit_lstm", "gru": "rnnkit_gru"}[cell.name] + "_forward_f32"]
     assert [count for kind, count in calls if kind == forward] == [2]
     for got, want in zip(values, one_values):
         np.testing.assert_array_equal(got, want)

@@ -24,7 +24,7 @@ import pytest
 
 from rnnkit import _native
 from rnnkit._native import library, signatures
-from rnnkit.functional import recurrent
+from rnnkit.functional import elman, recurrent
 from rnnkit.functional.activations import get_activation
 
 pytestmark = pytest.mark.skipif(not _native.available(), reason=f"compiled loops: {_native.why_not()}")
@@ -50,7 +50,7 @@ def _forward_both(states, h0, W_hh, activation, mask=None, first_padded=None, bi
         bias = np.random.default_rng(states.shape[-1]).normal(size=states.shape[-1]).astype(states.dtype)
     expected, got = states.copy(), states.copy()
     with _native.disabled():
-        recurrent._scan_forward(expected, h0, W_hh, bias, get_activation(activation), mask, first_padded)
+        elman._scan_forward(expected, h0, W_hh, bias, get_activation(activation), mask, first_padded)
     assert _native.scan_forward(got, h0, recurrent.transposed_copy(W_hh), bias, activation, mask, first_padded)
     return expected, got
 
@@ -87,7 +87,7 @@ def test_backward_equals_numpy_loop(activation, layout, hidden):
     W_hh, carried = rng.normal(size=(hidden, hidden)) * 0.5, rng.normal(size=(3, hidden))
     expected_grad, expected_carried = grad.copy(), carried.copy()
     with _native.disabled():
-        recurrent._scan_backward(expected_grad, states, W_hh, get_activation(activation), expected_carried,
+        elman._scan_backward(expected_grad, states, W_hh, get_activation(activation), expected_carried,
                                  np.empty((2, 3, hidden)))
     got_grad, got_carried = grad.copy(), carried.copy()
     assert _native.scan_backward(got_grad, states, W_hh, activation, got_carried)
@@ -106,7 +106,7 @@ def test_backward_reads_upstream_in_place_and_sums_the_bias_gradient(activation,
     W_hh, carried, bias_grad = rng.normal(size=(5, 5)) * 0.5, rng.normal(size=(4, 5)), rng.normal(size=5)
     expected_grad, expected_carried = upstream.copy(), carried.copy()
     with _native.disabled():
-        recurrent._scan_backward(expected_grad, states, W_hh, get_activation(activation), expected_carried,
+        elman._scan_backward(expected_grad, states, W_hh, get_activation(activation), expected_carried,
                                  np.empty((2, 4, 5)))
     got_grad, got_carried, got_bias = np.full(upstream.shape, np.nan), carried.copy(), bias_grad.copy()
     before = upstream.copy()
@@ -126,8 +126,8 @@ def test_backward_without_the_first_product_leaves_grad_unchanged(loops):
     full, skipped = grad.copy(), grad.copy()
     context = _native.disabled() if loops == "numpy" else contextlib.nullcontext()
     with context:
-        recurrent._scan_backward(full, states, W_hh, get_activation("tanh"), carried.copy(), np.empty((2, 3, 4)))
-        recurrent._scan_backward(skipped, states, W_hh, get_activation("tanh"), carried.copy(), np.empty((2, 3, 4)),
+        elman._scan_backward(full, states, W_hh, get_activation("tanh"), carried.copy(), np.empty((2, 3, 4)))
+        elman._scan_backward(skipped, states, W_hh, get_activation("tanh"), carried.copy(), np.empty((2, 3, 4)),
                                  first_product=False)
     np.testing.assert_array_equal(skipped, full)
 
@@ -141,12 +141,12 @@ def test_backward_wrapper_falls_back_piece_by_piece():
     W_hh, carried = rng.normal(size=(5, 5)) * 0.5, rng.normal(size=(4, 5))
     expected_grad, expected_carried = upstream.astype(np.float64), carried.copy()
     with _native.disabled():
-        recurrent._scan_backward(expected_grad, states, W_hh, get_activation("tanh"), expected_carried,
+        elman._scan_backward(expected_grad, states, W_hh, get_activation("tanh"), expected_carried,
                                  np.empty((2, 4, 5)))
     bias_storage = np.zeros(10)
     grad, got_carried = np.empty((6, 4, 5)), carried.copy()
     assert not _native.scan_backward(grad, states, W_hh, "tanh", got_carried, upstream)
-    recurrent._scan_backward(grad, states, W_hh, get_activation("tanh"), got_carried, np.empty((2, 4, 5)),
+    elman._scan_backward(grad, states, W_hh, get_activation("tanh"), got_carried, np.empty((2, 4, 5)),
                              upstream, bias_storage[::2])
     np.testing.assert_allclose(grad, expected_grad, **TOL64)
     np.testing.assert_allclose(got_carried, expected_carried, **TOL64)
@@ -164,7 +164,7 @@ def test_realistic_size_equals_numpy_loop():
     grad, carried = rng.normal(size=(5, 32, 256)), rng.normal(size=(32, 256))
     expected_grad, expected_carried = grad.copy(), carried.copy()
     with _native.disabled():
-        recurrent._scan_backward(expected_grad, got, W_hh, get_activation("tanh"), expected_carried,
+        elman._scan_backward(expected_grad, got, W_hh, get_activation("tanh"), expected_carried,
                                  np.empty((2, 32, 256)))
     assert _native.scan_backward(grad, got, W_hh, "tanh", carried)
     np.testing.assert_allclose(grad, expected_grad, **TOL64)
@@ -411,7 +411,7 @@ def test_nan_propagates_as_in_numpy(activation):
     grad, carried = rng.normal(size=(4, 2, 3)), np.full((2, 3), np.nan)
     expected_grad, expected_carried = grad.copy(), carried.copy()
     with _native.disabled():
-        recurrent._scan_backward(expected_grad, expected, np.eye(3), get_activation(activation), expected_carried,
+        elman._scan_backward(expected_grad, expected, np.eye(3), get_activation(activation), expected_carried,
                                  np.empty((2, 2, 3)))
     assert _native.scan_backward(grad, got, np.eye(3), activation, carried)
     np.testing.assert_array_equal(np.isnan(grad), np.isnan(expected_grad))

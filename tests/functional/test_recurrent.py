@@ -1,13 +1,8 @@
 import numpy as np
 import pytest
 
-from rnnkit.functional.recurrent import (
-    flip_sequences,
-    rnn_backward,
-    rnn_forward,
-    rnn_step_backward,
-    rnn_step_forward,
-)
+from rnnkit.functional.elman import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
+from rnnkit.functional.recurrent import flip_sequences
 from tests.gradcheck import assert_gradient
 
 T, B, I, H = 5, 3, 4, 6

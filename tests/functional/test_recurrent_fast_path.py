@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from rnnkit import _native
-from rnnkit.functional import recurrent
-from rnnkit.functional.recurrent import rnn_backward, rnn_forward, rnn_layer_backward, rnn_layer_forward
+from rnnkit.functional import elman, recurrent
+from rnnkit.functional.elman import rnn_backward, rnn_forward, rnn_layer_backward, rnn_layer_forward
 from tests.functional import recurrent_reference as reference
 
 TOL = dict(rtol=1e-10, atol=1e-12)
@@ -109,7 +109,7 @@ def test_blocked_backward_equals_reference_for_any_block_size(monkeypatch, rows,
     boundary right after step 0."""
     monkeypatch.setattr(recurrent, "_BLOCK_ROWS", rows)  # B = 4 rows per step
     monkeypatch.setattr(recurrent, "_DX_CHUNK_ROWS", dx_rows)
-    monkeypatch.setattr(recurrent, "_BLOCK_ELEMENTS", derivative_steps * 4 * 5)  # B * H = 20 per step
+    monkeypatch.setattr(elman, "_BLOCK_ELEMENTS", derivative_steps * 4 * 5)  # B * H = 20 per step
     lengths = None if lengths is None else np.array(lengths)
     x, h0, weights, dout, dh_last = _problem(5, steps=7, directions=len(reverse))
     W_xh, W_hh, b_h = (tuple(w[i] for w in weights) for i in range(3))
@@ -181,8 +181,8 @@ def test_bidirectional_scans_take_the_strided_path(monkeypatch, batch, strided_s
     against the reference above); a batch of one has contiguous rows and stays on the in-place
     loop. The compiled loops walk any row stride and take every scan themselves."""
     calls = []
-    original = recurrent._scan_forward_strided
-    monkeypatch.setattr(recurrent, "_scan_forward_strided", lambda *a: calls.append(1) or original(*a))
+    original = elman._scan_forward_strided
+    monkeypatch.setattr(elman, "_scan_forward_strided", lambda *a: calls.append(1) or original(*a))
     x, h0, weights, dout, _ = _problem(4, batch=batch, directions=2)
     W_xh, W_hh, b_h = (tuple(w[i] for w in weights) for i in range(3))
     out, _, _ = rnn_layer_forward(x, h0, W_xh, W_hh, b_h, "tanh", None, (False, True))

@@ -4,7 +4,7 @@ import sys
 import numpy as np
 import pytest
 
-from rnnkit.nn import GRU, LSTM, RNN, Linear
+from rnnkit.nn import GRU, RNN, Linear
 
 torch = pytest.importorskip("torch")
 from rnnkit.interop.torch import from_torch, to_torch  # noqa: E402

@@ -66,7 +66,8 @@ from rnnkit.functional.activations import sigmoid_forward
 from rnnkit.functional.cells import Cell
 from rnnkit.functional.gru import GRU_CELL
 from rnnkit.functional.lstm import LSTM_CELL
-from rnnkit.functional.recurrent import elman_cell, flip_sequences, recurrent_layer_forward
+from rnnkit.functional.elman import elman_cell
+from rnnkit.functional.recurrent import flip_sequences, recurrent_layer_forward
 from rnnkit.interop.onnx._proto import onnx_module
 from rnnkit.interop.onnx.gates import FROM_ONNX, reorder_gates
 
