@@ -60,27 +60,3 @@ class Model(Module):
     ) -> tuple[float, np.ndarray]:
         """``(loss, doutputs)`` for this model's outputs; pass ``doutputs`` to ``backward``."""
         return task_loss(self.loss_kind, outputs, targets, lengths, reduction)
-
-
-def pool_forward(
-    states: np.ndarray, lengths: np.ndarray | None, mode: str
-) -> tuple[np.ndarray, tuple]:
-    """Mean or max of ``states (T, B, F)`` over each sequence's valid steps -> ``(B, F)``."""
-    steps, batch, _ = states.shape
-    valid = np.ones((steps, batch, 1), bool) if lengths is None else (np.arange(steps)[:, None] < lengths)[..., None]
-    counts = valid.sum(axis=0)  # (B, 1)
-    if mode == "mean":
-        return (states * valid).sum(axis=0) / counts, (valid, counts, None)
-    masked = np.where(valid, states, -np.inf)
-    winners = masked.argmax(axis=0)  # (B, F): the step that won, per feature
-    return np.take_along_axis(masked, winners[None], axis=0)[0], (valid, counts, winners)
-
-
-def pool_backward(dpooled: np.ndarray, cache: tuple, steps: int, mode: str) -> np.ndarray:
-    """Gradient of :func:`pool_forward` with respect to ``states`` ``(T, B, F)``."""
-    valid, counts, winners = cache
-    if mode == "mean":
-        return np.broadcast_to(dpooled / counts, (steps, *dpooled.shape)) * valid
-    dstates = np.zeros((steps, *dpooled.shape), dtype=dpooled.dtype)
-    np.put_along_axis(dstates, winners[None], dpooled[None], axis=0)
-    return dstates

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit._checks import check_choice, check_float_dtype
-from rnnkit.functional.activations import tanh_derivative
+from rnnkit.functional.activations import activation_backward, activation_forward
 from rnnkit.models.base import Model
 from rnnkit.models.decoding import generate
 from rnnkit.models.states import DecoderState, State, join_directions, split_directions
@@ -77,15 +77,14 @@ class _Bridge(Module):
         self._h0 = None
 
     def forward(self, v: np.ndarray) -> State:
-        h0 = np.tanh(self.proj.forward(v))  # (B, S * L * H)
-        self._h0 = h0
+        h0, self._h0 = activation_forward(self.proj.forward(v), "tanh")  # (B, S * L * H)
         per_state = h0.reshape(-1, self.num_states, self.num_layers, self.hidden_size)
         return tuple(per_state[:, k].transpose(1, 0, 2) for k in range(self.num_states))
 
     def backward(self, dstate: State) -> np.ndarray:
         h0 = self._require_cache(self._h0)
         dstacked = np.stack([d.transpose(1, 0, 2) for d in dstate], axis=1)  # (B, S, L, H)
-        dflat = dstacked.reshape(h0.shape) * tanh_derivative(h0)
+        dflat = activation_backward(dstacked.reshape(h0.shape), h0, "tanh")
         self._h0 = None
         return self.proj.backward(dflat)
 
@@ -205,7 +204,7 @@ class Seq2Seq(Model):
         initial = None
         if self.encoder.bidirectional:
             layers = self.encoder.num_layers
-            initial = tuple(np.tanh(getattr(self, name).forward(join_directions(state, layers)))
+            initial = tuple(activation_forward(getattr(self, name).forward(join_directions(state, layers)), "tanh")[0]
                             for name, state in zip(self.bridge_names, final))
         self._cache = (steps, batch, initial)
         start = initial if initial is not None else final
@@ -232,7 +231,7 @@ class Seq2Seq(Model):
         steps, batch, initial = self._require_cache(self._cache)
         dinitial, dmemory = self.decoder.backward(dlogits)
         if self.encoder.bidirectional:
-            dfinal = tuple(split_directions(getattr(self, name).backward(d * tanh_derivative(state)))
+            dfinal = tuple(split_directions(getattr(self, name).backward(activation_backward(d, state, "tanh")))
                            for name, state, d in zip(self.bridge_names, initial, dinitial))
         else:
             dfinal = dinitial

@@ -6,14 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit._checks import check_choice, check_float_dtype
+from rnnkit.functional.pooling import pool_backward, pool_forward
 from rnnkit.models.base import (
     POOLINGS,
     Model,
     embed_backward,
     embed_forward,
     make_input_layer,
-    pool_backward,
-    pool_forward,
 )
 from rnnkit.models.states import State, as_state
 from rnnkit.nn.cells import recurrent

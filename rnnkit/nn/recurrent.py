@@ -17,10 +17,10 @@ import numpy as np
 from rnnkit._checks import as_float_array, check_choice, check_float_dtype, check_lengths, check_positive_int, check_shape
 from rnnkit.functional.cells import Cell
 from rnnkit.functional.dropout import dropout_backward, dropout_forward
+from rnnkit.functional.merge import MERGE_MODES, merge_backward, merge_forward
 from rnnkit.functional.recurrent import recurrent_layer_backward, recurrent_layer_forward
 from rnnkit.nn.module import Module, resolve_rng, uniform_init
 
-MERGE_MODES = ("concat", "sum", "mul", "ave")
 
 State = tuple[np.ndarray, ...]
 
@@ -146,7 +146,7 @@ class RecurrentLayer(Module):
         H = self.hidden_size
         outputs = [layer_input[..., d * H : (d + 1) * H] for d in range(D)]
         # The last layer's output already holds the directions side by side: concat is free.
-        out = layer_input if D == 1 or self.merge_mode == "concat" else self._merge(outputs, self.merge_mode)
+        out = layer_input if D == 1 or self.merge_mode == "concat" else merge_forward(*outputs, self.merge_mode)
         self._cache = {"layers": layers, "last_outputs": outputs, "state_shape": initial[0].shape}
         final_states = tuple(finals[0][k] if self.num_layers == 1 else np.concatenate([f[k] for f in finals])
                              for k in range(len(self.cell.state_names)))
@@ -169,16 +169,6 @@ class RecurrentLayer(Module):
             check_shape(f"{name}0", value, shape, "(num_layers * num_directions, B, hidden_size)")
             states.append(value)
         return tuple(states)
-
-    @staticmethod
-    def _merge(outputs: list[np.ndarray], mode: str) -> np.ndarray:
-        """Combine the two directions' states for merge modes other than concat."""
-        forward_states, reverse_states = outputs
-        if mode == "sum":
-            return forward_states + reverse_states
-        if mode == "ave":
-            return 0.5 * (forward_states + reverse_states)
-        return forward_states * reverse_states  # "mul"
 
     # -- backward --------------------------------------------------------------------------
     def backward_states(
@@ -221,7 +211,7 @@ class RecurrentLayer(Module):
                     if state_grad else None)
         grad = dout
         if D == 2 and self.merge_mode != "concat":
-            grad = np.concatenate(self._split(dout, self.merge_mode, cache["last_outputs"]), axis=-1)
+            grad = np.concatenate(merge_backward(dout, *cache["last_outputs"], self.merge_mode), axis=-1)
         parameters = ("W_xh", "W_hh", *self.cell.bias_names)
         for layer in range(self.num_layers - 1, -1, -1):
             dropout_cache, layer_cache = layers[layer]
@@ -244,16 +234,6 @@ class RecurrentLayer(Module):
         if self.batch_first and grad is not None:
             grad = grad.transpose(1, 0, 2)
         return grad, dinitial if h0_grad else None
-
-    def _split(self, grad: np.ndarray, mode: str, last_outputs: list[np.ndarray]) -> list[np.ndarray]:
-        """Gradient for each direction's states from the gradient of :meth:`_merge`'s output."""
-        if mode == "sum":
-            return [grad, grad]
-        if mode == "ave":
-            half = 0.5 * grad
-            return [half, half]
-        forward_states, reverse_states = last_outputs
-        return [grad * reverse_states, grad * forward_states]  # "mul"
 
 
 class SingleStateLayer(RecurrentLayer):
