@@ -7,7 +7,6 @@ from typing import Sequence
 
 import numpy as np
 
-FLOAT_DTYPES = (np.float32, np.float64)
 
 
 def check_float_dtype(dtype: np.dtype | type) -> np.dtype:
@@ -93,8 +92,11 @@ def check_lengths(lengths: object, batch: int, steps: int) -> np.ndarray | None:
 
 
 def check_positive_int(name: str, value: object) -> int:
-    """Return ``value`` as an int if it is a positive integer (not a bool), else raise ValueError."""
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+    """Return ``value`` as an int if it is an integer >= 1: TypeError for another type (a bool
+    too, and a float even if whole), ValueError for an integer below 1."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected a positive integer, got {value!r} ({type(value).__name__})")
+    if value < 1:
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
     return int(value)
 

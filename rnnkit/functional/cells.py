@@ -20,6 +20,11 @@ from typing import Callable
 import numpy as np
 
 
+#: A recurrent layer's carried states, one array per name in :attr:`Cell.state_names`: ``(h,)`` or
+#: ``(h, c)``; each ``(B, H)`` for one direction, ``(L * D, B, H)`` for a stacked layer's.
+State = tuple[np.ndarray, ...]
+
+
 @dataclass(frozen=True)
 class Cell:
     """A recurrent cell as the generic layer sees it.

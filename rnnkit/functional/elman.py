@@ -186,28 +186,28 @@ def rnn_layer_forward(
     lengths: np.ndarray | None = None,
     reverse: tuple[bool, ...] = (False,),
 ) -> tuple[np.ndarray, np.ndarray, RecurrentCache]:
-    """:func:`recurrent_layer_forward` for the Elman cell: ``h0`` and ``h_last`` are (D, B, H),
+    """:func:`recurrent_layer_forward` for the Elman cell: ``h0`` and ``h_n`` are (D, B, H),
     ``W_xh`` (H, I), ``W_hh`` (H, H) and ``b_h`` (H,) per direction; ``nonlinearity`` "tanh",
     "sigmoid" or "relu"."""
     cell = elman_cell(nonlinearity)
-    out, (h_last,), cache = recurrent_layer_forward(cell, x, (h0,), W_xh, W_hh, tuple((b,) for b in b_h), lengths,
+    out, (h_n,), cache = recurrent_layer_forward(cell, x, (h0,), W_xh, W_hh, tuple((b,) for b in b_h), lengths,
                                                     reverse)
-    return out, h_last, cache
+    return out, h_n, cache
 
 
 def rnn_layer_backward(
     dout: np.ndarray,
-    dh_last: np.ndarray | None,
+    dh_n: np.ndarray | None,
     cache: RecurrentCache,
     grads: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] | None = None,
     input_grad: bool = True,
-    state_grad: bool = True,
+    h0_grad: bool = True,
 ) -> tuple[np.ndarray | None, np.ndarray | None, list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """:func:`recurrent_layer_backward` for :func:`rnn_layer_forward`: returns ``dx`` (None when
-    ``input_grad`` is False), ``dh0`` (D, B, H) (None when ``state_grad`` is False) and the lists
+    ``input_grad`` is False), ``dh0`` (D, B, H) (None when ``h0_grad`` is False) and the lists
     ``dW_xh``, ``dW_hh``, ``db_h`` of D arrays each."""
-    dx, dinitial, (dW_xh, dW_hh, db_h) = recurrent_layer_backward(dout, (dh_last,), cache, grads, input_grad,
-                                                                  state_grad)
+    dx, dinitial, (dW_xh, dW_hh, db_h) = recurrent_layer_backward(dout, (dh_n,), cache, grads, input_grad,
+                                                                  h0_grad)
     return dx, None if dinitial is None else dinitial[0], dW_xh, dW_hh, db_h
 
 
@@ -237,17 +237,17 @@ def rnn_forward(
     Returns
     -------
     states : (T, B, H) the state after each step, in input time order; exactly 0 at padding.
-    h_last : (B, H) the final state: at step ``lengths[b] - 1`` going forward, at step 0 in reverse.
+    h_n : (B, H) the final state: at step ``lengths[b] - 1`` going forward, at step 0 in reverse.
     cache : for :func:`rnn_backward`.
     """
-    states, h_last, cache = rnn_layer_forward(
+    states, h_n, cache = rnn_layer_forward(
         x, h0[None], (W_xh,), (W_hh,), (b_h,), nonlinearity, lengths, (reverse,)
     )
-    return states, h_last[0], cache
+    return states, h_n[0], cache
 
 
 def rnn_backward(
-    dstates: np.ndarray, dh_last: np.ndarray | None, cache: RecurrentCache, input_grad: bool = True
+    dstates: np.ndarray, dh_n: np.ndarray | None, cache: RecurrentCache, input_grad: bool = True
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Backpropagation through time for :func:`rnn_forward`.
 
@@ -256,7 +256,7 @@ def rnn_backward(
     dstates : (T, B, H) gradient of the loss with respect to every output state, in input time
         order. It holds only the gradient arriving *from above* at each step; the part arriving
         back through time from step ``t + 1`` is added here. Values at padding are ignored.
-    dh_last : (B, H) gradient with respect to ``h_last``, or None for zeros.
+    dh_n : (B, H) gradient with respect to ``h_n``, or None for zeros.
     cache : from :func:`rnn_forward`.
     input_grad : False to skip ``dx`` (returned as None).
 
@@ -269,7 +269,7 @@ def rnn_backward(
     db_h : (H,).
     """
     dx, dh0, dW_xh, dW_hh, db_h = rnn_layer_backward(
-        dstates, None if dh_last is None else dh_last[None], cache, input_grad=input_grad
+        dstates, None if dh_n is None else dh_n[None], cache, input_grad=input_grad
     )
     return dx, dh0[0], dW_xh[0], dW_hh[0], db_h[0]
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit import _native
-from rnnkit.functional.activations import tanh_derivative as tanh_derivative_of
+from rnnkit.functional.activations import sigmoid_forward, tanh_derivative as tanh_derivative_of
 from rnnkit.functional.cells import BackwardBlock, Cell, GateScratch
 from rnnkit.functional.recurrent import (
     RecurrentCache,
@@ -59,10 +59,7 @@ def _scan_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray]
         recurrent += b_hh
         rz = a[:, reset_update]
         rz += recurrent[:, reset_update]
-        rz *= 0.5  # sigmoid(v) = (1 + tanh(v / 2)) / 2, without exp overflow
-        tanh(rz, rz)
-        rz += 1.0
-        rz *= 0.5
+        sigmoid_forward(rz, out=rz)
         r, z, n = a[:, :hidden], a[:, hidden : 2 * hidden], a[:, 2 * hidden :]
         hn = hidden_n[t]
         hn[...] = recurrent[:, 2 * hidden :]
@@ -151,28 +148,28 @@ def gru_forward(
     Returns
     -------
     states : (T, B, H) ``h_t`` in input time order; exactly 0 at padding.
-    h_last : (B, H) at step ``lengths[b] - 1`` going forward, at step 0 in reverse.
+    h_n : (B, H) at step ``lengths[b] - 1`` going forward, at step 0 in reverse.
     cache : for :func:`gru_backward`.
     """
-    states, (h_last,), cache = recurrent_layer_forward(
+    states, (h_n,), cache = recurrent_layer_forward(
         GRU_CELL, x, (h0[None],), (W_xh,), (W_hh,), ((b_xh, b_hh),), lengths, (reverse,)
     )
-    return states, h_last[0], cache
+    return states, h_n[0], cache
 
 
 def gru_backward(
-    dstates: np.ndarray, dh_last: np.ndarray | None, cache: RecurrentCache
+    dstates: np.ndarray, dh_n: np.ndarray | None, cache: RecurrentCache
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Backpropagation through time for :func:`gru_forward`.
 
     dstates : (T, B, H) gradient arriving from above at every output state (padding ignored);
-    dh_last : (B, H) or None for zeros.
+    dh_n : (B, H) or None for zeros.
 
     Returns ``dx`` (T, B, I), ``dh0`` (B, H), ``dW_xh`` (3H, I), ``dW_hh`` (3H, H), ``db_xh``,
     ``db_hh`` (3H,).
     """
     dx, (dh0,), (dW_xh, dW_hh, db_xh, db_hh) = recurrent_layer_backward(
-        dstates, (None if dh_last is None else dh_last[None],), cache
+        dstates, (None if dh_n is None else dh_n[None],), cache
     )
     return dx, dh0[0], dW_xh[0], dW_hh[0], db_xh[0], db_hh[0]
 
@@ -186,7 +183,7 @@ def gru_step_forward(
     """
     hidden = h_prev.shape[1]
     input_side, hidden_side = x_t @ W_xh.T + b_xh, h_prev @ W_hh.T + b_hh
-    rz = 0.5 * (1.0 + np.tanh(0.5 * (input_side[:, : 2 * hidden] + hidden_side[:, : 2 * hidden])))
+    rz = sigmoid_forward(input_side[:, : 2 * hidden] + hidden_side[:, : 2 * hidden])
     r, z = rz[:, :hidden], rz[:, hidden:]
     hn = hidden_side[:, 2 * hidden :]
     n = np.tanh(input_side[:, 2 * hidden :] + r * hn)

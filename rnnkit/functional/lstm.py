@@ -27,7 +27,7 @@ from functools import cached_property
 import numpy as np
 
 from rnnkit import _native
-from rnnkit.functional.activations import tanh_derivative as tanh_derivative_of
+from rnnkit.functional.activations import sigmoid_forward, tanh_derivative as tanh_derivative_of
 from rnnkit.functional.cells import BackwardBlock, Cell, GateScratch
 from rnnkit.functional.recurrent import (
     RecurrentCache,
@@ -174,33 +174,29 @@ def lstm_forward(
     Returns
     -------
     states : (T, B, H) ``h_t`` in input time order; exactly 0 at padding.
-    (h_last, c_last) : (B, H) each, at step ``lengths[b] - 1`` going forward, at step 0 in reverse.
+    (h_n, c_n) : (B, H) each, at step ``lengths[b] - 1`` going forward, at step 0 in reverse.
     cache : for :func:`lstm_backward`.
     """
-    states, (h_last, c_last), cache = recurrent_layer_forward(
+    states, (h_n, c_n), cache = recurrent_layer_forward(
         LSTM_CELL, x, (h0[None], c0[None]), (W_xh,), (W_hh,), ((b_h,),), lengths, (reverse,)
     )
-    return states, (h_last[0], c_last[0]), cache
+    return states, (h_n[0], c_n[0]), cache
 
 
 def lstm_backward(
-    dstates: np.ndarray, dh_last: np.ndarray | None, dc_last: np.ndarray | None, cache: RecurrentCache
+    dstates: np.ndarray, dh_n: np.ndarray | None, dc_n: np.ndarray | None, cache: RecurrentCache
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Backpropagation through time for :func:`lstm_forward`.
 
     dstates : (T, B, H) gradient arriving from above at every output state (padding ignored);
-    dh_last, dc_last : (B, H) or None for zeros.
+    dh_n, dc_n : (B, H) or None for zeros.
 
     Returns ``dx`` (T, B, I), ``dh0``, ``dc0`` (B, H), ``dW_xh`` (4H, I), ``dW_hh`` (4H, H),
     ``db_h`` (4H,).
     """
-    dfinal = tuple(None if g is None else g[None] for g in (dh_last, dc_last))
+    dfinal = tuple(None if g is None else g[None] for g in (dh_n, dc_n))
     dx, (dh0, dc0), (dW_xh, dW_hh, db_h) = recurrent_layer_backward(dstates, dfinal, cache)
     return dx, dh0[0], dc0[0], dW_xh[0], dW_hh[0], db_h[0]
-
-
-def _sigmoid(a: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * a))
 
 
 def lstm_step_forward(
@@ -213,7 +209,7 @@ def lstm_step_forward(
     """
     hidden = h_prev.shape[1]
     a = x_t @ W_xh.T + h_prev @ W_hh.T + b_h
-    i, f, o = _sigmoid(a[:, :hidden]), _sigmoid(a[:, hidden : 2 * hidden]), _sigmoid(a[:, 3 * hidden :])
+    i, f, o = sigmoid_forward(a[:, :hidden]), sigmoid_forward(a[:, hidden : 2 * hidden]), sigmoid_forward(a[:, 3 * hidden :])
     g = np.tanh(a[:, 2 * hidden : 3 * hidden])
     c_t = f * c_prev + i * g
     tanh_c = np.tanh(c_t)

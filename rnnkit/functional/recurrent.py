@@ -205,7 +205,7 @@ def recurrent_layer_backward(
     cache: RecurrentCache,
     grads: tuple[list[np.ndarray], ...] | None = None,
     input_grad: bool = True,
-    state_grad: bool = True,
+    h0_grad: bool = True,
 ) -> tuple[np.ndarray | None, tuple[np.ndarray, ...] | None, tuple[list[np.ndarray], ...]]:
     """Backpropagation through time for :func:`recurrent_layer_forward`.
 
@@ -222,14 +222,14 @@ def recurrent_layer_backward(
         temporary each.
     input_grad : False when nothing needs ``dx`` (the first layer reading data, as PyTorch skips
         it for an input that does not require grad): saves a ``(T*B, D*G*H) x (D*G*H, I)`` product.
-    state_grad : False when nothing needs the initial states' gradients (an initial state that is
+    h0_grad : False when nothing needs the initial states' gradients (an initial state that is
         not learned and comes from no other layer): saves each direction's last product through
         ``W_hh``.
 
     Returns
     -------
     dx : (T, B, I), zero at padding; None when ``input_grad`` is False.
-    dinitial : per state (D, B, H); None when ``state_grad`` is False.
+    dinitial : per state (D, B, H); None when ``h0_grad`` is False.
     grads : ``(dW_xh, dW_hh, *dbiases)``, D arrays each.
 
     Each direction walks back through time a block of steps at a time. A block's gate
@@ -261,7 +261,7 @@ def recurrent_layer_backward(
 
     dx = workspace.empty(x.shape, out.dtype) if input_grad else None
     dinitial = (tuple(np.empty((directions, batch, hidden), dtype=out.dtype) for _ in cell.state_names)
-                if state_grad else None)
+                if h0_grad else None)
     if grads is None:
         shapes = [(width, inputs), (width, hidden)] + [(width,)] * len(cell.bias_names)
         grads = tuple([np.zeros(shape, out.dtype) for _ in range(directions)] for shape in shapes)
@@ -317,7 +317,7 @@ def recurrent_layer_backward(
                     buffer[:n] = 0
                     buffer[last[hit] - lo, hit] = given[d][hit]
                     extra.append(buffer[:n][::-1] if mirrored else buffer[:n])
-                first_product = state_grad or start > 0  # the scan's step 0 feeds only the initial state
+                first_product = h0_grad or start > 0  # the scan's step 0 feeds only the initial state
                 if mirrored:  # the loops walk scan order
                     block_grads = BackwardBlock(start, stop, g[::-1], g_hidden[::-1], gate_scans[d], scans[d],
                                                 kept_scans[d], initial_d, scratch)

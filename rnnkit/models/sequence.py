@@ -15,7 +15,7 @@ from rnnkit.models.base import (
     make_input_layer,
 )
 from rnnkit.models.states import State, as_state
-from rnnkit.nn.cells import recurrent
+from rnnkit.nn.factory import recurrent
 from rnnkit.nn.linear import Linear
 from rnnkit.nn.module import resolve_rng
 

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-State = tuple[np.ndarray, ...]
+from rnnkit.functional.cells import State
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Modules: they own parameters and gradients and call the pure pairs in ``rnnkit.functional``."""
 
-from rnnkit.nn.cells import CELLS, recurrent
+from rnnkit.nn.factory import CELLS, recurrent
 from rnnkit.nn.dropout import Dropout
 from rnnkit.nn.embedding import Embedding
 from rnnkit.nn.gru import GRU

@@ -15,14 +15,11 @@ import math
 import numpy as np
 
 from rnnkit._checks import as_float_array, check_choice, check_float_dtype, check_lengths, check_positive_int, check_shape
-from rnnkit.functional.cells import Cell
+from rnnkit.functional.cells import Cell, State
 from rnnkit.functional.dropout import dropout_backward, dropout_forward
 from rnnkit.functional.merge import MERGE_MODES, merge_backward, merge_forward
 from rnnkit.functional.recurrent import recurrent_layer_backward, recurrent_layer_forward
 from rnnkit.nn.module import Module, resolve_rng, uniform_init
-
-
-State = tuple[np.ndarray, ...]
 
 
 class RecurrentLayer(Module):
@@ -206,9 +203,9 @@ class RecurrentLayer(Module):
             checked.append(given)
 
         D = self.num_directions
-        state_grad = h0_grad or self.learn_h0
+        need_h0_grad = h0_grad or self.learn_h0
         dinitial = (tuple(np.empty(cache["state_shape"], dtype=self.dtype) for _ in self.cell.state_names)
-                    if state_grad else None)
+                    if need_h0_grad else None)
         grad = dout
         if D == 2 and self.merge_mode != "concat":
             grad = np.concatenate(merge_backward(dout, *cache["last_outputs"], self.merge_mode), axis=-1)
@@ -221,7 +218,7 @@ class RecurrentLayer(Module):
             into = tuple([self.grads[f"{name}{suffix}"] for suffix in suffixes] for name in parameters)
             dx, dinitial_layer, _ = recurrent_layer_backward(
                 grad, tuple(None if g is None else g[rows] for g in checked), layer_cache, into,
-                input_grad=input_grad or layer > 0, state_grad=state_grad,
+                input_grad=input_grad or layer > 0, h0_grad=need_h0_grad,
             )
             if dinitial is not None:
                 for array, value in zip(dinitial, dinitial_layer):

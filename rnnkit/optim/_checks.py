@@ -65,11 +65,3 @@ def check_flag(name: str, value: Any) -> bool:
         raise TypeError(f"{name}: expected True or False, got {value!r} ({type(value).__name__})")
     return bool(value)
 
-
-def check_positive_int(name: str, value: Any) -> int:
-    """Return ``value`` as an int if it is an integer >= 1, else raise."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an integer >= 1, got {value!r} ({type(value).__name__})")
-    if value < 1:
-        raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
-    return int(value)

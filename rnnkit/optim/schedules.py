@@ -17,7 +17,8 @@ import numbers
 from collections.abc import Mapping
 from typing import Any
 
-from rnnkit.optim._checks import check_number, check_positive_int
+from rnnkit._checks import check_positive_int
+from rnnkit.optim._checks import check_number
 
 
 class Schedule:

@@ -28,11 +28,11 @@ def _layer(cell, dtype, directions, lengths, seed, steps=9, batch=4, inputs=3, h
     return x, initial, weights, dout, dfinal
 
 
-def _run(cell, arrays, lengths, reverse, state_grad=True):
+def _run(cell, arrays, lengths, reverse, h0_grad=True):
     x, initial, weights, dout, dfinal = arrays
     W_xh, W_hh, biases = zip(*weights)
     out, final, cache = recurrent_layer_forward(cell, x, initial, W_xh, W_hh, biases, lengths, reverse)
-    dx, dinitial, grads = recurrent_layer_backward(dout, dfinal, cache, state_grad=state_grad)
+    dx, dinitial, grads = recurrent_layer_backward(dout, dfinal, cache, h0_grad=h0_grad)
     flat = [out, *final, dx, *(dinitial or ())] + [g for per_name in grads for g in per_name]
     return flat
 
@@ -59,12 +59,12 @@ def test_compiled_layer_equals_numpy_loops(name, dtype, reverse, lengths, block_
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru"])
-def test_compiled_without_state_grad_equals_numpy(name):
+def test_compiled_without_h0_grad_equals_numpy(name):
     cell = CELLS[name]
     arrays = _layer(cell, np.float64, 2, None, seed=3)
-    compiled = _run(cell, arrays, None, (False, True), state_grad=False)
+    compiled = _run(cell, arrays, None, (False, True), h0_grad=False)
     with _native.disabled():
-        expected = _run(cell, arrays, None, (False, True), state_grad=False)
+        expected = _run(cell, arrays, None, (False, True), h0_grad=False)
     for got, want in zip(compiled, expected):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 

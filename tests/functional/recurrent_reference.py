@@ -90,7 +90,7 @@ def rnn_forward(
     Returns
     -------
     states : (T, B, H) the state after each step, in input time order; exactly 0 at padding.
-    h_last : (B, H) the final state: at step ``lengths[b] - 1`` going forward, at step 0 in reverse.
+    h_n : (B, H) the final state: at step ``lengths[b] - 1`` going forward, at step 0 in reverse.
     cache : for :func:`rnn_backward`.
     """
     activation = get_activation(nonlinearity)
@@ -103,9 +103,9 @@ def rnn_forward(
     states += b_h
     _scan_forward(states, h0, W_hh, activation, lengths)
 
-    h_last = last_valid(states, lengths)
+    h_n = last_valid(states, lengths)
     cache = RecurrentCache(x_scan, h0, W_xh, W_hh, states, activation, lengths, reverse)
-    return (flip_sequences(states, lengths) if reverse else states), h_last, cache
+    return (flip_sequences(states, lengths) if reverse else states), h_n, cache
 
 
 def _scan_forward(
@@ -132,7 +132,7 @@ def _scan_forward(
 
 
 def rnn_backward(
-    dstates: np.ndarray, dh_last: np.ndarray | None, cache: RecurrentCache
+    dstates: np.ndarray, dh_n: np.ndarray | None, cache: RecurrentCache
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Backpropagation through time for :func:`rnn_forward`.
 
@@ -141,7 +141,7 @@ def rnn_backward(
     dstates : (T, B, H) gradient of the loss with respect to every output state, in input time
         order. It holds only the gradient arriving *from above* at each step; the part arriving
         back through time from step ``t + 1`` is added here. Values at padding are ignored.
-    dh_last : (B, H) gradient with respect to ``h_last``, or None for zeros.
+    dh_n : (B, H) gradient with respect to ``h_n``, or None for zeros.
     cache : from :func:`rnn_forward`.
 
     Returns
@@ -163,11 +163,11 @@ def rnn_backward(
     mask = valid_mask(lengths, steps, states.dtype)
     if mask is not None:
         grad *= mask  # padding contributes nothing, whatever the caller passed there
-    if dh_last is not None:
+    if dh_n is not None:
         if lengths is None:
-            grad[-1] += dh_last
+            grad[-1] += dh_n
         else:
-            grad[lengths - 1, np.arange(batch)] += dh_last
+            grad[lengths - 1, np.arange(batch)] += dh_n
 
     dh0 = _scan_backward(grad, states, W_hh, activation)
 

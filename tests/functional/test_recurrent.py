@@ -35,14 +35,14 @@ def test_rnn_gradients_match_central_differences(nonlinearity, reverse, lengths)
     arrays, rng = _problem()
     lengths = None if lengths is None else np.array(lengths)
     dstates = rng.normal(size=(T, B, H))
-    dh_last = rng.normal(size=(B, H))
+    dh_n = rng.normal(size=(B, H))
 
     def loss():
-        states, h_last, _ = rnn_forward(**arrays, nonlinearity=nonlinearity, lengths=lengths, reverse=reverse)
-        return float(np.sum(states * dstates) + np.sum(h_last * dh_last))
+        states, h_n, _ = rnn_forward(**arrays, nonlinearity=nonlinearity, lengths=lengths, reverse=reverse)
+        return float(np.sum(states * dstates) + np.sum(h_n * dh_n))
 
     _, _, cache = rnn_forward(**arrays, nonlinearity=nonlinearity, lengths=lengths, reverse=reverse)
-    dx, dh0, dW_xh, dW_hh, db_h = rnn_backward(dstates, dh_last, cache)
+    dx, dh0, dW_xh, dW_hh, db_h = rnn_backward(dstates, dh_n, cache)
     for name, analytic in (("x", dx), ("h0", dh0), ("W_xh", dW_xh), ("W_hh", dW_hh), ("b_h", db_h)):
         assert_gradient(loss, arrays[name], analytic, name)
 
@@ -50,15 +50,15 @@ def test_rnn_gradients_match_central_differences(nonlinearity, reverse, lengths)
 def _loop_reference(x, h0, W_xh, W_hh, b_h, lengths, reverse):
     """The textbook loop, one sequence at a time: what the batched scan must reproduce."""
     states = np.zeros((T, B, H))
-    h_last = np.zeros((B, H))
+    h_n = np.zeros((B, H))
     for b in range(B):
         h = h0[b]
         order = range(lengths[b] - 1, -1, -1) if reverse else range(lengths[b])
         for t in order:
             h = np.tanh(W_hh @ h + W_xh @ x[t, b] + b_h)
             states[t, b] = h
-        h_last[b] = h
-    return states, h_last
+        h_n[b] = h
+    return states, h_n
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -67,10 +67,10 @@ def test_padding_is_exactly_zero_and_matches_per_sequence_loop(reverse):
     lengths = np.array([5, 1, 3])
     arrays["x"][3:, 2] = 1e6  # garbage in the padding must not leak anywhere
     arrays["x"][1:, 1] = -1e6
-    states, h_last, cache = rnn_forward(**arrays, lengths=lengths, reverse=reverse)
+    states, h_n, cache = rnn_forward(**arrays, lengths=lengths, reverse=reverse)
     expected_states, expected_last = _loop_reference(**arrays, lengths=lengths, reverse=reverse)
     np.testing.assert_allclose(states, expected_states, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(h_last, expected_last, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(h_n, expected_last, rtol=1e-12, atol=1e-14)
     assert np.all(states[3:, 2] == 0) and np.all(states[1:, 1] == 0)
     dx, *_ = rnn_backward(rng.normal(size=(T, B, H)) * 1e3, None, cache)
     assert np.all(dx[3:, 2] == 0) and np.all(dx[1:, 1] == 0)
@@ -100,7 +100,7 @@ def test_step_gradients_match_central_differences():
 def test_float32_stays_float32():
     arrays, rng = _problem(4)
     arrays = {k: v.astype(np.float32) for k, v in arrays.items()}
-    states, h_last, cache = rnn_forward(**arrays, lengths=np.array([5, 2, 4]), reverse=True)
+    states, h_n, cache = rnn_forward(**arrays, lengths=np.array([5, 2, 4]), reverse=True)
     grads = rnn_backward(np.ones((T, B, H), np.float32), None, cache)
-    assert states.dtype == h_last.dtype == np.float32
+    assert states.dtype == h_n.dtype == np.float32
     assert all(g.dtype == np.float32 for g in grads)

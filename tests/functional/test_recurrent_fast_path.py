@@ -40,21 +40,21 @@ def _problem(seed, steps=6, batch=4, inputs=3, hidden=5, directions=1):
         for _ in range(directions)
     ]
     dout = rng.normal(size=(steps, batch, directions * hidden))
-    dh_last = rng.normal(size=(directions, batch, hidden))
-    return x, h0, weights, dout, dh_last
+    dh_n = rng.normal(size=(directions, batch, hidden))
+    return x, h0, weights, dout, dh_n
 
 
-def _reference_layer(x, h0, weights, nonlinearity, lengths, reverse, dout, dh_last):
+def _reference_layer(x, h0, weights, nonlinearity, lengths, reverse, dout, dh_n):
     """Each direction through the reference pair, outputs concatenated as the layer does."""
     hidden = weights[0][1].shape[0]
     outs, lasts, grads, dx = [], [], [], 0.0
     for d, (W_xh, W_hh, b_h) in enumerate(weights):
-        states, h_last, cache = reference.rnn_forward(x, h0[d], W_xh, W_hh, b_h, nonlinearity, lengths, reverse[d])
+        states, h_n, cache = reference.rnn_forward(x, h0[d], W_xh, W_hh, b_h, nonlinearity, lengths, reverse[d])
         g = reference.rnn_backward(
-            dout[..., d * hidden : (d + 1) * hidden], None if dh_last is None else dh_last[d], cache
+            dout[..., d * hidden : (d + 1) * hidden], None if dh_n is None else dh_n[d], cache
         )
         outs.append(states)
-        lasts.append(h_last)
+        lasts.append(h_n)
         grads.append(g)
         dx = dx + g[0]
     return np.concatenate(outs, axis=-1), np.stack(lasts), dx, grads
@@ -63,20 +63,20 @@ def _reference_layer(x, h0, weights, nonlinearity, lengths, reverse, dout, dh_la
 @pytest.mark.parametrize("nonlinearity", ["tanh", "sigmoid", "relu"])
 @pytest.mark.parametrize("lengths", sorted(LENGTHS))
 @pytest.mark.parametrize("reverse", [(False,), (True,), (False, True), (True, False)])
-@pytest.mark.parametrize("with_dh_last", [False, True])
-def test_layer_equals_reference_path(nonlinearity, lengths, reverse, with_dh_last):
+@pytest.mark.parametrize("with_dh_n", [False, True])
+def test_layer_equals_reference_path(nonlinearity, lengths, reverse, with_dh_n):
     lengths = None if LENGTHS[lengths] is None else np.array(LENGTHS[lengths])
-    x, h0, weights, dout, dh_last = _problem(len(reverse) + 7, directions=len(reverse))
-    dh_last = dh_last if with_dh_last else None
+    x, h0, weights, dout, dh_n = _problem(len(reverse) + 7, directions=len(reverse))
+    dh_n = dh_n if with_dh_n else None
     W_xh, W_hh, b_h = (tuple(w[i] for w in weights) for i in range(3))
-    out, h_last, cache = rnn_layer_forward(x, h0, W_xh, W_hh, b_h, nonlinearity, lengths, reverse)
+    out, h_n, cache = rnn_layer_forward(x, h0, W_xh, W_hh, b_h, nonlinearity, lengths, reverse)
     dout_before = dout.copy()
-    dx, dh0, dW_xh, dW_hh, db_h = rnn_layer_backward(dout, dh_last, cache)
+    dx, dh0, dW_xh, dW_hh, db_h = rnn_layer_backward(dout, dh_n, cache)
     np.testing.assert_array_equal(dout, dout_before)  # the caller's gradient is never a work buffer
 
-    e_out, e_last, e_dx, e_grads = _reference_layer(x, h0, weights, nonlinearity, lengths, reverse, dout, dh_last)
+    e_out, e_last, e_dx, e_grads = _reference_layer(x, h0, weights, nonlinearity, lengths, reverse, dout, dh_n)
     np.testing.assert_allclose(out, e_out, **TOL)
-    np.testing.assert_allclose(h_last, e_last, **TOL)
+    np.testing.assert_allclose(h_n, e_last, **TOL)
     np.testing.assert_allclose(dx, e_dx, **TOL)
     for d, (_, e_dh0, e_dW_xh, e_dW_hh, e_db_h) in enumerate(e_grads):
         np.testing.assert_allclose(dh0[d], e_dh0, **TOL)
@@ -89,13 +89,13 @@ def test_layer_equals_reference_path(nonlinearity, lengths, reverse, with_dh_las
 @pytest.mark.parametrize("lengths", [None, (6, 2, 5, 1)])
 def test_one_direction_api_equals_reference(reverse, lengths):
     lengths = None if lengths is None else np.array(lengths)
-    x, h0, [(W_xh, W_hh, b_h)], dout, dh_last = _problem(3)
+    x, h0, [(W_xh, W_hh, b_h)], dout, dh_n = _problem(3)
     args = (x, h0[0], W_xh, W_hh, b_h, "tanh", lengths, reverse)
-    states, h_last, cache = rnn_forward(*args)
+    states, h_n, cache = rnn_forward(*args)
     e_states, e_last, e_cache = reference.rnn_forward(*args)
     np.testing.assert_allclose(states, e_states, **TOL)
-    np.testing.assert_allclose(h_last, e_last, **TOL)
-    for got, expected in zip(rnn_backward(dout, dh_last[0], cache), reference.rnn_backward(dout, dh_last[0], e_cache)):
+    np.testing.assert_allclose(h_n, e_last, **TOL)
+    for got, expected in zip(rnn_backward(dout, dh_n[0], cache), reference.rnn_backward(dout, dh_n[0], e_cache)):
         np.testing.assert_allclose(got, expected, **TOL)
 
 
@@ -111,11 +111,11 @@ def test_blocked_backward_equals_reference_for_any_block_size(monkeypatch, rows,
     monkeypatch.setattr(recurrent, "_DX_CHUNK_ROWS", dx_rows)
     monkeypatch.setattr(elman, "_BLOCK_ELEMENTS", derivative_steps * 4 * 5)  # B * H = 20 per step
     lengths = None if lengths is None else np.array(lengths)
-    x, h0, weights, dout, dh_last = _problem(5, steps=7, directions=len(reverse))
+    x, h0, weights, dout, dh_n = _problem(5, steps=7, directions=len(reverse))
     W_xh, W_hh, b_h = (tuple(w[i] for w in weights) for i in range(3))
     _, _, cache = rnn_layer_forward(x, h0, W_xh, W_hh, b_h, "sigmoid", lengths, reverse)
-    dx, dh0, dW_xh, dW_hh, db_h = rnn_layer_backward(dout, dh_last, cache)
-    _, _, e_dx, e_grads = _reference_layer(x, h0, weights, "sigmoid", lengths, reverse, dout, dh_last)
+    dx, dh0, dW_xh, dW_hh, db_h = rnn_layer_backward(dout, dh_n, cache)
+    _, _, e_dx, e_grads = _reference_layer(x, h0, weights, "sigmoid", lengths, reverse, dout, dh_n)
     np.testing.assert_allclose(dx, e_dx, **TOL)
     for d, (_, e_dh0, e_dW_xh, e_dW_hh, e_db_h) in enumerate(e_grads):
         for got, expected in ((dh0[d], e_dh0), (dW_xh[d], e_dW_xh), (dW_hh[d], e_dW_hh), (db_h[d], e_db_h)):
@@ -145,11 +145,11 @@ def test_transposed_copy_equals_the_transpose(shape):
 def test_without_input_grad_only_dx_is_skipped(reverse, lengths):
     """``input_grad=False`` returns dx as None and every other gradient unchanged."""
     lengths = None if lengths is None else np.array(lengths)
-    x, h0, weights, dout, dh_last = _problem(11, directions=len(reverse))
+    x, h0, weights, dout, dh_n = _problem(11, directions=len(reverse))
     W_xh, W_hh, b_h = (tuple(w[i] for w in weights) for i in range(3))
     _, _, cache = rnn_layer_forward(x, h0, W_xh, W_hh, b_h, "tanh", lengths, reverse)
-    dx, *full = rnn_layer_backward(dout, dh_last, cache)
-    skipped, *partial = rnn_layer_backward(dout, dh_last, cache, input_grad=False)
+    dx, *full = rnn_layer_backward(dout, dh_n, cache)
+    skipped, *partial = rnn_layer_backward(dout, dh_n, cache, input_grad=False)
     assert dx is not None and skipped is None
     for got, expected in zip(partial, full):
         np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
@@ -158,16 +158,16 @@ def test_without_input_grad_only_dx_is_skipped(reverse, lengths):
 @pytest.mark.parametrize("reverse", [(False,), (True,), (False, True), (True, False)])
 @pytest.mark.parametrize("lengths", [None, (6, 2, 5, 1)])
 @pytest.mark.parametrize("rows", [4, 512])
-def test_without_state_grad_only_dh0_is_skipped(monkeypatch, reverse, lengths, rows):
-    """``state_grad=False`` returns dh0 as None and every other gradient unchanged, with the
+def test_without_h0_grad_only_dh0_is_skipped(monkeypatch, reverse, lengths, rows):
+    """``h0_grad=False`` returns dh0 as None and every other gradient unchanged, with the
     scan's first step in a block of its own (4 rows = 1 step) or in a longer one."""
     monkeypatch.setattr(recurrent, "_BLOCK_ROWS", rows)
     lengths = None if lengths is None else np.array(lengths)
-    x, h0, weights, dout, dh_last = _problem(12, directions=len(reverse))
+    x, h0, weights, dout, dh_n = _problem(12, directions=len(reverse))
     W_xh, W_hh, b_h = (tuple(w[i] for w in weights) for i in range(3))
     _, _, cache = rnn_layer_forward(x, h0, W_xh, W_hh, b_h, "tanh", lengths, reverse)
-    dx, dh0, *full = rnn_layer_backward(dout, dh_last, cache)
-    dx_skipped, no_dh0, *partial = rnn_layer_backward(dout, dh_last, cache, state_grad=False)
+    dx, dh0, *full = rnn_layer_backward(dout, dh_n, cache)
+    dx_skipped, no_dh0, *partial = rnn_layer_backward(dout, dh_n, cache, h0_grad=False)
     assert dh0 is not None and no_dh0 is None
     np.testing.assert_array_equal(dx_skipped, dx)
     for got, expected in zip(partial, full):

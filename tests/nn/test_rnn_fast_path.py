@@ -27,10 +27,11 @@ def reference_rnn(rnn: RNN, x, h0, lengths, dout, dh_n, rng):
         outputs, layer_caches = [], []
         for d, suffix in enumerate(rnn._suffixes(layer)):
             p = [rnn.params[f"{n}{suffix}"] for n in ("W_xh", "W_hh", "b_h")]
-            states, h_last, cache = reference.rnn_forward(layer_input, h0[layer * D + d], *p, rnn.nonlinearity, lengths, d == 1)
+            states, direction_h_n, cache = reference.rnn_forward(layer_input, h0[layer * D + d], *p, rnn.nonlinearity,
+                                                                 lengths, d == 1)
             outputs.append(states)
             layer_caches.append(cache)
-            h_n.append(h_last)
+            h_n.append(direction_h_n)
         caches.append((drop, layer_caches))
         layer_input = np.concatenate(outputs, axis=-1)
     grads, dh0, grad = {}, np.zeros_like(h0), dout

@@ -102,7 +102,7 @@ def _warmup_state():
      r"expected the keys type, count, base_lr, warmup_steps of LinearWarmup.state_dict\(\), got missing count"),
     (lambda s: s.__setitem__("gamma", 0.5), r"got unknown gamma"),
     (lambda s: s.__setitem__("count", -2), r"schedule state\['count'\]: expected an integer >= 0, got -2"),
-    (lambda s: s.__setitem__("warmup_steps", 0), r"schedule state: warmup_steps: expected an integer >= 1, got 0"),
+    (lambda s: s.__setitem__("warmup_steps", 0), r"schedule state: warmup_steps: expected a positive integer, got 0"),
     (lambda s: s.__setitem__("after", None),
      r"schedule state\['after'\]: expected a schedule state \(as this warm-up was built\), got None"),
     (lambda s: s["after"].__setitem__("type", "CosineAnnealingLR"), r"expected type StepLR, got 'CosineAnnealingLR'"),
@@ -122,12 +122,12 @@ def test_load_state_dict_errors_change_nothing(edit, message):
 def test_bad_arguments():
     optimizer, other = _optimizer(), _optimizer()
     cases = [
-        (lambda: StepLR(optimizer, step_size=0), ValueError, r"step_size: expected an integer >= 1, got 0"),
-        (lambda: StepLR(optimizer, step_size=2.5), TypeError, r"step_size: expected an integer >= 1, got 2.5 \(float\)"),
+        (lambda: StepLR(optimizer, step_size=0), ValueError, r"step_size: expected a positive integer, got 0"),
+        (lambda: StepLR(optimizer, step_size=2.5), TypeError, r"step_size: expected a positive integer, got 2.5 \(float\)"),
         (lambda: StepLR(optimizer, 2, gamma=0.0), ValueError, r"gamma: expected a number > 0, got 0.0"),
-        (lambda: CosineAnnealingLR(optimizer, T_max=0), ValueError, r"T_max: expected an integer >= 1, got 0"),
+        (lambda: CosineAnnealingLR(optimizer, T_max=0), ValueError, r"T_max: expected a positive integer, got 0"),
         (lambda: CosineAnnealingLR(optimizer, 5, eta_min=-0.1), ValueError, r"eta_min: expected a number >= 0, got -0.1"),
-        (lambda: LinearWarmup(optimizer, warmup_steps=-3), ValueError, r"warmup_steps: expected an integer >= 1, got -3"),
+        (lambda: LinearWarmup(optimizer, warmup_steps=-3), ValueError, r"warmup_steps: expected a positive integer, got -3"),
         (lambda: LinearWarmup(optimizer, 3, after=StepLR(other, 2)), ValueError,
          r"after: expected a schedule on the same optimizer as the warm-up, got one on another"),
         (lambda: LinearWarmup(optimizer, 3, after="cosine"), TypeError, r"after: expected a Schedule or None, got str"),

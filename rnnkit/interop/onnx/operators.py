@@ -128,8 +128,8 @@ RECURRENT_ACTIVATIONS: dict[str, ActivationKind] = {
 
 
 @dataclass(frozen=True)
-class Activation:
-    """One activation of a recurrent node, alpha and beta resolved: ``Activation("Elu", 1.0,
+class OnnxActivation:
+    """One activation of a recurrent node, alpha and beta resolved: ``OnnxActivation("Elu", 1.0,
     None)(x)``. ``x`` of any shape; the result has its shape and dtype."""
 
     name: str
@@ -151,7 +151,7 @@ def resolve_activations(
     alphas: Sequence[float] | None,
     betas: Sequence[float] | None,
     directions: int,
-) -> tuple[tuple[Activation, ...], ...]:
+) -> tuple[tuple[OnnxActivation, ...], ...]:
     """The activations of each direction of an ``op`` node, with alpha and beta resolved.
 
     ``names`` (None: the op's defaults) lists the forward direction's functions, then the
@@ -163,7 +163,7 @@ def resolve_activations(
 
         >>> forward, reverse = resolve_activations("RNN", ["Tanh", "LeakyRelu"], [0.5], None, 2)
         >>> forward, reverse
-        ((Activation(name='Tanh', alpha=None, beta=None),), (Activation(name='LeakyRelu', alpha=0.5, beta=None),))
+        ((OnnxActivation(name='Tanh', alpha=None, beta=None),), (OnnxActivation(name='LeakyRelu', alpha=0.5, beta=None),))
     """
     per_direction = len(DEFAULT_ACTIVATIONS[op])
     names = list(DEFAULT_ACTIVATIONS[op] * directions if names is None else names)
@@ -185,7 +185,7 @@ def resolve_activations(
             raise ValueError(f"activations: {name!r} is not an activation of the ONNX recurrent ops ({known})")
         alpha = None if kind.alpha is None else float(next(remaining_alphas, kind.alpha))
         beta = None if kind.beta is None else float(next(remaining_betas, kind.beta))
-        resolved.append(Activation(kind.name, alpha, beta))
+        resolved.append(OnnxActivation(kind.name, alpha, beta))
     return tuple(tuple(resolved[d * per_direction : (d + 1) * per_direction]) for d in range(directions))
 
 
@@ -224,7 +224,7 @@ class RecurrentNode:
     lengths: np.ndarray
     initial: tuple[np.ndarray, ...]
     peepholes: np.ndarray | None
-    activations: tuple[tuple[Activation, ...], ...]
+    activations: tuple[tuple[OnnxActivation, ...], ...]
     reverse: tuple[bool, ...]
     clip: float | None
     input_forget: bool
@@ -368,7 +368,7 @@ def _clip(a: np.ndarray, threshold: float | None) -> np.ndarray:
     return a if threshold is None else np.clip(a, -threshold, threshold)
 
 
-def rnn_step(projected: np.ndarray, h_prev: np.ndarray, R: np.ndarray, activations: tuple[Activation, ...],
+def rnn_step(projected: np.ndarray, h_prev: np.ndarray, R: np.ndarray, activations: tuple[OnnxActivation, ...],
              clip: float | None) -> tuple[np.ndarray]:
     """``H_t = f(X_t W^T + H_{t-1} R^T + Wb + Rb)``; ``projected`` (B, H) holds ``X_t W^T + Wb + Rb``,
     ``h_prev`` (B, H), ``R`` (H, H). Returns ``(H_t,)``."""
@@ -377,7 +377,7 @@ def rnn_step(projected: np.ndarray, h_prev: np.ndarray, R: np.ndarray, activatio
 
 
 def lstm_step(projected: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray, R: np.ndarray,
-              peepholes: np.ndarray | None, activations: tuple[Activation, ...], clip: float | None,
+              peepholes: np.ndarray | None, activations: tuple[OnnxActivation, ...], clip: float | None,
               input_forget: bool) -> tuple[np.ndarray, np.ndarray]:
     """One LSTM step (gate blocks i, o, f, c)::
 
@@ -407,7 +407,7 @@ def lstm_step(projected: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray, R: 
 
 
 def gru_step(projected: np.ndarray, h_prev: np.ndarray, R: np.ndarray, Rb_h: np.ndarray,
-             activations: tuple[Activation, ...], clip: float | None,
+             activations: tuple[OnnxActivation, ...], clip: float | None,
              linear_before_reset: bool) -> tuple[np.ndarray]:
     """One GRU step (gate blocks z, r, h)::
 

@@ -320,10 +320,10 @@ def test_alpha_beta_are_consumed_by_the_functions_that_use_them():
     defaults. Names in any case."""
     forward, reverse = operators.resolve_activations(
         "LSTM", ["Sigmoid", "Tanh", "LeakyRelu", "affine", "THRESHOLDEDRELU", "HardSigmoid"], [0.5, 2.0], [0.1], 2)
-    assert forward == (operators.Activation("Sigmoid"), operators.Activation("Tanh"),
-                       operators.Activation("LeakyRelu", 0.5))
-    assert reverse == (operators.Activation("Affine", 2.0, 0.1), operators.Activation("ThresholdedRelu", 1.0),
-                       operators.Activation("HardSigmoid", 0.2, 0.5))
+    assert forward == (operators.OnnxActivation("Sigmoid"), operators.OnnxActivation("Tanh"),
+                       operators.OnnxActivation("LeakyRelu", 0.5))
+    assert reverse == (operators.OnnxActivation("Affine", 2.0, 0.1), operators.OnnxActivation("ThresholdedRelu", 1.0),
+                       operators.OnnxActivation("HardSigmoid", 0.2, 0.5))
     x = np.array([-2.0, 0.5, 1.5])
     np.testing.assert_allclose(reverse[1](x), [0.0, 0.0, 1.5])
     np.testing.assert_allclose(reverse[2](x), [0.1, 0.6, 0.8])
