@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit.tasks.metrics import SHARES
+
 #: the largest relative difference of a loss or error (loss, bpc, mse) between the graphs and
 #: rnnkit that passes: float32 sums in another order, over thousands of steps, stay far below it
 RELATIVE_TOLERANCE = 1e-4
 #: metrics that are shares of the examples (accuracy, exact match, character error rate): a few
 #: near-ties may flip, so they pass within this absolute difference
-SHARES = ("accuracy", "macro_f1", "token_accuracy", "exact_match", "cer")
 SHARE_TOLERANCE = 0.005
 
 

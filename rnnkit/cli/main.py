@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from rnnkit import openblas
 
@@ -157,15 +157,10 @@ def _check_model_size(options: dict, dtype_bytes: int = 4) -> None:
                          f"Use a smaller --hidden or --layers")
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from rnnkit.io.checkpoint import atomic_write, load_checkpoint
-    from rnnkit.tasks import get_task
-    from rnnkit.train.schema import validate_run_meta
-    from rnnkit.train.runs import has_checkpoint, load_trained, replace_earlier_run, upgrade
-    from rnnkit.train.trainer import TrainConfig, Trainer, patience_for
+def _train_config(args: argparse.Namespace, task_class: type) -> Any:
+    """The training settings: the command line's, else the task's defaults, else TrainConfig's."""
+    from rnnkit.train.trainer import TrainConfig
 
-    out = Path(args.out or f"runs/{args.task}")
-    task_class = get_task(args.task)
     config = TrainConfig(seed=args.seed if args.seed is not None else 0, progress=args.progress)
     if args.save_every is not None:
         if not (math.isfinite(args.save_every) and args.save_every >= 0):
@@ -184,11 +179,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     config.until_stopped = args.epochs is None and args.max_seconds is not None
     if config.epochs < 1:
         raise ValueError(f"--epochs: expected a positive integer, got {config.epochs}")
-    _check_train_arguments(args)
+    return config
 
+
+def _data_options(args: argparse.Namespace) -> tuple[tuple[str, Any], ...]:
+    """The options that shape the data (tokens and vocabularies), as given."""
+    return (("tokens", args.tokens), ("source_tokens", args.source_tokens), ("target_tokens", args.target_tokens),
+            ("min_freq", args.min_freq), ("vocab_size", args.vocab_size))
+
+
+def _model_options(args: argparse.Namespace, task_class: type) -> dict[str, Any]:
+    """The model and data options: the command line's over the task's defaults, checked."""
     options = {key: value for key, value in task_class.defaults.items() if key not in ("epochs", "lr", "patience")}
-    data_options = (("tokens", args.tokens), ("source_tokens", args.source_tokens),
-                    ("target_tokens", args.target_tokens), ("min_freq", args.min_freq), ("vocab_size", args.vocab_size))
+    data_options = _data_options(args)
     for key, value in (("cell", args.cell), ("hidden", args.hidden), ("layers", args.layers),
                        ("bidirectional", args.bidirectional), ("nonlinearity", args.nonlinearity),
                        ("dropout", args.dropout), ("batch_size", args.batch_size), ("attention", args.attention),
@@ -204,52 +207,85 @@ def cmd_train(args: argparse.Namespace) -> int:
     if options.get("cell", "rnn") != "rnn" and options.get("nonlinearity", "tanh") != "tanh":
         raise ValueError(f"--nonlinearity {options['nonlinearity']} applies only to --cell rnn; "
                          f"the {options['cell']} cell has its own gate nonlinearities")
+    return options
 
-    task_meta = None
+
+def _resumed(args: argparse.Namespace, out: Path, config: Any) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """``--resume``: the saved run's options, task metadata and settings, after checking that the
+    command line changes nothing but how long to go on (``args.data`` is filled in)."""
+    from rnnkit.io.checkpoint import load_checkpoint
+    from rnnkit.train.runs import has_checkpoint, upgrade
+    from rnnkit.train.schema import validate_run_meta
+    from rnnkit.train.trainer import TrainConfig
+
+    if not has_checkpoint(out):
+        raise ValueError(f"--resume: no checkpoint in {out}; train without --resume first")
+    _, meta = load_checkpoint(out)
+    upgrade(validate_run_meta(meta, out))
+    if meta["task"] != args.task:
+        raise ValueError(f"--resume: {out} holds a {meta['task']!r} run, not {args.task!r}")
+    options, task_meta = meta["model_options"], meta["task_meta"]
+    for key, value in (("cell", args.cell), ("nonlinearity", args.nonlinearity), ("attention", args.attention),
+                       *_data_options(args)):
+        if value is not None and value != options.get(key):
+            raise ValueError(f"--resume: {out} was trained with --{key.replace('_', '-')} {options.get(key)}, "
+                             f"not {value}")
+    if args.data is None:
+        args.data = meta["data"]
+    elif str(Path(args.data).resolve()) != meta["data"]:
+        raise ValueError(f"--resume: {out} was trained on {meta['data'] or 'the default data'}, not {args.data}")
+    saved = meta["train_config"]
+    # What shapes the run so far cannot change on resume; epochs, the time budget and the
+    # progress bar can (they only say how long to go on).
+    fixed = {"--hidden": ("hidden", args.hidden, options), "--layers": ("layers", args.layers, options),
+             "--bidirectional": ("bidirectional", args.bidirectional, options),
+             "--dropout": ("dropout", args.dropout, options), "--batch-size": ("batch_size", args.batch_size, options),
+             "--lr": ("lr", args.lr, saved), "--optimizer": ("optimizer", args.optimizer, saved),
+             "--clip": ("clip_norm", (args.clip or None) if args.clip is not None else None, saved),
+             "--patience": ("patience", (args.patience or None) if args.patience is not None else None, saved),
+             "--seed": ("seed", args.seed, saved)}
+    changed = [f"{flag} {value} (was {where.get(key)})" for flag, (key, value, where) in fixed.items()
+               if value is not None and value != where.get(key)]
+    if changed:
+        raise ValueError(f"--resume: {out} continues a run as it was set up; these options differ: "
+                         f"{'; '.join(changed)} (only --epochs and --max-seconds may change; start a new run "
+                         f"with another --out, or --overwrite)")
+    config = TrainConfig(**{**saved, "epochs": config.epochs, "max_seconds": args.max_seconds,
+                            "until_stopped": config.until_stopped, "save_every_seconds": config.save_every_seconds,
+                            "progress": args.progress})
+    return options, task_meta, config
+
+
+def _check_fresh_out(args: argparse.Namespace, out: Path) -> None:
+    """A fresh run may replace only the default ``runs/TASK`` or, with ``--overwrite``, another."""
+    from rnnkit.io.checkpoint import load_checkpoint
+    from rnnkit.train.runs import has_checkpoint
+
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out: {out} is a file, not a directory")
+    if has_checkpoint(out) and args.out is not None and not args.overwrite:
+        _, old = load_checkpoint(out)
+        raise ValueError(f"--out: {out} already holds a run ({old.get('task', '?')}, epoch "
+                         f"{old.get('position', {}).get('epoch', '?')}); continue it with --resume, or start over "
+                         f"with --overwrite (which deletes it)")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rnnkit.io.checkpoint import atomic_write
+    from rnnkit.tasks import get_task
+    from rnnkit.train.distributed import current_world
+    from rnnkit.train.runs import replace_earlier_run
+    from rnnkit.train.trainer import Trainer, patience_for
+
+    out = Path(args.out or f"runs/{args.task}")
+    task_class = get_task(args.task)
+    config = _train_config(args, task_class)
+    _check_train_arguments(args)
+    options, task_meta = _model_options(args, task_class), None
     if args.resume:
-        if not has_checkpoint(out):
-            raise ValueError(f"--resume: no checkpoint in {out}; train without --resume first")
-        _, meta = load_checkpoint(out)
-        upgrade(validate_run_meta(meta, out))
-        if meta["task"] != args.task:
-            raise ValueError(f"--resume: {out} holds a {meta['task']!r} run, not {args.task!r}")
-        options, task_meta = meta["model_options"], meta["task_meta"]
-        for key, value in (("cell", args.cell), ("nonlinearity", args.nonlinearity), ("attention", args.attention),
-                           *data_options):
-            if value is not None and value != options.get(key):
-                raise ValueError(f"--resume: {out} was trained with --{key.replace('_', '-')} {options.get(key)}, "
-                                 f"not {value}")
-        if args.data is None:
-            args.data = meta["data"]
-        elif str(Path(args.data).resolve()) != meta["data"]:
-            raise ValueError(f"--resume: {out} was trained on {meta['data'] or 'the default data'}, not {args.data}")
-        saved = meta["train_config"]
-        # What shapes the run so far cannot change on resume; epochs, the time budget and the
-        # progress bar can (they only say how long to go on).
-        fixed = {"--hidden": ("hidden", args.hidden, options), "--layers": ("layers", args.layers, options),
-                 "--bidirectional": ("bidirectional", args.bidirectional, options),
-                 "--dropout": ("dropout", args.dropout, options), "--batch-size": ("batch_size", args.batch_size, options),
-                 "--lr": ("lr", args.lr, saved), "--optimizer": ("optimizer", args.optimizer, saved),
-                 "--clip": ("clip_norm", (args.clip or None) if args.clip is not None else None, saved),
-                 "--patience": ("patience", (args.patience or None) if args.patience is not None else None, saved),
-                 "--seed": ("seed", args.seed, saved)}
-        changed = [f"{flag} {value} (was {where.get(key)})" for flag, (key, value, where) in fixed.items()
-                   if value is not None and value != where.get(key)]
-        if changed:
-            raise ValueError(f"--resume: {out} continues a run as it was set up; these options differ: "
-                             f"{'; '.join(changed)} (only --epochs and --max-seconds may change; start a new run "
-                             f"with another --out, or --overwrite)")
-        config = TrainConfig(**{**saved, "epochs": config.epochs, "max_seconds": args.max_seconds,
-                                "until_stopped": config.until_stopped, "save_every_seconds": config.save_every_seconds,
-                                "progress": args.progress})
+        options, task_meta, config = _resumed(args, out, config)
     else:
-        if out.exists() and not out.is_dir():
-            raise ValueError(f"--out: {out} is a file, not a directory")
-        if has_checkpoint(out) and args.out is not None and not args.overwrite:
-            _, old = load_checkpoint(out)
-            raise ValueError(f"--out: {out} already holds a run ({old.get('task', '?')}, epoch "
-                             f"{old.get('position', {}).get('epoch', '?')}); continue it with --resume, or start over "
-                             f"with --overwrite (which deletes it)")
+        _check_fresh_out(args, out)
 
     start = time.perf_counter()
     data = str(Path(args.data).resolve()) if args.data is not None else None
@@ -258,8 +294,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.resume and args.patience is None and "patience" not in task_class.defaults:
         config.patience = patience_for(task.num_train_examples())
     model = task.build_model(options)
-    from rnnkit.train.distributed import current_world
-
     root = current_world().is_root  # the root alone writes the run directory
     if not args.resume and root:  # only now: a command that fails on its data or options keeps the earlier run
         replace_earlier_run(out, args.task, task_class.split_file)
@@ -269,14 +303,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer = Trainer(task, model, options, config, out)
     if args.resume:
         trainer.resume()
-    print(f"[{args.task}] {task.describe()}", file=sys.stderr)
-    for line in task.notes:
-        print(line, file=sys.stderr)
-    for warning in task.warnings:
-        print(f"[{args.task}] warning: {warning}", file=sys.stderr)
-    if openblas.decision:
-        print(f"[{args.task}] BLAS: {openblas.decision}", file=sys.stderr)
-    print(f"[{args.task}] model: {model.num_parameters():,} parameters; checkpoints in {out}", file=sys.stderr, flush=True)
+    _announce(args.task, task, model, out)
     reason = trainer.fit()
     if reason == "interrupted":
         name = signal.Signals(trainer.interrupted_by).name
@@ -286,12 +313,31 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 128 + trainer.interrupted_by
     if not root:  # the root scores the model and reports
         return 0
-    best = trainer.best_record()
-    if best is not None:
-        print(f"[{args.task}] scoring the best checkpoint: epoch {best['epoch']:.2f}, valid {task.primary_metric} "
-              f"{best['valid_' + task.primary_metric]:.4f} (stopped by {reason.replace('_', ' ')})", file=sys.stderr)
+    _report(args.task, task, trainer, reason, out, start)
+    return 0
 
-    warned, trained_task = bool(task.warnings), task
+
+def _announce(name: str, task: Any, model: Any, out: Path) -> None:
+    """What training is about to do, on standard error: the data, its notes and warnings, the model."""
+    print(f"[{name}] {task.describe()}", file=sys.stderr)
+    for line in task.notes:
+        print(line, file=sys.stderr)
+    for warning in task.warnings:
+        print(f"[{name}] warning: {warning}", file=sys.stderr)
+    if openblas.decision:
+        print(f"[{name}] BLAS: {openblas.decision}", file=sys.stderr)
+    print(f"[{name}] model: {model.num_parameters():,} parameters; checkpoints in {out}", file=sys.stderr, flush=True)
+
+
+def _report(name: str, trained_task: Any, trainer: Any, reason: str, out: Path, start: float) -> None:
+    """Score the run's best state on the test split and print what it learned, then the result line."""
+    from rnnkit.train.runs import load_trained
+
+    best = trainer.best_record()
+    primary = trained_task.primary_metric
+    if best is not None:
+        print(f"[{name}] scoring the best checkpoint: epoch {best['epoch']:.2f}, valid {primary} "
+              f"{best['valid_' + primary]:.4f} (stopped by {reason.replace('_', ' ')})", file=sys.stderr)
     task, model, _ = load_trained(str(out))
     metrics = task.evaluate(model, "test")
     baseline = task.baseline("test")
@@ -299,21 +345,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     if shown:
         print(shown)
     for picture in trained_task.pictures(model, out):  # it has the validation split; the scoring task may not
-        print(f"[{args.task}] wrote {picture}", file=sys.stderr)
-    print(f"[{args.task}] test " + ", ".join(
+        print(f"[{name}] wrote {picture}", file=sys.stderr)
+    print(f"[{name}] test " + ", ".join(
         f"{k} {metrics[k]:.4f} (baseline {baseline[k]:.4f})" if k in baseline else f"{k} {metrics[k]:.4f}"
         for k in task.metric_keys))
     verdict = judge(metrics, baseline, task.metric_keys)
-    print(f"[{args.task}] {verdict.sentence}" + ("" if verdict.better or not warned
-                                                 else " (see the warnings above for likely causes)"))
-    result = {"task": args.task, **{k: metrics[k] for k in task.metric_keys},
+    print(f"[{name}] {verdict.sentence}" + ("" if verdict.better or not trained_task.warnings
+                                            else " (see the warnings above for likely causes)"))
+    result = {"task": name, **{k: metrics[k] for k in task.metric_keys},
               **{f"baseline_{k}": v for k, v in baseline.items()},
-              "test_loss": metrics["loss"], "epochs": round(trainer.position.epoch + trainer.position.batch / max(1, getattr(trainer, "_batches_in_epoch", 1)), 3),
+              "test_loss": metrics["loss"], "epochs": round(trainer.epochs_done(), 3),
               "better_than_baseline": verdict.better, **({"tokens": task.token_kinds()} if task.token_kinds() else {}),
               "steps": trainer.position.step, "seconds": round(time.perf_counter() - start, 1), "stopped_by": reason,
               "checkpoint": str(out)}
     print(result_line(result))
-    return 0
 
 
 @dataclass

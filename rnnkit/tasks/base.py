@@ -24,7 +24,6 @@ class Task:
     name: str = ""
     metric_keys: tuple[str, ...] = ()
     primary_metric: str = ""
-    higher_is_better: bool = True
     #: model options a user may set from the command line, with defaults
     defaults: dict[str, Any] = {}
 

@@ -30,7 +30,6 @@ class CharLM(Task):
     batch_axes = (1, 1)  # inputs, targets (T, B): streams along axis 1
     metric_keys = ("bpc",)
     primary_metric = "bpc"
-    higher_is_better = False
     defaults = {"cell": "gru", "hidden": 256, "layers": 2, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": False, "batch_size": 32, "bptt": 64, "epochs": 10, "lr": 2e-3, "tokens": "auto",
                 "vocab_size": None}

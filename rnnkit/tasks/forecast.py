@@ -25,7 +25,6 @@ class Forecast(Task):
     batch_axes = (1, 1)  # inputs, targets (W, B, 1)
     metric_keys = ("mse",)
     primary_metric = "mse"
-    higher_is_better = False
     # cell: lstm by measured quality (benchmarks/quality.py --scale 0.5: mse 296 lstm, 315 gru, 374 rnn)
     defaults = {"cell": "lstm", "hidden": 32, "layers": 1, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": False, "batch_size": 16, "window": 40, "epochs": 300, "lr": 3e-3, "patience": 30}

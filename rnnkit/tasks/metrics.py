@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-#: metrics where less is better (perfect is 0); every other metric's perfect score is 1
-LOWER_IS_BETTER = frozenset({"bpc", "cer", "mse", "loss"})
+
+@dataclass(frozen=True)
+class Metric:
+    """What the trainer, the verdict and the export check need to know of a metric."""
+
+    lower_is_better: bool  # perfect is 0 (else perfect is 1)
+    share: bool  # a share of items in [0, 1]: the export check compares it to within a few items
+
+
+#: every metric a task reports, by name: the one table of their properties
+METRICS: dict[str, Metric] = {
+    "accuracy": Metric(lower_is_better=False, share=True),
+    "macro_f1": Metric(lower_is_better=False, share=True),
+    "token_accuracy": Metric(lower_is_better=False, share=True),
+    "exact_match": Metric(lower_is_better=False, share=True),
+    "cer": Metric(lower_is_better=True, share=True),
+    "bpc": Metric(lower_is_better=True, share=False),
+    "mse": Metric(lower_is_better=True, share=False),
+    "loss": Metric(lower_is_better=True, share=False),
+}
+LOWER_IS_BETTER = frozenset(name for name, metric in METRICS.items() if metric.lower_is_better)
+SHARES = frozenset(name for name, metric in METRICS.items() if metric.share)
 
 
 def accuracy(predicted: np.ndarray, expected: np.ndarray) -> float:

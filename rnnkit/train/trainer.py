@@ -111,6 +111,7 @@ class Trainer:
         self.position = Position()
         self.carry = task.initial_carry()
         self.interrupted_by: int | None = None
+        self._batches_in_epoch = 1  # set when an epoch's batches are made
         self._last_save = time.perf_counter()
         self._data_sha256 = file_sha256(task.data_path) if task.data_path else None
         #: the processes training this model together (one, unless started by mpiexec -n N)
@@ -119,6 +120,10 @@ class Trainer:
         if self.world.rank > 0:  # each process its own dropout masks, not copies of the root's
             for rng in module_rngs(model).values():
                 rng.bit_generator.state = rng.bit_generator.jumped(self.world.rank).state
+
+    def epochs_done(self) -> float:
+        """Epochs trained so far, the current one's share of batches included."""
+        return self.position.epoch + self.position.batch / max(1, self._batches_in_epoch)
 
     # -- checkpoints ------------------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:
@@ -383,7 +388,7 @@ class Trainer:
         """The task's metrics, primary first, each signed so that more is better."""
         task = self.task
         keys = [task.primary_metric] + [k for k in task.metric_keys if k != task.primary_metric and k in metrics]
-        signs = [1.0 if task.higher_is_better else -1.0] + [-1.0 if k in LOWER_IS_BETTER else 1.0 for k in keys[1:]]
+        signs = [-1.0 if k in LOWER_IS_BETTER else 1.0 for k in keys]
         return [sign * metrics[k] for sign, k in zip(signs, keys)]
 
     def _extending(self) -> bool:
@@ -446,7 +451,7 @@ class Trainer:
                 metrics = task.evaluate(self.model, "valid")
             self.model.train()
         metrics = self.world.broadcast(metrics)
-        epoch = position.epoch + (position.batch / self._batches_in_epoch if partial else 0)
+        epoch = self.epochs_done() if partial else position.epoch
         if not math.isfinite(metrics["loss"]):  # parameters huge but finite: nothing worth a checkpoint
             self._diverged(f"the validation loss is {metrics['loss']}", f"epoch {epoch:.2f}, step {position.step}")
         score, scores = metrics[task.primary_metric], self._ranking(metrics)
