@@ -44,7 +44,8 @@ import traceback
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 # One BLAS thread: a forked child of a process whose OpenBLAS started threads can deadlock.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -609,7 +610,8 @@ def _array_damage(ws: Workspace, references: References) -> list[Result]:
     run(train_argv("charlm", run_dir, ws.data, "--max-seconds", "0.05", "--epochs", "1"), ws.timeout * 2)
     for label, mutate in {"carry transposed": lambda a: {k: (v.T.copy() if k.startswith("carry.") else v) for k, v in a.items()},
                           "carry missing": lambda a: {k: v for k, v in a.items() if not k.startswith("carry.")},
-                          "carry int32": lambda a: {k: (v.astype(np.int32) if k.startswith("carry.") else v) for k, v in a.items()},
+                          "carry int32": lambda a: {k: (v.astype(np.int32) if k.startswith("carry.") else v) for k,
+                                                    v in a.items()},
                           "carry float64 1e300": lambda a: {k: (np.full(v.shape, 1e300) if k.startswith("carry.") else v)
                                                             for k, v in a.items()}}.items():
         case_dir = ws.root / "cases" / "carry-case"
@@ -754,7 +756,8 @@ def argument_cases(ws: Workspace) -> list[Result]:
                               *classify(ran, lambda ran: value == "0" and bool(ran.stdout.strip()))))
     for value in ("-1", "0", "x"):
         ran = run(["predict", str(ws.runs["digits"]), value], ws.timeout)
-        results.append(Result("bad arguments", f"predict digits input {value}", *classify(ran, lambda ran: bool(ran.stdout.strip()))))
+        results.append(Result("bad arguments", f"predict digits input {value}", *classify(ran,
+                                                                                          lambda ran: bool(ran.stdout.strip()))))
     for argv in (["predict", str(ws.runs["classify"]), "x", "--plot", str(ws.root / "a.png")],
                  ["predict", str(ws.runs["translate"]), "red cat", "--plot", str(ws.root / "missing" / "dir" / "a.png")],
                  ["predict", str(ws.runs["translate"]), "red cat", "--plot", "/dev/full"],

@@ -83,7 +83,8 @@ def your_data_table(names: list[str], scale: float, scratch: Path) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from your_data import build
 
-    print("| your data | task | tokens chosen | metric | baseline | rnnkit | clearly better | epochs | stopped by | train seconds |")
+    print("| your data | task | tokens chosen | metric | baseline | rnnkit | clearly better | epochs | stopped by "
+          "| train seconds |")
     print("|---|---|---|---|---:|---:|:-:|---:|---|---:|")
     for name in names:
         task, data, seconds, extra, keys = YOUR_DATA[name]

@@ -71,8 +71,8 @@ import statistics
 import sys
 import unicodedata
 from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 SEED = 0
 # This checkout's rnnkit, not whatever copy is installed (run as a script, only benchmarks/ is on

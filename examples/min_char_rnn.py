@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from pydoc_data.topics import topics
 
 import numpy as np
-from pydoc_data.topics import topics
 
 from rnnkit.functional import softmax_cross_entropy
 from rnnkit.nn import RNN, Embedding, Linear

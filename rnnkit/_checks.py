@@ -3,10 +3,9 @@ and what came, so a user can fix the call without reading the source."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
-
 
 
 def check_float_dtype(dtype: np.dtype | type) -> np.dtype:

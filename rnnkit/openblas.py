@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import MutableMapping
+from collections.abc import MutableMapping
 
 VARIABLE = "OPENBLAS_CORETYPE"
 # What OpenBLAS's SkylakeX kernels execute (its own cpuid check asks for the same subsets).

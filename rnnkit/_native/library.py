@@ -16,7 +16,7 @@ import ctypes
 import glob
 import importlib.machinery
 import os
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 

@@ -49,9 +49,9 @@ def export_paths(out: Path, roles: list[str]) -> dict[str, Path]:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from rnnkit.cli.output import result_line
-    from rnnkit.train.runs import load_trained
     from rnnkit.interop.onnx.graph import save
     from rnnkit.interop.onnx.models import export_model
+    from rnnkit.train.runs import load_trained
 
     task, model, meta = load_trained(args.dir, need_data=args.check)
     graphs = export_model(model)

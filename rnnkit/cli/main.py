@@ -17,7 +17,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from rnnkit import openblas
 
@@ -62,8 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--tokens", choices=["auto", "char", "word", "bpe"], help=(
         "text tasks: characters, words or subwords (byte-pair encoding); auto (the default) decides from "
         "the training data and says why"))
-    train.add_argument("--source-tokens", choices=["auto", "char", "word", "bpe"], help="translate: the source side's (default: --tokens)")
-    train.add_argument("--target-tokens", choices=["auto", "char", "word", "bpe"], help="translate: the target side's (default: --tokens)")
+    train.add_argument("--source-tokens", choices=["auto", "char", "word", "bpe"],
+                       help="translate: the source side's (default: --tokens)")
+    train.add_argument("--target-tokens", choices=["auto", "char", "word", "bpe"],
+                       help="translate: the target side's (default: --tokens)")
     train.add_argument("--attention", choices=["none", "dot", "general", "additive"], help=(
         "translate: the decoder attends over the encoder's outputs (Luong dot or general, Bahdanau additive); "
         "default additive, see README"))

@@ -19,15 +19,40 @@ files shipped in ``rnnkit/data/files``; a missing package raises ``MissingDataPa
 from rnnkit.data._packages import MissingDataPackageError
 from rnnkit.data.batching import Batch, BatchIterator, bucket_batches, lm_stream_batches, pad_batch
 from rnnkit.data.cache import cache_dir
-from rnnkit.data.datasets import (CHARLM_SOURCES, CLASSIFY_LABELS, DIGIT_WORDS, TAGSETS, digit_images,
-                                  load_charlm, load_classify, load_digit_captions, load_digits, load_digits_flat,
-                                  load_digits_rows, load_forecast, load_tag, load_translate, number_splits,
-                                  persistence_mse)
+from rnnkit.data.datasets import (
+                                  CHARLM_SOURCES,
+                                  CLASSIFY_LABELS,
+                                  DIGIT_WORDS,
+                                  TAGSETS,
+                                  digit_images,
+                                  load_charlm,
+                                  load_classify,
+                                  load_digit_captions,
+                                  load_digits,
+                                  load_digits_flat,
+                                  load_digits_rows,
+                                  load_forecast,
+                                  load_tag,
+                                  load_translate,
+                                  number_splits,
+                                  persistence_mse,
+)
 from rnnkit.data.readers import read_labelled_tsv, read_pairs_tsv, read_series, read_tagged, read_text_file
 from rnnkit.data.splits import split_contiguous, split_groups, split_indices, split_items
 from rnnkit.data.tagsets import UNIVERSAL_TAGS, brown_to_universal
-from rnnkit.data.tokenizers import (TOKEN_KINDS, BPETokenizer, CharTokenizer, TextStats, TokenChoice, Tokenizer,
-                                    WordTokenizer, choose_tokens, fit_tokenizer, measure_texts, tokenizer_from_dict)
+from rnnkit.data.tokenizers import (
+                                  TOKEN_KINDS,
+                                  BPETokenizer,
+                                  CharTokenizer,
+                                  TextStats,
+                                  TokenChoice,
+                                  Tokenizer,
+                                  WordTokenizer,
+                                  choose_tokens,
+                                  fit_tokenizer,
+                                  measure_texts,
+                                  tokenizer_from_dict,
+)
 from rnnkit.data.vocab import BOS, DEFAULT_SPECIALS, EOS, PAD, UNK, Vocab
 
 __all__ = [

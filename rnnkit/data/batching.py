@@ -6,7 +6,8 @@ Everything here returns time-major arrays, the layout of ``rnnkit.nn``.
 
 from __future__ import annotations
 
-from typing import Iterator, NamedTuple, Sequence
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 

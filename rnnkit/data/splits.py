@@ -8,7 +8,8 @@ one split, so nothing is tested on what was trained on; ``split_contiguous`` cut
 
 from __future__ import annotations
 
-from typing import Hashable, Sequence, TypeVar
+from collections.abc import Hashable, Sequence
+from typing import TypeVar
 
 import numpy as np
 

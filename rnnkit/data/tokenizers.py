@@ -25,8 +25,9 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -146,7 +147,7 @@ class CharTokenizer(_VocabTokenizer):
     kind = "char"
 
     @classmethod
-    def fit(cls, texts: Iterable[str], max_size: int | None = None) -> "CharTokenizer":
+    def fit(cls, texts: Iterable[str], max_size: int | None = None) -> CharTokenizer:
         return cls(Vocab.from_texts(texts, level="char", max_size=max_size))
 
     def units(self, text: str) -> list[str]:
@@ -168,7 +169,7 @@ class WordTokenizer(_VocabTokenizer):
 
     @classmethod
     def fit(cls, texts: Iterable[str | Sequence[str]], min_freq: int = DEFAULT_MIN_FREQ,
-            max_size: int | None = None) -> "WordTokenizer":
+            max_size: int | None = None) -> WordTokenizer:
         """``texts``: strings, or texts already split into words (lowercased here)."""
         words = (tokenize(t) if isinstance(t, str) else [w.lower() for w in t] for t in texts)
         return cls(Vocab.from_texts(words, level="word", min_freq=min_freq, max_size=max_size), min_freq=min_freq)
@@ -209,7 +210,7 @@ class BPETokenizer(Tokenizer):
         self._serialized = serialized
 
     @classmethod
-    def fit(cls, texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> "BPETokenizer":
+    def fit(cls, texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> BPETokenizer:
         tokenizers = _import_tokenizers()
         from tokenizers import decoders, models, pre_tokenizers, trainers
 

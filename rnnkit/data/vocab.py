@@ -18,7 +18,8 @@ Example::
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +64,7 @@ class Vocab:
     # -- construction ----------------------------------------------------------------------
     @classmethod
     def from_texts(cls, texts: Iterable[str | Sequence[str]], level: str = "char", min_freq: int = 1,
-                   max_size: int | None = None, specials: Sequence[str] = DEFAULT_SPECIALS) -> "Vocab":
+                   max_size: int | None = None, specials: Sequence[str] = DEFAULT_SPECIALS) -> Vocab:
         """Build a vocabulary from texts.
 
         Args:
@@ -202,7 +203,7 @@ class Vocab:
                 "symbols": self.itos[len(self.specials):]}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Vocab":
+    def from_dict(cls, data: dict[str, Any]) -> Vocab:
         """The vocabulary ``to_dict`` gave; anything else is a ValueError naming the key."""
         if not isinstance(data, dict) or not {"level", "specials", "symbols"} <= data.keys():
             got = sorted(data) if isinstance(data, dict) else type(data).__name__

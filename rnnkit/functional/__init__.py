@@ -10,12 +10,8 @@ from rnnkit.functional.activations import (
     activation_forward,
     get_activation,
 )
+from rnnkit.functional.cells import Cell
 from rnnkit.functional.dropout import dropout_backward, dropout_forward
-from rnnkit.functional.embedding import embedding_backward, embedding_forward
-from rnnkit.functional.gru import gru_backward, gru_forward, gru_step_backward, gru_step_forward
-from rnnkit.functional.linear import linear_backward, linear_forward
-from rnnkit.functional.losses import mse, softmax_cross_entropy
-from rnnkit.functional.lstm import lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
 from rnnkit.functional.elman import (
     ELMAN_CELLS,
     rnn_backward,
@@ -23,10 +19,12 @@ from rnnkit.functional.elman import (
     rnn_step_backward,
     rnn_step_forward,
 )
+from rnnkit.functional.embedding import embedding_backward, embedding_forward
+from rnnkit.functional.gru import GRU_CELL, gru_backward, gru_forward, gru_step_backward, gru_step_forward
+from rnnkit.functional.linear import linear_backward, linear_forward
+from rnnkit.functional.losses import mse, softmax_cross_entropy
+from rnnkit.functional.lstm import LSTM_CELL, lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
 from rnnkit.functional.recurrent import flip_sequences
-from rnnkit.functional.cells import Cell
-from rnnkit.functional.gru import GRU_CELL
-from rnnkit.functional.lstm import LSTM_CELL
 
 CELL_NAMES = ("rnn", "lstm", "gru")
 

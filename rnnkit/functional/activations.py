@@ -11,12 +11,12 @@ per direction. All functions accept any shape and an optional ``out`` for in-pla
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
 from rnnkit._checks import check_choice
-
 
 # The ufunc itself rather than a wrapper: one Python call less per step of a scan.
 tanh_forward = np.tanh

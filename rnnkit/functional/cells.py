@@ -13,12 +13,11 @@ Letters: T time steps, B batch, H hidden units, G gate blocks (1 Elman, 4 LSTM, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Callable
 
 import numpy as np
-
 
 #: A recurrent layer's carried states, one array per name in :attr:`Cell.state_names`: ``(h,)`` or
 #: ``(h, c)``; each ``(B, H)`` for one direction, ``(L * D, B, H)`` for a stacked layer's.

@@ -20,8 +20,7 @@ import numpy as np
 from rnnkit import _native
 from rnnkit.functional.activations import ACTIVATIONS, Activation, get_activation
 from rnnkit.functional.cells import BackwardBlock, Cell
-from rnnkit.functional.recurrent import (RecurrentCache, recurrent_layer_backward, recurrent_layer_forward,
-                                         transposed_copy)
+from rnnkit.functional.recurrent import RecurrentCache, recurrent_layer_backward, recurrent_layer_forward, transposed_copy
 
 # Elements per block of activation derivatives in the backward scan: 128 KiB of float32, which
 # stays in L2 while the block's steps consume it (larger blocks measured no faster).

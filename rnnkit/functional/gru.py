@@ -23,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit import _native
-from rnnkit.functional.activations import sigmoid_forward, tanh_derivative as tanh_derivative_of
+from rnnkit.functional.activations import sigmoid_forward
+from rnnkit.functional.activations import tanh_derivative as tanh_derivative_of
 from rnnkit.functional.cells import BackwardBlock, Cell, GateScratch
 from rnnkit.functional.recurrent import (
     RecurrentCache,

@@ -27,7 +27,8 @@ from functools import cached_property
 import numpy as np
 
 from rnnkit import _native
-from rnnkit.functional.activations import sigmoid_forward, tanh_derivative as tanh_derivative_of
+from rnnkit.functional.activations import sigmoid_forward
+from rnnkit.functional.activations import tanh_derivative as tanh_derivative_of
 from rnnkit.functional.cells import BackwardBlock, Cell, GateScratch
 from rnnkit.functional.recurrent import (
     RecurrentCache,

@@ -32,7 +32,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rnnkit import _native, _workspace as workspace
+from rnnkit import _native
+from rnnkit import _workspace as workspace
 from rnnkit.functional.cells import BackwardBlock, Cell
 
 

@@ -9,7 +9,8 @@ through :mod:`rnnkit.models.states` (beam search selects the surviving beams of 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

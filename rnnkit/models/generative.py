@@ -12,8 +12,8 @@ from rnnkit.models.base import Model
 from rnnkit.models.decoding import generate
 from rnnkit.models.states import DecoderState, State, join_directions, split_directions
 from rnnkit.nn.attention import Attention
-from rnnkit.nn.factory import recurrent, state_names
 from rnnkit.nn.embedding import Embedding
+from rnnkit.nn.factory import recurrent, state_names
 from rnnkit.nn.linear import Linear
 from rnnkit.nn.module import Module, resolve_rng
 

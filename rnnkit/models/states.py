@@ -18,8 +18,9 @@ arrays, e.g. an attention memory): every helper below goes through :func:`map_st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ class DecoderState:
     memory: np.ndarray
     mask: np.ndarray
 
-    def map_arrays(self, fn: Callable[[np.ndarray], np.ndarray]) -> "DecoderState":
+    def map_arrays(self, fn: Callable[[np.ndarray], np.ndarray]) -> DecoderState:
         return DecoderState(tuple(fn(array) for array in self.states), fn(self.memory), fn(self.mask))
 
 

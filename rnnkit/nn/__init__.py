@@ -1,8 +1,8 @@
 """Modules: they own parameters and gradients and call the pure pairs in ``rnnkit.functional``."""
 
-from rnnkit.nn.factory import CELLS, recurrent
 from rnnkit.nn.dropout import Dropout
 from rnnkit.nn.embedding import Embedding
+from rnnkit.nn.factory import CELLS, recurrent
 from rnnkit.nn.gru import GRU
 from rnnkit.nn.linear import Linear
 from rnnkit.nn.lstm import LSTM

@@ -9,7 +9,8 @@ registered automatically and appear with dotted names, as in PyTorch.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from rnnkit.optim._checks import check_number
 
 Triple = tuple[str, np.ndarray, np.ndarray]
 #: an object with ``named_parameters()`` (a module), or an iterable of ``(name, param, grad)``
-Params = Union[Iterable[Triple], Any]
+Params = Iterable[Triple] | Any
 
 
 def as_triples(params: Params) -> list[Triple]:

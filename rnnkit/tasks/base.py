@@ -3,8 +3,9 @@ step, its metrics and their baselines, and how to show what the model learned.""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -8,16 +8,24 @@ scores; accuracy and macro-F1 are compared with always predicting the most frequ
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
 from rnnkit.data import Vocab, load_classify, read_labelled_tsv
 from rnnkit.models import ManyToOne
 from rnnkit.tasks.base import Task, TaskError
-from rnnkit.tasks.common import (batches, check_labels, expect, fit_text_tokenizer, label_warnings, model_kwargs,
-                                 saved_entry, saved_tokenizer)
+from rnnkit.tasks.common import (
+    batches,
+    check_labels,
+    expect,
+    fit_text_tokenizer,
+    label_warnings,
+    model_kwargs,
+    saved_entry,
+    saved_tokenizer,
+)
 from rnnkit.tasks.metrics import accuracy, macro_f1
 
 

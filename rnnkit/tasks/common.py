@@ -4,13 +4,24 @@ when they fit badly), label checks, and running a model over padded batches."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
 from rnnkit.data import BatchIterator
-from rnnkit.data.tokenizers import (DEFAULT_MIN_FREQ, MAX_WORD_OOV, TextStats, Tokenizer, default_bpe_vocab_size,
-                                    detokenize, fit_tokenizer, resolve_tokens, tokenize, tokenizer_from_dict)
+from rnnkit.data.tokenizers import (
+    DEFAULT_MIN_FREQ,
+    MAX_WORD_OOV,
+    TextStats,
+    Tokenizer,
+    default_bpe_vocab_size,
+    detokenize,
+    fit_tokenizer,
+    resolve_tokens,
+    tokenize,
+    tokenizer_from_dict,
+)
 
 __all__ = ["batches", "check_labels", "detokenize", "expect", "fit_text_tokenizer", "label_warnings", "model_kwargs",
            "saved_entry", "saved_tokenizer", "tokenize", "vocabulary_warnings"]
@@ -97,7 +108,8 @@ def vocabulary_warnings(side: str, tokenizer: Tokenizer, train: Sequence[str], v
     other = "char or bpe" if tokenizer.kind == "word" else "bpe" if tokenizer.kind == "char" else "char"
     unknown = tokenizer.unknown_rate(valid)
     if unknown > MAX_WORD_OOV:
-        remedy = f"--tokens {other}" + (f", or --min-freq {tokenizer.min_freq - 1}" if getattr(tokenizer, "min_freq", 1) > 1 else "")
+        remedy = f"--tokens {other}" + (f", or --min-freq {tokenizer.min_freq - 1}" if getattr(tokenizer, "min_freq",
+                                                                                               1) > 1 else "")
         warnings.append(f"{unknown:.1%} of the validation {side} tokens are unknown to the {tokenizer.kind} "
                         f"vocabulary ({len(tokenizer) - tokenizer.num_specials:,} symbols); the model cannot read them. "
                         f"Try {remedy}")

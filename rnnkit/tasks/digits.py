@@ -10,7 +10,7 @@ All three use one seeded split, so they are scored on the same test images. Defa
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -73,7 +73,8 @@ class _DigitClassifier(_DigitTask):
     def show(self, model) -> str:
         x, y = self.splits["test"]
         predicted = self._logits(model, x[:20]).argmax(axis=-1)
-        return f"first 20 test images: predicted {''.join(map(str, predicted))}\n                       true      {''.join(map(str, y[:20]))}"
+        return (f"first 20 test images: predicted {''.join(map(str, predicted))}\n"
+                f"                       true      {''.join(map(str, y[:20]))}")
 
 
 class DigitRows(_DigitClassifier):

@@ -9,7 +9,7 @@ of that split, in the series' own units, against persistence (tomorrow = today).
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 

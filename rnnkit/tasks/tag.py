@@ -10,17 +10,25 @@ frequent training tag.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
 from rnnkit.data import Vocab, load_tag, read_tagged
+from rnnkit.data.tokenizers import WordTokenizer, unknown_share
 from rnnkit.models import ManyToMany
 from rnnkit.tasks.base import Task, TaskError
-from rnnkit.data.tokenizers import WordTokenizer, unknown_share
-from rnnkit.tasks.common import (batches, check_labels, expect, label_warnings, model_kwargs, saved_entry,
-                                 saved_tokenizer, tokenize)
+from rnnkit.tasks.common import (
+    batches,
+    check_labels,
+    expect,
+    label_warnings,
+    model_kwargs,
+    saved_entry,
+    saved_tokenizer,
+    tokenize,
+)
 
 #: validation words unknown to the vocabulary above which tagging is warned of (unknown words are
 #: normal in tagging, tagged from context; this many are not)

@@ -9,8 +9,8 @@ source.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -19,7 +19,6 @@ from rnnkit.models import Seq2Seq
 from rnnkit.tasks.base import Task, TaskError
 from rnnkit.tasks.common import batches, expect, fit_text_tokenizer, model_kwargs, saved_entry, saved_tokenizer
 from rnnkit.tasks.metrics import character_error_rate, exact_match
-
 
 ATTENTION_FIGURE = "attention.png"
 
@@ -81,7 +80,8 @@ class Translate(Task):
         sizes = ", ".join(f"{k} {len(v):,}" for k, v in self.splits.items())
         example = self.splits["test"][0]
         return (f"{self.data_path or 'English -> French number words (num2words), numbers held out'}: pairs {sizes}; "
-                f"source {self.source_tokenizer.describe()}; target {self.target_tokenizer.describe()}; e.g. {example[0]!r} -> {example[1]!r}")
+                f"source {self.source_tokenizer.describe()}; target {self.target_tokenizer.describe()}; "
+                f"e.g. {example[0]!r} -> {example[1]!r}")
 
     split_file = "held_out.tsv"
 

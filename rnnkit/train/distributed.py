@@ -15,7 +15,8 @@ with more than one process: without MPI, or with one process, mpi4py is never im
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit.io.checkpoint import (CHECKPOINT_FILE, CONFIG_FILE, CheckpointError, clean_leftovers, load_checkpoint,
-                                  read_meta)
+from rnnkit.io.checkpoint import CHECKPOINT_FILE, CONFIG_FILE, CheckpointError, clean_leftovers, load_checkpoint, read_meta
 from rnnkit.train.schema import validate_run_meta
 
 BEST_DIR = "best"

@@ -7,8 +7,9 @@ metadata, vocabularies and scalers, is checked where it is read)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rnnkit.io.checkpoint import CheckpointError
 

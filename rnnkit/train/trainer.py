@@ -23,15 +23,22 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit.io.checkpoint import (CHECKPOINT_FILE, CONFIG_FILE, CheckpointError, atomic_write, clean_leftovers, load_checkpoint,
-                                  save_checkpoint)
+from rnnkit.io.checkpoint import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    CheckpointError,
+    atomic_write,
+    clean_leftovers,
+    load_checkpoint,
+    save_checkpoint,
+)
 from rnnkit.models.base import Model
 from rnnkit.models.states import as_state
 from rnnkit.optim import clip_grad_norm, make_optimizer
 from rnnkit.tasks.base import Task, TaskError
 from rnnkit.tasks.metrics import LOWER_IS_BETTER
+from rnnkit.train.distributed import GradientBuffer, current_world, is_empty, shard, share
 from rnnkit.train.runs import BEST_DIR, CURVE_FILE, METRICS_FILE, beats, file_sha256, has_checkpoint
-from rnnkit.train.distributed import GradientBuffer, current_world, is_empty, share, shard
 from rnnkit.viz.plots import plot_loss_curves
 
 #: early stopping waits for at least this many training examples without improvement: small data
@@ -100,7 +107,8 @@ def patience_for(num_examples: int) -> int:
 
 
 def module_rngs(model: Model) -> dict[str, np.random.Generator]:
-    return {name or "<root>": m.rng for name, m in model.named_modules() if isinstance(getattr(m, "rng", None), np.random.Generator)}
+    return {name or "<root>": m.rng for name, m in model.named_modules() if isinstance(getattr(m, "rng", None),
+                                                                                       np.random.Generator)}
 
 
 class Trainer:

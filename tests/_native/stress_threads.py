@@ -38,9 +38,9 @@ def main() -> None:
     from rnnkit import _native
     from rnnkit._native import library, threads
     from rnnkit.functional import recurrent
+    from rnnkit.functional.elman import ELMAN_CELLS
     from rnnkit.functional.gru import GRU_CELL
     from rnnkit.functional.lstm import LSTM_CELL
-    from rnnkit.functional.elman import ELMAN_CELLS
 
     if not _native.available() or not library.packed_width():
         print(json.dumps({"skipped": f"no packed kernels ({_native.why_not() or 'this CPU'})"}))

@@ -14,13 +14,13 @@ import sys
 import numpy as np
 import pytest
 
-from rnnkit import _native
-from rnnkit._native import library, threads as native_threads
-from rnnkit import openblas
+from rnnkit import _native, openblas
+from rnnkit._native import library
+from rnnkit._native import threads as native_threads
 from rnnkit.functional import recurrent
+from rnnkit.functional.elman import ELMAN_CELLS
 from rnnkit.functional.gru import GRU_CELL
 from rnnkit.functional.lstm import LSTM_CELL
-from rnnkit.functional.elman import ELMAN_CELLS
 
 KERNEL_WIDTH = library.lib.rnnkit_packed_width(-1) if _native.available() else 0
 pytestmark = pytest.mark.skipif(not KERNEL_WIDTH, reason=f"no packed product for this CPU ({_native.why_not()})")

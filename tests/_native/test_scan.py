@@ -267,7 +267,7 @@ def _grid():
     return np.concatenate([x, -x])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _bounded(activation):
     """The grid, the exact activation on it, and its bound (computed once for both tests)."""
     x = _grid()
@@ -345,7 +345,8 @@ def clones(tmp_path_factory):
                          f"return {_runs_here(clone)} != 0; }}\n")
         attribute = "" if clone == "default" else f'__attribute__((target("{clone}")))'
         builds.append((clone, clone_path, subprocess.Popen(
-            [*compiler, "-O3", "-fno-trapping-math", "-fPIC", "-shared", f"-DVECTORISED={attribute}", source, packed, str(probe), "-o",
+            [*compiler, "-O3", "-fno-trapping-math", "-fPIC", "-shared", f"-DVECTORISED={attribute}", source, packed,
+             str(probe), "-o",
              str(clone_path), "-lm"], stderr=subprocess.PIPE, text=True)))
     blas = library.numpy_openblas()
     address = lambda name: ctypes.cast(getattr(blas, name), ctypes.c_void_p)  # noqa: E731

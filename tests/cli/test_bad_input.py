@@ -48,7 +48,8 @@ def test_sample_arguments_out_of_range(trained):
                           r"--length: expected an integer from 1 to 1,000,000")
     assert_one_line_error(rnnkit("sample", str(trained), "--temperature", "nan"),
                           r"--temperature: expected a positive number, got nan")
-    assert_one_line_error(rnnkit("sample", str(trained), "--seed", "-1"), r"--seed: expected an integer in \[0, 2\*\*32\), got -1")
+    assert_one_line_error(rnnkit("sample", str(trained), "--seed", "-1"),
+                          r"--seed: expected an integer in \[0, 2\*\*32\), got -1")
 
 
 def _rewrite(directory, mutate_meta=None, mutate_arrays=None):
@@ -181,10 +182,12 @@ def test_a_resume_position_past_the_epoch_is_an_error(trained, tmp_path):
     (lambda meta: meta["position"].update(history=["x"]), r"position.history: expected a list of JSON objects"),
     (lambda meta: meta["train_config"].update(patience=-5), r"train_config.patience: expected a positive integer or null"),
     (lambda meta: meta["train_config"].update(log_every=None), r"train_config.log_every: expected a positive integer, got None"),
-    (lambda meta: meta["train_config"].update(seed=10**12), r"train_config.seed: expected a non-negative integer up to 4,294,967,295"),
+    (lambda meta: meta["train_config"].update(seed=10**12),
+     r"train_config.seed: expected a non-negative integer up to 4,294,967,295"),
     (lambda meta: meta["train_config"].update(surprise=1), r"train_config.surprise: expected no such key"),
     (lambda meta: meta["model_options"].update(dropout=None), r"model_options.dropout: expected a number >= 0 below 1"),
-    (lambda meta: meta["model_options"].pop("bidirectional"), r"model_options.bidirectional: expected true or false, got 'nothing'"),
+    (lambda meta: meta["model_options"].pop("bidirectional"),
+     r"model_options.bidirectional: expected true or false, got 'nothing'"),
     (lambda meta: meta["optimizer"]["hyperparameters"].update(eps=1e300), r"optimizer: expected Adam with .* \(this run's"),
     (lambda meta: meta["optimizer"].update(step=10**12), r"optimizer.step: expected position.step \(45\)"),
     (lambda meta: meta["rng"]["rnn"]["state"].update(inc=-5), r"rng.rnn: expected a PCG64 state"),

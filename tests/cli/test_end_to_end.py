@@ -38,7 +38,8 @@ def test_charlm_on_user_text_resume_sample_predict(tmp_path):
     text = tmp_path / "text.txt"
     text.write_text("the quick brown fox jumps over the lazy dog. " * 400, encoding="utf-8")
     out = str(tmp_path / "run")
-    first = last_json(rnnkit("train", "charlm", "--data", str(text), "--out", out, "--epochs", "2", "--hidden", "32", "--batch-size", "4"))
+    first = last_json(rnnkit("train", "charlm", "--data", str(text), "--out", out, "--epochs", "2", "--hidden", "32",
+                             "--batch-size", "4"))
     assert first["bpc"] < first["baseline_bpc"]
     resumed = last_json(rnnkit("train", "charlm", "--data", str(text), "--out", out, "--epochs", "3", "--resume"))
     assert resumed["steps"] > first["steps"]

@@ -8,9 +8,22 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from rnnkit.data import (CLASSIFY_LABELS, DIGIT_WORDS, UNIVERSAL_TAGS, MissingDataPackageError, load_charlm,
-                         load_classify, load_digit_captions, load_digits_flat, load_digits_rows, load_forecast,
-                         load_tag, load_translate, number_splits, persistence_mse)
+from rnnkit.data import (
+    CLASSIFY_LABELS,
+    DIGIT_WORDS,
+    UNIVERSAL_TAGS,
+    MissingDataPackageError,
+    load_charlm,
+    load_classify,
+    load_digit_captions,
+    load_digits_flat,
+    load_digits_rows,
+    load_forecast,
+    load_tag,
+    load_translate,
+    number_splits,
+    persistence_mse,
+)
 from rnnkit.data._packages import FILES_DIR
 from rnnkit.data.datasets import classify
 from rnnkit.data.datasets.charlm import strip_play_markdown

@@ -36,7 +36,7 @@ def test_text_file_errors(tmp_path):
 
 def test_gzip_files_are_read_transparently(tmp_path):
     path = tmp_path / "text.txt.gz"
-    path.write_bytes(gzip.compress("hello\tworld\n".encode()))
+    path.write_bytes(gzip.compress(b"hello\tworld\n"))
     assert read_labelled_tsv(path) == [("world", "hello")]
     broken = write(tmp_path, b"not gzip", "broken.gz")
     with pytest.raises(ValueError, match="gzip"):

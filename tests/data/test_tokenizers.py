@@ -9,8 +9,17 @@ import numpy as np
 import pytest
 
 from rnnkit.data import Vocab
-from rnnkit.data.tokenizers import (MAX_WORD_OOV, BPETokenizer, CharTokenizer, WordTokenizer, choose_tokens, fit_tokenizer,
-                                    measure_texts, resolve_tokens, tokenizer_from_dict)
+from rnnkit.data.tokenizers import (
+    MAX_WORD_OOV,
+    BPETokenizer,
+    CharTokenizer,
+    WordTokenizer,
+    choose_tokens,
+    fit_tokenizer,
+    measure_texts,
+    resolve_tokens,
+    tokenizer_from_dict,
+)
 
 SENTENCES = ["The cat sat on the mat.", "The dog sat on the log!", "A cat and a dog.", "Don't panic, the cat said."] * 5
 

@@ -101,7 +101,7 @@ def test_label_vocab_without_specials():
     with pytest.raises(KeyError, match="ADJ"):
         tags.encode(["ADJ"])
     with pytest.raises(AttributeError, match="<pad>"):
-        tags.pad_id
+        _ = tags.pad_id
 
 
 def test_invalid_arguments():

@@ -4,8 +4,14 @@ same computation, and padding that gets exactly zero weight and zero gradient.""
 import numpy as np
 import pytest
 
-from rnnkit.functional.attention import (attend, attend_backward, attention_backward, attention_forward,
-                                         masked_softmax, masked_softmax_backward)
+from rnnkit.functional.attention import (
+    attend,
+    attend_backward,
+    attention_backward,
+    attention_forward,
+    masked_softmax,
+    masked_softmax_backward,
+)
 from rnnkit.nn.attention import Attention
 from tests.gradcheck import assert_gradient
 

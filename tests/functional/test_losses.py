@@ -71,12 +71,15 @@ def test_mse_mean_with_one_feature_is_torch_mse():
 @pytest.mark.parametrize(
     "call, error, message",
     [
-        (lambda: softmax_cross_entropy(np.zeros((2, 3)), np.array([0, 3])), ValueError, r"targets: expected class ids in 0..2, got 3"),
+        (lambda: softmax_cross_entropy(np.zeros((2, 3)), np.array([0, 3])), ValueError,
+         r"targets: expected class ids in 0..2, got 3"),
         (lambda: softmax_cross_entropy(np.zeros((2, 3)), np.array([0])), ValueError, r"targets: expected shape \(2\)"),
         (lambda: softmax_cross_entropy(np.zeros(3), np.array(0)), ValueError, r"logits: expected \(T, B, C\) or \(B, C\)"),
         (lambda: softmax_cross_entropy(np.zeros((2, 3)), np.array([0.0, 1.0])), TypeError, r"targets: expected integer"),
-        (lambda: softmax_cross_entropy(np.zeros((2, 1, 3)), np.zeros((2, 1), int), np.array([3])), ValueError, r"lengths: expected every length in 1..2"),
-        (lambda: softmax_cross_entropy(np.zeros((2, 3)), np.zeros(2, int), reduction="avg"), ValueError, r"reduction: expected one of 'sum', 'mean', got 'avg'"),
+        (lambda: softmax_cross_entropy(np.zeros((2, 1, 3)), np.zeros((2, 1), int), np.array([3])), ValueError,
+         r"lengths: expected every length in 1..2"),
+        (lambda: softmax_cross_entropy(np.zeros((2, 3)), np.zeros(2, int), reduction="avg"), ValueError,
+         r"reduction: expected one of 'sum', 'mean', got 'avg'"),
         (lambda: mse(np.zeros((2, 3)), np.zeros((2, 2))), ValueError, r"targets: expected shape \(2, 3\)"),
     ],
 )

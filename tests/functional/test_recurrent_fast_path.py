@@ -99,7 +99,8 @@ def test_one_direction_api_equals_reference(reverse, lengths):
         np.testing.assert_allclose(got, expected, **TOL)
 
 
-@pytest.mark.parametrize("rows, derivative_steps, dx_rows", [(4, 1, 1), (8, 1, 3), (8, 2, 8), (12, 2, 5), (4 * 7, 3, 7), (512, 1 << 16, 128)])
+@pytest.mark.parametrize("rows, derivative_steps, dx_rows", [(4, 1, 1), (8, 1, 3), (8, 2, 8), (12, 2, 5), (4 * 7, 3, 7),
+                                                             (512, 1 << 16, 128)])
 @pytest.mark.parametrize("reverse", [(False,), (True,), (False, True), (True, False)])
 @pytest.mark.parametrize("lengths", [None, (7, 2, 5, 1)])
 def test_blocked_backward_equals_reference_for_any_block_size(monkeypatch, rows, derivative_steps, dx_rows, reverse, lengths):

@@ -14,7 +14,8 @@ from rnnkit.interop.torch import from_torch, to_torch  # noqa: E402
 @pytest.mark.parametrize("bias", [True, False])
 def test_from_torch_keeps_dtype_and_function(dtype, bias):
     torch.manual_seed(0)
-    torch_rnn = torch.nn.RNN(3, 5, num_layers=2, nonlinearity="relu", bidirectional=True, bias=bias, batch_first=True, dtype=dtype)
+    torch_rnn = torch.nn.RNN(3, 5, num_layers=2, nonlinearity="relu", bidirectional=True, bias=bias, batch_first=True,
+                             dtype=dtype)
     rnn = from_torch(torch_rnn)
     assert rnn.dtype == (np.float64 if dtype == torch.float64 else np.float32)
     assert (rnn.num_layers, rnn.bidirectional, rnn.nonlinearity, rnn.batch_first) == (2, True, "relu", True)
@@ -24,7 +25,8 @@ def test_from_torch_keeps_dtype_and_function(dtype, bias):
     tol = 1e-12 if dtype == torch.float64 else 1e-5
     np.testing.assert_allclose(out, expected_out.detach().numpy(), rtol=tol, atol=tol)
     np.testing.assert_allclose(h_n, expected_h.detach().numpy(), rtol=tol, atol=tol)
-    np.testing.assert_allclose(rnn.params["b_h_l1_reverse"], (torch_rnn.bias_ih_l1_reverse + torch_rnn.bias_hh_l1_reverse).detach().numpy() if bias else 0.0, rtol=1e-6)
+    reverse_bias = (torch_rnn.bias_ih_l1_reverse + torch_rnn.bias_hh_l1_reverse).detach().numpy() if bias else 0.0
+    np.testing.assert_allclose(rnn.params["b_h_l1_reverse"], reverse_bias, rtol=1e-6)
 
 
 def test_to_torch_round_trip_and_bias_split():

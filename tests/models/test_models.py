@@ -109,7 +109,8 @@ def test_one_to_many_gradients_and_generation():
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_seq2seq_gradients(bidirectional):
     model = Seq2Seq(V, V, 3, embed_dim=2, num_layers=2, bidirectional=bidirectional, seed=7, **F64)
-    _check_model(model, lambda: model.loss(model.forward(TOKENS, LENGTHS, TOKENS[:4], LENGTHS - 1 + (LENGTHS == 1)), TARGETS[:4], np.minimum(LENGTHS, 4)))
+    _check_model(model, lambda: model.loss(model.forward(TOKENS, LENGTHS, TOKENS[:4], LENGTHS - 1 + (LENGTHS == 1)),
+                                           TARGETS[:4], np.minimum(LENGTHS, 4)))
 
 
 def test_greedy_takes_the_argmax_until_max_len():
@@ -139,7 +140,7 @@ def test_beam_search_prefers_high_probability_completion():
     def step(ids, h):
         history = h[0, :, 0]  # first token chosen so far per beam (-1 = none)
         logits = []
-        for token, first in zip(ids, history):
+        for token, _first in zip(ids, history):
             if token == 1:  # after bos
                 logits.append(np.log([1e-9, 1e-9, 1e-9, 0.55, 0.45]))
             elif token == 3:

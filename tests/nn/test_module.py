@@ -39,7 +39,8 @@ def test_state_dict_round_trip_copies_in_place():
     [
         (lambda s: s.pop("decoder.b"), r"missing \['decoder.b'\]"),
         (lambda s: s.update(extra=np.zeros(1)), r"unexpected \['extra'\]"),
-        (lambda s: s.update({"encoder.W": np.zeros((3, 4))}), r"state_dict\['encoder.W'\]: expected shape \(4, 3\), got \(3, 4\)"),
+        (lambda s: s.update({"encoder.W": np.zeros((3, 4))}),
+         r"state_dict\['encoder.W'\]: expected shape \(4, 3\), got \(3, 4\)"),
         (lambda s: s.update({"encoder.b": np.full(4, np.nan)}), r"state_dict\['encoder.b'\]: expected finite values"),
     ],
 )

@@ -225,7 +225,8 @@ def test_parameter_names_and_shapes_follow_the_contract():
     [
         (lambda r: r.forward(np.ones((4, 3))), ValueError, r"x: expected a 3-D array \(T, B, input_size\), got shape \(4, 3\)"),
         (lambda r: r.forward(np.ones((4, 2, 5))), ValueError, r"x: expected 3 input features \(last axis\), got 5"),
-        (lambda r: r.forward(np.ones((4, 2, 3)), lengths=[4, 5]), ValueError, r"lengths: expected every length in 1..4 \(T\), got lengths\[1\] = 5"),
+        (lambda r: r.forward(np.ones((4, 2, 3)), lengths=[4, 5]), ValueError,
+         r"lengths: expected every length in 1..4 \(T\), got lengths\[1\] = 5"),
         (lambda r: r.forward(np.ones((4, 2, 3)), lengths=[0, 4]), ValueError, r"lengths\[0\] = 0"),
         (lambda r: r.forward(np.ones((4, 2, 3)), lengths=[4]), ValueError, r"lengths: expected shape \(2,\)"),
         (lambda r: r.forward(np.ones((4, 2, 3)), lengths=[1.5, 2]), TypeError, r"lengths: expected integers"),

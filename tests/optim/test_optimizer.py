@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from rnnkit.optim import (
-    OPTIMIZERS, SGD, Adagrad, Adam, AdamW, RMSprop, make_optimizer, merge_state_dict, split_state_dict,
+    OPTIMIZERS,
+    SGD,
+    Adagrad,
+    Adam,
+    AdamW,
+    RMSprop,
+    make_optimizer,
+    merge_state_dict,
+    split_state_dict,
 )
 from tests.optim.helpers import CASES, FakeModule, case_id, gradient_sequence, make_params, run
 
@@ -258,10 +266,12 @@ def test_state_at_step_zero_must_be_empty_and_sgd_without_momentum_keeps_none():
     (lambda: AdamW(make_params(), weight_decay=-0.01), ValueError, r"weight_decay: expected a number >= 0, got -0.01"),
     (lambda: Adam(make_params(), amsgrad=None), TypeError, r"amsgrad: expected True or False, got None"),
     (lambda: SGD([]), ValueError, r"params: expected at least one \(name, param, grad\) triple, got none"),
-    (lambda: SGD(make_params() * 2), ValueError, r"params: expected unique names \(state is keyed by name\), got 'layer.p0' twice"),
+    (lambda: SGD(make_params() * 2), ValueError,
+     r"params: expected unique names \(state is keyed by name\), got 'layer.p0' twice"),
     (lambda: SGD([("w", np.zeros(3), np.zeros(4))]), ValueError,
      r"params\['w'\]: expected a gradient of shape \(3,\) and dtype float64, got shape \(4,\) and dtype float64"),
-    (lambda: SGD([("w", np.zeros(3, np.float32), np.zeros(3))]), ValueError, r"and dtype float32, got shape \(3,\) and dtype float64"),
+    (lambda: SGD([("w", np.zeros(3, np.float32), np.zeros(3))]), ValueError,
+     r"and dtype float32, got shape \(3,\) and dtype float64"),
     (lambda: SGD([("w", np.zeros(3, np.int64), np.zeros(3, np.int64))]), TypeError,
      r"params\['w'\]: expected a float32 or float64 array, got dtype int64"),
     (lambda: SGD([("w", [0.0], [0.0])]), TypeError, r"params\[0\]: expected a \(str, ndarray, ndarray\) triple, got tuple"),

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from rnnkit.optim import CosineAnnealingLR, SGD, StepLR, clip_grad_norm, clip_grad_value
+from rnnkit.optim import SGD, CosineAnnealingLR, StepLR, clip_grad_norm, clip_grad_value
 from tests.optim.helpers import CASES, case_id, gradient_sequence, make_params
 
 torch = pytest.importorskip("torch")

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from rnnkit.train.distributed import GradientBuffer, SingleProcess, current_world, launched_processes, share, shard
+from rnnkit.train.distributed import GradientBuffer, SingleProcess, current_world, launched_processes, shard, share
 
 
 @pytest.mark.parametrize("count", [0, 1, 2, 5, 7, 32])

@@ -99,7 +99,8 @@ def test_divergence_stops_without_touching_the_checkpoint(tmp_path):
     before = (tmp_path / "checkpoint.safetensors").read_bytes()
     bad = _trainer(tmp_path, epochs=3, poison_at=4)
     bad.resume()
-    with pytest.raises(DivergenceError, match=r"training diverged at epoch 2, step \d+: the loss is nan; the last good checkpoint .* is untouched"):
+    with pytest.raises(DivergenceError, match=r"training diverged at epoch 2, step \d+: the loss is nan; "
+                                              r"the last good checkpoint .* is untouched"):
         bad.fit()
     assert (tmp_path / "checkpoint.safetensors").read_bytes() == before
     arrays, _ = load_checkpoint(tmp_path)

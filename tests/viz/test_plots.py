@@ -13,7 +13,8 @@ def test_plots_write_png_files(tmp_path):
     metrics.write_text("\n".join(json.dumps(r) for r in [
         {"epoch": 0.5, "train_loss": 2.0}, {"epoch": 1, "train_loss": 1.5}, {"epoch": 1, "valid_loss": 1.7}]))
     for path in (plot_loss_curves(metrics, tmp_path / "loss.png"),
-                 plot_hidden_states(np.tanh(np.random.default_rng(0).normal(size=(12, 8))), tmp_path / "h.png", list("hello world!")),
+                 plot_hidden_states(np.tanh(np.random.default_rng(0).normal(size=(12, 8))), tmp_path / "h.png",
+                                    list("hello world!")),
                  plot_gradient_norms({"tanh": np.geomspace(1e-3, 1, 10)}, tmp_path / "g.png")):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

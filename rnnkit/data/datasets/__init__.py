@@ -6,8 +6,14 @@ Every loader returns plain Python/NumPy structures split into ``"train"``, ``"va
 
 from rnnkit.data.datasets.charlm import CHARLM_SOURCES, load_charlm, shakespeare_plays, strip_play_markdown
 from rnnkit.data.datasets.classify import CLASSIFY_LABELS, load_classify, sentiment_tweets
-from rnnkit.data.datasets.digits import (DIGIT_WORDS, digit_images, load_digit_captions, load_digits,
-                                         load_digits_flat, load_digits_rows)
+from rnnkit.data.datasets.digits import (
+                                         DIGIT_WORDS,
+                                         digit_images,
+                                         load_digit_captions,
+                                         load_digits,
+                                         load_digits_flat,
+                                         load_digits_rows,
+)
 from rnnkit.data.datasets.forecast import load_forecast, persistence_mse, sunspots
 from rnnkit.data.datasets.tag import TAGSETS, brown_sentences, load_tag
 from rnnkit.data.datasets.translate import load_translate, number_splits, number_words

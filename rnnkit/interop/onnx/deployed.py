@@ -9,7 +9,8 @@ Teacher forcing through a ``decoder_step`` graph runs it once per step.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -63,10 +64,10 @@ class DeployedModel:
                                for value in graph.graph.input} for role, graph in self.graphs.items()}
 
     # what the tasks call besides forward
-    def eval(self) -> "DeployedModel":
+    def eval(self) -> DeployedModel:
         return self
 
-    def train(self) -> "DeployedModel":
+    def train(self) -> DeployedModel:
         return self
 
     def loss(self, outputs: np.ndarray, targets: np.ndarray, lengths: np.ndarray | None = None,

@@ -14,7 +14,8 @@ element type, rank or size (``ValueError``).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

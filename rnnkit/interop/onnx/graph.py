@@ -8,8 +8,9 @@ rnnkit writes. Nothing here knows about recurrent layers.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -36,9 +37,10 @@ def tensor_type(dtype: np.dtype | type) -> int:
 class GraphBuilder:
     """Collects the nodes, initializers, inputs and outputs of one ONNX graph.
 
-    ``float_dtype`` is the dtype of the graph's real values (the model's). ``value(name)`` hands out unused names; ``add(op, inputs, **attributes)`` appends a node and
-    returns its output name (or names, with ``outputs=n``); ``array(values, hint)`` stores an
-    initializer. ``model()`` assembles and checks the result.
+    ``float_dtype`` is the dtype of the graph's real values (the model's). ``value(name)`` hands
+    out unused names; ``add(op, inputs, **attributes)`` appends a node and returns its output name
+    (or names, with ``outputs=n``); ``array(values, hint)`` stores an initializer. ``model()``
+    assembles and checks the result.
     """
 
     def __init__(self, name: str, float_dtype: np.dtype | type = np.float32) -> None:

@@ -56,17 +56,18 @@ computes differently there.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial, reduce
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from rnnkit.functional.activations import sigmoid_forward
 from rnnkit.functional.cells import Cell
+from rnnkit.functional.elman import elman_cell
 from rnnkit.functional.gru import GRU_CELL
 from rnnkit.functional.lstm import LSTM_CELL
-from rnnkit.functional.elman import elman_cell
 from rnnkit.functional.recurrent import flip_sequences, recurrent_layer_forward
 from rnnkit.interop.onnx._proto import onnx_module
 from rnnkit.interop.onnx.gates import FROM_ONNX, reorder_gates
