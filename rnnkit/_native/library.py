@@ -139,6 +139,13 @@ def _start() -> None:
 _start()
 
 
+def loaded() -> ctypes.CDLL:
+    """The loaded library; only called where :func:`available` was checked."""
+    if lib is None:
+        raise RuntimeError(f"rnnkit's compiled kernels are not loaded: {_why_not}")
+    return lib
+
+
 def kernel(name: str, dtype: np.dtype) -> Callable[..., None] | None:
     """The compiled ``rnnkit_{name}_{f32|f64}`` for ``dtype``, or None where the kernels are off."""
     if not available() or dtype not in (np.float32, np.float64):

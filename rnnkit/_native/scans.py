@@ -120,9 +120,15 @@ def _recurrent_weight(W_hh_T: np.ndarray, shape: tuple[int, int], dtype: np.dtyp
         W_hh_T = np.ascontiguousarray(W_hh_T)
     packed = threads.packed(W_hh_T, rows)
     if packed is None and not W_hh_T.flags.c_contiguous:
-        W_hh_T = transposed(W_hh_T.T)
+        copy = transposed(W_hh_T.T)
+        W_hh_T = np.ascontiguousarray(W_hh_T) if copy is None else copy
     return W_hh_T, packed
 
+
+
+def _address(a: np.ndarray | None) -> int | None:
+    """An array's data address for ctypes, None for a missing one (a NULL pointer)."""
+    return None if a is None else a.ctypes.data
 
 
 def _rows_of(a: np.ndarray, start: int) -> int:
@@ -224,7 +230,7 @@ def lstm_scan_backward(grad: np.ndarray, upstream: np.ndarray, dc_upstream: np.n
         return [*_walk(grad, start), *_walk(upstream, start), *slice_dc, *_walk(gates, start), *_walk(cells, start),
                 _rows_of(c_before, start), c_before.strides[0] // dtype.itemsize, W_hh.ctypes.data,
                 None if packed is None else packed.ctypes.data, _rows_of(carried_h, start), _rows_of(carried_c, start),
-                bias_grads[index][0].ctypes.data, steps, stop - start, hidden, int(first_product)]
+                _address(bias_grads[index][0]), steps, stop - start, hidden, int(first_product)]
 
     threads.run_slices(kernel, arguments, slices)
     threads.add_up(bias_grads)
@@ -303,7 +309,7 @@ def gru_scan_backward(grad: np.ndarray, grad_hidden: np.ndarray, upstream: np.nd
         return [*_walk(grad, start), *_walk(grad_hidden, start), *_walk(upstream, start), *_walk(gates, start),
                 *_walk(hidden_n, start), *_walk(states, start), _rows_of(h_before, start),
                 h_before.strides[0] // dtype.itemsize, W_hh.ctypes.data, None if packed is None else packed.ctypes.data,
-                _rows_of(carried, start), slice_b_xh_grad.ctypes.data, slice_b_hh_grad.ctypes.data, steps,
+                _rows_of(carried, start), _address(slice_b_xh_grad), _address(slice_b_hh_grad), steps,
                 stop - start, hidden, int(first_product)]
 
     threads.run_slices(kernel, arguments, slices)

@@ -120,7 +120,7 @@ def run_calls(calls: list[Call]) -> None:
     kind = library.pool_kinds[calls[0][0].__name__]
     table = np.array([[0 if value is None else int(value) for value in arguments(index, *bounds)]
                       for _, arguments, index, bounds in calls], dtype=np.int64)
-    library.lib.rnnkit_parallel(kind, len(calls), table.ctypes.data, min(len(calls), library.blas_threads()))
+    library.loaded().rnnkit_parallel(kind, len(calls), table.ctypes.data, min(len(calls), library.blas_threads()))
 
 
 @contextlib.contextmanager
@@ -152,7 +152,7 @@ def packed(B: np.ndarray, rows: int) -> np.ndarray | None:
     scope = getattr(_pack_scope, "packs", None)
     if scope is not None and id(B) in scope and scope[id(B)][0] is B:
         return scope[id(B)][1]
-    lib = library.lib
+    lib = library.loaded()
     K, N = B.shape
     size = lib.rnnkit_packed_columns(N) * K
     storage = workspace.empty((size + 16,), np.float32)  # W-sized, at every call: not freshly mapped
@@ -194,7 +194,7 @@ def product(a: np.ndarray, B: np.ndarray, out: np.ndarray, accumulate: bool = Fa
         return [stop - start, N, K, a.ctypes.data + start * lda * 4, lda, weights.ctypes.data,
                 out.ctypes.data + start * ldc * 4, ldc, int(accumulate)]
 
-    run_slices(library.lib.rnnkit_packed_product_f32, arguments, cut(M, ROW_BLOCK, threads))
+    run_slices(library.loaded().rnnkit_packed_product_f32, arguments, cut(M, ROW_BLOCK, threads))
     return True
 
 

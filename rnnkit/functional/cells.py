@@ -112,7 +112,7 @@ class GateScratch:
 
     @cached_property
     def rows(self) -> tuple[np.ndarray, np.ndarray]:
-        return tuple(np.empty((self.batch, self.hidden), self.dtype) for _ in range(2))
+        return np.empty((self.batch, self.hidden), self.dtype), np.empty((self.batch, self.hidden), self.dtype)
 
     @cached_property
     def offset(self) -> np.ndarray:
