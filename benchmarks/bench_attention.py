@@ -192,7 +192,7 @@ def recurrent_pairs(prefix: str, rk_layer, torch_layer) -> list[tuple[str, objec
     (rnnkit's one bias ``b_h`` of the Elman cell and the LSTM is torch's ``bias_ih``)."""
     pairs = []
     for layer in range(rk_layer.num_layers):
-        for suffix in rk_layer._suffixes(layer):
+        for suffix in rk_layer.parameter_suffixes(layer):
             names = {"W_xh": "weight_ih", "W_hh": "weight_hh", "b_xh": "bias_ih", "b_hh": "bias_hh",
                      "b_h": "bias_ih"}
             for rk_name, torch_name in names.items():

@@ -293,7 +293,7 @@ def jax_params(rnn: RecurrentLayer) -> list:
     params = []
     for layer in range(rnn.num_layers):
         directions = []
-        for suffix in rnn._suffixes(layer):
+        for suffix in rnn.parameter_suffixes(layer):
             input_bias = rnn.params.get(f"b_xh{suffix}", rnn.params.get(f"b_h{suffix}"))
             hidden_bias = rnn.params.get(f"b_hh{suffix}", np.zeros_like(input_bias))
             directions.append((rnn.params[f"W_xh{suffix}"], rnn.params[f"W_hh{suffix}"], input_bias, hidden_bias))

@@ -64,7 +64,7 @@ def from_torch(torch_rnn: Any, seed: int | np.random.Generator | None = None) ->
     width = module.cell.gates * module.hidden_size
     state = {}
     for layer in range(module.num_layers):
-        for suffix in module._suffixes(layer):
+        for suffix in module.parameter_suffixes(layer):
             state[f"W_xh{suffix}"] = torch_state[f"weight_ih{suffix}"]
             state[f"W_hh{suffix}"] = torch_state[f"weight_hh{suffix}"]
             # Absent biases (a torch module built with bias=False) are zeros.
@@ -108,7 +108,7 @@ def to_torch(rnn: RecurrentLayer) -> Any:
     width = rnn.cell.gates * rnn.hidden_size
     state = {}
     for layer in range(rnn.num_layers):
-        for suffix in rnn._suffixes(layer):
+        for suffix in rnn.parameter_suffixes(layer):
             state[f"weight_ih{suffix}"] = torch.from_numpy(rnn.params[f"W_xh{suffix}"].copy())
             state[f"weight_hh{suffix}"] = torch.from_numpy(rnn.params[f"W_hh{suffix}"].copy())
             if kind == "GRU":

@@ -66,7 +66,7 @@ class RecurrentLayer(Module):
         width = cell.gates * hidden_size
         for layer in range(self.num_layers):
             layer_input = self.input_size if layer == 0 else self.num_directions * self.hidden_size
-            for suffix in self._suffixes(layer):
+            for suffix in self.parameter_suffixes(layer):
                 self.add_parameter(f"W_xh{suffix}", uniform_init(self.rng, (width, layer_input), bound, self.dtype))
                 self.add_parameter(f"W_hh{suffix}", uniform_init(self.rng, (width, hidden_size), bound, self.dtype))
                 for bias in cell.bias_names:
@@ -76,7 +76,9 @@ class RecurrentLayer(Module):
                 self.add_parameter(f"{name}0", np.zeros((self.num_layers * self.num_directions, hidden_size),
                                                         self.dtype))
 
-    def _suffixes(self, layer: int) -> list[str]:
+    def parameter_suffixes(self, layer: int) -> list[str]:
+        """The parameter-name suffixes of layer ``layer``: ``["_l{layer}"]``, and ``"_l{layer}_reverse"``
+        for a bidirectional layer (``W_xh_l0``, ``W_xh_l0_reverse``, as PyTorch names them)."""
         return [f"_l{layer}", f"_l{layer}_reverse"][: self.num_directions]
 
     @property
@@ -124,7 +126,7 @@ class RecurrentLayer(Module):
             dropout_cache = None
             if layer > 0:
                 layer_input, dropout_cache = dropout_forward(layer_input, self.dropout, self.rng, self.training)
-            suffixes = self._suffixes(layer)
+            suffixes = self.parameter_suffixes(layer)
             rows = slice(layer * D, (layer + 1) * D)
             # Both directions in one call: one input projection for both, and their states
             # written side by side, which is already the concatenated input of the next layer.
@@ -212,7 +214,7 @@ class RecurrentLayer(Module):
         parameters = ("W_xh", "W_hh", *self.cell.bias_names)
         for layer in range(self.num_layers - 1, -1, -1):
             dropout_cache, layer_cache = layers[layer]
-            suffixes = self._suffixes(layer)
+            suffixes = self.parameter_suffixes(layer)
             rows = slice(layer * D, (layer + 1) * D)
             # Weight gradients are added straight into self.grads: no parameter-sized temporaries.
             into = tuple([self.grads[f"{name}{suffix}"] for suffix in suffixes] for name in parameters)

@@ -52,6 +52,8 @@ def main() -> None:
 
     def counting(calls):  # every call that reaches the pool
         counted["threaded"] += len(calls) > 1
+        if len(calls) > 1 and counted["threaded"] % 10_000 == 0:  # where a hang stopped, when it does
+            print(f"{counted['threaded']} threaded calls", file=sys.stderr, flush=True)
         run_calls(calls)
 
     threads.run_calls = counting

@@ -29,7 +29,7 @@ def torch_packed_reference(rnn: RNN, x, h0, lengths, dout, dh_n):
     loss.backward()
     grads = {}
     for layer in range(rnn.num_layers):
-        for suffix in rnn._suffixes(layer):
+        for suffix in rnn.parameter_suffixes(layer):
             grads[f"W_xh{suffix}"] = getattr(torch_rnn, f"weight_ih{suffix}").grad.numpy()
             grads[f"W_hh{suffix}"] = getattr(torch_rnn, f"weight_hh{suffix}").grad.numpy()
             grads[f"b_h{suffix}"] = getattr(torch_rnn, f"bias_ih{suffix}").grad.numpy()
@@ -49,7 +49,7 @@ def loop_reference_forward(rnn: RNN, x, h0, lengths):
         layer_input = x[: lengths[b], b]
         for layer in range(rnn.num_layers):
             layer_output = np.zeros((lengths[b], D * H))
-            for direction, suffix in enumerate(rnn._suffixes(layer)):
+            for direction, suffix in enumerate(rnn.parameter_suffixes(layer)):
                 W_xh, W_hh, b_h = (rnn.params[f"{n}{suffix}"] for n in ("W_xh", "W_hh", "b_h"))
                 h = h0[layer * D + direction, b]
                 order = range(lengths[b] - 1, -1, -1) if direction else range(lengths[b])

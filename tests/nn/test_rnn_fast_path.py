@@ -25,7 +25,7 @@ def reference_rnn(rnn: RNN, x, h0, lengths, dout, dh_n, rng):
         if layer > 0:
             layer_input, drop = dropout_forward(layer_input, rnn.dropout, rng, rnn.training)
         outputs, layer_caches = [], []
-        for d, suffix in enumerate(rnn._suffixes(layer)):
+        for d, suffix in enumerate(rnn.parameter_suffixes(layer)):
             p = [rnn.params[f"{n}{suffix}"] for n in ("W_xh", "W_hh", "b_h")]
             states, direction_h_n, cache = reference.rnn_forward(layer_input, h0[layer * D + d], *p, rnn.nonlinearity,
                                                                  lengths, d == 1)
@@ -38,7 +38,7 @@ def reference_rnn(rnn: RNN, x, h0, lengths, dout, dh_n, rng):
     for layer in range(L - 1, -1, -1):
         drop, layer_caches = caches[layer]
         dx = 0.0
-        for d, suffix in enumerate(rnn._suffixes(layer)):
+        for d, suffix in enumerate(rnn.parameter_suffixes(layer)):
             g = reference.rnn_backward(grad[..., d * H : (d + 1) * H], dh_n[layer * D + d], layer_caches[d])
             dx = dx + g[0]
             dh0[layer * D + d] = g[1]

@@ -44,7 +44,7 @@ def onnx_weights(module: RecurrentLayer, layer: int) -> tuple[np.ndarray, np.nda
     kind = op_type(module)
     order = TO_ONNX[kind]
     W, R, B = [], [], []
-    for suffix in module._suffixes(layer):
+    for suffix in module.parameter_suffixes(layer):
         params = module.params
         W.append(reorder_gates(params[f"W_xh{suffix}"], order))
         R.append(reorder_gates(params[f"W_hh{suffix}"], order))

@@ -201,7 +201,7 @@ def _load_layer(module: RecurrentLayer, index: int, layer: dict[str, Any]) -> No
     def restack(array: np.ndarray) -> np.ndarray:
         return reorder_gates(array, back)
 
-    for direction, suffix in enumerate(module._suffixes(index)):
+    for direction, suffix in enumerate(module.parameter_suffixes(index)):
         module.params[f"W_xh{suffix}"][...] = restack(layer["W"][direction])
         module.params[f"W_hh{suffix}"][...] = restack(layer["R"][direction])
         input_bias, recurrent_bias = layer["B"][direction, :width], layer["B"][direction, width:]
