@@ -15,10 +15,9 @@
  * threads than on OpenBLAS's (benchmarks/RESULTS.md, issue 25). So while an OpenBLAS worker is
  * awake (its state in /proc is R), the call is handed to it through OpenBLAS's blas_level1_thread,
  * whose items do nothing but join the call; while they sleep, rnnkit's own workers join instead.
- * OpenBLAS is never asked for more items than it has workers: OpenBLAS 0.3.31's exec_blas_async
- * waits, spinning, for a free worker before it wakes the sleeping ones it has assigned, so more
- * items than workers while its worker slept waited forever at 100% of a core (the hang of
- * tests/_native/test_packed.py under pytest, reproduced by a test here). Where
+ * Never more items than awake workers. Handing work to a *sleeping* OpenBLAS worker is what the
+ * old design did, and under tests/_native/stress_threads.py it hung (the caller waits inside
+ * OpenBLAS until a worker has run every item, and the worker never did). Where
  * blas_level1_thread is missing, or the process has no /proc, only rnnkit's own threads help.
  *
  * Idle own workers first poll for the next call, yielding the core to any other runnable thread
