@@ -4,6 +4,7 @@ back in, ``h~_t = tanh(W_c [c_t; h_t] + b_c)``, before the output layer."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,7 @@ class Attention(Module):
             self.add_parameter("v", uniform_init(rng, (size,), 1.0 / math.sqrt(size), self.dtype))
         self.combine = Linear(memory_size + query_size, query_size, dtype=self.dtype, seed=rng)
         self.last_weights: np.ndarray | None = None
-        self._cache = None
+        self._cache: Any = None  # what backward needs, from the last forward
 
     def extra_repr(self) -> str:
         return f"{self.kind}, query_size={self.query_size}, memory_size={self.memory_size}"

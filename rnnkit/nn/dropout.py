@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from rnnkit.functional.dropout import dropout_backward, dropout_forward
@@ -20,7 +22,7 @@ class Dropout(Module):
             raise ValueError(f"p: expected a dropout probability in [0, 1), got {p!r}")
         self.p = float(p)
         self.rng = resolve_rng(seed)
-        self._cache = None
+        self._cache: Any = None  # what backward needs, from the last forward
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from rnnkit._checks import check_float_dtype, check_positive_int
@@ -33,7 +35,7 @@ class Embedding(Module):
         if padding_idx is not None:
             table[padding_idx] = 0.0
         self.add_parameter("W", table)
-        self._cache = None
+        self._cache: Any = None  # what backward needs, from the last forward
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}, padding_idx={self.padding_idx}, dtype={self.dtype.name}"

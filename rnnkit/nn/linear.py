@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ class Linear(Module):
         self.add_parameter("W", uniform_init(rng, (out_features, in_features), bound, self.dtype))
         if bias:
             self.add_parameter("b", uniform_init(rng, (out_features,), bound, self.dtype))
-        self._cache = None
+        self._cache: Any = None  # what backward needs, from the last forward
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, bias={'b' in self.params}, dtype={self.dtype.name}"
