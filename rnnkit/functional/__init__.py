@@ -11,6 +11,7 @@ from rnnkit.functional.activations import (
     get_activation,
 )
 from rnnkit.functional.cells import Cell
+from rnnkit.functional.ctc import ctc_backward, ctc_forward, ctc_loss
 from rnnkit.functional.dropout import dropout_backward, dropout_forward
 from rnnkit.functional.elman import (
     ELMAN_CELLS,
@@ -53,6 +54,9 @@ __all__ = [
     "LSTM_CELL",
     "activation_backward",
     "activation_forward",
+    "ctc_backward",
+    "ctc_forward",
+    "ctc_loss",
     "dropout_backward",
     "dropout_forward",
     "embedding_backward",

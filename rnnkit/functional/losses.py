@@ -1,7 +1,8 @@
-"""Losses summed over time steps, ``L = sum_t L_t``, masked by ``lengths``.
+"""Losses summed over time steps, ``L = sum_t L_t``, masked by ``lengths``; and, from ``ctc.py``,
+``ctc_loss`` for label sequences that are not aligned to the steps (speech).
 
-Both losses take time-major ``(T, B, ...)`` predictions, or ``(B, ...)`` for a single step, and
-return ``(loss, dpredictions)`` in one call: the gradient is as cheap as the loss once the
+``softmax_cross_entropy`` and ``mse`` take time-major ``(T, B, ...)`` predictions, or ``(B, ...)``
+for a single step, and return ``(loss, dpredictions)`` in one call: the gradient is as cheap as the loss once the
 softmax is formed, and every caller needs both.
 
 ``reduction="sum"`` is the textbook total over valid steps and the batch; ``"mean"`` divides it
@@ -13,7 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit._checks import check_choice, check_lengths, check_shape
+from rnnkit.functional.ctc import ctc_loss
 from rnnkit.functional.recurrent import valid_mask
+
+__all__ = ["REDUCTIONS", "ctc_loss", "mse", "softmax_cross_entropy"]
 
 REDUCTIONS = ("sum", "mean")
 
