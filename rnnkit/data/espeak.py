@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,7 @@ _SYNCHRONOUS = 2  # AUDIO_OUTPUT_SYNCHRONOUS
 _POSITION_CHARACTER = 1
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 _lock = threading.Lock()
-_state: dict[str, object] = {}
+_state: dict[str, Any] = {}
 
 
 def _library() -> tuple[ctypes.CDLL, int]:
@@ -53,7 +54,7 @@ def _library() -> tuple[ctypes.CDLL, int]:
         callback = _CALLBACK(collect)
         library.espeak_SetSynthCallback(callback)
         _state.update(library=library, rate=rate, chunks=chunks, callback=callback)  # the callback must stay alive
-    return _state["library"], int(_state["rate"])  # type: ignore[return-value]
+    return _state["library"], int(_state["rate"])
 
 
 def voices(language: str = "en-us") -> list[str]:
@@ -70,7 +71,7 @@ def synthesize(text: str, voice: str = "en-us", rate: int = 170, pitch: int = 50
     ``pitch`` and ``pitch_range`` in 0..100."""
     library, sample_rate = _library()
     with _lock:
-        chunks: list[np.ndarray] = _state["chunks"]  # type: ignore[assignment]
+        chunks: list[np.ndarray] = _state["chunks"]
         chunks.clear()
         if library.espeak_SetVoiceByName(voice.encode()) != 0:
             raise ValueError(f"voice: eSpeak NG has no voice {voice!r}")
