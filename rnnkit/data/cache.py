@@ -2,7 +2,7 @@
 
 The cache lives in a user directory, never inside the installed package:
 ``$RNNKIT_CACHE`` if set, else ``$XDG_CACHE_HOME/rnnkit``, else ``~/.cache/rnnkit``. Entries are
-JSON (never pickle), written atomically, and keyed by a hash of everything the content depends on
+JSON, or NumPy's ``.npz`` for arrays (never pickle), written atomically, and keyed by a hash of everything the content depends on
 (source file, its size and mtime, the builder's format version), so a changed source rebuilds.
 A cache that cannot be read or written is skipped: the data is then built every time.
 """
@@ -50,6 +50,36 @@ def cached_json(name: str, key: dict[str, Any], build: Callable[[], Any]) -> Any
         pass  # missing or unreadable: rebuild
     data = build()
     _write_atomic(path, {"key": key, "data": data})
+    return data
+
+
+def cached_arrays(name: str, key: dict[str, Any], build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Return ``build()`` (a dict of NumPy arrays), cached as ``<cache_dir>/<name>-<hash>.npz``
+    with its key beside the arrays; loaded without pickle."""
+    import numpy as np
+
+    text = json.dumps(key, sort_keys=True)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    path = cache_dir() / f"{name}-{digest}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            if str(stored["__key__"]) == text:
+                return {k: stored[k] for k in stored.files if k != "__key__"}
+    except (OSError, ValueError, KeyError):
+        pass  # missing, unreadable or another key: rebuild
+    data = build()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp.npz", dir=path.parent)
+        os.close(fd)
+        try:
+            np.savez(tmp, __key__=np.array(text), **data)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError:
+        pass  # caching is an optimisation only
     return data
 
 

@@ -15,6 +15,7 @@ TASKS: dict[str, str] = {
     "digits": "rnnkit.tasks.digits:DigitRows",
     "onetoone": "rnnkit.tasks.digits:OneToOneDigits",
     "forecast": "rnnkit.tasks.forecast:Forecast",
+    "speech": "rnnkit.tasks.speech:Speech",
 }
 
 

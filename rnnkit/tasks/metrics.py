@@ -23,6 +23,7 @@ METRICS: dict[str, Metric] = {
     "token_accuracy": Metric(lower_is_better=False, share=True),
     "exact_match": Metric(lower_is_better=False, share=True),
     "cer": Metric(lower_is_better=True, share=True),
+    "wer": Metric(lower_is_better=True, share=True),
     "bpc": Metric(lower_is_better=True, share=False),
     "mse": Metric(lower_is_better=True, share=False),
     "loss": Metric(lower_is_better=True, share=False),

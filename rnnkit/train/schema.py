@@ -80,11 +80,12 @@ MODEL_OPTIONS: dict[str, Check] = {
     "attention": of_type(str, "an attention name"), "tokens": of_type(str, "a kind of tokens"),
     "source_tokens": of_type(str, "a kind of tokens", null=True), "target_tokens": of_type(str, "a kind of tokens", null=True),
     "min_freq": integer(1, null=True), "vocab_size": integer(1, null=True), "max_len": integer(1, null=True),
+    "stack": integer(1, MAX_SIZE),
 }
 #: options a model is built from without a default: a checkpoint of a task that has them must hold them
 #: (cell and attention have defaults for runs saved before they existed)
 REQUIRED_OPTIONS = ("hidden", "layers", "nonlinearity", "dropout", "bidirectional", "batch_size", "embed", "bptt",
-                    "window", "pooling")
+                    "window", "pooling", "stack")
 
 
 def validate_run_meta(meta: Any, where: str | Path) -> dict[str, Any]:

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 TASK_KEYS = {
     "charlm": ["bpc"], "classify": ["accuracy", "macro_f1"], "translate": ["exact_match", "cer"],
     "tag": ["token_accuracy"], "caption": ["exact_match"], "digits": ["accuracy"], "onetoone": ["accuracy"],
-    "forecast": ["mse", "baseline_mse"],
+    "forecast": ["mse", "baseline_mse"], "speech": ["wer", "cer", "baseline_wer"],
 }
 
 

@@ -1,0 +1,56 @@
+"""The ``speech`` task: the synthesised spoken digits (split by voice), its metrics and baseline,
+and a short training run that beats the baseline on voices it never heard."""
+
+import numpy as np
+import pytest
+
+from rnnkit.tasks.speech import Speech, word_error_rate
+
+pytest.importorskip("espeakng_loader")
+
+
+def test_word_error_rate_counts_edits_per_reference_word():
+    assert word_error_rate([["one", "two"]], [["one", "two"]]) == 0.0
+    assert word_error_rate([["one"]], [["one", "two"]]) == 0.5  # a deletion
+    assert word_error_rate([["one", "three", "two"]], [["one", "two"]]) == 0.5  # an insertion
+    assert word_error_rate([[]], [["one", "two", "three", "four"]]) == 1.0
+
+
+@pytest.fixture(scope="module")
+def task():
+    return Speech(seed=0)
+
+
+def test_the_voices_of_each_split_are_never_heard_in_another(task):
+    voices = {split: set(task.splits[split][2]) for split in ("train", "valid", "test")}
+    assert not voices["train"] & voices["test"] and not voices["train"] & voices["valid"]
+    assert not voices["valid"] & voices["test"]
+    frames, digits, _ = task.splits["test"]
+    assert len(frames) == len(digits) == 300 and frames[0].shape[1] == 40
+    assert all(1 <= len(d) <= 7 for d in digits)
+    assert "voices" in task.describe()
+
+
+def test_the_baseline_is_the_empty_or_the_most_common_transcript(task):
+    baseline = task.baseline("test")
+    assert 0.8 < baseline["wer"] <= 1.0 and 0.0 < baseline["cer"] <= 1.0
+
+
+@pytest.mark.slow
+def test_a_short_run_beats_the_baseline_on_unheard_voices(task):
+    from rnnkit.optim import Adam, clip_grad_norm
+
+    options = {**task.defaults, "hidden": 48, "layers": 1}
+    model = task.build_model(options)
+    optimizer = Adam(model, lr=1e-2)
+    for batch in (task.train_batches(0) + task.train_batches(1))[:150]:  # past the all-blank plateau
+        model.zero_grad()
+        loss, count, _ = task.train_step(model, batch, None)
+        for _, _, grad in model.named_parameters():
+            grad /= count
+        clip_grad_norm(model, 5.0)
+        optimizer.step()
+    model.eval()
+    metrics = task.evaluate(model, "test")
+    assert metrics["wer"] < 0.5 * task.baseline("test")["wer"], metrics
+    assert np.isfinite(metrics["loss"])
