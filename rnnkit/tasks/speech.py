@@ -120,6 +120,18 @@ class Speech(Task):
         wer, cer = min(scores)
         return {"wer": wer, "cer": cer}
 
+    def predict(self, model, inputs) -> list[str]:
+        """The transcript of each sound file (WAV, or what soundfile reads), by the best path."""
+        from rnnkit.data.audio import load_audio, log_mel, normalize
+        from rnnkit.models.ctc_decoding import greedy_decode
+
+        transcripts = []
+        for path in inputs:
+            features = normalize(log_mel(load_audio(path), n_mels=N_MELS))
+            scores, lengths = model.forward(features[:, None, :], np.array([len(features)]))
+            transcripts.append(" ".join(self.words[label - 1] for label in greedy_decode(scores, lengths)[0]))
+        return transcripts
+
     def show(self, model) -> str:
         hypotheses, _ = self._decode(model, "test")
         references = self._references("test")

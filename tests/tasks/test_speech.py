@@ -54,3 +54,22 @@ def test_a_short_run_beats_the_baseline_on_unheard_voices(task):
     metrics = task.evaluate(model, "test")
     assert metrics["wer"] < 0.5 * task.baseline("test")["wer"], metrics
     assert np.isfinite(metrics["loss"])
+
+
+def test_predict_reads_wav_files(task, tmp_path):
+    """A model trained a little, asked for the transcript of a WAV file it has never heard: one
+    line per file, words from the digits' vocabulary (what it says is the training's business)."""
+    import wave
+
+    from rnnkit.data.espeak import synthesize
+
+    samples, rate = synthesize("four two", "en-us+Alex")
+    with wave.open(str(tmp_path / "a.wav"), "wb") as file:
+        file.setnchannels(1)
+        file.setsampwidth(2)
+        file.setframerate(rate)
+        file.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    model = task.build_model({**task.defaults, "hidden": 16, "layers": 1})
+    model.eval()
+    (transcript,) = task.predict(model, [str(tmp_path / "a.wav")])
+    assert all(word in task.words for word in transcript.split())
