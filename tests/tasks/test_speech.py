@@ -4,6 +4,8 @@ and a short training run that beats the baseline on voices it never heard."""
 import numpy as np
 import pytest
 
+from rnnkit.data.datasets.spoken_digits import DIGIT_WORDS
+from rnnkit.tasks.base import TaskError
 from rnnkit.tasks.speech import Speech, word_error_rate
 
 pytest.importorskip("espeakng_loader")
@@ -25,10 +27,10 @@ def test_the_voices_of_each_split_are_never_heard_in_another(task):
     voices = {split: set(task.splits[split][2]) for split in ("train", "valid", "test")}
     assert not voices["train"] & voices["test"] and not voices["train"] & voices["valid"]
     assert not voices["valid"] & voices["test"]
-    frames, digits, _ = task.splits["test"]
-    assert len(frames) == len(digits) == 300 and frames[0].shape[1] == 40
-    assert all(1 <= len(d) <= 7 for d in digits)
-    assert "voices" in task.describe()
+    frames, transcripts, _ = task.splits["test"]
+    assert len(frames) == len(transcripts) == 300 and frames[0].shape[1] == 40
+    assert all(1 <= len(t.split()) <= 7 for t in transcripts)
+    assert "voices" in task.describe() and task.tokenizer.kind == "word"  # auto: a closed vocabulary
 
 
 def test_the_baseline_is_the_empty_or_the_most_common_transcript(task):
@@ -72,4 +74,51 @@ def test_predict_reads_wav_files(task, tmp_path):
     model = task.build_model({**task.defaults, "hidden": 16, "layers": 1})
     model.eval()
     (transcript,) = task.predict(model, [str(tmp_path / "a.wav")])
-    assert all(word in task.words for word in transcript.split())
+    assert all(word in DIGIT_WORDS for word in transcript.split())
+
+
+def _write_wav(path, samples, rate):
+    import wave
+
+    with wave.open(str(path), "wb") as file:
+        file.setnchannels(1)
+        file.setsampwidth(2)
+        file.setframerate(rate)
+        file.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+def test_your_recordings_train_split_and_score_with_bad_ones_counted(tmp_path):
+    """A TSV of recordings, paths relative to it: an unreadable file, a recording too short for its
+    transcript and a missing one are skipped and counted, never a crash; the rest is split
+    80/10/10, tokenized, and its held-out copy scores like the test split (eval --data)."""
+    from rnnkit.data.espeak import synthesize
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "audio").mkdir()
+    lines = []
+    for i in range(20):
+        words = " ".join(DIGIT_WORDS[d] for d in rng.integers(0, 10, size=2))
+        samples, rate = synthesize(words, "en-us+Alex")
+        _write_wav(tmp_path / "audio" / f"{i}.wav", samples, rate)
+        lines.append(f"audio/{i}.wav\t{words}")
+    (tmp_path / "audio" / "broken.wav").write_bytes(b"RIFF....WAVEjunk")
+    _write_wav(tmp_path / "audio" / "short.wav", np.zeros(800), 16000)  # 50 ms
+    lines += ["audio/broken.wav\tone", "audio/short.wav\tone two three four five six seven", "audio/gone.wav\tnine"]
+    (tmp_path / "data.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    task = Speech(data=str(tmp_path / "data.tsv"), seed=0)
+    assert sum(len(task.splits[s][0]) for s in ("train", "valid", "test")) == 20
+    assert task.skipped == {"unreadable": 2, "too short for their transcripts": 1}
+    assert any("skipped 3 recordings" in w and "broken.wav" in w for w in task.warnings)
+    model = task.build_model({**task.defaults, "hidden": 16, "layers": 1})
+    model.eval()
+    metrics = task.evaluate(model, "test")
+    task.write_split("test", tmp_path / "held_out.tsv")
+    scored = Speech(data=None, seed=0, meta=task.meta(), score_file=str(tmp_path / "held_out.tsv"))
+    assert scored.evaluate(model, "test") == pytest.approx(metrics)
+    assert scored.baseline("test")["wer"] == 1.0  # the empty transcript: the training split is not at hand
+
+
+def test_a_file_with_no_usable_recording_is_a_clear_error(tmp_path):
+    (tmp_path / "data.tsv").write_text("missing.wav\tone\n", encoding="utf-8")
+    with pytest.raises(TaskError, match=r"no usable recording .*missing.wav: no such file"):
+        Speech(data=str(tmp_path / "data.tsv"))
