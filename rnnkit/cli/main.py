@@ -434,11 +434,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for source, prediction in zip(args.inputs, task.predict(model, args.inputs)):
         print(f"{source}\t{prediction}")
     if args.plot:
-        if not hasattr(task, "attention_maps"):
-            raise ValueError(f"--plot: the {task.name} task has no attention to draw (translate has)")
-        from rnnkit.viz import plot_attention
+        if hasattr(task, "plot"):  # speech: the spectrogram and the label posteriors of each file
+            path = task.plot(model, list(args.inputs), Path(args.plot))
+        elif hasattr(task, "attention_maps"):
+            from rnnkit.viz import plot_attention
 
-        path = plot_attention(task.attention_maps(model, args.inputs), args.plot, titles=list(args.inputs))
+            path = plot_attention(task.attention_maps(model, args.inputs), args.plot, titles=list(args.inputs))
+        else:
+            raise ValueError(f"--plot: the {task.name} task has nothing to draw (translate draws attention, speech "
+                             "its alignment)")
         print(f"[{task.name}] wrote {path}", file=sys.stderr)
     return 0
 

@@ -234,6 +234,36 @@ class Speech(Task):
             lines.append(f"  {Path(sources[i]).name:<22} said: {references[i]:<40} heard: {hypotheses[i]}{mark}")
         return "\n".join(lines)
 
+    def alignments(self, model, features: list[np.ndarray], titles: list[str]) -> list[tuple]:
+        """``(features, posteriors, label names, title)`` per utterance, for ``plot_ctc_alignment``."""
+        names = [self.tokenizer.decode([label]) or "·" for label in range(len(self.tokenizer))]
+        examples = []
+        for f, title in zip(features, titles):
+            scores, _ = model.forward(f[:, None, :], np.array([len(f)]))
+            shifted = np.exp(scores[:, 0] - scores[:, 0].max(axis=1, keepdims=True))
+            examples.append((f, shifted / shifted.sum(axis=1, keepdims=True), names, title))
+        return examples
+
+    def plot(self, model, inputs: list[str], path: Path) -> Path:
+        """``predict --plot``: the alignment of each sound file."""
+        from rnnkit.viz import plot_ctc_alignment
+
+        features = [_features(Path(p)) for p in inputs]
+        transcripts = self.predict(model, inputs)
+        return plot_ctc_alignment(self.alignments(model, features, [f"{p}: {t}" for p, t in zip(inputs, transcripts)]),
+                                  path, frames_per_step=model.stack)
+
+    def pictures(self, model, directory: Path) -> list[Path]:
+        """``alignment.png``: three validation utterances, spectrogram and label posteriors."""
+        if "valid" not in self.splits or not self.splits["valid"][0]:
+            return []
+        from rnnkit.viz import plot_ctc_alignment
+
+        frames, transcripts, _ = self.splits["valid"]
+        chosen = list(range(min(3, len(frames))))
+        examples = self.alignments(model, [frames[i] for i in chosen], [f"said: {transcripts[i]}" for i in chosen])
+        return [plot_ctc_alignment(examples, directory / "alignment.png", frames_per_step=model.stack)]
+
     def predict(self, model, inputs: Iterable[str]) -> list[str]:
         """The transcript of each sound file (WAV, or what soundfile reads), by the best path."""
         transcripts = []

@@ -112,6 +112,35 @@ def plot_attention(maps: Sequence[tuple[Sequence[str], Sequence[str], np.ndarray
     return _save(plt, figure, out)
 
 
+def plot_ctc_alignment(examples: Sequence[tuple[np.ndarray, np.ndarray, Sequence[str], str]], out: str | Path,
+                       frames_per_step: int = 1, blank: int = 0) -> Path:
+    """Per example ``(features (T, F), posteriors (T', C), label_names, title)``: the log-mel
+    spectrogram, and beneath it on the same time axis each label's posterior per step (every
+    step spans ``frames_per_step`` frames; the blank dashed grey, the labels the model used in
+    colour, named where each peaks): the alignment CTC found."""
+    plt = _pyplot()
+    if not examples:
+        raise ValueError("examples: expected at least one (features, posteriors, label_names, title)")
+    figure, axes = plt.subplots(2 * len(examples), 1, figsize=(10, 4.2 * len(examples)), squeeze=False,
+                                gridspec_kw={"height_ratios": [3, 2] * len(examples)})
+    for index, (features, posteriors, names, title) in enumerate(examples):
+        top, bottom = axes[2 * index, 0], axes[2 * index + 1, 0]
+        features, posteriors = np.asarray(features), np.asarray(posteriors)
+        top.imshow(features.T, origin="lower", aspect="auto", cmap="magma",
+                   extent=(0, len(features), 0, features.shape[1]))
+        top.set(title=title, ylabel="mel bin")
+        centres = (np.arange(len(posteriors)) + 0.5) * frames_per_step
+        bottom.plot(centres, posteriors[:, blank], color="0.6", linestyle="--", linewidth=1, label="blank")
+        best = posteriors.argmax(axis=1)
+        for label in sorted(set(best.tolist()) - {blank}):
+            bottom.plot(centres, posteriors[:, label], linewidth=1.5)
+            for step in np.flatnonzero((best == label) & (np.r_[-1, best[:-1]] != label)):
+                bottom.annotate(names[label], (centres[step], posteriors[step, label]), fontsize=8,
+                                xytext=(0, 3), textcoords="offset points", ha="center")
+        bottom.set(xlim=(0, len(features)), ylim=(0, 1.08), xlabel="frame (10 ms)", ylabel="posterior")
+    return _save(plt, figure, out)
+
+
 def _save(plt, figure, out: str | Path) -> Path:
     out = Path(out)
     figure.tight_layout()

@@ -122,3 +122,17 @@ def test_a_file_with_no_usable_recording_is_a_clear_error(tmp_path):
     (tmp_path / "data.tsv").write_text("missing.wav\tone\n", encoding="utf-8")
     with pytest.raises(TaskError, match=r"no usable recording .*missing.wav: no such file"):
         Speech(data=str(tmp_path / "data.tsv"))
+
+
+def test_alignment_figures_for_a_run_and_for_predict(task, tmp_path):
+    pytest.importorskip("matplotlib")
+    model = task.build_model({**task.defaults, "hidden": 16, "layers": 1})
+    model.eval()
+    (picture,) = task.pictures(model, tmp_path)
+    assert picture.name == "alignment.png" and picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from rnnkit.data.espeak import synthesize
+
+    samples, rate = synthesize("one", "en-us+Alex")
+    _write_wav(tmp_path / "one.wav", samples, rate)
+    drawn = task.plot(model, [str(tmp_path / "one.wav")], tmp_path / "mine.png")
+    assert drawn.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
