@@ -110,7 +110,32 @@ CASES = {  # task, processes, options: uneven shares everywhere (batches of 5 or
     "translate": (2, ["--epochs", "2", "--hidden", "12", "--batch-size", "7", "--cell", "gru",
                       "--attention", "additive"]),
     "forecast": (3, ["--epochs", "3", "--hidden", "8", "--batch-size", "5"]),
+    "speech": (2, ["--epochs", "2", "--hidden", "8", "--layers", "1", "--batch-size", "7"]),
 }
+
+
+def write_speech(directory: Path) -> Path:
+    """40 spoken digit pairs as WAV files and their TSV."""
+    import wave
+
+    pytest.importorskip("espeakng_loader")
+    from rnnkit.data.espeak import synthesize
+
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    rng = random.Random(1)
+    (directory / "audio").mkdir()
+    lines = []
+    for i in range(40):
+        said = f"{rng.choice(words)} {rng.choice(words)}"
+        samples, rate = synthesize(said, "en-us+Alex", rate=rng.randint(140, 200))
+        with wave.open(str(directory / "audio" / f"{i}.wav"), "wb") as file:
+            file.setnchannels(1)
+            file.setsampwidth(2)
+            file.setframerate(rate)
+            file.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+        lines.append(f"audio/{i}.wav\t{said}")
+    (directory / "speech.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return directory / "speech.tsv"
 
 
 @needs_mpi
@@ -121,8 +146,10 @@ def test_n_processes_train_the_model_of_one(task, tmp_path):
     order; one result line, one run directory."""
     processes, options = CASES[task]
     data = write_data(tmp_path)
-    options = [*options, *({"charlm": ["--data", str(data["text"])],
-                            "translate": ["--data", str(data["pairs"])]}.get(task, []))]
+    if task == "speech":
+        data["speech"] = write_speech(tmp_path)
+    options = [*options, *({"charlm": ["--data", str(data["text"])], "translate": ["--data", str(data["pairs"])],
+                            "speech": ["--data", str(data.get("speech"))]}.get(task, []))]
     alone = train(1, task, *options, "--out", str(tmp_path / "one"), cwd=tmp_path)
     assert alone.returncode == 0, alone.stderr
     together = train(processes, task, *options, "--out", str(tmp_path / "many"), cwd=tmp_path)
@@ -141,7 +168,8 @@ def test_n_processes_train_the_model_of_one(task, tmp_path):
     assert reference.keys() == got.keys()
     for name in reference:  # float32 gradients summed in another order, through a few dozen Adam steps
         np.testing.assert_allclose(got[name], reference[name], rtol=1e-4, atol=2e-5, err_msg=name)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["one", "many", *[p.name for p in data.values()]])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["one", "many", *[p.name for p in data.values()],
+                                                                 *(["audio"] if task == "speech" else [])])
     assert together.stderr.count("parameters; checkpoints in") == 1  # one process speaks
 
 
