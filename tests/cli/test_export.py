@@ -36,6 +36,17 @@ def test_export_checks_the_graph_in_onnxruntime_on_the_test_split(tmp_path):
     assert "test split, rnnkit: accuracy" in stderr
 
 
+def test_a_speech_run_exports_its_acoustic_model_and_scores_alike(tmp_path):
+    pytest.importorskip("espeakng_loader")
+    run = tmp_path / "speech"
+    trained = rnnkit("train", "speech", "--out", str(run), "--max-seconds", "5", "--hidden", "16", "--layers", "1",
+                     "--no-progress")
+    assert trained.returncode == 0, trained.stderr
+    report, stderr = exported(run)
+    assert report["agree"] and report["graphs"]["wer"] == report["rnnkit"]["wer"]
+    assert "test split, rnnkit: wer" in stderr
+
+
 def test_an_encoder_decoder_is_two_graphs_scored_by_decoding(tmp_path):
     data = number_words_tsv(tmp_path / "numbers.tsv", 200, max_digits=3)
     run = tmp_path / "translate"

@@ -71,13 +71,23 @@ class DeployedModel:
         return self
 
     def loss(self, outputs: np.ndarray, targets: np.ndarray, lengths: np.ndarray | None = None,
-             reduction: str = "sum") -> tuple[float, np.ndarray]:
+             *rest: Any, **options: Any) -> tuple[float, np.ndarray]:
+        if self.loss_kind == "ctc":  # an acoustic model's: (scores, targets, lengths, target_lengths, reduction)
+            from rnnkit.functional.ctc import ctc_loss
+            from rnnkit.models.acoustic import BLANK
+
+            target_lengths = rest[0] if rest else options.get("target_lengths")
+            reduction = rest[1] if len(rest) > 1 else options.get("reduction", "mean")
+            loss, dscores = ctc_loss(outputs, targets, lengths, target_lengths, BLANK, reduction, zero_infinity=True)
+            return float(loss), dscores
+        reduction = rest[0] if rest else options.get("reduction", "sum")
         return task_loss(self.loss_kind, outputs, targets, lengths, reduction)
 
     # -- readers ----------------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         forward = {"ManyToMany": self._many_to_many, "ManyToOne": self._many_to_one, "OneToOne": self._one_to_one,
-                   "OneToMany": self._one_to_many, "Seq2Seq": self._seq2seq}[self.architecture]
+                   "OneToMany": self._one_to_many, "Seq2Seq": self._seq2seq,
+                   "AcousticModel": self._acoustic}[self.architecture]
         return forward(*args, **kwargs)
 
     __call__ = forward
@@ -98,6 +108,17 @@ class DeployedModel:
 
     def _many_to_one(self, inputs: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
         return self._run["model"](self._sequence_feeds(inputs, lengths))["scores"]
+
+    def _acoustic(self, frames: np.ndarray, lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        frames = np.asarray(frames, dtype=self.dtype)
+        lengths = np.full(frames.shape[1], frames.shape[0]) if lengths is None else lengths
+        results = self._run["model"]({"frames": frames, "lengths": np.asarray(lengths, dtype=np.int64)})
+        return results["scores"], results["out_lengths"]
+
+    @property
+    def stack(self) -> int:
+        """Frames per step of an acoustic model (for its alignment figures)."""
+        return int(self.description["model"].get("stack", 1))
 
     def _one_to_one(self, inputs: np.ndarray) -> np.ndarray:
         return self._run["model"]({"x": np.asarray(inputs, dtype=self.dtype)})["scores"]

@@ -12,6 +12,9 @@ One graph for the readers, two for the generators:
 - ``OneToMany`` -> ``encoder`` (``features (B, F)`` -> the decoder's first ``h0`` (``c0``)
   ``(L, B, H)``) and ``decoder_step`` (``ids (B,)`` and the states -> ``scores (B, V)`` and the
   next states ``h_n`` (``c_n``));
+- ``AcousticModel`` -> ``model``: ``frames (T, B, F)`` and ``lengths (B,)`` int64 in; ``scores
+  (ceil(T / k), B, C)`` (CTC's label scores, blank first) and ``out_lengths (B,)`` out, the
+  frames stacked ``k`` a step in the graph (padded to a multiple of ``k``, reshaped);
 - ``Seq2Seq`` -> ``encoder`` (``source (S, B)``, ``source_lengths (B,)`` -> the decoder's first
   states, and with attention the ``memory (S, B, M)`` and its ``mask (S, B)`` bool) and
   ``decoder_step`` (``ids (B,)``, the states and, with attention, ``memory`` and ``mask`` ->
@@ -31,6 +34,7 @@ import numpy as np
 
 from rnnkit.interop.onnx.export import add_recurrent, module_config
 from rnnkit.interop.onnx.graph import GraphBuilder, tensor_type
+from rnnkit.models.acoustic import AcousticModel
 from rnnkit.models.generative import OneToMany, Seq2Seq
 from rnnkit.models.sequence import ManyToMany, ManyToOne, OneToOne
 from rnnkit.nn.attention import Attention
@@ -43,11 +47,11 @@ def export_model(model: Any) -> dict[str, Any]:
     """The ONNX graphs of a trained ``model`` (see the module docstring), by role: ``{"model":
     ...}`` or ``{"encoder": ..., "decoder_step": ...}``; each an ``onnx.ModelProto``."""
     for cls, export in ((ManyToMany, _many_to_many), (ManyToOne, _many_to_one), (OneToOne, _one_to_one),
-                        (OneToMany, _one_to_many), (Seq2Seq, _seq2seq)):
+                        (OneToMany, _one_to_many), (Seq2Seq, _seq2seq), (AcousticModel, _acoustic)):
         if isinstance(model, cls):
             return export(model)
     raise TypeError(f"model: expected one of rnnkit.models' ManyToMany, ManyToOne, OneToOne, OneToMany, "
-                    f"Seq2Seq, got {type(model).__name__}")
+                    f"Seq2Seq, AcousticModel, got {type(model).__name__}")
 
 
 # -- pieces ---------------------------------------------------------------------------------
@@ -116,6 +120,34 @@ def _many_to_many(model: ManyToMany) -> dict[str, Any]:
     graph.output(scores, "scores", rnn.dtype, ["T", "B", model.head.out_features])
     _state_outputs(graph, rnn, finals, rows)
     return {"model": _model(graph, "ManyToMany", "model", model, rnn, {"input": source})}
+
+
+def _acoustic(model: AcousticModel) -> dict[str, Any]:
+    """Frames stacked ``k`` a step (zero frames appended up to a multiple of ``k``: the padding
+    rnnkit's ``stack_frames_forward`` adds), the recurrent layers, the label scores."""
+    rnn, k = model.rnn, model.stack
+    graph = GraphBuilder("rnnkit_acoustic", rnn.dtype)
+    frames = graph.input("frames", graph.float_dtype, ["T", "B", model.input_size])
+    lengths = graph.input("lengths", np.int64, ["B"])
+    stack = graph.array(np.array([k], np.int64), "stack")
+    steps = graph.add("Shape", [frames], "steps", start=0, end=1)
+    missing = graph.add("Mod", [graph.add("Sub", [stack, graph.add("Mod", [steps, stack], "remainder")], "short"),
+                                stack], "missing")
+    pads = graph.add("Concat", [graph.array(np.zeros(3, np.int64), "pads_before"), missing,
+                                graph.array(np.zeros(2, np.int64), "pads_after")], "pads", axis=0)
+    padded = graph.add("Pad", [frames, pads], "padded")
+    batch_major = graph.add("Transpose", [padded], "batch_major", perm=[1, 0, 2])
+    grouped = graph.add("Reshape", [batch_major, graph.array(np.array([0, -1, k * model.input_size], np.int64),
+                                                             "stacked_shape")], "grouped")
+    stacked = graph.add("Transpose", [grouped], "stacked", perm=[1, 0, 2])
+    out_lengths = graph.add("Div", [graph.add("Add", [lengths, graph.array(np.int64(k - 1), "round_up")], "rounded"),
+                                    graph.array(np.int64(k), "stack_scalar")], "out_lengths_raw")
+    sequence_lens = graph.add("Cast", [out_lengths], "sequence_lens", to=tensor_type(np.int32))
+    out, _ = add_recurrent(graph, rnn, stacked, sequence_lens, None)
+    scores = _linear(graph, model.head, out, "scores_raw")
+    graph.output(scores, "scores", rnn.dtype, ["steps", "B", model.head.out_features])
+    graph.output(out_lengths, "out_lengths", np.int64, ["B"])
+    return {"model": _model(graph, "AcousticModel", "model", model, rnn, {"input": "frames", "stack": k})}
 
 
 def _many_to_one(model: ManyToOne) -> dict[str, Any]:
