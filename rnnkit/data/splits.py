@@ -67,7 +67,7 @@ def split_groups(items: Sequence[T], keys: Sequence[Hashable], fractions: Sequen
     assignment = np.empty(len(groups), dtype=np.int64)
     for i, index in enumerate(split_indices(len(groups), fractions, seed).values()):
         assignment[index] = i
-    return {name: [items[j] for j in np.flatnonzero(assignment[group_of] == i)] for i, name in enumerate(SPLITS)}
+    return {name: [items[int(j)] for j in np.flatnonzero(assignment[group_of] == i)] for i, name in enumerate(SPLITS)}
 
 
 def split_contiguous(sequence: Sequence[T], fractions: Sequence[float] = (0.9, 0.05, 0.05)) -> dict[str, Sequence[T]]:

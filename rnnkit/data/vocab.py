@@ -126,12 +126,13 @@ class Vocab:
         if self.level == "char" and isinstance(text, str) and len(text) > 256:
             body = self._encode_chars(text, unk)
         else:
-            body = []
+            listed: list[int] = []
             for symbol in _tokenize(text, self.level):
                 i = self.stoi.get(symbol, unk)
                 if i is None:
                     raise KeyError(f"symbol {symbol!r} is not in the vocabulary, which has no {UNK} token")
-                body.append(i)
+                listed.append(i)
+            body = np.asarray(listed, dtype=np.int64)
         ids = np.asarray(body, dtype=np.int64)
         if add_bos or add_eos:
             ids = np.concatenate([[self.bos_id] if add_bos else [], ids, [self.eos_id] if add_eos else []])

@@ -33,7 +33,7 @@ def _step_mask(
     steps, batch = shape
     checked = check_lengths(lengths, batch, steps)
     mask = valid_mask(checked, steps, dtype)
-    if mask is None:
+    if mask is None or checked is None:
         return None, steps * batch
     return mask[..., 0], int(checked.sum())
 

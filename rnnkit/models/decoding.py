@@ -50,7 +50,7 @@ def generate(
         raise ValueError(f"temperature: expected a positive number, got {temperature}")
     rng = rng if rng is not None else np.random.default_rng()
     ids = np.full(batch, bos, dtype=np.int64)
-    outputs = [[] for _ in range(batch)]
+    outputs: list[list[int]] = [[] for _ in range(batch)]
     finished = np.zeros(batch, bool)
     for _ in range(max_len):
         logits, state = step(ids, state)

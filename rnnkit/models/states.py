@@ -65,7 +65,12 @@ def map_state(fn: Callable[[np.ndarray], np.ndarray], state: Any) -> Any:
 def leaves(state: Any) -> list[np.ndarray]:
     """The arrays of ``state`` in order."""
     found: list[np.ndarray] = []
-    map_state(lambda array: found.append(array) or array, state)
+
+    def keep(array: np.ndarray) -> np.ndarray:
+        found.append(array)
+        return array
+
+    map_state(keep, state)
     return found
 
 

@@ -20,6 +20,8 @@ from rnnkit._checks import check_float_dtype
 class Module:
     """Base class. Subclasses call ``super().__init__()`` first, then ``add_parameter``."""
 
+    _modules: dict[str, Module]  # sub-modules by attribute name, in assignment order
+
     def __init__(self) -> None:
         object.__setattr__(self, "_modules", {})
         self.params: dict[str, np.ndarray] = {}

@@ -161,5 +161,5 @@ class GradientBuffer:
         world.allreduce_sum(self.buffer)
         for grad, start, end in zip(grads, self.offsets[:-1], ends):
             grad.reshape(-1)[...] = self.buffer[start:end]
-        loss, count, *votes = (float(v) for v in self.buffer[total:])
-        return loss, int(round(count)), votes
+        loss, total_count, *votes = (float(v) for v in self.buffer[total:])
+        return loss, int(round(total_count)), votes

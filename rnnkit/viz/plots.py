@@ -67,6 +67,7 @@ def gradient_norms_through_time(rnn: RNN, x: np.ndarray) -> np.ndarray:
     dx, _ = rnn.backward(dout)
     for name, grad in saved.items():
         rnn.grads[name][...] = grad
+    assert dx is not None  # asked for (input_grad defaults to True)
     return np.linalg.norm(dx, axis=-1).mean(axis=1)
 
 

@@ -56,7 +56,7 @@ def load_charlm(path: PathLike | None = None, *, source: str = "auto",
             source = "pydoc"
     if source == "pydoc":
         return _split_text(_pydoc_text(), fractions)
-    pieces = {name: [] for name in SPLITS}
+    pieces: dict[str, list[str]] = {name: [] for name in SPLITS}
     for play in shakespeare_plays():
         for name, piece in _split_text(play, fractions).items():
             pieces[name].append(piece)
