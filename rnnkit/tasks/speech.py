@@ -68,7 +68,7 @@ class Speech(Task):
     split_file = "held_out.tsv"
     defaults = {"cell": "lstm", "hidden": 128, "layers": 2, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": True, "batch_size": 32, "epochs": 40, "lr": 3e-3, "stack": 3,
-                "tokens": "auto", "min_freq": 1, "vocab_size": None}
+                "tokens": "auto", "min_freq": 1, "vocab_size": None, "augment": True}
 
     def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True) -> None:
         super().__init__(data, seed, meta, score_file, options, load_data)
@@ -181,8 +181,23 @@ class Speech(Task):
         return x, lengths, labels.T.copy(), label_lengths
 
     def train_batches(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Length-bucketed batches; with ``augment`` (the default), each utterance's frames masked
+        SpecAugment-style afresh every epoch (a pure function of seed and epoch: resume is exact)."""
         iterator = BatchIterator(self.splits["train"][0], self.options["batch_size"], seed=self.seed)
-        return [self._batch("train", index) for index in iterator.batches(epoch)]
+        batches = [self._batch("train", index) for index in iterator.batches(epoch)]
+        if not self.options.get("augment", True):
+            return batches
+        from rnnkit.data.audio import spec_augment
+
+        rng = np.random.default_rng([self.seed, epoch, 17])
+        augmented = []
+        for x, lengths, labels, label_lengths in batches:
+            x = x.copy()
+            for b, length in enumerate(lengths):
+                x[:length, b] = spec_augment(x[:length, b], rng, time_masks=2, time_width=10, freq_masks=2,
+                                             freq_width=6)
+            augmented.append((x, lengths, labels, label_lengths))
+        return augmented
 
     def train_step(self, model, batch, carry):
         x, lengths, labels, label_lengths = batch

@@ -80,7 +80,7 @@ MODEL_OPTIONS: dict[str, Check] = {
     "attention": of_type(str, "an attention name"), "tokens": of_type(str, "a kind of tokens"),
     "source_tokens": of_type(str, "a kind of tokens", null=True), "target_tokens": of_type(str, "a kind of tokens", null=True),
     "min_freq": integer(1, null=True), "vocab_size": integer(1, null=True), "max_len": integer(1, null=True),
-    "stack": integer(1, MAX_SIZE),
+    "stack": integer(1, MAX_SIZE), "augment": of_type(bool, "true or false"),
 }
 #: options a model is built from without a default: a checkpoint of a task that has them must hold them
 #: (cell and attention have defaults for runs saved before they existed)

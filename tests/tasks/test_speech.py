@@ -136,3 +136,21 @@ def test_alignment_figures_for_a_run_and_for_predict(task, tmp_path):
     _write_wav(tmp_path / "one.wav", samples, rate)
     drawn = task.plot(model, [str(tmp_path / "one.wav")], tmp_path / "mine.png")
     assert drawn.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_augmented_batches_are_a_function_of_seed_and_epoch(task):
+    """SpecAugment masks drawn afresh each epoch, the same on a rerun of the epoch (exact resume);
+    labels and lengths untouched; padding stays zero."""
+    first, again = task.train_batches(3)[:4], task.train_batches(3)[:4]
+    plain = Speech.__new__(Speech)
+    plain.__dict__.update(task.__dict__)
+    plain.options = {**task.options, "augment": False}
+    unmasked = plain.train_batches(3)[:4]
+    for (x, lengths, labels, _), (y, *_), (z, z_lengths, z_labels, _) in zip(first, again, unmasked):
+        np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(labels, z_labels)
+        np.testing.assert_array_equal(lengths, z_lengths)
+        assert (x != z).any() and ((x == z) | (x == 0)).all()  # some values masked to 0, nothing else changed
+        padding = np.arange(len(x))[:, None] >= lengths[None, :]
+        assert not x[padding].any()
+    assert not np.array_equal(task.train_batches(4)[0][0], first[0][0])  # another epoch, other masks
