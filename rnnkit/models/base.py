@@ -26,6 +26,7 @@ def make_input_layer(
         )
     if vocab_size is not None:
         return Embedding(vocab_size, embed_dim, padding_idx=0, dtype=dtype, seed=rng), embed_dim
+    assert input_size is not None  # exactly one of the two, checked above
     return None, int(input_size)
 
 
@@ -33,9 +34,14 @@ def embed_forward(embedding: Embedding | None, inputs: np.ndarray) -> np.ndarray
     return inputs if embedding is None else embedding.forward(inputs)
 
 
-def embed_backward(embedding: Embedding | None, dx: np.ndarray) -> np.ndarray | None:
-    """Returns the input gradient for real-valued inputs, None for tokens (ids have none)."""
-    return dx if embedding is None else embedding.backward(dx)
+def embed_backward(embedding: Embedding | None, dx: np.ndarray | None) -> np.ndarray | None:
+    """Returns the input gradient for real-valued inputs, None for tokens (ids have none; the
+    embedding's table takes the gradient)."""
+    if embedding is None:
+        return dx
+    assert dx is not None  # under an embedding the recurrent layer always computes dx
+    embedding.backward(dx)
+    return None
 
 
 def task_loss(

@@ -3,6 +3,8 @@ sequence, with outputs at every step or one output for the whole sequence."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from rnnkit._checks import check_choice, check_float_dtype
@@ -103,7 +105,7 @@ class ManyToOne(_Reader):
     def __init__(self, output_size: int, hidden_size: int = 128, *, pooling: str = "last", **options) -> None:
         super().__init__(output_size, hidden_size, **options)
         self.pooling = check_choice("pooling", pooling, POOLINGS)
-        self._cache = None
+        self._cache: Any = None
 
     def forward(self, inputs: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
         states, final = self.rnn.forward_states(embed_forward(self.embedding, inputs), None, lengths)

@@ -107,16 +107,16 @@ def vocabulary_warnings(side: str, tokenizer: Tokenizer, train: Sequence[str], v
     warnings = []
     other = "char or bpe" if tokenizer.kind == "word" else "bpe" if tokenizer.kind == "char" else "char"
     unknown = tokenizer.unknown_rate(valid)
+    min_freq = int(getattr(tokenizer, "min_freq", 1))  # word and char tokenizers have one, BPE none
     if unknown > MAX_WORD_OOV:
-        remedy = f"--tokens {other}" + (f", or --min-freq {tokenizer.min_freq - 1}" if getattr(tokenizer, "min_freq",
-                                                                                               1) > 1 else "")
+        remedy = f"--tokens {other}" + (f", or --min-freq {min_freq - 1}" if min_freq > 1 else "")
         warnings.append(f"{unknown:.1%} of the validation {side} tokens are unknown to the {tokenizer.kind} "
                         f"vocabulary ({len(tokenizer) - tokenizer.num_specials:,} symbols); the model cannot read them. "
                         f"Try {remedy}")
     kept = len(tokenizer) - tokenizer.num_specials
     if tokenizer.kind == "word" and stats.word_types >= 100 and kept < 0.05 * stats.word_types:
         warnings.append(f"the {side} vocabulary keeps {kept:,} of {stats.word_types:,} word types "
-                        f"(min_freq {tokenizer.min_freq} drops the rest): far smaller than the data. "
+                        f"(min_freq {min_freq} drops the rest): far smaller than the data. "
                         f"Try --tokens char or bpe, or --min-freq 1")
     symbols = sum(len(ids) for ids in tokenizer.encode_batch(train))
     if kept >= 100 and symbols / kept < MIN_MEAN_COUNT:
