@@ -24,6 +24,8 @@ CONFIGS = [
     ("gru, one direction", ["--cell", "gru", "--no-bidirectional"]),
     ("rnn, bidirectional", ["--cell", "rnn"]),
     ("rnn, one direction", ["--cell", "rnn", "--no-bidirectional"]),
+    ("lstm, bidirectional, stack 1 (no stacking)", ["--stack", "1"]),
+    ("lstm, bidirectional, stack 2", ["--stack", "2"]),
 ]
 
 

@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="recurrent cell: Elman rnn, lstm or gru (default: per task, see README)")
     train.add_argument("--nonlinearity", choices=["tanh", "relu", "sigmoid"], help="of the Elman cell (--cell rnn)")
     train.add_argument("--dropout", type=float, help="dropout between stacked layers")
+    train.add_argument("--stack", type=int, help="speech: frames read as one step (fewer steps, faster; default 3)")
     train.add_argument("--tokens", choices=["auto", "char", "word", "bpe"], help=(
         "text tasks: characters, words or subwords (byte-pair encoding); auto (the default) decides from "
         "the training data and says why"))
@@ -198,13 +199,13 @@ def _model_options(args: argparse.Namespace, task_class: type) -> dict[str, Any]
     for key, value in (("cell", args.cell), ("hidden", args.hidden), ("layers", args.layers),
                        ("bidirectional", args.bidirectional), ("nonlinearity", args.nonlinearity),
                        ("dropout", args.dropout), ("batch_size", args.batch_size), ("attention", args.attention),
-                       *data_options):
+                       ("stack", args.stack), *data_options):
         if value is None:
             continue
-        if (key in dict(data_options) or key == "attention") and key not in task_class.defaults:
+        if (key in dict(data_options) or key in ("attention", "stack")) and key not in task_class.defaults:
             raise ValueError(f"--{key.replace('_', '-')} does not apply to the {args.task} task")
         options[key] = value
-    for key in ("min_freq", "vocab_size"):
+    for key in ("min_freq", "vocab_size", "stack"):
         if options.get(key) is not None and options[key] < 1:
             raise ValueError(f"--{key.replace('_', '-')}: expected a positive integer, got {options[key]}")
     if options.get("cell", "rnn") != "rnn" and options.get("nonlinearity", "tanh") != "tanh":
@@ -243,6 +244,7 @@ def _resumed(args: argparse.Namespace, out: Path, config: Any) -> tuple[dict[str
     fixed = {"--hidden": ("hidden", args.hidden, options), "--layers": ("layers", args.layers, options),
              "--bidirectional": ("bidirectional", args.bidirectional, options),
              "--dropout": ("dropout", args.dropout, options), "--batch-size": ("batch_size", args.batch_size, options),
+             "--stack": ("stack", args.stack, options),
              "--lr": ("lr", args.lr, saved), "--optimizer": ("optimizer", args.optimizer, saved),
              "--clip": ("clip_norm", (args.clip or None) if args.clip is not None else None, saved),
              "--patience": ("patience", (args.patience or None) if args.patience is not None else None, saved),
