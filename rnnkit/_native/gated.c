@@ -14,7 +14,7 @@
  * From NumPy an LSTM step is about ten elementwise calls of ~1 us each and as many passes over
  * memory; here it is one BLAS call and one pass. Conventions as in scan.c: strides in elements,
  * time strides may be negative (a reverse scan walks its storage backwards), rows contiguous;
- * the Python side (rnnkit/_native/__init__.py) checks shapes, strides and dtypes.
+ * the Python side (rnnkit/_native/scans.py) checks shapes, strides and dtypes.
  */
 #include "kernels.h"
 

@@ -14,7 +14,7 @@
  * CPUs (or compilers) rnnkit_packed_width() is 0 and the scans call BLAS. float32 only: the
  * float64 path stays on BLAS (it is the checking path, not the fast one).
  *
- * A scan's rows are independent sequences, so each of OpenBLAS's threads runs the whole scan for
+ * A scan's rows are independent sequences, so each of the pool's threads runs the whole scan for
  * a slice of the batch against the same packed B (parallel.c); no step waits for another thread,
  * which a GEMM split across threads does at every step. The layers' input projections use the
  * same product (rnnkit._native.product), packed from W itself, no copy of W^T.

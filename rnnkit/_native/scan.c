@@ -16,7 +16,7 @@
  * asleep two single-threaded halves were no faster than OpenBLAS's two-thread product (RESULTS.md).
  *
  * No Python API: the library is loaded with ctypes. Shapes, strides and dtypes are checked by the
- * Python side (rnnkit/_native/__init__.py); strides here are in elements. Time strides may be
+ * Python side (rnnkit/_native/scans.py); strides here are in elements. Time strides may be
  * negative (a reverse scan walks its storage backwards); within a row the H values are contiguous.
  */
 #include "kernels.h"
