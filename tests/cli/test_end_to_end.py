@@ -100,3 +100,41 @@ def test_divergence_is_reported_and_stops(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr and "Warning" not in result.stderr
     assert re.match(r"rnnkit: error: training diverged at epoch 1, step \d+: .* (nan|inf)", result.stderr.splitlines()[-1])
     assert not (tmp_path / "r" / "checkpoint.safetensors").exists()
+
+
+def test_speech_on_your_recordings_then_eval_on_another_file(tmp_path):
+    """rnnkit train speech --data FILE.tsv, then eval of the run (its held-out copy) and eval
+    --data of another file, then predict on a recording: what a user with recordings runs."""
+    import wave
+
+    import numpy as np
+
+    pytest.importorskip("espeakng_loader")
+    from rnnkit.data.espeak import synthesize
+
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    rng = np.random.default_rng(3)
+    (tmp_path / "audio").mkdir()
+
+    def recording(name: str) -> str:
+        said = " ".join(words[d] for d in rng.integers(0, 10, size=2))
+        samples, rate = synthesize(said, "en-us+Alex", rate=int(rng.integers(140, 200)))
+        with wave.open(str(tmp_path / "audio" / name), "wb") as file:
+            file.setnchannels(1)
+            file.setsampwidth(2)
+            file.setframerate(rate)
+            file.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+        return f"audio/{name}\t{said}"
+
+    (tmp_path / "mine.tsv").write_text("\n".join(recording(f"{i}.wav") for i in range(30)) + "\n", encoding="utf-8")
+    (tmp_path / "other.tsv").write_text("\n".join(recording(f"o{i}.wav") for i in range(6)) + "\n", encoding="utf-8")
+    out = str(tmp_path / "run")
+    trained = last_json(rnnkit("train", "speech", "--data", str(tmp_path / "mine.tsv"), "--out", out, "--epochs", "2",
+                               "--hidden", "16", "--layers", "1"))
+    assert (tmp_path / "run" / "held_out.tsv").is_file() and (tmp_path / "run" / "alignment.png").is_file()
+    assert last_json(rnnkit("eval", out))["wer"] == pytest.approx(trained["wer"])
+    other = last_json(rnnkit("eval", out, "--data", str(tmp_path / "other.tsv")))
+    assert 0.0 <= other["wer"] and other["baseline_wer"] == 1.0
+    predicted = rnnkit("predict", out, str(tmp_path / "audio" / "o0.wav"))
+    assert predicted.returncode == 0, predicted.stderr
+    assert predicted.stdout.startswith(str(tmp_path / "audio" / "o0.wav") + "\t")
