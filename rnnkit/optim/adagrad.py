@@ -37,6 +37,12 @@ class Adagrad(Optimizer):
         Added to the denominator, >= 0, outside the square root (as in PyTorch).
     """
 
+    # set from the keyword arguments by the base class (hyperparameters, saved in state_dict)
+    lr_decay: float
+    weight_decay: float
+    initial_accumulator_value: float
+    eps: float
+
     def __init__(self, params: Params, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
                  initial_accumulator_value: float = 0.0, eps: float = 1e-10) -> None:
         super().__init__(params, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,

@@ -44,6 +44,12 @@ class Adam(Optimizer):
         Divide by the running maximum of :math:`v` (never lets the step size grow back).
     """
 
+    # set from the keyword arguments by the base class (hyperparameters, saved in state_dict)
+    betas: tuple[float, float]
+    eps: float
+    weight_decay: float
+    amsgrad: bool
+
     #: AdamW sets this: ``theta *= 1 - lr * weight_decay`` before the step, grad untouched
     decoupled_weight_decay = False
 

@@ -241,7 +241,7 @@ class Optimizer:
             raise type(error)(f"optimizer state['hyperparameters']: {error}") from error
 
         arrays = state_dict["state"]
-        names = self._state_names(hyperparameters) if step > 0 else ()
+        names = self._state_names(hyperparameters) if int(step) > 0 else ()
         expected = {f"{key}.{name}": param for name, param, _ in self.params for key in names}
         keeps = f"after {step} steps {kind} keeps {', '.join(names) + ' for every parameter' if names else 'no state'}"
         missing = [key for key in expected if key not in arrays]

@@ -44,6 +44,13 @@ class RMSprop(Optimizer):
         Normalise by an estimate of the gradient's variance instead of its second moment.
     """
 
+    # set from the keyword arguments by the base class (hyperparameters, saved in state_dict)
+    alpha: float
+    eps: float
+    weight_decay: float
+    momentum: float
+    centered: bool
+
     def __init__(self, params: Params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False) -> None:
         super().__init__(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,

@@ -126,6 +126,10 @@ class StepLR(Schedule):
         Factor per decay, > 0 (below 1 to decay).
     """
 
+    # set from the keyword arguments by the base class (saved in state_dict)
+    step_size: int
+    gamma: float
+
     def __init__(self, optimizer: Any, step_size: int, gamma: float = 0.1) -> None:
         super().__init__(optimizer, step_size=step_size, gamma=gamma)
 
@@ -156,6 +160,10 @@ class CosineAnnealingLR(Schedule):
     eta_min : float
         The minimum rate, >= 0.
     """
+
+    # set from the keyword arguments by the base class (saved in state_dict)
+    T_max: int
+    eta_min: float
 
     def __init__(self, optimizer: Any, T_max: int, eta_min: float = 0.0) -> None:
         super().__init__(optimizer, T_max=T_max, eta_min=eta_min)
@@ -189,6 +197,9 @@ class LinearWarmup(Schedule):
         A fresh schedule on the same optimizer to continue with, e.g.
         ``CosineAnnealingLR(optimizer, T_max=total_steps - warmup_steps)``.
     """
+
+    # set from the keyword arguments by the base class (saved in state_dict)
+    warmup_steps: int
 
     def __init__(self, optimizer: Any, warmup_steps: int, after: Schedule | None = None) -> None:
         if after is not None:

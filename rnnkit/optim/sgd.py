@@ -45,6 +45,12 @@ class SGD(Optimizer):
     >>> model.zero_grad(); loss_and_backward(); optimizer.step()       # doctest: +SKIP
     """
 
+    # set from the keyword arguments by the base class (hyperparameters, saved in state_dict)
+    momentum: float
+    dampening: float
+    nesterov: bool
+    weight_decay: float
+
     def __init__(self, params: Params, lr: float = 1e-2, momentum: float = 0.0, dampening: float = 0.0,
                  nesterov: bool = False, weight_decay: float = 0.0) -> None:
         super().__init__(params, lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
