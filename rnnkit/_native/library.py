@@ -61,7 +61,8 @@ def numpy_openblas() -> ctypes.CDLL | None:
 
 def _bind(library: ctypes.CDLL) -> str:
     """Give every function of the signature table its ctypes types; '' or what does not match."""
-    for name, (arguments, result) in signatures.symbols().items():
+    table = signatures.symbols()
+    for name, (arguments, result) in table.items():
         function = getattr(library, name, None)
         if function is None:
             return f"the compiled library has no {name} (stale build? reinstall rnnkit)"
@@ -72,7 +73,7 @@ def _bind(library: ctypes.CDLL) -> str:
         if name is None:
             break
         kinds[name.decode()] = kind
-        expected = len(signatures.symbols()[name.decode()][0])
+        expected = len(table[name.decode()][0])
         if library.rnnkit_argument_count(kind) != expected:
             return (f"parallel.c gives {name.decode()} {library.rnnkit_argument_count(kind)} arguments, "
                     f"signatures.py {expected}")

@@ -125,11 +125,12 @@ def ctc_forward(logits: np.ndarray, targets: np.ndarray, input_lengths: np.ndarr
     ``zero_infinity`` (its loss is then inf here; :func:`ctc_loss` zeroes it)."""
     logits = np.asarray(logits)
     targets, input_lengths, target_lengths = _check(logits, targets, input_lengths, target_lengths, blank)
-    shortfall = minimum_steps(targets, target_lengths) > input_lengths
+    needed = minimum_steps(targets, target_lengths)
+    shortfall = needed > input_lengths
     if shortfall.any() and not zero_infinity:
         b = int(np.argmax(shortfall))
         raise ValueError(f"ctc: sample {b} cannot be aligned: its {target_lengths[b]} labels need at least "
-                         f"{minimum_steps(targets, target_lengths)[b]} steps (a blank between repeated labels), "
+                         f"{needed[b]} steps (a blank between repeated labels), "
                          f"its input has {input_lengths[b]}; pass zero_infinity=True to score it 0")
     steps, batch, _ = logits.shape
     probs = np.exp(_log_softmax(logits.astype(np.float64)))

@@ -39,7 +39,5 @@ def recurrent(
                      **options)
     if cell == "rnn":
         return module(input_size, hidden_size, nonlinearity=nonlinearity, **arguments)
-    if nonlinearity != "tanh":
-        raise ValueError(f"nonlinearity: the {cell.upper()} cell has its own gate nonlinearities; "
-                         f"{nonlinearity!r} applies only to cell 'rnn'")
+    get_cell(cell, nonlinearity)  # a gated cell refuses another nonlinearity, in get_cell's words
     return module(input_size, hidden_size, **arguments)

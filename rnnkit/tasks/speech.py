@@ -126,16 +126,13 @@ class Speech(Task):
         self.skipped[reason] += 1
         self.first_skipped.setdefault(reason, example)
 
-    def _labels(self, transcript: str) -> np.ndarray:
-        return self.tokenizer.encode(transcript)
-
     def _drop_too_short(self) -> None:
         """Utterances with fewer stacked steps than CTC needs for their labels cannot be learned."""
         stack = int(self.options.get("stack", 3))
         for split, (frames, transcripts, sources) in list(self.splits.items()):
             keep = []
             for i, (f, t) in enumerate(zip(frames, transcripts)):
-                labels = self._labels(t)[None, :]
+                labels = self.tokenizer.encode(t)[None, :]
                 if len(labels[0]) == 0 or minimum_steps(labels, np.array([labels.shape[1]]))[0] > -(-len(f) // stack):
                     self._skip("too short for their transcripts" if len(labels[0]) else "with an empty transcript",
                                f"{sources[i]}: {len(f)} frames for {t!r}")
@@ -146,6 +143,9 @@ class Speech(Task):
                                       [sources[i] for i in keep])
         if self.load_data and not self.splits.get("train" if self.score_file is None else "test", ([],))[0]:
             raise TaskError("speech: no utterance long enough for its transcript is left")
+        # Each transcript's labels, once (batches are cut from them at every epoch).
+        self.labels = {split: [self.tokenizer.encode(t) for t in transcripts]
+                       for split, (_, transcripts, _) in self.splits.items()}
 
     def describe(self) -> str:
         parts = []
@@ -175,9 +175,9 @@ class Speech(Task):
                              stack=int(options.get("stack", 3)), dtype=dtype, seed=self.seed, **model_kwargs(options))
 
     def _batch(self, split: str, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        frames, transcripts, _ = self.splits[split]
+        frames, labels_of = self.splits[split][0], self.labels[split]
         x, lengths = pad_batch([frames[i] for i in index], dtype=np.float32)
-        labels, label_lengths = pad_batch([self._labels(transcripts[i]) for i in index], dtype=np.int64)
+        labels, label_lengths = pad_batch([labels_of[i] for i in index], dtype=np.int64)
         return x, lengths, labels.T.copy(), label_lengths
 
     def train_batches(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
