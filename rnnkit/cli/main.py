@@ -17,8 +17,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rnnkit import openblas
 
@@ -28,11 +28,14 @@ openblas.share_threads()  # likewise its thread count: under mpiexec, the cores 
 from rnnkit.cli.export import add_export_parser, cmd_export  # noqa: E402
 from rnnkit.cli.output import result_line  # noqa: E402
 
+if TYPE_CHECKING:
+    from rnnkit.tasks.base import Task
+
 EXIT_ERROR = 2
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not usage + message
+    def error(self, message: str) -> NoReturn:  # one line, not usage + message
         self.exit(EXIT_ERROR, f"rnnkit: error: {message} (see '{self.prog} --help')\n")
 
 
@@ -161,7 +164,7 @@ def _check_model_size(options: dict, dtype_bytes: int = 4) -> None:
                          f"Use a smaller --hidden or --layers")
 
 
-def _train_config(args: argparse.Namespace, task_class: type) -> Any:
+def _train_config(args: argparse.Namespace, task_class: type[Task]) -> Any:
     """The training settings: the command line's, else the task's defaults, else TrainConfig's."""
     from rnnkit.train.trainer import TrainConfig
 
@@ -192,7 +195,7 @@ def _data_options(args: argparse.Namespace) -> tuple[tuple[str, Any], ...]:
             ("min_freq", args.min_freq), ("vocab_size", args.vocab_size))
 
 
-def _model_options(args: argparse.Namespace, task_class: type) -> dict[str, Any]:
+def _model_options(args: argparse.Namespace, task_class: type[Task]) -> dict[str, Any]:
     """The model and data options: the command line's over the task's defaults, checked."""
     options = {key: value for key, value in task_class.defaults.items() if key not in ("epochs", "lr", "patience")}
     data_options = _data_options(args)
@@ -311,6 +314,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     _announce(args.task, task, model, out)
     reason = trainer.fit()
     if reason == "interrupted":
+        assert trainer.interrupted_by is not None  # "interrupted" is the reason only with a signal's number
         name = signal.Signals(trainer.interrupted_by).name
         position = trainer.position
         print(f"rnnkit: stopped by {name} at epoch {position.epoch + 1}, step {position.step}; saved a resumable "

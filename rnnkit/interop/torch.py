@@ -91,6 +91,7 @@ def to_torch(rnn: RecurrentLayer) -> Any:
         raise TypeError(f"rnn: expected an rnnkit.nn.RNN, LSTM or GRU, got {type(rnn).__name__}")
     options = {}
     if kind == "RNN":
+        assert isinstance(rnn, RNN)  # kind is the first of _MODULES that rnn is an instance of
         if rnn.nonlinearity not in _TORCH_NONLINEARITIES:
             raise ValueError(
                 f"rnn.nonlinearity: torch.nn.RNN supports only {', '.join(_TORCH_NONLINEARITIES)}, "

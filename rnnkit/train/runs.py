@@ -27,10 +27,28 @@ __all__ = ["BEST_DIR", "CHECKPOINT_FILE", "CONFIG_FILE", "CURVE_FILE", "METRICS_
            "checkpoint_to_score", "file_sha256", "has_checkpoint", "load_trained", "replace_earlier_run", "upgrade"]
 
 
-def upgrade(meta: dict[str, Any]) -> dict[str, Any]:
-    """A checkpoint's description as this version writes it, from one an older version wrote (in
-    place; returned). Every default for a key that did not exist yet is here."""
-    meta["model_options"].setdefault("cell", "rnn")  # saved before --cell: an Elman RNN
+def upgrade(meta: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """A checkpoint's description (and ``arrays``, when given) as this version writes them, from
+    ones an older version wrote (in place; ``meta`` returned). Every default for a key that did not
+    exist yet and every renamed key is here: the rest of rnnkit reads checkpoints only as this
+    version writes them. ``meta`` has passed ``validate_run_meta``."""
+    options, task_meta = meta["model_options"], meta["task_meta"]
+    options.setdefault("cell", "rnn")  # before --cell: an Elman RNN
+    meta.setdefault("processes", 1)  # before mpiexec
+    meta["position"].pop("saved_scores", None)  # before mid-epoch states stopped entering best/
+    if arrays is not None and "carry" in arrays:  # before tuple states: one array, the hidden state
+        arrays["carry.0"] = arrays.pop("carry")
+        meta["carry"] = 1
+    task = meta["task"]
+    if task in ("charlm", "classify", "tag") and "tokenizer" not in task_meta and "vocab" in task_meta:
+        task_meta["tokenizer"] = task_meta.pop("vocab")  # before tokenizers: a bare vocabulary, read as one
+    if task == "classify":
+        task_meta.setdefault("majority", None)  # before the majority-class baseline
+    if task == "tag":
+        task_meta.setdefault("word_tag", {})  # before the most-frequent-tag baseline
+    if task == "translate":
+        options.setdefault("attention", "none")  # before attention
+        task_meta.setdefault("max_len", 40)  # before the length limit was saved
     return meta
 
 
@@ -79,7 +97,7 @@ def load_trained(directory: str, score_file: str | None = None, need_data: bool 
 
     where = checkpoint_to_score(directory)
     arrays, meta = load_checkpoint(where)
-    upgrade(validate_run_meta(meta, where))
+    upgrade(validate_run_meta(meta, where), arrays)
     held_out = get_task(meta["task"]).split_file
     if need_data and score_file is None and meta.get("data") is not None and held_out is not None \
             and (Path(directory) / held_out).is_file():

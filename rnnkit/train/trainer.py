@@ -17,9 +17,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -38,7 +39,7 @@ from rnnkit.optim import clip_grad_norm, make_optimizer
 from rnnkit.tasks.base import Task, TaskError
 from rnnkit.tasks.metrics import LOWER_IS_BETTER
 from rnnkit.train.distributed import GradientBuffer, current_world, is_empty, shard, share
-from rnnkit.train.runs import BEST_DIR, CURVE_FILE, METRICS_FILE, beats, file_sha256, has_checkpoint
+from rnnkit.train.runs import BEST_DIR, CURVE_FILE, METRICS_FILE, beats, file_sha256, has_checkpoint, upgrade
 from rnnkit.viz.plots import plot_loss_curves
 
 #: early stopping waits for at least this many training examples without improvement: small data
@@ -107,8 +108,15 @@ def patience_for(num_examples: int) -> int:
 
 
 def module_rngs(model: Model) -> dict[str, np.random.Generator]:
-    return {name or "<root>": m.rng for name, m in model.named_modules() if isinstance(getattr(m, "rng", None),
-                                                                                       np.random.Generator)}
+    generators = {name or "<root>": getattr(m, "rng", None) for name, m in model.named_modules()}
+    return {name: rng for name, rng in generators.items() if isinstance(rng, np.random.Generator)}
+
+
+def jump_for_rank(rngs: Iterable[np.random.Generator], rank: int) -> None:
+    """Move each generator ``rank`` jumps ahead: each process its own dropout masks, not copies of the root's."""
+    for rng in rngs:
+        bits = cast(np.random.PCG64, rng.bit_generator)  # the default generator's; it can jump
+        bits.state = bits.jumped(rank).state
 
 
 class Trainer:
@@ -125,9 +133,8 @@ class Trainer:
         #: the processes training this model together (one, unless started by mpiexec -n N)
         self.world = current_world()
         self._gradients = GradientBuffer(model, votes=0) if self.world.size > 1 else None
-        if self.world.rank > 0:  # each process its own dropout masks, not copies of the root's
-            for rng in module_rngs(model).values():
-                rng.bit_generator.state = rng.bit_generator.jumped(self.world.rank).state
+        if self.world.rank > 0:
+            jump_for_rank(module_rngs(model).values(), self.world.rank)
 
     def epochs_done(self) -> float:
         """Epochs trained so far, the current one's share of batches included."""
@@ -196,6 +203,7 @@ class Trainer:
         # the root reads, every process gets the same (a damaged checkpoint fails on the root,
         # and the command line then ends the whole job)
         arrays, meta = self.world.broadcast(load_checkpoint(self.out_dir) if self.world.is_root else None)
+        upgrade(meta, arrays)
         self._check_processes(meta)
         position = self._saved_position(meta)
         self._check_optimizer(meta["optimizer"], position)
@@ -210,8 +218,7 @@ class Trainer:
         else:
             self._restore_generators(meta["rng"])
             if self.world.rank > 0:
-                for rng in module_rngs(self.model).values():
-                    rng.bit_generator.state = rng.bit_generator.jumped(self.world.rank).state
+                jump_for_rank(module_rngs(self.model).values(), self.world.rank)
         self.position, self.carry = position, self._my_carry(carry)
         if self.world.is_root:  # the log is the root's: two processes rewriting it raced (one's rename lost its file)
             self._forget_metrics_after(self.position.step)
@@ -219,17 +226,15 @@ class Trainer:
     def _check_processes(self, meta: dict) -> None:
         """With dropout, each process's masks come from its own generator, saved per process:
         such a run resumes on as many processes as it ran on. Without, any number will do."""
-        saved = meta.get("processes", 1)
+        saved = meta["processes"]
         if saved != self.world.size and self.model_options.get("dropout", 0):
             raise CheckpointError(f"checkpoint {self.out_dir}: trained on {saved} process(es) with dropout, whose masks "
                                   f"come from one generator per process; resume it on {saved} "
                                   f"(mpiexec -n {saved} rnnkit train ... --resume), not {self.world.size}")
 
     def _saved_position(self, meta: dict) -> Position:
-        # saved_scores: written before mid-epoch states stopped entering best/
-        fields = {key: value for key, value in meta["position"].items() if key != "saved_scores"}
         try:
-            position = Position(**fields)
+            position = Position(**meta["position"])
         except TypeError as error:
             raise CheckpointError(f"checkpoint {self.out_dir}: position: {error}") from None
         batches = len(self.task.train_batches(position.epoch))
@@ -254,10 +259,10 @@ class Trainer:
         """The state carried between batches, as many arrays as the description says, of the
         model's dtype."""
         carry = _carry_from(arrays)
-        expected = meta.get("carry")
+        expected = meta.get("carry") or 0
         count = 0 if carry is None else len(carry)
-        if expected is not None and expected != count or expected is None and count and "carry" not in arrays:
-            raise CheckpointError(f"checkpoint {self.out_dir}: carry: expected {expected or 0} arrays of the state "
+        if expected != count:
+            raise CheckpointError(f"checkpoint {self.out_dir}: carry: expected {expected} arrays of the state "
                                   f"carried between batches, found {count}")
         dtype = next(self.model.named_parameters())[1].dtype
         for k, array in enumerate(carry or ()):
@@ -544,10 +549,7 @@ def _signals_caught():
 
 
 def _carry_from(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, ...] | None:
-    """The carried state saved as ``carry.0``, ``carry.1``, ... (one array per state); a
-    checkpoint from before tuple states holds one array, ``carry``: the hidden state ``(h,)``."""
-    if "carry" in arrays:
-        return (arrays["carry"],)
+    """The carried state saved as ``carry.0``, ``carry.1``, ... (one array per state)."""
     count = sum(1 for name in arrays if name.startswith("carry."))
     return tuple(arrays[f"carry.{k}"] for k in range(count)) if count else None
 

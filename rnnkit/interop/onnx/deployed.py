@@ -10,7 +10,7 @@ Teacher forcing through a ``decoder_step`` graph runs it once per step.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -78,17 +78,20 @@ class DeployedModel:
 
             target_lengths = rest[0] if rest else options.get("target_lengths")
             reduction = rest[1] if len(rest) > 1 else options.get("reduction", "mean")
-            loss, dscores = ctc_loss(outputs, targets, lengths, target_lengths, BLANK, reduction, zero_infinity=True)
+            # Cast, not checked: ctc_loss takes array-likes and names a missing (None) length array itself
+            input_lengths, target_lengths = cast(np.ndarray, lengths), cast(np.ndarray, target_lengths)
+            loss, dscores = ctc_loss(outputs, targets, input_lengths, target_lengths, BLANK, reduction,
+                                     zero_infinity=True)
             return float(loss), dscores
         reduction = rest[0] if rest else options.get("reduction", "sum")
         return task_loss(self.loss_kind, outputs, targets, lengths, reduction)
 
     # -- readers ----------------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        forward = {"ManyToMany": self._many_to_many, "ManyToOne": self._many_to_one, "OneToOne": self._one_to_one,
-                   "OneToMany": self._one_to_many, "Seq2Seq": self._seq2seq,
-                   "AcousticModel": self._acoustic}[self.architecture]
-        return forward(*args, **kwargs)
+        readers: dict[str, Callable[..., Any]] = {
+            "ManyToMany": self._many_to_many, "ManyToOne": self._many_to_one, "OneToOne": self._one_to_one,
+            "OneToMany": self._one_to_many, "Seq2Seq": self._seq2seq, "AcousticModel": self._acoustic}
+        return readers[self.architecture](*args, **kwargs)
 
     __call__ = forward
 
@@ -132,7 +135,7 @@ class DeployedModel:
         return {f"{name}0": np.asarray(value, dtype=self.dtype) for name, value in zip(self.states, state)}
 
     # -- generators -------------------------------------------------------------------------
-    def encode(self, *inputs: np.ndarray) -> tuple[np.ndarray, ...] | DecoderState:
+    def encode(self, *inputs: np.ndarray | None) -> tuple[np.ndarray, ...] | DecoderState:
         """The decoder's first state: from ``features (B, F)`` (OneToMany) or from ``source (S,
         B)`` and ``source_lengths`` (Seq2Seq); a ``DecoderState`` with attention."""
         if self.architecture == "OneToMany":
@@ -158,7 +161,7 @@ class DeployedModel:
         results = self._run["decoder_step"](feeds)
         following = tuple(results[f"{name}_n"] for name in self.states)
         if isinstance(state, DecoderState):
-            following = DecoderState(following, state.memory, state.mask)
+            return results["scores"], DecoderState(following, state.memory, state.mask)
         return results["scores"], following
 
     def _teacher_forced(self, state: Any, inputs: np.ndarray) -> np.ndarray:

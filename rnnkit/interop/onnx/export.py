@@ -62,6 +62,7 @@ def recurrent_attributes(module: RecurrentLayer) -> dict[str, Any]:
                                   "direction": "bidirectional" if module.bidirectional else "forward"}
     kind = op_type(module)
     if kind == "RNN":
+        assert isinstance(module, RNN)  # op_type says "RNN" only for an RNN
         attributes["activations"] = [ONNX_ACTIVATIONS[module.nonlinearity]] * module.num_directions
     elif kind == "GRU":
         attributes["linear_before_reset"] = 1
@@ -195,6 +196,7 @@ def module_config(module: RecurrentLayer) -> dict[str, Any]:
               "batch_first": module.batch_first, "merge_mode": module.merge_mode, "learn_h0": module.learn_h0,
               "dropout": module.dropout, "dtype": module.dtype.name}
     if config["kind"] == "RNN":
+        assert isinstance(module, RNN)  # op_type says "RNN" only for an RNN
         config["nonlinearity"] = module.nonlinearity
     return config
 

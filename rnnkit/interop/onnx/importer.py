@@ -133,7 +133,8 @@ def _read_layer(node: Any, constants: dict[str, np.ndarray]) -> dict[str, Any]:
     layout = int(attributes.get("layout", 0))
     if layout not in (0, 1):
         raise ValueError(f"{where}: layout must be 0 or 1, got {layout}")
-    hidden = int(attributes.get("hidden_size", R.shape[-1]))
+    default_hidden: int = R.shape[-1]  # an int: with NumPy's Any, mypy picks get()'s Optional overload
+    hidden = int(attributes.get("hidden_size", default_hidden))
     directions = 2 if direction == "bidirectional" else 1
     gates = {"RNN": 1, "LSTM": 4, "GRU": 3}[node.op_type]
     expected = {"W": (directions, gates * hidden, W.shape[-1]), "R": (directions, gates * hidden, hidden),

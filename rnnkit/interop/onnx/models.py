@@ -28,6 +28,7 @@ own ``forward`` / ``generate``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -46,8 +47,11 @@ from rnnkit.nn.recurrent import RecurrentLayer
 def export_model(model: Any) -> dict[str, Any]:
     """The ONNX graphs of a trained ``model`` (see the module docstring), by role: ``{"model":
     ...}`` or ``{"encoder": ..., "decoder_step": ...}``; each an ``onnx.ModelProto``."""
-    for cls, export in ((ManyToMany, _many_to_many), (ManyToOne, _many_to_one), (OneToOne, _one_to_one),
-                        (OneToMany, _one_to_many), (Seq2Seq, _seq2seq), (AcousticModel, _acoustic)):
+    # Any: each exporter takes only its own class, which the isinstance check gives it
+    exporters: tuple[tuple[type, Callable[[Any], dict[str, Any]]], ...] = (
+        (ManyToMany, _many_to_many), (ManyToOne, _many_to_one), (OneToOne, _one_to_one),
+        (OneToMany, _one_to_many), (Seq2Seq, _seq2seq), (AcousticModel, _acoustic))
+    for cls, export in exporters:
         if isinstance(model, cls):
             return export(model)
     raise TypeError(f"model: expected one of rnnkit.models' ManyToMany, ManyToOne, OneToOne, OneToMany, "
@@ -209,6 +213,7 @@ def _decoder_step(model: Any, architecture: str) -> Any:
     out, finals = add_recurrent(graph, rnn, _embed(graph, decoder.embedding, one_step, "embedded"), None, initial)
     query = graph.add("Squeeze", [out, graph.array([0], "time_axis_again")], "query")  # (B, H)
     if attention is not None:
+        assert memory is not None and mask is not None  # both inputs are declared above with attention
         query = _attend(graph, attention, query, memory, mask)
     scores = _linear(graph, decoder.head, query, "scores_raw")
     graph.output(scores, "scores", rnn.dtype, ["B", decoder.head.out_features])

@@ -56,6 +56,7 @@ computes differently there.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial, reduce
@@ -79,6 +80,17 @@ Attributes = dict[str, Any]
 def _input(inputs: Inputs, index: int) -> np.ndarray | None:
     """Input ``index``, or None when the node leaves it out (``""`` or a shorter list)."""
     return inputs[index] if index < len(inputs) else None
+
+
+def _required(inputs: Inputs, index: int) -> np.ndarray:
+    """Input ``index``, one the op's schema requires. Cast, not checked: a graph that leaves it
+    out fails inside the op, on the None (an error of NumPy's or Python's)."""
+    return typing.cast(np.ndarray, inputs[index])
+
+
+def _all_required(inputs: Inputs) -> Sequence[np.ndarray]:
+    """Every input, for the ops whose inputs are all required; unchecked, as :func:`_required`."""
+    return typing.cast("Sequence[np.ndarray]", inputs)
 
 
 # -- activations of the recurrent ops -----------------------------------------------------------
@@ -278,7 +290,8 @@ def parse_recurrent_node(op: str, inputs: Inputs, attributes: Attributes) -> Rec
     W, R = np.asarray(given["W"], compute), np.asarray(given["R"], compute)
     if R.ndim != 3:
         raise ValueError(f"R: expected rank 3, (num_directions, {G}*hidden_size, hidden_size), got shape {R.shape}")
-    H = int(attributes.get("hidden_size", R.shape[2]))
+    default_hidden: int = R.shape[2]  # an int: with NumPy's Any, mypy picks get()'s Optional overload
+    H = int(attributes.get("hidden_size", default_hidden))
     if H < 1:
         raise ValueError(f"hidden_size: expected a positive number of hidden units, got {H}")
     blocks = f"{G}*hidden_size" if G > 1 else "hidden_size"
@@ -471,6 +484,7 @@ def run_general(node: RecurrentNode) -> tuple[np.ndarray, tuple[np.ndarray, ...]
             input_bias[2 * H :] = node.Wb[d, 2 * H :]  # Rb_h belongs inside the reset product
         projected = (x.reshape(steps * batch, x.shape[2]) @ node.W[d].T + input_bias).reshape(steps, batch, G * H)
         common = {"R": node.R[d], "activations": node.activations[d], "clip": node.clip}
+        step: Callable[..., tuple[np.ndarray, ...]]
         if node.op == "RNN":
             step = partial(rnn_step, **common)
         elif node.op == "LSTM":
@@ -511,6 +525,7 @@ def run_on_rnnkit_kernels(node: RecurrentNode, cell: Cell) -> tuple[np.ndarray, 
     ``Y`` (T, D, B, H) and the final states, one (D, B, H) per state."""
     order = FROM_ONNX[node.op]  # LSTM i, f, g, o from i, o, f, c; GRU r, z, n from z, r, h
     D = len(node.reverse)
+    biases: tuple[tuple[np.ndarray, ...], ...]
     W_xh = tuple(reorder_gates(node.W[d], order) for d in range(D))
     W_hh = tuple(reorder_gates(node.R[d], order) for d in range(D))
     if node.op == "GRU":  # two biases: b_hh's n block sits inside the reset product
@@ -566,25 +581,27 @@ def constant(inputs: Inputs, attributes: Attributes) -> list[np.ndarray]:
 def cast(inputs: Inputs, attributes: Attributes) -> list[np.ndarray]:
     """To the element type ``to`` (an ONNX TensorProto type). ``saturate`` only concerns float8
     types, which NumPy has not: accepted and nothing to do."""
-    return [inputs[0].astype(onnx_module().helper.tensor_dtype_to_np_dtype(int(attributes["to"])))]
+    return [_required(inputs, 0).astype(onnx_module().helper.tensor_dtype_to_np_dtype(int(attributes["to"])))]
 
 
 def shape(inputs: Inputs, attributes: Attributes) -> list[np.ndarray]:
     # ONNX clamps start and end into [0, rank] after adding rank to negatives, as Python's slices do
-    return [np.array(inputs[0].shape[attributes.get("start", 0) : attributes.get("end")], dtype=np.int64)]
+    sizes = _required(inputs, 0).shape
+    return [np.array(sizes[attributes.get("start", 0) : attributes.get("end")], dtype=np.int64)]
 
 
 def slice_(inputs: Inputs, attributes: Attributes) -> list[np.ndarray]:
     """``data[starts:ends:steps]`` along ``axes``; ONNX's clamping of out-of-range starts and ends
     is Python's. Inputs since opset 10, attributes before."""
-    data = inputs[0]
+    data = _required(inputs, 0)
     if len(inputs) > 1:
         starts, ends = _ints(inputs[1]), _ints(inputs[2])
-        axes, steps = _input(inputs, 3), _input(inputs, 4)
+        given_axes, given_steps = _input(inputs, 3), _input(inputs, 4)
     else:
-        starts, ends, axes, steps = attributes["starts"], attributes["ends"], attributes.get("axes"), None
-    axes = range(len(starts)) if axes is None else _ints(axes)
-    steps = [1] * len(starts) if steps is None else _ints(steps)
+        starts, ends = attributes["starts"], attributes["ends"]
+        given_axes, given_steps = attributes.get("axes"), None
+    axes: Sequence[int] = range(len(starts)) if given_axes is None else _ints(given_axes)
+    steps = [1] * len(starts) if given_steps is None else _ints(given_steps)
     index = [slice(None)] * data.ndim
     for start, end, axis, step in zip(starts, ends, axes, steps):
         if step == 0:
@@ -594,22 +611,25 @@ def slice_(inputs: Inputs, attributes: Attributes) -> list[np.ndarray]:
 
 
 def squeeze(inputs: Inputs, attributes: Attributes) -> list[np.ndarray]:
-    axes = _axes(inputs, 1, attributes)
-    return [np.squeeze(inputs[0]) if axes is None else np.squeeze(inputs[0], axis=tuple(axes))]
+    axes, data = _axes(inputs, 1, attributes), _required(inputs, 0)
+    return [np.squeeze(data) if axes is None else np.squeeze(data, axis=tuple(axes))]
 
 
 def unsqueeze(inputs: Inputs, attributes: Attributes) -> list[np.ndarray]:
     # negative axes count from the end of the *output*, as NumPy's expand_dims does
-    return [np.expand_dims(inputs[0], tuple(_axes(inputs, 1, attributes)))]
+    data = _required(inputs, 0)
+    # Unsqueeze requires axes: without them tuple(None) raises a TypeError, which the executor reports
+    axes = typing.cast("list[int]", _axes(inputs, 1, attributes))
+    return [np.expand_dims(data, tuple(axes))]
 
 
 def split(inputs: Inputs, attributes: Attributes) -> list[np.ndarray]:
     """Along ``axis`` into the sizes of ``split`` (input since opset 13, attribute before), or
     into ``num_outputs`` parts, the last smaller if the axis does not divide evenly (the executor
     gives ``num_outputs`` as the node's output count when neither is set)."""
-    data, axis = inputs[0], int(attributes.get("axis", 0))
-    sizes = _input(inputs, 1)
-    sizes = _ints(sizes) if sizes is not None else attributes.get("split")
+    data, axis = _required(inputs, 0), int(attributes.get("axis", 0))
+    given = _input(inputs, 1)
+    sizes: list[int] | None = _ints(given) if given is not None else attributes.get("split")
     if sizes is None:
         parts, length = int(attributes["num_outputs"]), data.shape[axis]
         chunk = -(-length // parts)
@@ -621,7 +641,7 @@ def split(inputs: Inputs, attributes: Attributes) -> list[np.ndarray]:
 
 def reshape(inputs: Inputs, attributes: Attributes) -> list[np.ndarray]:
     """To ``shape``: -1 inferred, 0 copies the input's size on that axis unless ``allowzero``."""
-    data, target = inputs[0], _ints(inputs[1])
+    data, target = _required(inputs, 0), _ints(inputs[1])
     if not attributes.get("allowzero", 0):
         target = [data.shape[axis] if size == 0 else size for axis, size in enumerate(target)]
     return [data.reshape(target)]
@@ -629,7 +649,7 @@ def reshape(inputs: Inputs, attributes: Attributes) -> list[np.ndarray]:
 
 def expand(inputs: Inputs, attributes: Attributes) -> list[np.ndarray]:
     # ONNX broadcasts both ways: a 1 in ``shape`` keeps the input's size
-    data = inputs[0]
+    data = _required(inputs, 0)
     return [np.array(np.broadcast_to(data, np.broadcast_shapes(data.shape, tuple(_ints(inputs[1])))))]
 
 
@@ -639,7 +659,7 @@ def range_(inputs: Inputs, attributes: Attributes) -> list[np.ndarray]:
 
 
 def divide(inputs: Inputs, attributes: Attributes) -> list[np.ndarray]:
-    a, b = inputs
+    a, b = _all_required(inputs)
     if a.dtype.kind in "iu":  # ONNX's integer division truncates toward zero, NumPy's // floors
         return [(np.abs(a) // np.abs(b) * np.sign(a) * np.sign(b)).astype(a.dtype)]
     return [np.divide(a, b)]
@@ -647,7 +667,7 @@ def divide(inputs: Inputs, attributes: Attributes) -> list[np.ndarray]:
 
 def gemm(inputs: Inputs, attributes: Attributes) -> list[np.ndarray]:
     """``alpha * A' B' + beta * C``, ``A'`` = ``A.T`` if ``transA`` (likewise B); C broadcasts."""
-    A, B, C = inputs[0], inputs[1], _input(inputs, 2)
+    A, B, C = _required(inputs, 0), _required(inputs, 1), _input(inputs, 2)
     A = A.T if attributes.get("transA", 0) else A
     B = B.T if attributes.get("transB", 0) else B
     Y = attributes.get("alpha", 1.0) * (A @ B)
@@ -657,13 +677,13 @@ def gemm(inputs: Inputs, attributes: Attributes) -> list[np.ndarray]:
 
 
 def softmax(inputs: Inputs, attributes: Attributes) -> list[np.ndarray]:
-    x, axis = inputs[0], attributes.get("axis", -1)
+    x, axis = _required(inputs, 0), attributes.get("axis", -1)
     exp = np.exp(x - x.max(axis=axis, keepdims=True))  # shifted: no overflow
     return [exp / exp.sum(axis=axis, keepdims=True)]
 
 
 def log_softmax(inputs: Inputs, attributes: Attributes) -> list[np.ndarray]:
-    x, axis = inputs[0], attributes.get("axis", -1)
+    x, axis = _required(inputs, 0), attributes.get("axis", -1)
     shifted = x - x.max(axis=axis, keepdims=True)
     return [shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))]
 
@@ -673,7 +693,7 @@ def _reduction(function: Callable[..., np.ndarray]) -> Callable[[Inputs, Attribu
     all with ``noop_with_empty_axes``), keeping the reduced axes as size 1 if ``keepdims``."""
 
     def reduce_op(inputs: Inputs, attributes: Attributes) -> list[np.ndarray]:
-        data, axes = inputs[0], _axes(inputs, 1, attributes)
+        data, axes = _required(inputs, 0), _axes(inputs, 1, attributes)
         if not axes and attributes.get("noop_with_empty_axes", 0):
             return [data]
         result = function(data, axis=tuple(axes) if axes else None, keepdims=bool(attributes.get("keepdims", 1)))
@@ -683,7 +703,7 @@ def _reduction(function: Callable[..., np.ndarray]) -> Callable[[Inputs, Attribu
 
 
 def argmax(inputs: Inputs, attributes: Attributes) -> list[np.ndarray]:
-    data, axis = inputs[0], int(attributes.get("axis", 0))
+    data, axis = _required(inputs, 0), int(attributes.get("axis", 0))
     if attributes.get("select_last_index", 0):  # NumPy returns the first of ties: search the flipped axis
         index = data.shape[axis] - 1 - np.argmax(np.flip(data, axis), axis=axis)
     else:
@@ -692,7 +712,7 @@ def argmax(inputs: Inputs, attributes: Attributes) -> list[np.ndarray]:
 
 
 def power(inputs: Inputs, attributes: Attributes) -> list[np.ndarray]:
-    base, exponent = inputs
+    base, exponent = _all_required(inputs)
     if base.dtype.kind == "f":  # the result has the base's type: compute there, not in a promoted one
         exponent = exponent.astype(base.dtype)
     return [np.power(base, exponent).astype(base.dtype, copy=False)]
@@ -726,20 +746,23 @@ OPS: dict[str, Operator] = {
     "LSTM": Operator(partial(recurrent, "LSTM"), RECURRENT_ATTRIBUTES["LSTM"], 7),
     "GRU": Operator(partial(recurrent, "GRU"), RECURRENT_ATTRIBUTES["GRU"], 7),
     # values and types
-    "Identity": Operator(lambda inputs, attributes: [inputs[0]]),
+    "Identity": Operator(lambda inputs, attributes: [_required(inputs, 0)]),
     "Constant": Operator(constant, ("value", "value_float", "value_floats", "value_int", "value_ints")),
     "Cast": Operator(cast, ("to", "saturate")),
     # shapes
     "Shape": Operator(shape, ("start", "end")),
-    "Gather": Operator(lambda inputs, attributes: [np.take(inputs[0], inputs[1], axis=attributes.get("axis", 0))],
+    "Gather": Operator(lambda inputs, attributes: [np.take(_required(inputs, 0), _required(inputs, 1),
+                                                           axis=attributes.get("axis", 0))],
                        ("axis",)),
     "Slice": Operator(slice_, ("starts", "ends", "axes")),
     "Squeeze": Operator(squeeze, ("axes",)),
     "Unsqueeze": Operator(unsqueeze, ("axes",)),
-    "Concat": Operator(lambda inputs, attributes: [np.concatenate(inputs, axis=attributes["axis"])], ("axis",)),
+    "Concat": Operator(lambda inputs, attributes: [np.concatenate(_all_required(inputs),
+                                                                  axis=attributes["axis"])], ("axis",)),
     "Split": Operator(split, ("axis", "split", "num_outputs")),
     "Reshape": Operator(reshape, ("allowzero",)),
-    "Transpose": Operator(lambda inputs, attributes: [np.transpose(inputs[0], attributes.get("perm"))], ("perm",)),
+    "Transpose": Operator(lambda inputs, attributes: [np.transpose(_required(inputs, 0),
+                                                                   attributes.get("perm"))], ("perm",)),
     "Expand": Operator(expand),
     "Range": Operator(range_),
     # logic
