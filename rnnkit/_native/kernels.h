@@ -29,8 +29,8 @@ void rnnkit_packed_product_f32(int64_t M, int64_t N, int64_t K, const float *A, 
 
 /* The float32 kernels that run on the pool's threads (parallel.c), also called from Python with
  * ctypes. Their prototypes are here so that the compiler checks each definition against them;
- * rnnkit/_native/signatures.py gives ctypes the same argument lists, and the loader checks its
- * table against RNNKIT_POOL_KERNELS (names and argument counts) before it uses the library. */
+ * rnnkit/_native/signatures.py gives ctypes the same argument lists and writes pool_kernels.h,
+ * parallel.c's calls of them, from that table. */
 void rnnkit_lstm_forward_f32(float *, int64_t, int64_t, float *, int64_t, int64_t, float *, int64_t,
                              int64_t, const float *, const float *, const float *, const float *,
                              const float *, const float *, int64_t, int64_t, int64_t, int64_t);
@@ -55,26 +55,6 @@ void rnnkit_scan_forward_f32(float *, int64_t, int64_t, const float *, const flo
 void rnnkit_scan_backward_f32(float *, int64_t, int64_t, const float *, int64_t, int64_t,
                               const float *, int64_t, int64_t, const float *, const float *,
                               float *, float *, int64_t, int64_t, int64_t, int, int);
-
-/* The pool's kernels: kind, function, arguments per call (each passed as one int64). The kinds'
- * numbers are their order here; Python reads names and counts back (rnnkit_kernel_name,
- * rnnkit_argument_count) rather than repeating them. */
-#define RNNKIT_POOL_KERNELS(X)                                                                     \
-    X(LSTM_FORWARD, rnnkit_lstm_forward_f32, 19)                                                   \
-    X(LSTM_BACKWARD, rnnkit_lstm_backward_f32, 26)                                                 \
-    X(GRU_FORWARD, rnnkit_gru_forward_f32, 20)                                                     \
-    X(GRU_BACKWARD, rnnkit_gru_backward_f32, 29)                                                   \
-    X(PRODUCT, rnnkit_packed_product_f32, 9)                                                       \
-    X(ELMAN_FORWARD, rnnkit_scan_forward_f32, 13)                                                  \
-    X(ELMAN_BACKWARD, rnnkit_scan_backward_f32, 18)                                                \
-    X(PACK, rnnkit_pack_blocks_f32, 8)
-
-enum pool_kernel {
-#define KIND(kind, symbol, count) kind,
-    RNNKIT_POOL_KERNELS(KIND)
-#undef KIND
-    KERNEL_KINDS
-};
 
 /* A step's product C (+)= A B, B (K, N) contiguous: against B packed once per scan when the
  * caller packed it (float32 on CPUs with packed.c's kernels), else one BLAS call. */

@@ -75,8 +75,8 @@ def _bind(library: ctypes.CDLL) -> str:
         kinds[name.decode()] = kind
         expected = len(table[name.decode()][0])
         if library.rnnkit_argument_count(kind) != expected:
-            return (f"parallel.c gives {name.decode()} {library.rnnkit_argument_count(kind)} arguments, "
-                    f"signatures.py {expected}")
+            return (f"the compiled pool_kernels.h gives {name.decode()} {library.rnnkit_argument_count(kind)} "
+                    f"arguments, signatures.py {expected} (stale build? reinstall rnnkit)")
     pool_kinds.clear()
     pool_kinds.update(kinds)
     return ""

@@ -38,6 +38,7 @@
 #include <time.h>
 
 #include "kernels.h"
+#include "pool_kernels.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #define CPU_RELAX() __builtin_ia32_pause()
@@ -86,45 +87,6 @@ static const char *const kernel_names[] = {
     RNNKIT_POOL_KERNELS(NAME)
 #undef NAME
 };
-
-#define P(i) ((void *)(intptr_t)a[i])
-static void run_slice(int kind, const int64_t *a) {
-    switch (kind) {
-    case LSTM_FORWARD:
-        rnnkit_lstm_forward_f32(P(0), a[1], a[2], P(3), a[4], a[5], P(6), a[7], a[8], P(9), P(10),
-                                P(11), P(12), P(13), P(14), a[15], a[16], a[17], a[18]);
-        break;
-    case LSTM_BACKWARD:
-        rnnkit_lstm_backward_f32(P(0), a[1], a[2], P(3), a[4], a[5], P(6), a[7], a[8], P(9), a[10],
-                                 a[11], P(12), a[13], a[14], P(15), a[16], P(17), P(18), P(19),
-                                 P(20), P(21), a[22], a[23], a[24], (int)a[25]);
-        break;
-    case GRU_FORWARD:
-        rnnkit_gru_forward_f32(P(0), a[1], a[2], P(3), a[4], a[5], P(6), a[7], a[8], P(9), P(10),
-                               P(11), P(12), P(13), P(14), P(15), a[16], a[17], a[18], a[19]);
-        break;
-    case GRU_BACKWARD:
-        rnnkit_gru_backward_f32(P(0), a[1], a[2], P(3), a[4], a[5], P(6), a[7], a[8], P(9), a[10],
-                                a[11], P(12), a[13], a[14], P(15), a[16], a[17], P(18), a[19],
-                                P(20), P(21), P(22), P(23), P(24), a[25], a[26], a[27], (int)a[28]);
-        break;
-    case PRODUCT:
-        rnnkit_packed_product_f32(a[0], a[1], a[2], P(3), a[4], P(5), P(6), a[7], (int)a[8]);
-        break;
-    case ELMAN_FORWARD:
-        rnnkit_scan_forward_f32(P(0), a[1], a[2], P(3), P(4), P(5), P(6), P(7), a[8], a[9], a[10],
-                                a[11], (int)a[12]);
-        break;
-    case ELMAN_BACKWARD:
-        rnnkit_scan_backward_f32(P(0), a[1], a[2], P(3), a[4], a[5], P(6), a[7], a[8], P(9), P(10),
-                                 P(11), P(12), a[13], a[14], a[15], (int)a[16], (int)a[17]);
-        break;
-    case PACK:
-        rnnkit_pack_blocks_f32(P(0), a[1], (int)a[2], a[3], a[4], P(5), a[6], a[7]);
-        break;
-    }
-}
-#undef P
 
 /* Slices of the open call until none is left. Only the caller, or a worker that joined the call
  * (and has not left it), may call this: the call's description stays valid until they are done. */

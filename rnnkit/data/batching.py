@@ -7,7 +7,7 @@ Everything here returns time-major arrays, the layout of ``rnnkit.nn``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 
@@ -68,7 +68,8 @@ def _rng(seed: SeedLike, epoch: int) -> np.random.Generator:
         return seed
     if seed is None:
         raise ValueError("seed: shuffling needs an explicit seed (an int or a numpy Generator), got None")
-    base = [int(s) for s in seed] if isinstance(seed, (list, tuple)) else [int(seed)]
+    # not a list or tuple: an int (or what int() reads); int() rejects any other sequence, as it always has
+    base = [int(s) for s in seed] if isinstance(seed, (list, tuple)) else [int(cast(int, seed))]
     return np.random.default_rng(base + [int(epoch)])
 
 
@@ -128,7 +129,8 @@ class Batch(NamedTuple):
     lengths: int64 ``(B,)``.
     """
 
-    index: np.ndarray
+    # the public field shadows tuple.index (a method nothing here calls), which mypy rejects
+    index: np.ndarray  # type: ignore[assignment]
     ids: np.ndarray
     lengths: np.ndarray
 

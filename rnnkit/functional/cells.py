@@ -16,12 +16,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Generic, TypeVar
 
 import numpy as np
 
 #: A recurrent layer's carried states, one array per name in :attr:`Cell.state_names`: ``(h,)`` or
 #: ``(h, c)``; each ``(B, H)`` for one direction, ``(L * D, B, H)`` for a stacked layer's.
 State = tuple[np.ndarray, ...]
+
+#: What a cell's :attr:`Cell.make_scratch` returns and its ``scan_backward`` reads back.
+_ScratchT = TypeVar("_ScratchT")
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ class Cell:
 
 
 @dataclass(slots=True)
-class BackwardBlock:
+class BackwardBlock(Generic[_ScratchT]):
     """The arrays one call of :attr:`Cell.scan_backward` works on: scan steps ``[start, stop)``.
 
     ``grad`` (and ``grad_hidden``, the same array unless the cell splits them) are
@@ -82,13 +86,13 @@ class BackwardBlock:
 
     start: int
     stop: int
-    grad: object
-    grad_hidden: object
-    gates: object
-    states: object
-    kept: tuple
-    initial: tuple
-    scratch: object
+    grad: np.ndarray
+    grad_hidden: np.ndarray
+    gates: np.ndarray
+    states: np.ndarray
+    kept: tuple[np.ndarray, ...]
+    initial: tuple[np.ndarray, ...]
+    scratch: _ScratchT
 
 
 class GateScratch:

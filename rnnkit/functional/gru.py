@@ -20,6 +20,8 @@ side's in the ``n`` block (``r`` times it), so BPTT fills two gate-gradient buff
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from rnnkit import _native
@@ -53,6 +55,8 @@ def _scan_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray]
     gates += b_xh
     recurrent = np.empty((gates.shape[1], GATES * hidden), dtype=gates.dtype)
     reset_update = slice(0, 2 * hidden)
+    # mask is None only without padding, when first_padded is T and no step reads it
+    mask = cast(np.ndarray, mask)
     dot, tanh, multiply = np.dot, np.tanh, np.multiply
     for t in range(len(gates)):
         a, h = gates[t], states[t]
@@ -75,7 +79,7 @@ def _scan_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray]
         h_prev = h
 
 
-def _scan_backward(block: BackwardBlock, upstream: np.ndarray, extra_upstream: tuple,
+def _scan_backward(block: BackwardBlock[GateScratch], upstream: np.ndarray, extra_upstream: tuple,
                    carried: tuple[np.ndarray], W_hh: np.ndarray, bias_grads: tuple[np.ndarray, np.ndarray],
                    first_product: bool) -> None:
     """The GRU's BPTT loop over scan steps ``[block.start, block.stop)``, last step first.
@@ -169,9 +173,11 @@ def gru_backward(
     Returns ``dx`` (T, B, I), ``dh0`` (B, H), ``dW_xh`` (3H, I), ``dW_hh`` (3H, H), ``db_xh``,
     ``db_hh`` (3H,).
     """
-    dx, (dh0,), (dW_xh, dW_hh, db_xh, db_hh) = recurrent_layer_backward(
+    dx, dinitial, (dW_xh, dW_hh, db_xh, db_hh) = recurrent_layer_backward(
         dstates, (None if dh_n is None else dh_n[None],), cache
     )
+    assert dx is not None and dinitial is not None  # input_grad and h0_grad are left True
+    (dh0,) = dinitial
     return dx, dh0[0], dW_xh[0], dW_hh[0], db_xh[0], db_hh[0]
 
 

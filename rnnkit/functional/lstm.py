@@ -23,6 +23,7 @@ keeps per step only what the recurrence forces: the cell-state chain and one pro
 from __future__ import annotations
 
 from functools import cached_property
+from typing import cast
 
 import numpy as np
 
@@ -65,6 +66,8 @@ def _scan_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray]
     gates += biases[0]
     recurrent = np.empty((gates.shape[1], GATES * hidden), dtype=gates.dtype)
     product = np.empty(states.shape[1:], dtype=states.dtype)
+    # mask is None only without padding, when first_padded is T and no step reads it
+    mask = cast(np.ndarray, mask)
     dot, tanh, multiply = np.dot, np.tanh, np.multiply
     for t in range(len(gates)):
         a, c, h = gates[t], cells[t], states[t]
@@ -98,9 +101,9 @@ class _Scratch(GateScratch):
         return np.empty((self.steps, self.batch, self.hidden), self.dtype)
 
 
-def _scan_backward(block: BackwardBlock, upstream: np.ndarray, extra_upstream: tuple[np.ndarray | None],
-                   carried: tuple[np.ndarray, np.ndarray], W_hh: np.ndarray, bias_grads: tuple[np.ndarray],
-                   first_product: bool) -> None:
+def _scan_backward(block: BackwardBlock[_Scratch], upstream: np.ndarray,
+                   extra_upstream: tuple[np.ndarray | None], carried: tuple[np.ndarray, np.ndarray],
+                   W_hh: np.ndarray, bias_grads: tuple[np.ndarray], first_product: bool) -> None:
     """The LSTM's BPTT loop over scan steps ``[block.start, block.stop)``, last step first.
 
     ``upstream`` ``(n, B, H)``: gradient reaching ``h_t`` from above; ``extra_upstream[0]``, if
@@ -196,7 +199,9 @@ def lstm_backward(
     ``db_h`` (4H,).
     """
     dfinal = tuple(None if g is None else g[None] for g in (dh_n, dc_n))
-    dx, (dh0, dc0), (dW_xh, dW_hh, db_h) = recurrent_layer_backward(dstates, dfinal, cache)
+    dx, dinitial, (dW_xh, dW_hh, db_h) = recurrent_layer_backward(dstates, dfinal, cache)
+    assert dx is not None and dinitial is not None  # input_grad and h0_grad are left True
+    dh0, dc0 = dinitial
     return dx, dh0[0], dc0[0], dW_xh[0], dW_hh[0], db_h[0]
 
 

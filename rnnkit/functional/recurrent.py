@@ -267,6 +267,7 @@ def recurrent_layer_backward(
         shapes = [(width, inputs), (width, hidden)] + [(width,)] * len(cell.bias_names)
         grads = tuple([np.zeros(shape, out.dtype) for _ in range(directions)] for shape in shapes)
     dW_xh, dW_hh, *dbiases = grads
+    upstream: np.ndarray | None  # None: the gate buffer holds it (cell.states_are_gates)
     # Each W_hh is packed once for all its blocks' loops (rnnkit/_native/packed.c), not once per block.
     with _native.packing():
         for d in range(directions):
@@ -280,7 +281,7 @@ def recurrent_layer_backward(
             if flipped:  # scan-order copies; dx is flipped back at the end
                 x_st, states_st = flip_sequences(x, lengths), scans[d]
                 dout_st = flip_sequences(dout[:, :, columns], lengths)
-                dx_st = workspace.empty_like(dx) if input_grad else None
+                dx_st = workspace.empty_like(dx) if dx is not None else None
             else:
                 x_st, states_st, dout_st, dx_st = x, out[:, :, columns], dout[:, :, columns], dx
             accumulate_dx = d > 0 and not flipped
@@ -305,16 +306,19 @@ def recurrent_layer_backward(
                 if stop > first_padded or (hits and dfinal[0] is not None):
                     changed = upstream_buffer[:n]
                     np.copyto(changed, upstream, casting="same_kind")
-                    if stop > first_padded:
+                    if stop > first_padded and mask is not None:  # a mask exists wherever there is padding
                         changed *= mask[start:stop]  # padding contributes nothing, whatever the caller passed there
                     if hits and dfinal[0] is not None:
+                        assert last is not None and hit is not None  # hits: some final state in this block
                         changed[last[hit] - lo, hit] += dfinal[0][d][hit]
                     upstream = None if cell.states_are_gates else changed
-                extra = []
+                extra: list[np.ndarray | None] = []
                 for given, buffer in zip(dfinal[1:], extra_buffers):
                     if given is None or not hits:
                         extra.append(None)
                         continue
+                    # a buffer was made for every given gradient; hits: some final state in this block
+                    assert buffer is not None and last is not None and hit is not None
                     buffer[:n] = 0
                     buffer[last[hit] - lo, hit] = given[d][hit]
                     extra.append(buffer[:n][::-1] if mirrored else buffer[:n])
@@ -345,15 +349,17 @@ def recurrent_layer_backward(
                         _add_product(dW_rec, others.reshape(-1, width).T, previous.reshape(-1, hidden))
                     if not h0_is_zero:
                         _add_product(dW_rec, g_hidden[first - lo].T, h0_d)
-                if input_grad and accumulate_dx:
+                # dx_st exists exactly when input_grad, and dx_part whenever a second direction adds into dx
+                if accumulate_dx and dx_st is not None and dx_part is not None:
                     dx_rows = dx_st[lo:hi].reshape(-1, inputs)  # a view: dx is contiguous
                     for row in range(0, len(rows), len(dx_part)):
                         chunk = slice(row, row + len(dx_part))
                         part = dx_part[: len(rows[chunk])]
                         dx_rows[chunk] += np.dot(rows[chunk], W_in, out=part)
-                elif input_grad:
+                elif dx_st is not None:
                     np.dot(rows, W_in, out=dx_st[lo:hi].reshape(-1, inputs))
             if flipped and input_grad:
+                assert dx is not None and dx_st is not None  # both made when input_grad
                 dx_st = flip_sequences(dx_st, lengths)
                 if d > 0:
                     dx += dx_st

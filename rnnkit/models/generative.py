@@ -43,8 +43,10 @@ class Decoder(Module):
         if self.attention is not None and not isinstance(state, DecoderState):
             raise ValueError("an attentional decoder needs a DecoderState (its memory and mask), got a bare state")
         recurrent_state = state.states if isinstance(state, DecoderState) else state
+        final: State | DecoderState
         out, final = self.rnn.forward_states(self.embedding.forward(inputs), recurrent_state, lengths)
-        if self.attention is not None:
+        # with attention the state is a DecoderState (checked above): the isinstance only narrows it
+        if self.attention is not None and isinstance(state, DecoderState):
             out, _ = self.attention.forward(out, state.memory, state.mask)
             final = DecoderState(final, state.memory, state.mask)
         return self.head.forward(out), final
@@ -57,6 +59,7 @@ class Decoder(Module):
         if self.attention is not None:
             dout, dmemory = self.attention.backward(dout)
         dx, dinitial = self.rnn.backward_states(dout)
+        assert dx is not None and dinitial is not None  # the defaults ask for both (input_grad, h0_grad)
         self.embedding.backward(dx)
         return dinitial, dmemory
 
@@ -74,7 +77,7 @@ class _Bridge(Module):
         super().__init__()
         self.num_layers, self.hidden_size, self.num_states = num_layers, hidden_size, num_states
         self.proj = Linear(in_features, num_states * num_layers * hidden_size, dtype=dtype, seed=rng)
-        self._h0 = None
+        self._h0: np.ndarray | None = None
 
     def forward(self, v: np.ndarray) -> State:
         h0, self._h0 = activation_forward(self.proj.forward(v), "tanh")  # (B, S * L * H)
@@ -194,7 +197,7 @@ class Seq2Seq(Model):
                                                              dtype=dtype, seed=rng)
         self.decoder = Decoder(target_vocab_size, embed_dim, hidden_size, num_layers, nonlinearity, dropout, dtype, rng,
                                cell=cell, attention=attend)
-        self._cache = None
+        self._cache: tuple[int, int, State | None] | None = None
 
     def encode(self, source: np.ndarray, source_lengths: np.ndarray | None = None) -> State | DecoderState:
         """The decoder's initial state for a source ``(S, B)``: a tuple of ``(L, B, H)`` arrays,
@@ -238,6 +241,7 @@ class Seq2Seq(Model):
         if dmemory is None:  # without attention the outputs feed nothing: their gradient is zero
             dmemory = np.zeros((steps, batch, self.encoder.output_size), dtype=dfinal[0].dtype)
         dx, _ = self.encoder.backward_states(dmemory, dfinal, h0_grad=False)
+        assert dx is not None  # input_grad is on: the embedding takes the gradient
         self.source_embedding.backward(dx)
         self._cache = None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from rnnkit._checks import check_choice
@@ -11,7 +13,9 @@ from rnnkit.nn.lstm import LSTM
 from rnnkit.nn.recurrent import RecurrentLayer
 from rnnkit.nn.rnn import RNN
 
-CELLS: dict[str, type[RecurrentLayer]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+# The classes, typed by their calls: their constructors differ (only RNN takes nonlinearity), and
+# none takes RecurrentLayer's (cell first).
+CELLS: dict[str, Callable[..., RecurrentLayer]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
 
 def state_names(cell: str) -> tuple[str, ...]:

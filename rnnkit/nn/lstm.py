@@ -82,4 +82,7 @@ class LSTM(RecurrentLayer):
         h0_grad: bool = True,
     ) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray] | None]:
         dx, dinitial = self.backward_states(dout, (dh_n, dc_n), input_grad, h0_grad)
-        return dx, dinitial
+        if dinitial is None:
+            return dx, None
+        dh0, dc0 = dinitial
+        return dx, (dh0, dc0)

@@ -97,7 +97,10 @@ class RecurrentLayer(Module):
 
     # -- forward ---------------------------------------------------------------------------
     def forward_states(
-        self, x: np.ndarray, initial: State | None = None, lengths: np.ndarray | None = None
+        self,
+        x: np.ndarray,
+        initial: tuple[np.ndarray | None, ...] | None = None,
+        lengths: np.ndarray | None = None,
     ) -> tuple[np.ndarray, State]:
         """:meth:`forward` with the states as a tuple, one ``(L * D, B, H)`` array per name in
         ``cell.state_names`` (``(h,)`` or ``(h, c)``), whatever the cell: what models, decoders
@@ -145,7 +148,8 @@ class RecurrentLayer(Module):
         H = self.hidden_size
         outputs = [layer_input[..., d * H : (d + 1) * H] for d in range(D)]
         # The last layer's output already holds the directions side by side: concat is free.
-        out = layer_input if D == 1 or self.merge_mode == "concat" else merge_forward(*outputs, self.merge_mode)
+        concatenated = D == 1 or self.merge_mode == "concat"
+        out = layer_input if concatenated else merge_forward(outputs[0], outputs[1], self.merge_mode)
         self._cache = {"layers": layers, "last_outputs": outputs, "state_shape": initial[0].shape}
         final_states = tuple(finals[0][k] if self.num_layers == 1 else np.concatenate([f[k] for f in finals])
                              for k in range(len(self.cell.state_names)))
@@ -153,7 +157,7 @@ class RecurrentLayer(Module):
             out = out.transpose(1, 0, 2)
         return out, final_states
 
-    def _initial_states(self, given: State | None, batch: int) -> State:
+    def _initial_states(self, given: tuple[np.ndarray | None, ...] | None, batch: int) -> State:
         shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
         states = []
         for k, name in enumerate(self.cell.state_names):
@@ -210,7 +214,8 @@ class RecurrentLayer(Module):
                     if need_h0_grad else None)
         grad = dout
         if D == 2 and self.merge_mode != "concat":
-            grad = np.concatenate(merge_backward(dout, *cache["last_outputs"], self.merge_mode), axis=-1)
+            forward_out, reverse_out = cache["last_outputs"]
+            grad = np.concatenate(merge_backward(dout, forward_out, reverse_out, self.merge_mode), axis=-1)
         parameters = ("W_xh", "W_hh", *self.cell.bias_names)
         for layer in range(self.num_layers - 1, -1, -1):
             dropout_cache, layer_cache = layers[layer]
@@ -222,17 +227,18 @@ class RecurrentLayer(Module):
                 grad, tuple(None if g is None else g[rows] for g in checked), layer_cache, into,
                 input_grad=input_grad or layer > 0, h0_grad=need_h0_grad,
             )
-            if dinitial is not None:
+            if dinitial is not None and dinitial_layer is not None:  # both there when need_h0_grad
                 for array, value in zip(dinitial, dinitial_layer):
                     array[rows] = value
-            grad = dropout_backward(dx, dropout_cache)
-        if self.learn_h0:
+            if dx is not None:  # None only out of the first layer (the last one here), with input_grad False
+                grad = dx = dropout_backward(dx, dropout_cache)
+        if self.learn_h0 and dinitial is not None:  # learn_h0 implies need_h0_grad
             for name, value in zip(self.cell.state_names, dinitial):
                 self.accumulate(f"{name}0", value.sum(axis=1))
         self._cache = None
-        if self.batch_first and grad is not None:
-            grad = grad.transpose(1, 0, 2)
-        return grad, dinitial if h0_grad else None
+        if self.batch_first and dx is not None:
+            dx = dx.transpose(1, 0, 2)
+        return dx, dinitial if h0_grad else None
 
 
 class SingleStateLayer(RecurrentLayer):

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 from rnnkit.models.base import Model
+
+#: the architecture a task builds: each task's methods take its own model (``Task[ManyToMany]``)
+ModelT = TypeVar("ModelT", bound=Model)
 
 
 class TaskError(ValueError):
     """A problem with the user's data or request, reported as one line by the CLI."""
 
 
-class Task:
+class Task(Generic[ModelT]):
     """Base class. A subclass loads its data in ``__init__`` (default data, or the user's
     ``--data`` file) and implements the methods below. ``meta()`` returns what is needed to
     rebuild the task without its training data (vocabularies, scalers) for eval/predict/sample.
@@ -75,7 +78,7 @@ class Task:
         return len(getattr(self, "splits", {}).get("train", ()))
 
     # -- model ----------------------------------------------------------------------------
-    def build_model(self, options: dict[str, Any], dtype: type = np.float32) -> Model:
+    def build_model(self, options: dict[str, Any], dtype: type = np.float32) -> ModelT:
         raise NotImplementedError
 
     # -- training -------------------------------------------------------------------------
@@ -84,7 +87,7 @@ class Task:
         a resumed run sees exactly the batches the interrupted one would have."""
         raise NotImplementedError
 
-    def train_step(self, model: Model, batch: Any, carry: Any) -> tuple[float, int, Any]:
+    def train_step(self, model: ModelT, batch: Any, carry: Any) -> tuple[float, int, Any]:
         """Forward, loss and backward for one batch, or one process's share of it: gradients
         of the *summed* loss. Returns the summed loss, the number of items it sums over (tokens,
         examples) and the state carried to the next batch. The trainer divides the gradients by
@@ -101,7 +104,7 @@ class Task:
         return None
 
     # -- evaluation -----------------------------------------------------------------------
-    def evaluate(self, model: Model, split: str = "valid") -> dict[str, float]:
+    def evaluate(self, model: ModelT, split: str = "valid") -> dict[str, float]:
         """Metrics on a split ("valid", "test"), always including ``loss`` (mean per item)."""
         raise NotImplementedError
 
@@ -109,14 +112,14 @@ class Task:
         """The trivial predictor's metrics, keyed like ``metric_keys``."""
         raise NotImplementedError
 
-    def show(self, model: Model) -> str:
+    def show(self, model: ModelT) -> str:
         """A few lines a person reads after training: samples, predictions."""
         return ""
 
-    def predict(self, model: Model, inputs: Iterable[str]) -> list[str]:
+    def predict(self, model: ModelT, inputs: Iterable[str]) -> list[str]:
         raise TaskError(f"task {self.name!r} does not support predict")
 
-    def sample(self, model: Model, prime: str, length: int, temperature: float, seed: int) -> str:
+    def sample(self, model: ModelT, prime: str, length: int, temperature: float, seed: int) -> str:
         raise TaskError(f"task {self.name!r} does not support sample; try 'rnnkit predict'")
 
     #: the file name under which ``write_split`` saves a held-out split in a run directory (its
@@ -129,7 +132,7 @@ class Task:
         run, not the training file."""
         raise NotImplementedError
 
-    def pictures(self, model: Model, directory: Path) -> list[Path]:
+    def pictures(self, model: ModelT, directory: Path) -> list[Path]:
         """Figures of what the trained model does, written into ``directory`` (the run's); the
         paths written. Default: none."""
         return []

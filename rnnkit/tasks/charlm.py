@@ -26,7 +26,7 @@ from rnnkit.tasks.common import model_kwargs, saved_tokenizer
 LN2 = math.log(2.0)
 
 
-class CharLM(Task):
+class CharLM(Task[ManyToMany]):
     name = "charlm"
     batch_axes = (1, 1)  # inputs, targets (T, B): streams along axis 1
     metric_keys = ("bpc",)
@@ -39,7 +39,7 @@ class CharLM(Task):
         super().__init__(data, seed, meta, score_file, options, load_data)
         self.splits = self._splits(load_charlm, read_text_file)
         if meta is not None:
-            self.tokenizer = saved_tokenizer(meta, "tokenizer", legacy_key="vocab")
+            self.tokenizer = saved_tokenizer(meta, "tokenizer")
         else:
             tokens = self.options["tokens"]
             if tokens not in ("auto", "char", "bpe"):

@@ -8,8 +8,9 @@ scores; accuracy and macro-F1 are compared with always predicting the most frequ
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from rnnkit.tasks.common import (
 from rnnkit.tasks.metrics import accuracy, macro_f1
 
 
-class Classify(Task):
+class Classify(Task[ManyToOne]):
     name = "classify"
     batch_axes = (1, 0, 0)  # ids (T, B), lengths (B,), labels (B,)
     metric_keys = ("accuracy", "macro_f1")
@@ -45,10 +46,10 @@ class Classify(Task):
         self.splits = self._splits(lambda path: load_classify(path, seed=seed), read_labelled_tsv)
         self.majority = None
         if meta is not None:
-            self.tokenizer = saved_tokenizer(meta, "tokenizer", legacy_key="vocab")
+            self.tokenizer = saved_tokenizer(meta, "tokenizer")
             self.labels = saved_entry(meta, "labels", Vocab.from_dict)
             self.majority = saved_entry(meta, "majority", expect(lambda label: label is None or label in self.labels.stoi,
-                                                                 "one of the labels"), default=None)
+                                                                 "one of the labels"))
         else:
             train = self.splits["train"]
             texts, valid = [t for t, _ in train], [t for t, _ in self.splits.get("valid", [])]
@@ -57,7 +58,8 @@ class Classify(Task):
             self.notes.append(note)
             self.warnings += warnings
             self.labels = Vocab(sorted({label for _, label in train}), level="word", specials=())
-            others = {name: [label for _, label in examples] for name, examples in self.splits.items() if name != "train"}
+            others: dict[str, Sequence[str]] = {name: [label for _, label in examples]
+                                                for name, examples in self.splits.items() if name != "train"}
             self.warnings += label_warnings("labels", [label for _, label in train], others)
         self.encoded = {name: self._encode(examples, name) for name, examples in self.splits.items()}
 
@@ -81,8 +83,8 @@ class Classify(Task):
 
     split_file = "held_out.tsv"
 
-    def meta(self) -> dict:
-        meta = {"tokenizer": self.tokenizer.to_dict(), "labels": self.labels.to_dict()}
+    def meta(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {"tokenizer": self.tokenizer.to_dict(), "labels": self.labels.to_dict()}
         if "train" in self.encoded:  # the baseline's class, for scoring without the training data
             meta["majority"] = self.labels.itos[int(np.bincount(self.encoded["train"][1]).argmax())]
         elif self.majority is not None:
@@ -127,6 +129,7 @@ class Classify(Task):
 
     def baseline(self, split: str = "test") -> dict[str, float]:
         _, labels = self.encoded[split]
+        top: int | np.integer
         if "train" in self.encoded:
             top = np.bincount(self.encoded["train"][1], minlength=len(self.labels)).argmax()
         elif self.majority is not None:  # scored without the training data: the class saved with the run

@@ -68,22 +68,21 @@ def fit_text_tokenizer(task: str, side: str, requested: str, train: Sequence[str
     return tokenizer, note, vocabulary_warnings(side, tokenizer, train, valid, s)
 
 
-def saved_tokenizer(meta: dict[str, Any], key: str, legacy_key: str | None = None) -> Tokenizer:
-    """The tokenizer a checkpoint saved under ``key``; checkpoints from before tokenizers hold
-    a bare vocabulary under ``legacy_key``."""
-    return saved_entry(meta, legacy_key if key not in meta and legacy_key in meta else key, tokenizer_from_dict)
+def saved_tokenizer(meta: dict[str, Any], key: str) -> Tokenizer:
+    """The tokenizer a checkpoint saved under ``key``."""
+    return saved_entry(meta, key, tokenizer_from_dict)
 
 
-def saved_entry(meta: dict[str, Any], key: str, read: Callable[[Any], T], default: Any = ...) -> T:
-    """``read(meta[key])``, an entry of a checkpoint's task metadata (``default``, if given, when
-    there is none: a run saved before it existed). Missing or damaged, it is a ``TaskError``
-    naming the entry; ``read`` raises ValueError or TypeError saying what it expected."""
+def saved_entry(meta: dict[str, Any], key: str, read: Callable[[Any], T]) -> T:
+    """``read(meta[key])``, an entry of a checkpoint's task metadata (as ``train.runs.upgrade``
+    leaves it: an older run's entries are filled in there). Missing or damaged, it is a
+    ``TaskError`` naming the entry; ``read`` raises ValueError or TypeError saying what it expected."""
     from rnnkit.tasks.base import TaskError
 
-    if key not in meta and default is ...:
+    if key not in meta:
         raise TaskError(f"checkpoint task_meta.{key}: missing (the checkpoint is damaged or not a run of this rnnkit)")
     try:
-        return read(meta.get(key, default))
+        return read(meta[key])
     except (ValueError, TypeError) as error:
         raise TaskError(f"checkpoint task_meta.{key}: {error}") from None
 

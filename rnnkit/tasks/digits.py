@@ -11,12 +11,13 @@ All three use one seeded split, so they are scored on the same test images. Defa
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
 from rnnkit.data import Vocab, load_digit_captions, load_digits_flat, load_digits_rows, pad_batch
 from rnnkit.models import ManyToOne, OneToMany, OneToOne
-from rnnkit.tasks.base import Task, TaskError
+from rnnkit.tasks.base import ModelT, Task, TaskError
 from rnnkit.tasks.common import model_kwargs, saved_entry
 from rnnkit.tasks.metrics import accuracy, exact_match
 
@@ -26,7 +27,7 @@ def _batch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndar
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
-class _DigitTask(Task):
+class _DigitTask(Task[ModelT]):
     """Shared by the three: default data only, an (x, y) per split, majority baseline."""
 
     batch_axes = (0, 0)  # images (N, ...) and their labels or captions (a list)
@@ -36,6 +37,10 @@ class _DigitTask(Task):
         if data is not None or score_file is not None:
             raise TaskError(f"{self.name}: uses its default data only (the bundled handwritten digits); drop --data")
         self.splits = self._load(seed)
+
+    def _load(self, seed: int) -> dict[str, tuple[np.ndarray, Any]]:
+        """The seeded split: per split the images and their labels or captions."""
+        raise NotImplementedError
 
     def describe(self) -> str:
         sizes = ", ".join(f"{k} {len(v[0]):,}" for k, v in self.splits.items())
@@ -51,11 +56,11 @@ class _DigitTask(Task):
         return {"accuracy": accuracy(np.full_like(labels, majority), labels)}
 
 
-class _DigitClassifier(_DigitTask):
+class _DigitClassifier(_DigitTask[ModelT]):
     metric_keys = ("accuracy",)
     primary_metric = "accuracy"
 
-    def _logits(self, model, x: np.ndarray) -> np.ndarray:
+    def _logits(self, model: ModelT, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def train_step(self, model, batch, carry):
@@ -77,12 +82,12 @@ class _DigitClassifier(_DigitTask):
                 f"                       true      {''.join(map(str, y[:20]))}")
 
 
-class DigitRows(_DigitClassifier):
+class DigitRows(_DigitClassifier[ManyToOne]):
     name = "digits"
     defaults = {"cell": "rnn", "hidden": 64, "layers": 1, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": False, "batch_size": 32, "epochs": 60, "lr": 3e-3, "patience": 10}
 
-    def _load(self, seed):
+    def _load(self, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return load_digits_rows(seed=seed)
 
     def build_model(self, options: dict, dtype=np.float32) -> ManyToOne:
@@ -90,16 +95,16 @@ class DigitRows(_DigitClassifier):
         return ManyToOne(10, options["hidden"], input_size=8, bidirectional=options["bidirectional"], dtype=dtype,
                          seed=self.seed, **model_kwargs(options))
 
-    def _logits(self, model, x):
+    def _logits(self, model: ManyToOne, x: np.ndarray) -> np.ndarray:
         return model.forward(x.transpose(1, 0, 2))  # (N, 8 rows, 8) -> time-major (8, N, 8)
 
 
-class OneToOneDigits(_DigitClassifier):
+class OneToOneDigits(_DigitClassifier[OneToOne]):
     name = "onetoone"
     defaults = {"cell": "rnn", "hidden": 64, "layers": 1, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": False, "batch_size": 32, "epochs": 60, "lr": 3e-3, "patience": 10}
 
-    def _load(self, seed):
+    def _load(self, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return load_digits_flat(seed=seed)
 
     def build_model(self, options: dict, dtype=np.float32) -> OneToOne:
@@ -109,11 +114,11 @@ class OneToOneDigits(_DigitClassifier):
         return OneToOne(64, 10, options["hidden"], cell=options.get("cell", "rnn"), nonlinearity=options["nonlinearity"],
                         dtype=dtype, seed=self.seed)
 
-    def _logits(self, model, x):
+    def _logits(self, model: OneToOne, x: np.ndarray) -> np.ndarray:
         return model.forward(x)
 
 
-class Caption(_DigitTask):
+class Caption(_DigitTask[OneToMany]):
     name = "caption"
     metric_keys = ("exact_match",)
     primary_metric = "exact_match"
@@ -125,7 +130,7 @@ class Caption(_DigitTask):
         self.vocab = (saved_entry(meta, "vocab", Vocab.from_dict) if meta
                       else Vocab.from_texts(self.splits["train"][1], level="char"))
 
-    def _load(self, seed):
+    def _load(self, seed: int) -> dict[str, tuple[np.ndarray, list[str]]]:
         return load_digit_captions(seed=seed)
 
     def meta(self) -> dict:

@@ -20,7 +20,7 @@ from rnnkit.tasks.base import Task, TaskError
 from rnnkit.tasks.common import expect, model_kwargs, saved_entry
 
 
-class Forecast(Task):
+class Forecast(Task[ManyToMany]):
     name = "forecast"
     batch_axes = (1, 1)  # inputs, targets (W, B, 1)
     metric_keys = ("mse",)

@@ -10,7 +10,7 @@ frequent training tag.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,7 @@ from rnnkit.tasks.common import (
 MAX_TAG_OOV = 0.10
 
 
-class Tag(Task):
+class Tag(Task[ManyToMany]):
     name = "tag"
     batch_axes = (1, 0, 1)  # ids (T, B), lengths (B,), tags (T, B)
     metric_keys = ("token_accuracy",)
@@ -51,11 +51,14 @@ class Tag(Task):
             raise TaskError(f"tag: --tokens {self.options['tokens']} does not apply: the tokens are the words of "
                             f"the file, one tag each (use --tokens word or auto)")
         if meta is not None:
-            self.tokenizer = saved_tokenizer(meta, "tokenizer", legacy_key="vocab")
+            tokenizer = saved_tokenizer(meta, "tokenizer")
+            if not isinstance(tokenizer, WordTokenizer):  # tag fits the words of its file, one tag each
+                raise TaskError(f"checkpoint task_meta.tokenizer: expected word tokens, got {tokenizer.describe()}")
+            self.tokenizer = tokenizer
             self.tags = saved_entry(meta, "tags", Vocab.from_dict)
             self.word_tag = saved_entry(meta, "word_tag", expect(lambda table: isinstance(table, dict) and all(
                 isinstance(word, str) and tag in self.tags.stoi for word, tag in table.items()),
-                "a dict from words to known tags"), default={})
+                "a dict from words to known tags"))
         else:
             train = self.splits["train"]
             self.tokenizer = WordTokenizer.fit([words for words, _ in train], min_freq=int(self.options["min_freq"]),
@@ -70,8 +73,8 @@ class Tag(Task):
                                      f"Try --min-freq 1, or more training data")
             self.tags = Vocab(sorted({t for _, tags in train for t in tags}), level="word", specials=())
             self.word_tag = _most_frequent_tags(train)
-            others = {name: [t for _, tags in sentences for t in tags] for name, sentences in self.splits.items()
-                      if name != "train"}
+            others: dict[str, Sequence[str]] = {name: [t for _, tags in sentences for t in tags]
+                                                for name, sentences in self.splits.items() if name != "train"}
             self.warnings += label_warnings("tags", [t for _, tags in train for t in tags], others,
                                             imbalance=False)  # tags are skewed by nature
         self.encoded = {name: self._encode(sentences, name) for name, sentences in self.splits.items()}

@@ -23,7 +23,7 @@ from rnnkit.tasks.metrics import character_error_rate, exact_match
 ATTENTION_FIGURE = "attention.png"
 
 
-class Translate(Task):
+class Translate(Task[Seq2Seq]):
     name = "translate"
     batch_axes = (1, 0, 1, 1, 0)  # source (S, B), its lengths, decoder inputs and outputs (T, B), their lengths
     metric_keys = ("exact_match", "cer")
@@ -45,7 +45,7 @@ class Translate(Task):
             self.source_tokenizer = saved_tokenizer(meta, "source")
             self.target_tokenizer = saved_tokenizer(meta, "target")
             self.max_len = saved_entry(meta, "max_len", expect(lambda n: isinstance(n, int) and not isinstance(n, bool)
-                                                               and n >= 1, "a positive integer"), default=40)
+                                                               and n >= 1, "a positive integer"))
         else:
             train, valid = self.splits["train"], self.splits.get("valid", [])
             for side, column in (("source", 0), ("target", 1)):
@@ -97,7 +97,7 @@ class Translate(Task):
         self.options = {**self.options, **options}
         # a checkpoint from before --attention holds a model without it
         return Seq2Seq(len(self.source_tokenizer), len(self.target_tokenizer), options["hidden"], embed_dim=options["embed"],
-                       bidirectional=options["bidirectional"], attention=options.get("attention", "none"), dtype=dtype,
+                       bidirectional=options["bidirectional"], attention=options["attention"], dtype=dtype,
                        seed=self.seed, **model_kwargs(options))
 
     def _teacher_forcing(self, targets, index):
@@ -164,7 +164,9 @@ class Translate(Task):
             output = model.generate(source, source_lengths, target.bos_id, target.eos_id, self.max_len)[0]
             inputs_ = np.array([target.bos_id, *output])[:, None]
             model.forward(source, source_lengths, inputs_)
-            weights = model.attention_weights()[0]  # (T, S): one row per output token, eos last
+            weights = model.attention_weights()
+            assert weights is not None  # the model has attention (checked above)
+            weights = weights[0]  # (T, S): one row per output token, eos last
             maps.append((self.source_tokenizer.symbols(ids), target.symbols(output) + ["<eos>"], weights))
         return maps
 

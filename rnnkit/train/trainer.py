@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -524,7 +524,7 @@ class Trainer:
 
 
 @contextlib.contextmanager
-def _signals_caught():
+def _signals_caught() -> Iterator[list[int]]:
     """SIGINT and SIGTERM during training are noted (the list gets their numbers) instead of
     killing the process: the loop stops at the next batch boundary, validates, saves a resumable
     checkpoint and returns "interrupted". Outside the main thread nothing is installed."""

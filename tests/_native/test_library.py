@@ -5,6 +5,7 @@ import ctypes
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,12 +59,10 @@ def test_require_turns_a_missing_library_into_an_import_error(monkeypatch):
 
 @pytest.mark.skipif(not _native.available(), reason="no compiled library to check")
 def test_the_signature_table_is_checked_against_the_pool_kernels(monkeypatch):
-    """The C pool's table (RNNKIT_POOL_KERNELS) and signatures.py name the same kernels with the
-    same argument counts; a mismatch is found at load, by name, not at a crash."""
-    assert set(library.pool_kinds) == {"rnnkit_lstm_forward_f32", "rnnkit_lstm_backward_f32", "rnnkit_gru_forward_f32",
-                                       "rnnkit_gru_backward_f32", "rnnkit_packed_product_f32",
-                                       "rnnkit_scan_forward_f32", "rnnkit_scan_backward_f32",
-                                       "rnnkit_pack_blocks_f32"}
+    """The built library's pool (RNNKIT_POOL_KERNELS) and signatures.py name the same kernels in
+    the same order with the same argument counts; a mismatch is found at load, by name, not at a
+    crash."""
+    assert library.pool_kinds == {f"rnnkit_{name}": kind for kind, name in enumerate(signatures.POOL_KERNELS)}
     for name, kind in library.pool_kinds.items():
         assert library.lib.rnnkit_argument_count(kind) == len(signatures.symbols()[name][0])
     fresh = ctypes.CDLL(library.lib._name)  # its own function objects: the loaded ones keep their types
@@ -71,7 +70,8 @@ def test_the_signature_table_is_checked_against_the_pool_kernels(monkeypatch):
     codes, result = signatures.TYPED["lstm_forward"]
     monkeypatch.setitem(signatures.TYPED, "lstm_forward", (codes + "s", result))
     assert library._bind(ctypes.CDLL(library.lib._name)) == (
-        "parallel.c gives rnnkit_lstm_forward_f32 19 arguments, signatures.py 20")
+        "the compiled pool_kernels.h gives rnnkit_lstm_forward_f32 19 arguments, signatures.py 20 "
+        "(stale build? reinstall rnnkit)")
     monkeypatch.setitem(signatures.TYPED, "lstm_forward", (codes, result))
     library._bind(library.lib)  # pool_kinds as before
 
@@ -85,3 +85,13 @@ def test_kernel_lookup_follows_dtype_and_switch():
     assert library.kernel("scan_forward", np.dtype(np.float16)) is None
     with _native.disabled():
         assert library.kernel("scan_forward", np.dtype(np.float32)) is None
+
+
+def test_pool_kernels_h_is_written_from_the_signature_table():
+    """parallel.c's kinds and calls are pool_kernels.h as signatures.py writes it: a change to the
+    table without rewriting the file fails here (python rnnkit/_native/signatures.py >
+    rnnkit/_native/pool_kernels.h)."""
+    header = Path(signatures.__file__).with_name("pool_kernels.h").read_text()
+    assert header == signatures.pool_header()
+    assert "case LSTM_FORWARD:\n        rnnkit_lstm_forward_f32(P(0), a[1], a[2], P(3)," in header
+    assert header.count("case ") == len(signatures.POOL_KERNELS)
