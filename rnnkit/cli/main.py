@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import math
 import os
 import signal
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from rnnkit.tasks.base import Task
 
 EXIT_ERROR = 2
+#: a file could not be written (a full disk, a quota, a read-only file system, no permission)
+EXIT_WRITE = 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -221,12 +224,10 @@ def _resumed(args: argparse.Namespace, out: Path, config: Any) -> tuple[dict[str
     """``--resume``: the saved run's options, task metadata and settings, after checking that the
     command line changes nothing but how long to go on (``args.data`` is filled in)."""
     from rnnkit.io.checkpoint import load_checkpoint
-    from rnnkit.train.runs import has_checkpoint, upgrade
+    from rnnkit.train.runs import upgrade
     from rnnkit.train.schema import validate_run_meta
     from rnnkit.train.trainer import TrainConfig
 
-    if not has_checkpoint(out):
-        raise ValueError(f"--resume: no checkpoint in {out}; train without --resume first")
     _, meta = load_checkpoint(out)
     upgrade(validate_run_meta(meta, out))
     if meta["task"] != args.task:
@@ -269,8 +270,6 @@ def _check_fresh_out(args: argparse.Namespace, out: Path) -> None:
     from rnnkit.io.checkpoint import load_checkpoint
     from rnnkit.train.runs import has_checkpoint
 
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out: {out} is a file, not a directory")
     if has_checkpoint(out) and args.out is not None and not args.overwrite:
         _, old = load_checkpoint(out)
         raise ValueError(f"--out: {out} already holds a run ({old.get('task', '?')}, epoch "
@@ -279,17 +278,33 @@ def _check_fresh_out(args: argparse.Namespace, out: Path) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from rnnkit.io.checkpoint import atomic_write
     from rnnkit.tasks import get_task
     from rnnkit.train.distributed import current_world
-    from rnnkit.train.runs import replace_earlier_run
-    from rnnkit.train.trainer import Trainer, patience_for
+    from rnnkit.train.runs import has_checkpoint, writer_lock
 
     out = Path(args.out or f"runs/{args.task}")
     task_class = get_task(args.task)
     config = _train_config(args, task_class)
     _check_train_arguments(args)
-    options, task_meta = _model_options(args, task_class), None
+    options = _model_options(args, task_class)
+    # before the lock, which creates the directory
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out: {out} is a file, not a directory")
+    if args.resume and not has_checkpoint(out):
+        raise ValueError(f"--resume: no checkpoint in {out}; train without --resume first")
+    root = current_world().is_root  # the root alone writes the run directory
+    with writer_lock(out) if root else contextlib.nullcontext():
+        return _train(args, out, task_class, config, options, root)
+
+
+def _train(args: argparse.Namespace, out: Path, task_class: type[Task], config: Any, options: dict[str, Any],
+           root: bool) -> int:
+    """``train`` once the run directory is this process's alone."""
+    from rnnkit.io.checkpoint import atomic_write
+    from rnnkit.train.runs import replace_earlier_run
+    from rnnkit.train.trainer import Trainer, patience_for
+
+    task_meta = None
     if args.resume:
         options, task_meta, config = _resumed(args, out, config)
     else:
@@ -302,7 +317,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.resume and args.patience is None and "patience" not in task_class.defaults:
         config.patience = patience_for(task.num_train_examples())
     model = task.build_model(options)
-    root = current_world().is_root  # the root alone writes the run directory
     if not args.resume and root:  # only now: a command that fails on its data or options keeps the earlier run
         replace_earlier_run(out, args.task, task_class.split_file)
         if data is not None and task.split_file is not None:
@@ -468,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     with _silenced(not world.is_root):
         code = _run_command(args, world)
-    if code == EXIT_ERROR and world.size > 1:
+    if code in (EXIT_ERROR, EXIT_WRITE) and world.size > 1:
         world.abort(code)
     return code
 
@@ -490,14 +504,21 @@ def _error(message: str, world) -> None:
 
 
 def _run_command(args: argparse.Namespace, world) -> int:
-    from rnnkit.io.checkpoint import CheckpointError
+    from rnnkit.io.checkpoint import CheckpointError, WriteError
     from rnnkit.tasks.base import TaskError
+    from rnnkit.train.runs import RunLocked
     from rnnkit.train.trainer import DivergenceError
 
     try:
         with _signals_stop():
             return COMMANDS[args.command](args)
-    except (TaskError, CheckpointError, DivergenceError, ValueError, TypeError, ImportError,
+    except WriteError as error:
+        if os.environ.get("RNNKIT_DEBUG"):
+            raise
+        _error(f"{(error.strerror or 'write failed').lower()} writing {error.filename}; {_what_is_intact(args, error)}",
+               world)
+        return EXIT_WRITE
+    except (TaskError, CheckpointError, DivergenceError, RunLocked, ValueError, TypeError, ImportError,
             OSError) as error:  # OSError: a missing file, a full disk, a directory that is a file, ...
         if os.environ.get("RNNKIT_DEBUG"):  # the full traceback, for bug reports
             raise
@@ -545,6 +566,24 @@ def _what_was_saved(args: argparse.Namespace) -> str:
         return (f"; the last checkpoint in {out} stands (continue with: rnnkit train {args.task} --out {out} "
                 f"--resume)")
     return "; nothing was saved"
+
+
+def _what_is_intact(args: argparse.Namespace, error: OSError) -> str:
+    """After a failed write: what stands, and what to do."""
+    remedy = {errno.ENOSPC: "free space", errno.EDQUOT: "free space under your quota"}.get(
+        error.errno or 0, "make it writable")
+    if args.command != "train":
+        return f"nothing half-written was left ({remedy} and run the command again)"
+    from rnnkit.io.checkpoint import CheckpointError, read_meta
+
+    out = Path(args.out or f"runs/{args.task}")
+    try:
+        position = read_meta(out)["position"]
+        when = f"after epoch {position['epoch']}" if position["batch"] == 0 else f"in epoch {position['epoch'] + 1}"
+        return (f"the checkpoint of step {position['step']} ({when}) in {out} is intact ({remedy} and resume "
+                f"with: rnnkit train {args.task} --out {out} --resume)")
+    except (CheckpointError, KeyError, TypeError):
+        return f"no checkpoint was saved in {out} ({remedy} and train again)"
 
 
 if __name__ == "__main__":

@@ -6,29 +6,46 @@ Writes are atomic: a temporary file in the same directory is written, flushed to
 over the old one, so a crash mid-write, or a refused write, leaves the previous checkpoint
 intact. Arrays that hold NaN or infinity are refused, so a diverged run never replaces a good
 checkpoint. The arrays and the description each carry a SHA-256 checksum in the header
-(safetensors has none), so bytes changed after writing are caught on reading.
+(safetensors has none), and a file without them is refused as damaged.
+
+What the checksums guard: accidental change (a bit flipped on disk or in transit, a truncated or
+half-copied file, an edit by a tool that does not know them). What they cannot guard: someone who
+changes the file and computes them again; a checkpoint is as trustworthy as its source. Loading
+one never runs code: safetensors holds arrays only, the description is JSON, and both are checked
+before use. A file is read whole, in one open: a writer's rename beside a reader never gives it
+the header of one checkpoint and the arrays of another.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
+
+from rnnkit.io import faults
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 CONFIG_FILE = "config.json"
 _METADATA_KEY = "rnnkit"
 _CHECKSUM_KEY = "rnnkit-sha256"
 _META_CHECKSUM_KEY = "rnnkit-meta-sha256"
+_MAX_HEADER = 100_000_000  # safetensors' own bound on a header's length
 
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt or not rnnkit's."""
+
+
+class WriteError(OSError):
+    """A file rnnkit writes could not be written (a full disk, a quota, a read-only file system,
+    no permission): ``filename`` names it; nothing of it was left behind."""
 
 
 def _safetensors():
@@ -40,23 +57,47 @@ def _safetensors():
     return safetensors_numpy, safe_open
 
 
-def atomic_write(path: str | os.PathLike, write) -> None:
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> None:
     """Write the file ``path`` all or nothing: ``write(temporary)`` fills a file beside it, which
     is flushed to disk and renamed over ``path``; a kill at any moment leaves the old file (and
-    at most a hidden ``.NAME.*.tmp`` leftover, see :func:`clean_leftovers`)."""
+    at most a hidden ``.NAME.*.tmp`` leftover, see :func:`clean_leftovers`). A failed write
+    (a full disk, no permission) removes the temporary file and raises ``OSError`` naming
+    ``path``, not the temporary file."""
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise error_about(error, path) from None
     os.close(handle)
     try:
+        faults.before("write", path)
         write(temporary)
         with open(temporary, "rb+") as written:  # on disk before the rename makes it the checkpoint
             os.fsync(written.fileno())
+        faults.before("rename", path)
         os.replace(temporary, path)
-    except BaseException:
+    except faults.Killed:  # a kill cleans nothing up
+        raise
+    except BaseException as error:
         if os.path.exists(temporary):
             os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise error_about(error, path) from None
         raise
     _fsync_directory(path.parent)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """:func:`atomic_write` of ``data``."""
+    atomic_write(path, lambda temporary: Path(temporary).write_bytes(data))
+
+
+def error_about(error: OSError, path: Path) -> OSError:
+    """``error`` as a :class:`WriteError` about ``path`` (the file the user knows, not a temporary
+    one), its errno kept."""
+    if error.errno is None or isinstance(error, WriteError):
+        return error
+    return WriteError(error.errno, error.strerror or os.strerror(error.errno), str(path))
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -72,15 +113,19 @@ def _fsync_directory(directory: Path) -> None:
         os.close(handle)
 
 
-def clean_leftovers(directory: str | os.PathLike, names: tuple[str, ...] = (CHECKPOINT_FILE, CONFIG_FILE)) -> list[Path]:
-    """Remove the temporary files of writes of ``names`` that a kill interrupted; returns what
-    was removed."""
+def clean_leftovers(directory: str | os.PathLike, names: tuple[str, ...] | None = None) -> list[Path]:
+    """Remove the temporary files that killed writes left in ``directory``: those of
+    :func:`atomic_write` for the files ``names`` (every file when None), and those of
+    safetensors' own writer (``.tmpXXXXXX``, left by earlier versions of rnnkit, which let it
+    write the file); returns what was removed. Only for a directory this process writes alone."""
     directory = Path(directory)
+    patterns = [".*.tmp"] if names is None else [f".{name}.*.tmp" for name in names]
     removed = []
-    for name in names:
-        for leftover in directory.glob(f".{name}.*.tmp"):
-            leftover.unlink(missing_ok=True)
-            removed.append(leftover)
+    for pattern in [*patterns, ".tmp" + "[0-9A-Za-z]" * 6]:
+        for leftover in directory.glob(pattern):
+            if leftover.is_file():
+                leftover.unlink(missing_ok=True)
+                removed.append(leftover)
     return removed
 
 
@@ -102,12 +147,16 @@ def header(arrays: dict[str, np.ndarray], text: str) -> dict[str, str]:
 
 
 def _description(metadata: dict[str, str], path: Path) -> dict[str, Any]:
-    """The JSON description in a file's safetensors metadata, its checksum checked (a file
-    written before that checksum has none to check)."""
+    """The JSON description in a file's safetensors metadata, its checksums there and the
+    description's checked."""
     if _METADATA_KEY not in metadata:
         raise CheckpointError(f"checkpoint {path}: expected rnnkit metadata in the safetensors header, found none")
+    for key in (_CHECKSUM_KEY, _META_CHECKSUM_KEY):
+        if not isinstance(metadata.get(key), str):
+            raise CheckpointError(f"checkpoint {path}: its header lacks the checksum {key!r} (the file was damaged, "
+                                  f"or changed by a tool that does not write it)")
     text = metadata[_METADATA_KEY]
-    if _META_CHECKSUM_KEY in metadata and hashlib.sha256(text.encode()).hexdigest() != metadata[_META_CHECKSUM_KEY]:
+    if hashlib.sha256(text.encode()).hexdigest() != metadata[_META_CHECKSUM_KEY]:
         raise CheckpointError(f"checkpoint {path}: its description does not match its checksum (the file was changed "
                               f"or damaged after it was written)")
     try:
@@ -126,24 +175,22 @@ def save_checkpoint(directory: str | os.PathLike, arrays: dict[str, np.ndarray],
     directory.mkdir(parents=True, exist_ok=True)
     text = json.dumps(meta, indent=2, sort_keys=True)
     contiguous = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
-    atomic_write(
-        directory / CHECKPOINT_FILE,
-        lambda tmp: safetensors_numpy.save_file(contiguous, tmp, metadata=header(contiguous, text)),
-    )
-    atomic_write(directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+    # The bytes are made here and written by atomic_write: safetensors' own writer keeps a
+    # temporary file of its own, which a kill left behind at full size.
+    write_bytes(directory / CHECKPOINT_FILE, safetensors_numpy.save(contiguous, metadata=header(contiguous, text)))
+    write_bytes(directory / CONFIG_FILE, (text + "\n").encode("utf-8"))
     return directory / CHECKPOINT_FILE
 
 
 def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
     """The JSON description of the checkpoint in ``directory``, from the file's header alone
     (the arrays are neither read nor checked: :func:`load_checkpoint` does that)."""
-    _, safe_open = _safetensors()
     path = Path(directory) / CHECKPOINT_FILE
     try:
-        with safe_open(str(path), framework="np") as handle:
-            metadata = handle.metadata() or {}
-    except Exception as error:  # missing, damaged, or not rnnkit's: several types
-        raise CheckpointError(f"checkpoint {path}: no readable rnnkit description ({type(error).__name__})") from None
+        with open(path, "rb") as handle:
+            metadata = _header(handle.read(8), handle, path)
+    except OSError as error:
+        raise CheckpointError(f"checkpoint {path}: no readable rnnkit description ({error.strerror})") from None
     return _description(metadata, path)
 
 
@@ -152,21 +199,39 @@ def load_checkpoint(directory: str | os.PathLike) -> tuple[dict[str, np.ndarray]
 
     Raises :class:`CheckpointError` naming the file and what is wrong with it.
     """
-    safetensors_numpy, safe_open = _safetensors()
+    safetensors_numpy, _ = _safetensors()
     path = Path(directory) / CHECKPOINT_FILE
     if not path.is_file():
         raise CheckpointError(f"checkpoint: expected a file {path}, found none (train first, or check the path)")
+    data = path.read_bytes()  # one open: the header and the arrays of one file, whatever is renamed meanwhile
+    metadata = _header(data[:8], io.BytesIO(data[8:]), path)
     try:
-        with safe_open(str(path), framework="np") as handle:
-            metadata = handle.metadata() or {}
-        arrays = safetensors_numpy.load_file(str(path))
+        arrays = safetensors_numpy.load(data)
     except Exception as error:  # safetensors raises several types for a damaged file
         raise CheckpointError(f"checkpoint {path} is corrupt or not a safetensors file: {error}") from error
     meta = _description(metadata, path)
-    if _CHECKSUM_KEY in metadata and checksum(arrays) != metadata[_CHECKSUM_KEY]:
+    if checksum(arrays) != metadata[_CHECKSUM_KEY]:
         raise CheckpointError(f"checkpoint {path}: its arrays do not match their checksum (the file was changed or "
                               f"damaged after it was written)")
     for name, array in arrays.items():
         if not np.all(np.isfinite(array)):
             raise CheckpointError(f"checkpoint {path}: array {name!r} holds NaN/inf")
     return arrays, meta
+
+
+def _header(size: bytes, rest: BinaryIO, path: Path) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors header: ``size`` its first 8 bytes, ``rest`` the
+    file after them."""
+    length = int.from_bytes(size, "little") if len(size) == 8 else -1
+    if not 0 < length <= _MAX_HEADER:
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a safetensors file (header length "
+                              f"{length if length >= 0 else 'missing'})")
+    try:
+        header = json.loads(rest.read(length))
+        metadata = header.get("__metadata__") or {}
+    except (ValueError, AttributeError):
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a safetensors file (its header is not "
+                              f"a JSON object)") from None
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"checkpoint {path} is corrupt: its safetensors metadata is not a JSON object")
+    return metadata

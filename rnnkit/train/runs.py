@@ -4,13 +4,24 @@
 epoch end's), ``config.json``, ``metrics.jsonl``, ``loss.png``, and for a run on the user's data
 its own copy of the test split (the task's ``split_file``). The trainer writes it
 (``rnnkit.train.trainer``); the command line and the exporter read it through here.
+
+One writer: ``train`` holds :func:`writer_lock` on the directory for its whole life (a second
+``train`` into it is refused at once); readers take no lock and read each checkpoint file whole,
+in one open (``rnnkit.io.checkpoint``), so a rename beside them never mixes two checkpoints.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import errno
 import hashlib
+import json
+import os
 import shutil
+import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +33,75 @@ from rnnkit.train.schema import validate_run_meta
 BEST_DIR = "best"
 METRICS_FILE = "metrics.jsonl"
 CURVE_FILE = "loss.png"
+LOCK_FILE = ".rnnkit-train.lock"
+#: the largest magnitude a checkpoint's weight may have: a trained network's weights are O(1)
+#: to O(100); at 1e6 every tanh and sigmoid it feeds is saturated, and products of two such
+#: weights overflow float32's exp. Larger values are damage (or a diverged run the guard missed).
+MAX_WEIGHT = 1e6
 
-__all__ = ["BEST_DIR", "CHECKPOINT_FILE", "CONFIG_FILE", "CURVE_FILE", "METRICS_FILE", "check_data_unchanged",
-           "checkpoint_to_score", "file_sha256", "has_checkpoint", "load_trained", "replace_earlier_run", "upgrade"]
+__all__ = ["BEST_DIR", "CHECKPOINT_FILE", "CONFIG_FILE", "CURVE_FILE", "LOCK_FILE", "MAX_WEIGHT", "METRICS_FILE",
+           "RunLocked", "check_arrays", "check_data_unchanged", "checkpoint_to_score", "file_sha256", "has_checkpoint",
+           "load_trained", "replace_earlier_run", "upgrade", "writer_lock"]
+
+
+class RunLocked(RuntimeError):
+    """Another process is training into the run directory."""
+
+
+@contextlib.contextmanager
+def writer_lock(out_dir: str | Path) -> Iterator[None]:
+    """Hold the run directory ``out_dir`` (created if need be) for one writer while the block
+    runs: an exclusive, non-blocking ``flock`` on ``DIR/.rnnkit-train.lock``, which names the
+    holder (PID, host, start time). The kernel drops the lock when the process ends, however it
+    ends, so it is never stale. Raises :class:`RunLocked` naming the holder when another process
+    has it; where the filesystem cannot lock, says so once on standard error and goes on."""
+    import fcntl
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / LOCK_FILE, "a+", encoding="utf-8") as handle:  # closing it releases the lock
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
+        except OSError as error:
+            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                handle.seek(0)
+                raise RunLocked(f"{out_dir} is being written by another train ({_holder(handle.read())}); wait "
+                                f"for it to end or choose another --out") from None
+            print(f"rnnkit: warning: {out_dir} cannot be locked ({error.strerror}); nothing stops a second train "
+                  f"from writing into it at the same time", file=sys.stderr)
+            locked = False
+        if locked:  # the file stays after the run, naming its last holder
+            handle.seek(0)
+            handle.truncate()
+            started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+            handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started}) + "\n")
+            handle.flush()
+        yield
+
+
+def _holder(text: str) -> str:
+    try:
+        holder = json.loads(text)
+        return f"process {holder['pid']} on {holder['host']}, started {holder['started']}"
+    except (ValueError, TypeError, KeyError):  # the holder has the lock but has not written its name yet
+        return "a process that is starting"
+
+
+def check_arrays(arrays: dict[str, np.ndarray], meta: dict[str, Any], where: str | Path) -> None:
+    """A run's arrays against its description: the model's, the carried state's and the
+    optimizer's arrays of the description's dtype, and no weight beyond ``MAX_WEIGHT`` (their
+    names and shapes are checked against the model when it loads them). Raises
+    ``CheckpointError`` naming the array."""
+    dtype = np.dtype(meta["dtype"])
+    for name, array in arrays.items():
+        of_model = name.startswith(("model.", "carry."))
+        if (of_model or name.startswith("optimizer.") and array.dtype.kind == "f") and array.dtype != dtype:
+            raise CheckpointError(f"checkpoint {where}: array {name!r}: expected {dtype} (the description's dtype), "
+                                  f"got {array.dtype}")
+        if name.startswith("model.") and array.size and float(np.max(np.abs(array))) > MAX_WEIGHT:
+            raise CheckpointError(f"checkpoint {where}: array {name!r} holds {float(np.max(np.abs(array))):.3g}, "
+                                  f"beyond any trained weight (at most {MAX_WEIGHT:g}): the file is damaged")
 
 
 def upgrade(meta: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
@@ -98,6 +175,7 @@ def load_trained(directory: str, score_file: str | None = None, need_data: bool 
     where = checkpoint_to_score(directory)
     arrays, meta = load_checkpoint(where)
     upgrade(validate_run_meta(meta, where), arrays)
+    check_arrays(arrays, meta, where)
     held_out = get_task(meta["task"]).split_file
     if need_data and score_file is None and meta.get("data") is not None and held_out is not None \
             and (Path(directory) / held_out).is_file():
@@ -112,7 +190,11 @@ def load_trained(directory: str, score_file: str | None = None, need_data: bool 
     except (KeyError, TypeError, AttributeError) as error:  # task metadata missing or of the wrong type
         raise CheckpointError(f"checkpoint {where}: its {meta['task']} metadata is incomplete or damaged "
                               f"({type(error).__name__}: {error})") from None
-    model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model.")})
+    try:
+        model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model.")})
+    except (ValueError, TypeError) as error:  # names or shapes that are not the described model's
+        raise CheckpointError(f"checkpoint {where}: its arrays do not fit the model its description builds "
+                              f"({error})") from None
     model.eval()
     return task, model, meta
 

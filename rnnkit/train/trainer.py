@@ -24,12 +24,12 @@ from typing import Any, cast
 
 import numpy as np
 
+from rnnkit.io import faults
 from rnnkit.io.checkpoint import (
-    CHECKPOINT_FILE,
-    CONFIG_FILE,
     CheckpointError,
     atomic_write,
     clean_leftovers,
+    error_about,
     load_checkpoint,
     save_checkpoint,
 )
@@ -310,7 +310,7 @@ class Trainer:
         config, position = self.config, self.position
         if self.world.is_root:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            clean_leftovers(self.out_dir, (CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE))
+            clean_leftovers(self.out_dir)
             clean_leftovers(self.out_dir / BEST_DIR)
         started = time.perf_counter() - position.seconds
         progress = _progress_enabled(config.progress) and self.world.is_root
@@ -503,8 +503,13 @@ class Trainer:
     def _log(self, record: dict) -> None:
         if not self.world.is_root:
             return
-        with open(self.out_dir / METRICS_FILE, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        path = self.out_dir / METRICS_FILE
+        try:  # a line cut short (a kill, a full disk) is dropped on resume, as _forget_metrics_after reads it
+            faults.before("write", path)
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+        except OSError as error:
+            raise error_about(error, path) from None
 
     def _say(self, message: str) -> None:
         """A line on standard error, from the root process only."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit.io.checkpoint import write_bytes
 from rnnkit.nn.rnn import RNN
 
 
@@ -150,8 +151,6 @@ def _save(plt, figure, out: str | Path) -> Path:
         figure.savefig(image, dpi=100, format=out.suffix[1:].lower() or "png")
     finally:
         plt.close(figure)
-    try:  # written here: matplotlib's own writer lets a full disk pass silently
-        out.write_bytes(image.getvalue())
-    except OSError as error:
-        raise OSError(f"{out}: could not write the figure ({error.strerror or error})") from None
+    # written here, whole or not at all: matplotlib's own writer lets a full disk pass silently
+    write_bytes(out, image.getvalue())
     return out

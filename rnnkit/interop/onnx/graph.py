@@ -129,12 +129,12 @@ def read_metadata(model: Any) -> dict[str, Any]:
 
 def save(model: Any, path: Any) -> None:
     """Write ``model`` to ``path`` all or nothing, as checkpoints are written."""
-    from rnnkit.io.checkpoint import atomic_write
+    from rnnkit.io.checkpoint import write_bytes
 
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"path: {path} is a directory; give a file name such as {path / 'model.onnx'}")
-    atomic_write(path, lambda temporary: Path(temporary).write_bytes(model.SerializeToString()))
+    write_bytes(path, model.SerializeToString())
 
 
 def _all_ints(values: Any) -> bool:
