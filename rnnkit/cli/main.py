@@ -395,10 +395,19 @@ class Verdict:
 CLEAR_MARGIN = 0.05
 
 
+#: a mean loss no trained model reaches (cross-entropy: probability e^-1e6 for the right class;
+#: squared error: a million variances): a run that scores it diverged
+DIVERGED_LOSS = 1e6
+
+
 def judge(metrics: dict[str, float], baseline: dict[str, float], keys: Sequence[str]) -> Verdict:
     """Whether the model beat the trivial predictor, in words."""
     from rnnkit.tasks.metrics import LOWER_IS_BETTER
 
+    loss = metrics.get("loss", 0.0)
+    if not (math.isfinite(loss) and loss <= DIVERGED_LOSS):
+        return Verdict(False, f"the test loss is {loss:.3g}: training diverged, and no figure of this model can be "
+                              f"trusted (try a lower --lr, or --clip)")
     compared = [k for k in keys if k in baseline]
     if not compared:
         return Verdict(True, "no baseline to compare with")
@@ -451,6 +460,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from rnnkit.train.runs import load_trained
 
     task, model, _ = load_trained(args.dir, need_data=False)
+    task.check_predict_inputs(args.inputs)
     for source, prediction in zip(args.inputs, task.predict(model, args.inputs)):
         print(f"{source}\t{prediction}")
     if args.plot:
@@ -570,8 +580,8 @@ def _what_was_saved(args: argparse.Namespace) -> str:
 
 def _what_is_intact(args: argparse.Namespace, error: OSError) -> str:
     """After a failed write: what stands, and what to do."""
-    remedy = {errno.ENOSPC: "free space", errno.EDQUOT: "free space under your quota"}.get(
-        error.errno or 0, "make it writable")
+    remedy = {errno.ENOSPC: "free space", errno.EDQUOT: "free space under your quota", errno.EROFS: "make it writable",
+              errno.EACCES: "make it writable", errno.EPERM: "make it writable"}.get(error.errno or 0, "check the path")
     if args.command != "train":
         return f"nothing half-written was left ({remedy} and run the command again)"
     from rnnkit.io.checkpoint import CheckpointError, read_meta

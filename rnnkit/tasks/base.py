@@ -116,8 +116,20 @@ class Task(Generic[ModelT]):
         """A few lines a person reads after training: samples, predictions."""
         return ""
 
+    #: what ``predict`` reads, one per input, for messages; None: the task does not predict
+    predict_inputs: str | None = None
+
     def predict(self, model: ModelT, inputs: Iterable[str]) -> list[str]:
         raise TaskError(f"task {self.name!r} does not support predict")
+
+    def check_predict_inputs(self, inputs: Sequence[str]) -> None:
+        """Refuse empty and blank inputs, naming the first: no task invents an answer to nothing."""
+        if self.predict_inputs is None:
+            raise TaskError(f"task {self.name!r} does not support predict")
+        for number, text in enumerate(inputs, 1):
+            if not text.strip():
+                raise TaskError(f"predict: input {number} is {'blank' if text else 'empty'}; the {self.name} task "
+                                f"predicts from {self.predict_inputs}")
 
     def sample(self, model: ModelT, prime: str, length: int, temperature: float, seed: int) -> str:
         raise TaskError(f"task {self.name!r} does not support sample; try 'rnnkit predict'")
@@ -125,6 +137,9 @@ class Task(Generic[ModelT]):
     #: the file name under which ``write_split`` saves a held-out split in a run directory (its
     #: extension the task's format); None: the task cannot, and eval reads the training data
     split_file: str | None = None
+    #: True: ``split_file`` is a copy of the whole training file, read as ``data`` (forecast: the
+    #: test split is scored after the whole series before it)
+    split_file_is_data = False
 
     def write_split(self, split: str, path: Path) -> None:
         """Write ``split`` in the task's ``--data`` format, such that scoring the file as a

@@ -30,6 +30,7 @@ class CharLM(Task[ManyToMany]):
     name = "charlm"
     batch_axes = (1, 1)  # inputs, targets (T, B): streams along axis 1
     metric_keys = ("bpc",)
+    predict_inputs = "a text to continue"
     primary_metric = "bpc"
     defaults = {"cell": "gru", "hidden": 256, "layers": 2, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": False, "batch_size": 32, "bptt": 64, "epochs": 10, "lr": 2e-3, "tokens": "auto",

@@ -34,6 +34,7 @@ class Classify(Task[ManyToOne]):
     name = "classify"
     batch_axes = (1, 0, 0)  # ids (T, B), lengths (B,), labels (B,)
     metric_keys = ("accuracy", "macro_f1")
+    predict_inputs = "a text to classify"
     primary_metric = "accuracy"
     # cell: gru by measured quality (benchmarks/quality.py --scale 0.5: accuracy 0.743 gru, 0.741 lstm,
     # 0.670 rnn in the same budget)

@@ -121,6 +121,7 @@ class OneToOneDigits(_DigitClassifier[OneToOne]):
 class Caption(_DigitTask[OneToMany]):
     name = "caption"
     metric_keys = ("exact_match",)
+    predict_inputs = "a test image number"
     primary_metric = "exact_match"
     defaults = {"cell": "rnn", "hidden": 64, "layers": 1, "embed": 16, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": False, "batch_size": 32, "epochs": 60, "lr": 3e-3, "patience": 10}

@@ -10,6 +10,7 @@ of that split, in the series' own units, against persistence (tomorrow = today).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 
@@ -19,11 +20,15 @@ from rnnkit.models import ManyToMany
 from rnnkit.tasks.base import Task, TaskError
 from rnnkit.tasks.common import expect, model_kwargs, saved_entry
 
+#: how far from the training series' mean an input to predict may be, in its deviations
+MAX_DEVIATIONS = 1e6
+
 
 class Forecast(Task[ManyToMany]):
     name = "forecast"
     batch_axes = (1, 1)  # inputs, targets (W, B, 1)
     metric_keys = ("mse",)
+    predict_inputs = "the numbers of a series"
     primary_metric = "mse"
     # cell: lstm by measured quality (benchmarks/quality.py --scale 0.5: mse 296 lstm, 315 gru, 374 rnn)
     defaults = {"cell": "lstm", "hidden": 32, "layers": 1, "nonlinearity": "tanh", "dropout": 0.0,
@@ -31,7 +36,7 @@ class Forecast(Task[ManyToMany]):
 
     def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True) -> None:
         super().__init__(data, seed, meta, score_file, options, load_data)
-        self.splits = load_forecast(score_file or data)
+        self.splits = load_forecast(score_file or data) if load_data else {}
         if meta is not None:
             self.mean = saved_entry(meta, "mean", expect(lambda v: _number_within(v, MAX_SERIES_VALUE), "a finite number"))
             self.scale = saved_entry(meta, "scale", expect(lambda v: _number_within(v, MAX_SERIES_VALUE) and v > 0,
@@ -39,11 +44,20 @@ class Forecast(Task[ManyToMany]):
         else:
             train = self.splits["train"]
             self.mean, self.scale = float(train.mean()), float(train.std() or 1.0)
+        if not load_data:  # predict: the scaling is all it needs
+            return
         self.normalised = (self.splits["series"] - self.mean) / self.scale
         bounds = np.cumsum([0] + [len(self.splits[k]) for k in ("train", "valid", "test")])
         self.ranges = {k: (int(bounds[i]), int(bounds[i + 1])) for i, k in enumerate(("train", "valid", "test"))}
         if score_file is not None:  # score all of the file after its first value
             self.ranges["test"] = (1, len(self.normalised))
+
+    split_file = "series.txt"
+    split_file_is_data = True
+
+    def write_split(self, split: str, path: Path) -> None:
+        """The whole series (``split_file_is_data``): a split is scored after all that precedes it."""
+        Path(path).write_text("".join(f"{value!r}\n" for value in self.splits["series"].tolist()), encoding="utf-8")
 
     def describe(self) -> str:
         sizes = ", ".join(f"{k} {len(self.splits[k])}" for k in ("train", "valid", "test"))
@@ -104,8 +118,14 @@ class Forecast(Task[ManyToMany]):
             values = np.array([float(v) for v in inputs])
         except ValueError:
             raise TaskError("forecast: inputs are the numbers of a series, e.g. 'rnnkit predict DIR 12 30 55'") from None
-        if not np.all(np.isfinite(values)):
-            raise TaskError("forecast: inputs must be finite numbers")
+        # Beyond a million deviations from the training series no forecast means anything, and the
+        # scaled value would overflow the model's float32.
+        reach = MAX_DEVIATIONS * self.scale
+        beyond = np.flatnonzero(~(np.abs(values - self.mean) <= reach))  # NaN and infinity too
+        if beyond.size:
+            raise TaskError(f"forecast: input {beyond[0] + 1} ({values[beyond[0]]:g}): expected a finite number "
+                            f"within {MAX_DEVIATIONS:g} deviations of the training series ({self.mean - reach:g} to "
+                            f"{self.mean + reach:g})")
         forecasts = self._forecasts(model, (values - self.mean) / self.scale) * self.scale + self.mean
         return [f"next: {f:.1f}" for f in forecasts]
 

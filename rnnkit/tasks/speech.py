@@ -63,6 +63,7 @@ def _features(path: Path) -> np.ndarray:
 class Speech(Task):
     name = "speech"
     metric_keys = ("wer", "cer")
+    predict_inputs = "a sound file"
     primary_metric = "wer"
     batch_axes = (1, 0, 0, 0)  # frames (T, B, F), frame counts, labels (B, S), label counts
     split_file = "held_out.tsv"

@@ -39,6 +39,7 @@ class Tag(Task[ManyToMany]):
     name = "tag"
     batch_axes = (1, 0, 1)  # ids (T, B), lengths (B,), tags (T, B)
     metric_keys = ("token_accuracy",)
+    predict_inputs = "a sentence to tag"
     primary_metric = "token_accuracy"
     defaults = {"cell": "rnn", "hidden": 128, "layers": 1, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": True, "batch_size": 32, "epochs": 10, "lr": 2e-3, "tokens": "auto", "min_freq": 2,
@@ -162,7 +163,9 @@ class Tag(Task[ManyToMany]):
         return float(np.mean([self.word_tag.get(w, fallback) == t for w, t in pairs]))
 
     def predict(self, model: ManyToMany, inputs: Iterable[str]) -> list[str]:
-        return self._tagged(model, [tokenize(text, lower=False) or ["."] for text in inputs])
+        inputs = list(inputs)
+        self.check_predict_inputs(inputs)
+        return self._tagged(model, [tokenize(text, lower=False) for text in inputs])
 
     def _tagged(self, model: ManyToMany, sentences: list[list[str]]) -> list[str]:
         predicted, _ = self._run(model, [self.tokenizer.encode_words(s) for s in sentences])

@@ -27,6 +27,7 @@ class Translate(Task[Seq2Seq]):
     name = "translate"
     batch_axes = (1, 0, 1, 1, 0)  # source (S, B), its lengths, decoder inputs and outputs (T, B), their lengths
     metric_keys = ("exact_match", "cer")
+    predict_inputs = "a sentence to translate"
     primary_metric = "exact_match"
     # cell: gru by measured quality (benchmarks/quality.py --scale 0.5: exact match 1.000 gru, 0.998
     # lstm, 0.944 rnn in the same budget)

@@ -176,14 +176,18 @@ def load_trained(directory: str, score_file: str | None = None, need_data: bool 
     arrays, meta = load_checkpoint(where)
     upgrade(validate_run_meta(meta, where), arrays)
     check_arrays(arrays, meta, where)
-    held_out = get_task(meta["task"]).split_file
-    if need_data and score_file is None and meta.get("data") is not None and held_out is not None \
-            and (Path(directory) / held_out).is_file():
-        score_file = str(Path(directory) / held_out)  # the run's own copy of its test split
+    task_class = get_task(meta["task"])
+    data = meta.get("data")
+    held_out = None if task_class.split_file is None else Path(directory) / task_class.split_file
+    if need_data and score_file is None and data is not None and held_out is not None and held_out.is_file():
+        if task_class.split_file_is_data:  # the run's own copy of its training file
+            data = str(held_out)
+        else:
+            score_file = str(held_out)  # the run's own copy of its test split
     elif need_data and score_file is None:
         check_data_unchanged(meta)
     try:
-        task = get_task(meta["task"])(data=meta.get("data"), seed=meta["train_config"]["seed"],
+        task = task_class(data=data, seed=meta["train_config"]["seed"],
                                       meta=meta["task_meta"], score_file=score_file, options=meta["model_options"],
                                       load_data=need_data)
         model = task.build_model(meta["model_options"], dtype=np.dtype(meta["dtype"]))

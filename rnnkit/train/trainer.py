@@ -39,7 +39,16 @@ from rnnkit.optim import clip_grad_norm, make_optimizer
 from rnnkit.tasks.base import Task, TaskError
 from rnnkit.tasks.metrics import LOWER_IS_BETTER
 from rnnkit.train.distributed import GradientBuffer, current_world, is_empty, shard, share
-from rnnkit.train.runs import BEST_DIR, CURVE_FILE, METRICS_FILE, beats, file_sha256, has_checkpoint, upgrade
+from rnnkit.train.runs import (
+    BEST_DIR,
+    CURVE_FILE,
+    METRICS_FILE,
+    beats,
+    check_arrays,
+    file_sha256,
+    has_checkpoint,
+    upgrade,
+)
 from rnnkit.viz.plots import plot_loss_curves
 
 #: early stopping waits for at least this many training examples without improvement: small data
@@ -204,6 +213,7 @@ class Trainer:
         # and the command line then ends the whole job)
         arrays, meta = self.world.broadcast(load_checkpoint(self.out_dir) if self.world.is_root else None)
         upgrade(meta, arrays)
+        check_arrays(arrays, meta, self.out_dir)
         self._check_processes(meta)
         position = self._saved_position(meta)
         self._check_optimizer(meta["optimizer"], position)

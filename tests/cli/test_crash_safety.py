@@ -88,13 +88,21 @@ def test_a_run_needs_its_training_file_no_more(text, tmp_path):
     assert rnnkit("eval", str(out), "--data", str(data)).returncode == 0  # a file scored as a whole: fine
 
 
-@pytest.mark.parametrize("task", ["classify", "translate", "tag"])
-def test_each_text_task_scores_its_own_held_out_copy(task, tmp_path):
+PREDICT_INPUTS = {"classify": ["the red cat"], "translate": ["the red cat"], "tag": ["the red cat"],
+                  "forecast": ["1", "2.5", "3"]}
+
+
+@pytest.mark.parametrize("task", ["classify", "translate", "tag", "forecast"])
+def test_each_task_on_a_file_needs_the_file_no_more(task, tmp_path):
+    """eval scores the run's own copy (forecast: of the whole series, which its test split is
+    scored after); predict and export read no data: deleting the training file changes nothing."""
     import random
 
     rng = random.Random(5)
     words = ["red", "green", "blue", "cat", "dog", "runs", "sleeps", "the", "a"]
-    if task == "tag":
+    if task == "forecast":
+        content = "".join(f"{50 + 40 * rng.random():.3f}\n" for _ in range(300))
+    elif task == "tag":
         tags = {"red": "ADJ", "green": "ADJ", "blue": "ADJ", "cat": "NOUN", "dog": "NOUN", "runs": "VERB",
                 "sleeps": "VERB", "the": "DET", "a": "DET"}
         content = "\n".join("".join(f"{w}\t{tags[w]}\n" for w in rng.choices(words, k=rng.randint(2, 6)))
@@ -111,6 +119,8 @@ def test_each_text_task_scores_its_own_held_out_copy(task, tmp_path):
     trained = rnnkit("train", task, "--data", str(data), "--out", str(out), "--hidden", "8", "--epochs", "1")
     assert trained.returncode == 0, trained.stderr
     expected = json.loads(trained.stdout.splitlines()[-1])
+    predicted = rnnkit("predict", str(out), *PREDICT_INPUTS[task])
+    assert predicted.returncode == 0, predicted.stderr
     data.unlink()
     scored = rnnkit("eval", str(out))
     assert scored.returncode == 0, scored.stderr
@@ -118,6 +128,10 @@ def test_each_text_task_scores_its_own_held_out_copy(task, tmp_path):
     for key, value in expected.items():
         if key in result and isinstance(value, float):
             assert result[key] == value, key  # metrics and baselines, exactly
+    again = rnnkit("predict", str(out), *PREDICT_INPUTS[task])
+    assert (again.returncode, again.stdout) == (0, predicted.stdout), again.stderr
+    exported = rnnkit("export", str(out), "--out", str(tmp_path / "model.onnx"))
+    assert exported.returncode == 0 and list(tmp_path.glob("model*.onnx")), exported.stderr  # seq2seq: two graphs
 
 
 #: a short real run that checkpoints every few batches: two layers with dropout between them
