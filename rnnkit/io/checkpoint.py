@@ -18,11 +18,12 @@ the header of one checkpoint and the arrays of another.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -60,15 +61,24 @@ def _safetensors():
 def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> None:
     """Write the file ``path`` all or nothing: ``write(temporary)`` fills a file beside it, which
     is flushed to disk and renamed over ``path``; a kill at any moment leaves the old file (and
-    at most a hidden ``.NAME.*.tmp`` leftover, see :func:`clean_leftovers`). A failed write
+    at most a hidden ``.NAME.*.tmp`` leftover, see :func:`clean_leftovers`). A character device or
+    a pipe (``/dev/null``) is written into, not replaced. A failed write
     (a full disk, no permission) removes the temporary file and raises ``OSError`` naming
     ``path``, not the temporary file."""
     path = Path(path)
-    try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_char_device() or path.is_fifo():  # /dev/null, a pipe: written into, never replaced
+        try:
+            write(str(path))
+        except OSError as error:
+            raise error_about(error, path) from None
+        return
+    if path.exists() and not (path.is_file() or path.is_dir()):  # a block device, a socket: never
+        raise WriteError(errno.EINVAL, "not a regular file", str(path))
+    temporary = str(path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp"))
+    try:  # mode 0o666 less the umask, as any file the user writes (mkstemp's would be 0o600)
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     except OSError as error:
         raise error_about(error, path) from None
-    os.close(handle)
     try:
         faults.before("write", path)
         write(temporary)

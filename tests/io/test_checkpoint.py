@@ -107,3 +107,18 @@ def test_atomic_write_leaves_the_old_file_when_the_write_fails(tmp_path):
     assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["held_out.txt"]
     (tmp_path / ".held_out.txt.k1ll3d.tmp").write_text("half")  # as a kill -9 leaves it
     assert clean_leftovers(tmp_path, ("held_out.txt",)) == [tmp_path / ".held_out.txt.k1ll3d.tmp"]
+
+
+def test_a_device_is_written_into_never_replaced():
+    """``--out /dev/null`` discards; a rename over it would have replaced the device with a file."""
+    import os
+    import stat
+
+    from rnnkit.io.checkpoint import WriteError, write_bytes
+
+    write_bytes("/dev/null", b"discarded")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    if os.path.exists("/dev/full"):
+        with pytest.raises(WriteError, match="No space left on device: '/dev/full'"):
+            write_bytes("/dev/full", b"x")
+        assert stat.S_ISCHR(os.stat("/dev/full").st_mode)

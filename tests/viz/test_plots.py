@@ -36,8 +36,9 @@ def test_a_figure_that_cannot_be_written_is_an_error(tmp_path):
 
     states = np.zeros((5, 4))
     if os.path.exists("/dev/full"):
-        with pytest.raises(OSError, match=r"/dev/full: could not write the figure \(No space left on device\)"):
+        with pytest.raises(OSError, match=r"No space left on device: '/dev/full'"):
             plot_hidden_states(states, "/dev/full")
+        assert os.path.exists("/dev/full") and not os.path.isfile("/dev/full")  # written into, not replaced
     with pytest.raises(ValueError, match=r"Format 'xyz' is not supported"):
         plot_hidden_states(states, tmp_path / "figure.xyz")
     assert plot_hidden_states(states, tmp_path / "figure.svg").read_bytes().lstrip().startswith(b"<?xml")
