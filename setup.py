@@ -21,6 +21,7 @@ if sys.platform != "win32":
     sources = ["rnnkit/_native/scan.c", "rnnkit/_native/gated.c", "rnnkit/_native/packed.c",
                "rnnkit/_native/parallel.c"]
     extensions.append(Extension("rnnkit._native._scan", sources,
-                                depends=["rnnkit/_native/kernels.h", "rnnkit/_native/pool_kernels.h"], extra_compile_args=COMPILE_ARGS,
+                                depends=["rnnkit/_native/kernels.h", "rnnkit/_native/pool_kernels.h"],
+                                extra_compile_args=COMPILE_ARGS,
                                 libraries=["m"], optional=True))
 setup(ext_modules=extensions)

@@ -15,15 +15,15 @@ AVX2 kernel on an AVX-512 CPU too (what an AVX2-only CPU runs: ``benchmarks/benc
 from rnnkit._native.blas import add_product, transposed
 from rnnkit._native.library import available, disabled, openblas_core, packed_kernel, packed_width, why_not
 from rnnkit._native.scans import (
+                                  elman_scan_backward,
+                                  elman_scan_forward,
                                   gru_scan_backward,
                                   gru_scan_forward,
                                   lstm_scan_backward,
                                   lstm_scan_forward,
-                                  scan_backward,
-                                  scan_forward,
 )
 from rnnkit._native.threads import packing, product, together
 
-__all__ = ["add_product", "available", "disabled", "gru_scan_backward", "gru_scan_forward", "lstm_scan_backward",
-           "lstm_scan_forward", "openblas_core", "packed_kernel", "packed_width", "packing", "product", "scan_backward",
-           "scan_forward", "together", "transposed", "why_not"]
+__all__ = ["add_product", "available", "disabled", "elman_scan_backward", "elman_scan_forward", "gru_scan_backward",
+           "gru_scan_forward", "lstm_scan_backward", "lstm_scan_forward", "openblas_core", "packed_kernel", "packed_width",
+           "packing", "product", "together", "transposed", "why_not"]

@@ -50,9 +50,9 @@ void rnnkit_gru_backward_f32(float *, int64_t, int64_t, float *, int64_t, int64_
                              int64_t, int64_t, int64_t, int);
 void rnnkit_pack_blocks_f32(const float *, int64_t, int, int64_t, int64_t, float *, int64_t,
                             int64_t);
-void rnnkit_scan_forward_f32(float *, int64_t, int64_t, const float *, const float *, const float *,
+void rnnkit_elman_forward_f32(float *, int64_t, int64_t, const float *, const float *, const float *,
                              const float *, const float *, int64_t, int64_t, int64_t, int64_t, int);
-void rnnkit_scan_backward_f32(float *, int64_t, int64_t, const float *, int64_t, int64_t,
+void rnnkit_elman_backward_f32(float *, int64_t, int64_t, const float *, int64_t, int64_t,
                               const float *, int64_t, int64_t, const float *, const float *,
                               float *, float *, int64_t, int64_t, int64_t, int, int);
 

@@ -16,8 +16,8 @@
     X(GRU_FORWARD, rnnkit_gru_forward_f32, 20)                                                     \
     X(GRU_BACKWARD, rnnkit_gru_backward_f32, 29)                                                   \
     X(PACKED_PRODUCT, rnnkit_packed_product_f32, 9)                                                \
-    X(SCAN_FORWARD, rnnkit_scan_forward_f32, 13)                                                   \
-    X(SCAN_BACKWARD, rnnkit_scan_backward_f32, 18)                                                 \
+    X(ELMAN_FORWARD, rnnkit_elman_forward_f32, 13)                                                 \
+    X(ELMAN_BACKWARD, rnnkit_elman_backward_f32, 18)                                               \
     X(PACK_BLOCKS, rnnkit_pack_blocks_f32, 8)
 
 enum pool_kernel {
@@ -51,13 +51,13 @@ static void run_slice(int kind, const int64_t *a) {
     case PACKED_PRODUCT:
         rnnkit_packed_product_f32(a[0], a[1], a[2], P(3), a[4], P(5), P(6), a[7], (int)a[8]);
         break;
-    case SCAN_FORWARD:
-        rnnkit_scan_forward_f32(P(0), a[1], a[2], P(3), P(4), P(5), P(6), P(7), a[8], a[9], a[10],
-                                a[11], (int)a[12]);
+    case ELMAN_FORWARD:
+        rnnkit_elman_forward_f32(P(0), a[1], a[2], P(3), P(4), P(5), P(6), P(7), a[8], a[9], a[10],
+                                 a[11], (int)a[12]);
         break;
-    case SCAN_BACKWARD:
-        rnnkit_scan_backward_f32(P(0), a[1], a[2], P(3), a[4], a[5], P(6), a[7], a[8], P(9), P(10),
-                                 P(11), P(12), a[13], a[14], a[15], (int)a[16], (int)a[17]);
+    case ELMAN_BACKWARD:
+        rnnkit_elman_backward_f32(P(0), a[1], a[2], P(3), a[4], a[5], P(6), a[7], a[8], P(9), P(10),
+                                  P(11), P(12), a[13], a[14], a[15], (int)a[16], (int)a[17]);
         break;
     case PACK_BLOCKS:
         rnnkit_pack_blocks_f32(P(0), a[1], (int)a[2], a[3], a[4], P(5), a[6], a[7]);

@@ -183,7 +183,7 @@ void rnnkit_transpose_f64(const double *src, int64_t src_ld, double *dst, int64_
     /* states (steps, batch, hidden) at [t * time_stride + b * ld + j]: a_t in (without the      \
        bias), h_t out. h0 (batch, hidden), W_hh_T (hidden, hidden) and bias (hidden,) contiguous. \
        mask: (steps, batch) contiguous 0/1, applied from step first_padded on, or NULL. */        \
-    void rnnkit_scan_forward_##SUFFIX(T *states, int64_t time_stride, int64_t ld, const T *h0,     \
+    void rnnkit_elman_forward_##SUFFIX(T *states, int64_t time_stride, int64_t ld, const T *h0,     \
                                       const T *W_hh_T, const T *packed, const T *bias,            \
                                       const T *mask,                                              \
                                       int64_t first_padded,                                       \
@@ -212,7 +212,7 @@ void rnnkit_transpose_f64(const double *src, int64_t src_ld, double *dst, int64_
        upstream NULL: grad holds it on entry. W_hh (hidden, hidden), carried (batch, hidden) and  \
        db (hidden,) contiguous; carried is read and written; db, if not NULL, is added to.        \
        first_product 0: the first step's product (what flows on to h0) is skipped. */            \
-    void rnnkit_scan_backward_##SUFFIX(T *grad, int64_t time_stride, int64_t ld,                  \
+    void rnnkit_elman_backward_##SUFFIX(T *grad, int64_t time_stride, int64_t ld,                  \
                                        const T *upstream, int64_t upstream_time_stride,           \
                                        int64_t upstream_ld, const T *states,                      \
                                        int64_t states_time_stride, int64_t states_ld,              \

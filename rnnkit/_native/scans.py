@@ -25,7 +25,7 @@ def _fits(a: np.ndarray, dtype: np.dtype) -> bool:
             and a.strides[0] % size == 0 and a.strides[1] % size == 0 and a.strides[1] >= a.shape[2] * size)
 
 
-def scan_forward(states: np.ndarray, h0: np.ndarray, W_hh_T: np.ndarray, bias: np.ndarray, activation: str,
+def elman_scan_forward(states: np.ndarray, h0: np.ndarray, W_hh_T: np.ndarray, bias: np.ndarray, activation: str,
                  mask: np.ndarray | None, first_padded: int) -> bool:
     """The forward loop of ``rnnkit.functional.elman._scan_forward``, in place.
 
@@ -36,7 +36,7 @@ def scan_forward(states: np.ndarray, h0: np.ndarray, W_hh_T: np.ndarray, bias: n
     nothing, when the kernels can't take these arrays.
     """
     dtype = states.dtype
-    kernel = library.kernel("scan_forward", dtype)
+    kernel = library.kernel("elman_forward", dtype)
     if kernel is None or not _fits(states, dtype) or states.shape[1] == 0:
         return False
     steps, batch, hidden = states.shape
@@ -63,7 +63,7 @@ def scan_forward(states: np.ndarray, h0: np.ndarray, W_hh_T: np.ndarray, bias: n
     return True
 
 
-def scan_backward(grad: np.ndarray, states: np.ndarray, W_hh: np.ndarray, activation: str,
+def elman_scan_backward(grad: np.ndarray, states: np.ndarray, W_hh: np.ndarray, activation: str,
                   carried: np.ndarray, upstream: np.ndarray | None = None, bias_grad: np.ndarray | None = None,
                   first_product: bool = True) -> bool:
     """The loop of ``rnnkit.functional.elman._scan_backward``, in place.
@@ -77,7 +77,7 @@ def scan_backward(grad: np.ndarray, states: np.ndarray, W_hh: np.ndarray, activa
     kernels can't take these arrays.
     """
     dtype = grad.dtype
-    kernel = library.kernel("scan_backward", dtype)
+    kernel = library.kernel("elman_backward", dtype)
     if kernel is None or not (_fits(grad, dtype) and _fits(states, dtype)) or grad.shape != states.shape:
         return False
     steps, batch, hidden = grad.shape

@@ -17,8 +17,8 @@ import ctypes
 # Name (without the rnnkit_ prefix and the _f32/_f64 suffix where both exist) -> (arguments, result).
 TYPED: dict[str, tuple[str, str | None]] = {
     # scan.c: the Elman cell's loops
-    "scan_forward": ("pss" + "ppppp" + "ssss" + "i", None),
-    "scan_backward": ("pss" * 3 + "pppp" + "sss" + "ii", None),
+    "elman_forward": ("pss" + "ppppp" + "ssss" + "i", None),
+    "elman_backward": ("pss" * 3 + "pppp" + "sss" + "ii", None),
     "transpose": ("ps" + "ps" + "ss", None),
     # gated.c: the LSTM's and GRU's loops
     "lstm_forward": ("pss" * 3 + "pppppp" + "ssss", None),
@@ -49,7 +49,7 @@ UNTYPED: dict[str, tuple[str, str | None]] = {
 DTYPE_SUFFIXES = ("f32", "f64")
 #: The kernels ``rnnkit_parallel`` runs, a kind each (its number: the place here), float32 only.
 POOL_KERNELS = ("lstm_forward_f32", "lstm_backward_f32", "gru_forward_f32", "gru_backward_f32",
-                "packed_product_f32", "scan_forward_f32", "scan_backward_f32", "pack_blocks_f32")
+                "packed_product_f32", "elman_forward_f32", "elman_backward_f32", "pack_blocks_f32")
 
 _CTYPES = {"p": ctypes.c_void_p, "s": ctypes.c_int64, "i": ctypes.c_int, "c": ctypes.c_char_p}
 

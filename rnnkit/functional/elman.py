@@ -42,7 +42,7 @@ def _scan_forward(
     zeros."""
     # A broadcast h0 (learned initial state) has stride 0; BLAS would copy it on every step.
     h_prev = np.ascontiguousarray(h0)
-    if _native.scan_forward(states, h_prev, W_hh.T, np.ascontiguousarray(bias), activation.name, mask, first_padded):
+    if _native.elman_scan_forward(states, h_prev, W_hh.T, np.ascontiguousarray(bias), activation.name, mask, first_padded):
         return
     W_hh_T = transposed_copy(W_hh)  # see recurrent_layer_forward: faster than the view
     states += bias
@@ -124,11 +124,11 @@ def _scan_backward(
     small buffer, which stays in cache: one call per few steps instead of one per step.
     """
     name = activation.name
-    if _native.scan_backward(grad, states, W_hh, name, carried, upstream, bias_grad, first_product):
+    if _native.elman_scan_backward(grad, states, W_hh, name, carried, upstream, bias_grad, first_product):
         return
     if upstream is not None:
         np.copyto(grad, upstream, casting="same_kind")
-    if not _native.scan_backward(grad, states, W_hh, name, carried, first_product=first_product):
+    if not _native.elman_scan_backward(grad, states, W_hh, name, carried, first_product=first_product):
         block, dot = derivative.shape[0], np.dot
         for stop in range(grad.shape[0], 0, -block):
             start = max(0, stop - block)

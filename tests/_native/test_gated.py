@@ -109,7 +109,7 @@ def test_subnormals_are_flushed_inside_the_loops_and_nowhere_else():
     and vanishing gradients are full of them); the caller's floating-point mode comes back."""
     tiny = np.float32(2.0 ** -130)  # subnormal in float32
     states = np.full((2, 1, 4), tiny, np.float32)
-    assert _native.scan_forward(states, np.zeros((1, 4), np.float32), np.zeros((4, 4), np.float32),
+    assert _native.elman_scan_forward(states, np.zeros((1, 4), np.float32), np.zeros((4, 4), np.float32),
                                 np.zeros(4, np.float32), "relu", None, 2)
     assert np.all(states == 0)  # relu(tiny) read as 0
     with _native.disabled():

@@ -78,13 +78,13 @@ def test_the_signature_table_is_checked_against_the_pool_kernels(monkeypatch):
 
 def test_kernel_lookup_follows_dtype_and_switch():
     if not _native.available():
-        assert library.kernel("scan_forward", np.dtype(np.float32)) is None
+        assert library.kernel("elman_forward", np.dtype(np.float32)) is None
         return
-    assert library.kernel("scan_forward", np.dtype(np.float32)).__name__ == "rnnkit_scan_forward_f32"
+    assert library.kernel("elman_forward", np.dtype(np.float32)).__name__ == "rnnkit_elman_forward_f32"
     assert library.kernel("lstm_backward", np.dtype(np.float64)).__name__ == "rnnkit_lstm_backward_f64"
-    assert library.kernel("scan_forward", np.dtype(np.float16)) is None
+    assert library.kernel("elman_forward", np.dtype(np.float16)) is None
     with _native.disabled():
-        assert library.kernel("scan_forward", np.dtype(np.float32)) is None
+        assert library.kernel("elman_forward", np.dtype(np.float32)) is None
 
 
 def test_pool_kernels_h_is_written_from_the_signature_table():

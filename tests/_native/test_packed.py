@@ -197,7 +197,7 @@ def test_the_directions_scan_side_by_side(cell, padded, monkeypatch):
                         lambda kind, count, table, threads: (calls.append((kind, count)),
                                                              original(kind, count, table, threads)))
     values, grads, _ = _layer(cell, batch, lengths)
-    forward = library.pool_kinds[{"rnn": "rnnkit_scan", "lstm": "rnnkit_lstm", "gru": "rnnkit_gru"}[cell.name] + "_forward_f32"]
+    forward = library.pool_kinds[{"rnn": "rnnkit_elman", "lstm": "rnnkit_lstm", "gru": "rnnkit_gru"}[cell.name] + "_forward_f32"]
     assert [count for kind, count in calls if kind == forward] == [2]
     for got, want in zip(values, one_values):
         np.testing.assert_array_equal(got, want)

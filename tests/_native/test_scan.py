@@ -51,7 +51,7 @@ def _forward_both(states, h0, W_hh, activation, mask=None, first_padded=None, bi
     expected, got = states.copy(), states.copy()
     with _native.disabled():
         elman._scan_forward(expected, h0, W_hh, bias, get_activation(activation), mask, first_padded)
-    assert _native.scan_forward(got, h0, recurrent.transposed_copy(W_hh), bias, activation, mask, first_padded)
+    assert _native.elman_scan_forward(got, h0, recurrent.transposed_copy(W_hh), bias, activation, mask, first_padded)
     return expected, got
 
 
@@ -90,7 +90,7 @@ def test_backward_equals_numpy_loop(activation, layout, hidden):
         elman._scan_backward(expected_grad, states, W_hh, get_activation(activation), expected_carried,
                                  np.empty((2, 3, hidden)))
     got_grad, got_carried = grad.copy(), carried.copy()
-    assert _native.scan_backward(got_grad, states, W_hh, activation, got_carried)
+    assert _native.elman_scan_backward(got_grad, states, W_hh, activation, got_carried)
     np.testing.assert_allclose(got_grad, expected_grad, **TOL64)
     np.testing.assert_allclose(got_carried, expected_carried, **TOL64)
 
@@ -110,7 +110,7 @@ def test_backward_reads_upstream_in_place_and_sums_the_bias_gradient(activation,
                                  np.empty((2, 4, 5)))
     got_grad, got_carried, got_bias = np.full(upstream.shape, np.nan), carried.copy(), bias_grad.copy()
     before = upstream.copy()
-    assert _native.scan_backward(got_grad, states, W_hh, activation, got_carried, upstream, got_bias)
+    assert _native.elman_scan_backward(got_grad, states, W_hh, activation, got_carried, upstream, got_bias)
     np.testing.assert_allclose(got_grad, expected_grad, **TOL64)
     np.testing.assert_allclose(got_carried, expected_carried, **TOL64)
     np.testing.assert_allclose(got_bias, bias_grad + expected_grad.sum(axis=(0, 1)), **TOL64)
@@ -145,7 +145,7 @@ def test_backward_wrapper_falls_back_piece_by_piece():
                                  np.empty((2, 4, 5)))
     bias_storage = np.zeros(10)
     grad, got_carried = np.empty((6, 4, 5)), carried.copy()
-    assert not _native.scan_backward(grad, states, W_hh, "tanh", got_carried, upstream)
+    assert not _native.elman_scan_backward(grad, states, W_hh, "tanh", got_carried, upstream)
     elman._scan_backward(grad, states, W_hh, get_activation("tanh"), got_carried, np.empty((2, 4, 5)),
                              upstream, bias_storage[::2])
     np.testing.assert_allclose(grad, expected_grad, **TOL64)
@@ -166,7 +166,7 @@ def test_realistic_size_equals_numpy_loop():
     with _native.disabled():
         elman._scan_backward(expected_grad, got, W_hh, get_activation("tanh"), expected_carried,
                                  np.empty((2, 32, 256)))
-    assert _native.scan_backward(grad, got, W_hh, "tanh", carried)
+    assert _native.elman_scan_backward(grad, got, W_hh, "tanh", carried)
     np.testing.assert_allclose(grad, expected_grad, **TOL64)
     np.testing.assert_allclose(carried, expected_carried, **TOL64)
 
@@ -187,8 +187,8 @@ def test_float32_forward_and_backward_are_close_to_float64(activation):
     grad, carried = rng.normal(size=(20, 4, 64)), rng.normal(size=(4, 64))
     g64, c64 = grad.copy(), carried.copy()
     g32, c32 = grad.astype(np.float32), carried.astype(np.float32)
-    assert _native.scan_backward(g64, exact, W_hh, activation, c64)
-    assert _native.scan_backward(g32, exact.astype(np.float32), W_hh.astype(np.float32), activation, c32)
+    assert _native.elman_scan_backward(g64, exact, W_hh, activation, c64)
+    assert _native.elman_scan_backward(g32, exact.astype(np.float32), W_hh.astype(np.float32), activation, c32)
     np.testing.assert_allclose(g32, g64, rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(c32, c64, rtol=1e-3, atol=1e-4)
 
@@ -280,7 +280,7 @@ def _activate_f32(x, activation, width=61):
     states = np.zeros(-(-len(x) // width) * width, np.float32)
     states[:len(x)] = x
     states = states.reshape(1, -1, width)
-    assert _native.scan_forward(states, np.zeros(states.shape[1:], np.float32), np.zeros((width, width), np.float32),
+    assert _native.elman_scan_forward(states, np.zeros(states.shape[1:], np.float32), np.zeros((width, width), np.float32),
                                 np.zeros(width, np.float32), activation, None, 1)
     return states.ravel()[:len(x)]
 
@@ -355,8 +355,8 @@ def clones(tmp_path_factory):
         assert build.wait() == 0, f"clone {clone}: {build.stderr.read()}"
         loaded = ctypes.CDLL(str(clone_path))
         loaded.rnnkit_init(address("scipy_cblas_sgemm64_"), address("scipy_cblas_dgemm64_"))
-        kernel = loaded.rnnkit_scan_forward_f32
-        kernel.argtypes, kernel.restype = signatures.ctypes_arguments(signatures.TYPED["scan_forward"][0]), None
+        kernel = loaded.rnnkit_elman_forward_f32
+        kernel.argtypes, kernel.restype = signatures.ctypes_arguments(signatures.TYPED["elman_forward"][0]), None
         result.append((clone, kernel if loaded.rnnkit_test_runs_here() else None))
     return result
 
@@ -374,7 +374,7 @@ def test_each_clone_is_within_the_bound_and_this_cpu_runs_the_first_it_can(clone
     for clone, kernel in clones:
         if kernel is not None:
             monkeypatch.setattr(library, "kernel", lambda name, dtype, clone_kernel=kernel: (
-                clone_kernel if (name, dtype) == ("scan_forward", _F32) else installed_kernel(name, dtype)))
+                clone_kernel if (name, dtype) == ("elman_forward", _F32) else installed_kernel(name, dtype)))
             results[clone] = _activate_f32(x, activation)
             assert np.all(np.abs(results[clone] - exact) <= bound), clone
     assert results, "not even the default clone"
@@ -385,8 +385,8 @@ def test_arrays_it_cannot_walk_are_left_to_numpy():
     rng = np.random.default_rng(1)
     columns_strided = rng.normal(size=(4, 3, 10))[:, :, ::2]  # H not contiguous
     before = columns_strided.copy()
-    assert _native.scan_forward(columns_strided, np.zeros((3, 5)), np.eye(5), np.zeros(5), "tanh", None, 4) is False
-    assert _native.scan_forward(np.zeros((4, 3, 5), np.float16), np.zeros((3, 5), np.float16),
+    assert _native.elman_scan_forward(columns_strided, np.zeros((3, 5)), np.eye(5), np.zeros(5), "tanh", None, 4) is False
+    assert _native.elman_scan_forward(np.zeros((4, 3, 5), np.float16), np.zeros((3, 5), np.float16),
                                 np.eye(5, dtype=np.float16), np.zeros(5, np.float16), "tanh", None, 4) is False
     np.testing.assert_array_equal(columns_strided, before)
 
@@ -394,7 +394,7 @@ def test_arrays_it_cannot_walk_are_left_to_numpy():
 def test_disabled_turns_them_off_and_back_on():
     with _native.disabled():
         assert not _native.available() and "disabled" in _native.why_not()
-        assert _native.scan_forward(np.zeros((2, 1, 1)), np.zeros((1, 1)), np.eye(1), np.zeros(1), "tanh", None,
+        assert _native.elman_scan_forward(np.zeros((2, 1, 1)), np.zeros((1, 1)), np.eye(1), np.zeros(1), "tanh", None,
                                     2) is False
     assert _native.available()
 
@@ -414,6 +414,6 @@ def test_nan_propagates_as_in_numpy(activation):
     with _native.disabled():
         elman._scan_backward(expected_grad, expected, np.eye(3), get_activation(activation), expected_carried,
                                  np.empty((2, 2, 3)))
-    assert _native.scan_backward(grad, got, np.eye(3), activation, carried)
+    assert _native.elman_scan_backward(grad, got, np.eye(3), activation, carried)
     np.testing.assert_array_equal(np.isnan(grad), np.isnan(expected_grad))
     assert np.isnan(carried).all()
