@@ -12,17 +12,18 @@ What the checksums guard: accidental change (a bit flipped on disk or in transit
 half-copied file, an edit by a tool that does not know them). What they cannot guard: someone who
 changes the file and computes them again; a checkpoint is as trustworthy as its source. Loading
 one never runs code: safetensors holds arrays only, the description is JSON, and both are checked
-before use. A file is read whole, in one open: a writer's rename beside a reader never gives it
-the header of one checkpoint and the arrays of another.
+before use. A reader checks that the file it read its header from is the one it read its arrays
+from: a writer's rename beside it never gives it the header of one checkpoint and the arrays of
+another.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
-import io
 import json
 import os
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +39,7 @@ _METADATA_KEY = "rnnkit"
 _CHECKSUM_KEY = "rnnkit-sha256"
 _META_CHECKSUM_KEY = "rnnkit-meta-sha256"
 _MAX_HEADER = 100_000_000  # safetensors' own bound on a header's length
+_READ_ATTEMPTS = 5
 
 
 class CheckpointError(ValueError):
@@ -185,9 +187,18 @@ def save_checkpoint(directory: str | os.PathLike, arrays: dict[str, np.ndarray],
     directory.mkdir(parents=True, exist_ok=True)
     text = json.dumps(meta, indent=2, sort_keys=True)
     contiguous = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
-    # The bytes are made here and written by atomic_write: safetensors' own writer keeps a
-    # temporary file of its own, which a kill left behind at full size.
-    write_bytes(directory / CHECKPOINT_FILE, safetensors_numpy.save(contiguous, metadata=header(contiguous, text)))
+    metadata = header(contiguous, text)
+
+    def write(temporary: str) -> None:
+        try:  # safetensors writes through a temporary file of its own: a kill may leave it (clean_leftovers)
+            safetensors_numpy.save_file(contiguous, temporary, metadata=metadata)
+        except Exception as error:  # a SafetensorError that carries the system's: "... (os error 28)"
+            code = re.search(r"\(os error (\d+)\)", str(error))
+            if code is None:
+                raise
+            raise OSError(int(code[1]), os.strerror(int(code[1]))) from None
+
+    atomic_write(directory / CHECKPOINT_FILE, write)
     write_bytes(directory / CONFIG_FILE, (text + "\n").encode("utf-8"))
     return directory / CHECKPOINT_FILE
 
@@ -196,12 +207,7 @@ def read_meta(directory: str | os.PathLike) -> dict[str, Any]:
     """The JSON description of the checkpoint in ``directory``, from the file's header alone
     (the arrays are neither read nor checked: :func:`load_checkpoint` does that)."""
     path = Path(directory) / CHECKPOINT_FILE
-    try:
-        with open(path, "rb") as handle:
-            metadata = _header(handle.read(8), handle, path)
-    except OSError as error:
-        raise CheckpointError(f"checkpoint {path}: no readable rnnkit description ({error.strerror})") from None
-    return _description(metadata, path)
+    return _description(_read_header(path), path)
 
 
 def load_checkpoint(directory: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -213,12 +219,20 @@ def load_checkpoint(directory: str | os.PathLike) -> tuple[dict[str, np.ndarray]
     path = Path(directory) / CHECKPOINT_FILE
     if not path.is_file():
         raise CheckpointError(f"checkpoint: expected a file {path}, found none (train first, or check the path)")
-    data = path.read_bytes()  # one open: the header and the arrays of one file, whatever is renamed meanwhile
-    metadata = _header(data[:8], io.BytesIO(data[8:]), path)
-    try:
-        arrays = safetensors_numpy.load(data)
-    except Exception as error:  # safetensors raises several types for a damaged file
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a safetensors file: {error}") from error
+    # The header and the arrays are read in two opens (safetensors' reader, mapped, is the
+    # fastest): both of one file when the path named the same file before and after.
+    for _ in range(_READ_ATTEMPTS):
+        before = _identity(path)
+        metadata = _read_header(path)
+        try:
+            arrays = safetensors_numpy.load_file(str(path))
+        except Exception as error:  # safetensors raises several types for a damaged file
+            raise CheckpointError(f"checkpoint {path} is corrupt or not a safetensors file: {error}") from error
+        if _identity(path) == before:
+            break
+    else:
+        raise CheckpointError(f"checkpoint {path} was replaced {_READ_ATTEMPTS} times while it was read; is a "
+                              f"train still writing it?")
     meta = _description(metadata, path)
     if checksum(arrays) != metadata[_CHECKSUM_KEY]:
         raise CheckpointError(f"checkpoint {path}: its arrays do not match their checksum (the file was changed or "
@@ -227,6 +241,23 @@ def load_checkpoint(directory: str | os.PathLike) -> tuple[dict[str, np.ndarray]
         if not np.all(np.isfinite(array)):
             raise CheckpointError(f"checkpoint {path}: array {name!r} holds NaN/inf")
     return arrays, meta
+
+
+def _identity(path: Path) -> tuple[int, ...]:
+    """What changes when a rename puts another file at ``path``."""
+    try:
+        stat = path.stat()
+    except OSError as error:
+        raise CheckpointError(f"checkpoint {path}: {error.strerror}") from None
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _read_header(path: Path) -> dict[str, str]:
+    try:
+        with open(path, "rb") as handle:
+            return _header(handle.read(8), handle, path)
+    except OSError as error:
+        raise CheckpointError(f"checkpoint {path}: no readable rnnkit description ({error.strerror})") from None
 
 
 def _header(size: bytes, rest: BinaryIO, path: Path) -> dict[str, str]:

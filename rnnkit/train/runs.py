@@ -6,8 +6,8 @@ its own copy of the test split (the task's ``split_file``). The trainer writes i
 (``rnnkit.train.trainer``); the command line and the exporter read it through here.
 
 One writer: ``train`` holds :func:`writer_lock` on the directory for its whole life (a second
-``train`` into it is refused at once); readers take no lock and read each checkpoint file whole,
-in one open (``rnnkit.io.checkpoint``), so a rename beside them never mixes two checkpoints.
+``train`` into it is refused at once); readers take no lock, and a rename beside them never mixes
+two checkpoints (``rnnkit.io.checkpoint.load_checkpoint`` checks that its two reads saw one file).
 """
 
 from __future__ import annotations

@@ -122,3 +122,33 @@ def test_a_device_is_written_into_never_replaced():
         with pytest.raises(WriteError, match="No space left on device: '/dev/full'"):
             write_bytes("/dev/full", b"x")
         assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+def test_a_rename_between_the_header_and_the_arrays_is_read_again(tmp_path, monkeypatch):
+    """A writer's rename between a reader's two reads (the header, then the arrays): the reader
+    notices the other file and reads again, never pairing one checkpoint's header with another's
+    arrays (which its checksum would call damage)."""
+    import safetensors.numpy
+
+    from rnnkit.io import checkpoint
+
+    save_checkpoint(tmp_path, {"w": np.zeros(3)}, {"step": 1})
+    real, renamed = safetensors.numpy.load_file, []
+
+    def load_after_a_rename(path):
+        if not renamed:  # another process writes step 2 just now
+            renamed.append(True)
+            save_checkpoint(tmp_path, {"w": np.ones(3)}, {"step": 2})
+        return real(path)
+
+    monkeypatch.setattr(safetensors.numpy, "load_file", load_after_a_rename)
+    arrays, meta = checkpoint.load_checkpoint(tmp_path)
+    assert renamed and meta == {"step": 2} and np.array_equal(arrays["w"], np.ones(3))
+
+    def always_renamed(path):
+        save_checkpoint(tmp_path, {"w": np.ones(3)}, {"step": 3})
+        return real(path)
+
+    monkeypatch.setattr(safetensors.numpy, "load_file", always_renamed)
+    with pytest.raises(CheckpointError, match=r"was replaced 5 times while it was read; is a train still writing it"):
+        checkpoint.load_checkpoint(tmp_path)
