@@ -83,7 +83,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Non
         raise error_about(error, path) from None
     try:
         faults.before("write", path)
+        mode = os.stat(temporary).st_mode
         write(temporary)
+        if os.stat(temporary).st_mode != mode:  # a writer that replaced the file (safetensors' 0o600)
+            os.chmod(temporary, mode)
         with open(temporary, "rb+") as written:  # on disk before the rename makes it the checkpoint
             os.fsync(written.fileno())
         faults.before("rename", path)

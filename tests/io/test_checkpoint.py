@@ -152,3 +152,16 @@ def test_a_rename_between_the_header_and_the_arrays_is_read_again(tmp_path, monk
     monkeypatch.setattr(safetensors.numpy, "load_file", always_renamed)
     with pytest.raises(CheckpointError, match=r"was replaced 5 times while it was read; is a train still writing it"):
         checkpoint.load_checkpoint(tmp_path)
+
+
+def test_checkpoints_take_the_users_umask(tmp_path):
+    """As any file the user writes: mode 0o666 less the umask (not a temporary file's 0o600)."""
+    import os
+
+    previous = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path, {"w": np.zeros(3)}, {"step": 1})
+    finally:
+        os.umask(previous)
+    for name in (CHECKPOINT_FILE, CONFIG_FILE):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
