@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -38,6 +38,7 @@ from rnnkit.models.states import as_state
 from rnnkit.optim import clip_grad_norm, make_optimizer
 from rnnkit.tasks.base import Task, TaskError
 from rnnkit.tasks.metrics import LOWER_IS_BETTER
+from rnnkit.train.callbacks import Callback
 from rnnkit.train.distributed import GradientBuffer, current_world, is_empty, shard, share
 from rnnkit.train.runs import (
     BEST_DIR,
@@ -129,8 +130,13 @@ def jump_for_rank(rngs: Iterable[np.random.Generator], rank: int) -> None:
 
 
 class Trainer:
-    def __init__(self, task: Task, model: Model, model_options: dict, config: TrainConfig, out_dir: str | Path) -> None:
+    def __init__(self, task: Task, model: Model, model_options: dict, config: TrainConfig, out_dir: str | Path,
+                 callbacks: Sequence[Callback] = ()) -> None:
         self.task, self.model, self.model_options, self.config = task, model, model_options, config
+        #: told of the run's moments, on the root process (:mod:`rnnkit.train.callbacks`)
+        self.callbacks = list(callbacks)
+        #: the last step's gradient norm, before clipping
+        self.grad_norm = math.nan
         self.out_dir = Path(out_dir)
         self.optimizer = make_optimizer(config.optimizer, model, lr=config.lr)
         self.position = Position()
@@ -327,10 +333,17 @@ class Trainer:
         if config.patience is not None and position.bad_epochs >= config.patience:
             self._say(f"[{self.task.name}] this run stopped early at epoch {position.epoch}; nothing left to train")
             return "early_stopping"
+        self._tell("on_train_begin")
         with _signals_caught() as caught:
             reason = self._loop(started, progress, caught)
         self.interrupted_by = caught[0] if caught else None
+        self._tell("on_train_end", reason)
         return reason
+
+    def _tell(self, moment: str, *args: Any) -> None:
+        if self.world.is_root:
+            for callback in self.callbacks:
+                getattr(callback, moment)(self, *args)
 
     def _loop(self, started: float, progress: bool, caught: list[int]) -> str:
         config, position = self.config, self.position
@@ -360,7 +373,8 @@ class Trainer:
                 if position.step % config.log_every == 0 or position.batch == len(batches):
                     rate = window_items / max(time.perf_counter() - window_start, 1e-9)
                     self._log({"step": position.step, "epoch": position.epoch + position.batch / len(batches),
-                               "train_loss": window_loss / max(window_items, 1), "items_per_second": rate})
+                               "train_loss": window_loss / max(window_items, 1), "items_per_second": rate,
+                               "grad_norm": self.grad_norm, "lr": self.optimizer.lr})
                     if bar is not None:
                         bar.set_postfix(loss=f"{window_loss / max(window_items, 1):.3f}", per_s=f"{rate:,.0f}")
                     window_loss, window_items, window_start = 0.0, 0, time.perf_counter()
@@ -386,7 +400,9 @@ class Trainer:
                 break
             position.epoch, position.batch = position.epoch + 1, 0
             self.carry = self.task.initial_carry()
-            if self._end_of_period(partial=False):
+            stop = self._end_of_period(partial=False)
+            self._tell("on_epoch_end", position.epoch)
+            if stop:
                 reason = "early_stopping"
                 break
             if reason in ("time", "interrupted"):
@@ -448,6 +464,7 @@ class Trainer:
             if not math.isfinite(loss_sum):
                 self._diverged(f"the loss is {loss_sum}")
             norm = clip_grad_norm(self.model, self.config.clip_norm if self.config.clip_norm else math.inf)
+            self.grad_norm = float(norm)
             if not math.isfinite(norm):
                 self._diverged(f"the gradient norm is {norm}")
             self.optimizer.step()
@@ -520,6 +537,7 @@ class Trainer:
                 handle.write(json.dumps(record) + "\n")
         except OSError as error:
             raise error_about(error, path) from None
+        self._tell("on_log", record)
 
     def _say(self, message: str) -> None:
         """A line on standard error, from the root process only."""
