@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start over in an --out that holds another run, deleting it (default: refuse)")
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="progress bar (default: when standard error is a terminal)")
+    train.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None, help=(
+        "TensorBoard event files in DIR/tensorboard (default: on where tensorboardX is installed)"))
 
     evaluate = commands.add_parser("eval", help="score a trained model", description=(
         "Score the model in DIR on its test split, or on --data (same format as training)."))
@@ -302,8 +304,10 @@ def _train(args: argparse.Namespace, out: Path, task_class: type[Task], config: 
     """``train`` once the run directory is this process's alone."""
     from rnnkit.io.checkpoint import atomic_write
     from rnnkit.train.runs import replace_earlier_run
+    from rnnkit.train.tensorboard import for_command
     from rnnkit.train.trainer import Trainer, patience_for
 
+    board = for_command(args.tensorboard, out)  # first: --tensorboard without tensorboardX fails at once
     task_meta = None
     if args.resume:
         options, task_meta, config = _resumed(args, out, config)
@@ -322,7 +326,7 @@ def _train(args: argparse.Namespace, out: Path, task_class: type[Task], config: 
         if data is not None and task.split_file is not None:
             # eval scores the run's own copy of the test split: no need of the training file later
             atomic_write(out / task.split_file, lambda temporary: task.write_split("test", Path(temporary)))
-    trainer = Trainer(task, model, options, config, out)
+    trainer = Trainer(task, model, options, config, out, callbacks=[board] if board else [])
     if args.resume:
         trainer.resume()
     _announce(args.task, task, model, out)
@@ -336,7 +340,9 @@ def _train(args: argparse.Namespace, out: Path, task_class: type[Task], config: 
         return 128 + trainer.interrupted_by
     if not root:  # the root scores the model and reports
         return 0
-    _report(args.task, task, trainer, reason, out, start)
+    result = _report(args.task, task, trainer, reason, out, start)
+    if board is not None:  # the test figures beside the options, in TensorBoard's HPARAMS tab
+        board.add_result(result)
     return 0
 
 
@@ -352,8 +358,12 @@ def _announce(name: str, task: Any, model: Any, out: Path) -> None:
     print(f"[{name}] model: {model.num_parameters():,} parameters; checkpoints in {out}", file=sys.stderr, flush=True)
 
 
-def _report(name: str, trained_task: Any, trainer: Any, reason: str, out: Path, start: float) -> None:
-    """Score the run's best state on the test split and print what it learned, then the result line."""
+def _report(name: str, trained_task: Any, trainer: Any, reason: str, out: Path,
+            start: float) -> dict[str, Any]:
+    """Score the run's best state on the test split and print what it learned, write the model card,
+    then the result line."""
+    from rnnkit.tasks import Task as BaseTask
+    from rnnkit.train.card import RunFacts, write_card
     from rnnkit.train.runs import load_trained
 
     best = trainer.best_record()
@@ -361,7 +371,7 @@ def _report(name: str, trained_task: Any, trainer: Any, reason: str, out: Path, 
     if best is not None:
         print(f"[{name}] scoring the best checkpoint: epoch {best['epoch']:.2f}, valid {primary} "
               f"{best['valid_' + primary]:.4f} (stopped by {reason.replace('_', ' ')})", file=sys.stderr)
-    task, model, _ = load_trained(str(out))
+    task, model, meta = load_trained(str(out))
     metrics = task.evaluate(model, "test")
     baseline = task.baseline("test")
     shown = task.show(model)
@@ -381,7 +391,16 @@ def _report(name: str, trained_task: Any, trainer: Any, reason: str, out: Path, 
               "better_than_baseline": verdict.better, **({"tokens": task.token_kinds()} if task.token_kinds() else {}),
               "steps": trainer.position.step, "seconds": round(time.perf_counter() - start, 1), "stopped_by": reason,
               "checkpoint": str(out)}
+    # before the result line: a card that cannot be written fails the command as any write does (exit 3)
+    write_card(out, RunFacts(
+        result=result, metric_keys=task.metric_keys, data=trained_task.data_path,
+        data_description=trained_task.describe(), model_class=type(model).__name__,
+        parameters=model.num_parameters(), dtype=meta["dtype"], options=meta["model_options"],
+        train_config=meta["train_config"], train_seconds=trainer.position.seconds,
+        predicts=task.predict_inputs, samples=type(task).sample is not BaseTask.sample,
+        processes=trainer.world.size, verdict=verdict.sentence))
     print(result_line(result))
+    return result
 
 
 @dataclass

@@ -22,19 +22,23 @@ sequence is ``T`` long. ``y`` says what is learned, by the model's loss and shap
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rnnkit.data.batching import bucket_batches
 from rnnkit.io.checkpoint import load_checkpoint
 from rnnkit.models.base import Model
 from rnnkit.models.sequence import ManyToMany, ManyToOne
 from rnnkit.tasks.base import Task
 from rnnkit.train.callbacks import Callback
+from rnnkit.train.card import RunFacts, write_card
 from rnnkit.train.runs import checkpoint_to_score, has_checkpoint, replace_earlier_run, writer_lock
+from rnnkit.train.tensorboard import for_command
 from rnnkit.train.trainer import TrainConfig, Trainer
 
 __all__ = ["FitResult", "evaluate", "fit", "predict"]
@@ -68,8 +72,8 @@ def fit(model: Model, x: Any, y: Any, *, lengths: Any = None, valid: tuple | Non
         out: str | Path = "runs/fit", epochs: int = 10, max_seconds: float | None = None, batch_size: int = 32,
         optimizer: str = "adam", lr: float = 1e-3, clip: float | None = 5.0, patience: int | None = 5,
         seed: int = 0, resume: bool = False, overwrite: bool = False, restore_best: bool = True,
-        progress: bool | None = None, callbacks: Sequence[Callback] = (), save_every: float | None = 600.0
-        ) -> FitResult:
+        progress: bool | None = None, callbacks: Sequence[Callback] = (), save_every: float | None = 600.0,
+        tensorboard: bool | None = None) -> FitResult:
     """Train ``model`` (a ``ManyToOne`` or ``ManyToMany``) on ``x``, ``y`` (see the module's
     table) with the trainer of ``rnnkit train``; returns a :class:`FitResult`.
 
@@ -78,7 +82,8 @@ def fit(model: Model, x: Any, y: Any, *, lengths: Any = None, valid: tuple | Non
     validation metric (None: never). ``out`` is the run directory: a fresh run refuses one that
     holds a run unless ``overwrite`` (which deletes it) or ``resume`` (which goes on from its
     checkpoint, exactly as if never stopped: call again with the same arrays and arguments).
-    ``restore_best`` leaves the best validated weights in ``model``.
+    ``restore_best`` leaves the best validated weights in ``model``. ``tensorboard``: event files
+    in ``out/tensorboard`` (None: where tensorboardX is installed, as ``rnnkit train`` does).
     """
     kind = _kind(model)
     train = _arrays(model, kind, x, y, lengths, "x")
@@ -95,6 +100,7 @@ def fit(model: Model, x: Any, y: Any, *, lengths: Any = None, valid: tuple | Non
                          until_stopped=False)
     _check_config(config, batch_size)
     out = Path(out)
+    board = for_command(tensorboard, out)
     task = ArrayTask(kind, train, held_out, batch_size, seed)
     with writer_lock(out):
         if resume and not has_checkpoint(out):
@@ -105,10 +111,12 @@ def fit(model: Model, x: Any, y: Any, *, lengths: Any = None, valid: tuple | Non
                                  f"deletes it")
             replace_earlier_run(out, task.name, None)
         options = {"model": type(model).__name__, "batch_size": batch_size, "kind": kind}
-        trainer = Trainer(task, model, options, config, out, callbacks=callbacks)
+        trainer = Trainer(task, model, options, config, out, callbacks=[*callbacks, *([board] if board else [])])
         if resume:
             trainer.resume()
+        started = time.perf_counter()
         reason = trainer.fit()
+        _card(out, task, trainer, model, reason, time.perf_counter() - started)
     if restore_best and has_checkpoint(out):
         arrays, _ = load_checkpoint(checkpoint_to_score(out))
         model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model.")})
@@ -130,13 +138,21 @@ def predict(model: Model, x: Any, *, lengths: Any = None) -> np.ndarray:
     kind = _kind(model)
     model.eval()
     data = _arrays(model, kind, x, None, lengths, "x")
-    outputs = [_outputs(model, data, chunk) for chunk in _chunks(data.x.shape[1])]
-    if isinstance(model, ManyToOne):
-        return np.concatenate(outputs, axis=0)
-    out = np.concatenate(outputs, axis=1)
-    if data.lengths is not None:
-        out[np.arange(out.shape[0])[:, None] >= data.lengths[None, :]] = 0
-    return np.ascontiguousarray(out.swapaxes(0, 1))
+    steps, count = data.x.shape[:2]
+    out: np.ndarray | None = None
+    for index, part in _chunks(data, kind):
+        outputs = _outputs(model, part)
+        if out is None:
+            shape = (count, *outputs.shape[1:]) if isinstance(model, ManyToOne) else (steps, count, *outputs.shape[2:])
+            out = np.zeros(shape, outputs.dtype)
+        if isinstance(model, ManyToOne):
+            out[index] = outputs
+            continue
+        if part.lengths is not None:  # steps past a sequence's end are 0
+            outputs[np.arange(len(outputs))[:, None] >= part.lengths[None, :]] = 0
+        out[: len(outputs), index] = outputs
+    assert out is not None
+    return out if isinstance(model, ManyToOne) else np.ascontiguousarray(out.swapaxes(0, 1))
 
 
 class ArrayTask(Task):
@@ -164,8 +180,13 @@ class ArrayTask(Task):
     def train_batches(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray | None, np.ndarray]]:
         data = self.splits["train"]
         count, size = data.x.shape[1], self.options["batch_size"]
-        order = np.random.default_rng([self.seed, epoch]).permutation(count)
-        return [_take(data, order[i : i + size], self.kind) for i in range(0, count, size)]
+        if data.lengths is None:  # one length: a seeded order (the digits task's, so its figures match)
+            order = np.random.default_rng([self.seed, epoch]).permutation(count)
+            return [_take(data, order[i : i + size], self.kind) for i in range(0, count, size)]
+        # sequences of several lengths: batches of like lengths, each cut to its longest (as the
+        # command's text tasks make them), for less padding to compute over
+        return [_take(data, index, self.kind, steps=int(data.lengths[index].max()))
+                for index in bucket_batches(data.lengths, size, seed=self.seed, epoch=epoch)]
 
     def train_step(self, model, batch, carry):
         x, lengths, y = batch
@@ -190,6 +211,29 @@ class ArrayTask(Task):
             return {"accuracy": float(np.mean(data.y[mask] == majority))}
         mean = train.y[_mask(self.kind, train)].mean(axis=0)
         return {"mse": float(np.mean((data.y[mask] - mean) ** 2))}
+
+
+def _card(out: Path, task: ArrayTask, trainer: Trainer, model: Model, reason: str, seconds: float) -> None:
+    """The run's model card (``rnnkit.train.card``), of its best validation: fit holds no test split."""
+    best = trainer.best_record()
+    if best is None:  # stopped before any validation
+        return
+    keys = task.metric_keys
+    result = {"task": task.name, **{key: best[f"valid_{key}"] for key in keys},
+              **{f"baseline_{key}": value for key, value in task.baseline("valid").items()},
+              "epochs": round(trainer.epochs_done(), 3), "steps": trainer.position.step,
+              "seconds": round(seconds, 1), "stopped_by": reason}
+    rnn = model.rnn  # type: ignore[attr-defined]
+    options = {"cell": model.cell, "hidden": rnn.hidden_size, "layers": rnn.num_layers,  # type: ignore[attr-defined]
+               "bidirectional": rnn.bidirectional, **trainer.model_options}
+    train, valid = task.splits["train"], task.splits["valid"]
+    write_card(out, RunFacts(
+        result=result, metric_keys=keys, data=None, model_class=type(model).__name__,
+        data_description=f"arrays given to fit: {train.x.shape[1]:,} training and {valid.x.shape[1]:,} validation "
+                         f"examples, up to {train.x.shape[0]} steps ({task.kind.replace('_', ' ')})",
+        parameters=model.num_parameters(), dtype=str(next(model.named_parameters())[1].dtype), options=options,
+        train_config=asdict(trainer.config), train_seconds=trainer.position.seconds, split="valid",
+        trained_by="`rnnkit.train.fit` on arrays"))
 
 
 def _kind(model: Model) -> str:
@@ -313,25 +357,37 @@ def _split(data: _Arrays, kind: str, share: float, seed: int) -> tuple[_Arrays, 
     return _take(data, np.sort(order[held:]), kind, whole=True), _take(data, np.sort(order[:held]), kind, whole=True)
 
 
-def _take(data: _Arrays, index: np.ndarray, kind: str, whole: bool = False):
-    """The examples ``index`` of a split: a batch ``(x, lengths, y)``, or with ``whole`` a split."""
-    x = data.x[:, index]
+def _take(data: _Arrays, index: np.ndarray, kind: str, whole: bool = False, steps: int | None = None):
+    """The examples ``index`` of a split (their first ``steps`` steps): a batch ``(x, lengths, y)``,
+    or with ``whole`` a split."""
+    x = data.x[:steps, index]
     lengths = None if data.lengths is None else data.lengths[index]
     assert data.y is not None
-    y = data.y[:, index] if kind.endswith("per_step") else data.y[index]
+    y = data.y[:steps, index] if kind.endswith("per_step") else data.y[index]
     return _Arrays(x, lengths, y) if whole else (x, lengths, y)
 
 
-def _chunks(count: int) -> list[slice]:
-    return [slice(i, i + EVAL_BATCH) for i in range(0, count, EVAL_BATCH)]
+def _chunks(data: _Arrays, kind: str) -> list[tuple[np.ndarray, _Arrays]]:
+    """The examples in parts of at most ``EVAL_BATCH``: ``(index, part)``; sequences of several
+    lengths are taken shortest first, each part cut to its longest (less padding to compute)."""
+    count = data.x.shape[1]
+    order = np.arange(count) if data.lengths is None else np.argsort(data.lengths, kind="stable")
+    parts = []
+    for start in range(0, count, EVAL_BATCH):
+        index = order[start : start + EVAL_BATCH]
+        steps = None if data.lengths is None else int(data.lengths[index].max())
+        x = data.x[:steps, index]
+        lengths = None if data.lengths is None else data.lengths[index]
+        y = None if data.y is None else data.y[:steps, index] if kind.endswith("per_step") else data.y[index]
+        parts.append((index, _Arrays(x, lengths, y)))
+    return parts
 
 
-def _outputs(model: Model, data: _Arrays, chunk: slice) -> np.ndarray:
-    lengths = None if data.lengths is None else data.lengths[chunk]
+def _outputs(model: Model, part: _Arrays) -> np.ndarray:
     if isinstance(model, ManyToOne):
-        return model.forward(data.x[:, chunk], lengths)
+        return model.forward(part.x, part.lengths)
     assert isinstance(model, ManyToMany)
-    return model.forward(data.x[:, chunk], lengths=lengths)[0]
+    return model.forward(part.x, lengths=part.lengths)[0]
 
 
 def _mask(kind: str, data: _Arrays) -> Any:
@@ -353,13 +409,13 @@ def _count(kind: str, y: np.ndarray, lengths: np.ndarray | None) -> int:
 def _scores(model: Model, kind: str, data: _Arrays) -> dict[str, float]:
     assert data.y is not None
     loss_sum, right, squared = 0.0, 0, 0.0
-    for chunk in _chunks(data.x.shape[1]):
-        outputs = _outputs(model, data, chunk)
-        lengths = None if data.lengths is None else data.lengths[chunk]
-        y = data.y[:, chunk] if kind.endswith("per_step") else data.y[chunk]
+    for _, part in _chunks(data, kind):
+        outputs = _outputs(model, part)
+        y, lengths = part.y, part.lengths
+        assert y is not None
         loss, _ = model.loss(outputs, y, lengths) if kind.endswith("per_step") else model.loss(outputs, y)
         loss_sum += loss
-        mask = _mask(kind, _Arrays(data.x[:, chunk], lengths, y))
+        mask = _mask(kind, part)
         if kind.startswith("classify"):
             right += int(np.sum(outputs.argmax(axis=-1)[mask] == y[mask]))
         else:

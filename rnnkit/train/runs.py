@@ -3,7 +3,8 @@
 ``DIR/checkpoint.safetensors`` (the latest state, for ``--resume``), ``DIR/best/`` (the best
 epoch end's), ``config.json``, ``metrics.jsonl``, ``loss.png``, and for a run on the user's data
 its own copy of the test split (the task's ``split_file``). The trainer writes it
-(``rnnkit.train.trainer``); the command line and the exporter read it through here.
+(``rnnkit.train.trainer``), and ``train`` at its end the model card ``README.md``
+(``rnnkit.train.card``); the command line and the exporter read it through here.
 
 One writer: ``train`` holds :func:`writer_lock` on the directory for its whole life (a second
 ``train`` into it is refused at once); readers take no lock, and a rename beside them never mixes
@@ -214,6 +215,9 @@ def replace_earlier_run(out: Path, task: str, split_file: str | None) -> None:
         if name is not None:
             (out / name).unlink(missing_ok=True)
             clean_leftovers(out, (name,))
+    from rnnkit.train.card import remove_card  # here: the card imports rnnkit.tasks, which sits above runs
+
+    remove_card(out)  # the earlier run's card, not a README.md of the user's
     if (out / BEST_DIR).is_dir():
         shutil.rmtree(out / BEST_DIR)
 

@@ -6,34 +6,17 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.nn import RNN
+from rnnkit.testing import torch_reference
 
 
 def torch_packed_reference(rnn: RNN, x, h0, lengths, dout, dh_n):
     """Outputs and gradients of ``torch.nn.RNN`` with ``rnn``'s weights on a packed batch.
 
-    Returns ``out, h_n, dx, dh0, grads`` where ``grads`` uses rnnkit's parameter names.
+    Returns ``out, h_n, dx, dh0, grads`` where ``grads`` uses rnnkit's parameter names
+    (:func:`rnnkit.testing.torch_reference`).
     """
-    import torch
-    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-
-    from rnnkit.interop.torch import to_torch
-
-    torch_rnn = to_torch(rnn)
-    steps = x.shape[0]
-    tx = torch.tensor(x, requires_grad=True)
-    th0 = torch.tensor(h0, requires_grad=True)
-    packed = pack_padded_sequence(tx, torch.as_tensor(lengths), enforce_sorted=False)
-    packed_out, h_n = torch_rnn(packed, th0)
-    out, _ = pad_packed_sequence(packed_out, total_length=steps)
-    loss = (out * torch.from_numpy(dout)).sum() + (h_n * torch.from_numpy(dh_n)).sum()
-    loss.backward()
-    grads = {}
-    for layer in range(rnn.num_layers):
-        for suffix in rnn.parameter_suffixes(layer):
-            grads[f"W_xh{suffix}"] = getattr(torch_rnn, f"weight_ih{suffix}").grad.numpy()
-            grads[f"W_hh{suffix}"] = getattr(torch_rnn, f"weight_hh{suffix}").grad.numpy()
-            grads[f"b_h{suffix}"] = getattr(torch_rnn, f"bias_ih{suffix}").grad.numpy()
-    return out.detach().numpy(), h_n.detach().numpy(), tx.grad.numpy(), th0.grad.numpy(), grads
+    out, (h_n,), dx, (dh0,), grads = torch_reference(rnn, x, (h0,), lengths, dout, (dh_n,))
+    return out, h_n, dx, dh0, grads
 
 
 def loop_reference_forward(rnn: RNN, x, h0, lengths):

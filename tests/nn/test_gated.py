@@ -7,10 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rnnkit.nn import GRU, LSTM, recurrent
+from rnnkit.testing import assert_matches_torch
 from tests.gradcheck import assert_gradient
-from tests.nn.gated_reference import torch_packed_states
 
-TOL = dict(rtol=1e-9, atol=1e-10)
 CELLS = {"lstm": LSTM, "gru": GRU}
 
 
@@ -26,28 +25,13 @@ def _batch(module, steps=7, batch=4, seed=0):
     return x, initial, lengths, dout, dfinal
 
 
-def _assert_matches_torch(module, x, initial, lengths, dout, dfinal, tolerance=TOL):
-    out, finals = module.forward_states(x, initial, lengths)
-    dx, dinitial = module.backward_states(dout, dfinal)
-    t_out, t_finals, t_dx, t_dinitial, t_grads = torch_packed_states(module, x, initial, lengths, dout, dfinal)
-    np.testing.assert_allclose(out, t_out, **tolerance)
-    for name, got, expected in zip(module.cell.state_names, finals, t_finals):
-        np.testing.assert_allclose(got, expected, err_msg=f"{name}_n", **tolerance)
-    np.testing.assert_allclose(dx, t_dx, **tolerance)
-    for name, got, expected in zip(module.cell.state_names, dinitial, t_dinitial):
-        np.testing.assert_allclose(got, expected, err_msg=f"d{name}0", **tolerance)
-    assert set(t_grads) == set(module.grads)
-    for name, expected in t_grads.items():
-        np.testing.assert_allclose(module.grads[name], expected, err_msg=name, **tolerance)
-
-
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_matches_torch_packed_sequences(cell, num_layers, bidirectional):
     pytest.importorskip("torch")
     module = CELLS[cell](3, 5, num_layers, bidirectional, dtype=np.float64, seed=1)
-    _assert_matches_torch(module, *_batch(module, seed=num_layers))
+    assert_matches_torch(module, *_batch(module, seed=num_layers))
 
 
 def test_public_signatures_follow_the_contract():
@@ -193,7 +177,7 @@ def test_gated_cells_equal_torch_on_random_configurations(config):
     initial = tuple(rng.normal(size=shape) for _ in module.cell.state_names)
     dout = rng.normal(size=(config["steps"], lengths.size, module.output_size))
     dfinal = tuple(rng.normal(size=shape) for _ in module.cell.state_names)
-    _assert_matches_torch(module, x, initial, lengths, dout, dfinal)
+    assert_matches_torch(module, x, initial, lengths, dout, dfinal)
 
 
 @pytest.mark.parametrize(

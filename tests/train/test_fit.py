@@ -148,3 +148,33 @@ def test_token_ids_outside_the_vocabulary_are_refused(tmp_path):
         evaluate(model, [np.array([1, 7]), np.array([2])], np.array([0, 1]))
     with pytest.raises(TypeError, match="model: expected a ManyToOne or ManyToMany"):
         fit(object(), np.zeros((2, 2)), np.zeros(2), out=tmp_path / "run")
+
+
+def test_fit_writes_tensorboard_events_where_installed(digits, tmp_path):
+    pytest.importorskip("tensorboardX")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    x, y = digits["train"]
+    fit(ManyToOne(10, 8, input_size=8, seed=0), x[:200], y[:200], out=tmp_path / "on", epochs=2, progress=False)
+    events = EventAccumulator(str(tmp_path / "on" / "tensorboard"))
+    events.Reload()
+    assert [event.step for event in events.Scalars("valid/accuracy")] == [6, 12]  # 180 to train: 6 batches
+    fit(ManyToOne(10, 8, input_size=8, seed=0), x[:200], y[:200], out=tmp_path / "off", epochs=1, progress=False,
+        tensorboard=False)
+    assert not (tmp_path / "off" / "tensorboard").exists()
+
+
+def test_a_fit_run_has_a_model_card_of_its_validation(digits, tmp_path):
+    yaml = pytest.importorskip("yaml")
+    x, y = digits["train"]
+    result = fit(ManyToOne(10, 8, input_size=8, seed=0), x[:200], y[:200], out=tmp_path / "run", epochs=2,
+                 progress=False, tensorboard=False)
+    text = (tmp_path / "run" / "README.md").read_text()
+    front = yaml.safe_load(text.split("---\n")[1])
+    (entry,) = front["model-index"][0]["results"]
+    assert front["library_name"] == "rnnkit" and entry["dataset"]["split"] == "valid"
+    figures = {metric["type"]: metric["value"] for metric in entry["metrics"]}
+    assert result.best is not None and figures["accuracy"] == result.best["valid_accuracy"]
+    assert set(figures) == {"accuracy", "baseline_accuracy"}
+    assert "trained by `rnnkit.train.fit` on arrays" in text and "resume=True" in text
+    assert "rnnkit eval" not in text  # the command's tasks only
