@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from rnnkit.data.batching import bucket_batches
 from rnnkit.io.checkpoint import load_checkpoint
 from rnnkit.models.base import Model
 from rnnkit.models.sequence import ManyToMany, ManyToOne
+from rnnkit.optim import Optimizer, Schedule
 from rnnkit.tasks.base import Task
 from rnnkit.train.callbacks import Callback
 from rnnkit.train.card import RunFacts, write_card
@@ -73,7 +74,7 @@ def fit(model: Model, x: Any, y: Any, *, lengths: Any = None, valid: tuple | Non
         optimizer: str = "adam", lr: float = 1e-3, clip: float | None = 5.0, patience: int | None = 5,
         seed: int = 0, resume: bool = False, overwrite: bool = False, restore_best: bool = True,
         progress: bool | None = None, callbacks: Sequence[Callback] = (), save_every: float | None = 600.0,
-        tensorboard: bool | None = None) -> FitResult:
+        tensorboard: bool | None = None, schedule: Callable[[Optimizer], Schedule] | None = None) -> FitResult:
     """Train ``model`` (a ``ManyToOne`` or ``ManyToMany``) on ``x``, ``y`` (see the module's
     table) with the trainer of ``rnnkit train``; returns a :class:`FitResult`.
 
@@ -84,6 +85,9 @@ def fit(model: Model, x: Any, y: Any, *, lengths: Any = None, valid: tuple | Non
     checkpoint, exactly as if never stopped: call again with the same arrays and arguments).
     ``restore_best`` leaves the best validated weights in ``model``. ``tensorboard``: event files
     in ``out/tensorboard`` (None: where tensorboardX is installed, as ``rnnkit train`` does).
+    ``schedule`` builds a learning-rate schedule on the optimizer (``lambda optimizer:
+    rnnkit.optim.CosineAnnealingLR(optimizer, T_max=...)``), stepped after every update and
+    saved with the checkpoint.
     """
     kind = _kind(model)
     train = _arrays(model, kind, x, y, lengths, "x")
@@ -111,7 +115,8 @@ def fit(model: Model, x: Any, y: Any, *, lengths: Any = None, valid: tuple | Non
                                  f"deletes it")
             replace_earlier_run(out, task.name, None)
         options = {"model": type(model).__name__, "batch_size": batch_size, "kind": kind}
-        trainer = Trainer(task, model, options, config, out, callbacks=[*callbacks, *([board] if board else [])])
+        trainer = Trainer(task, model, options, config, out, callbacks=[*callbacks, *([board] if board else [])],
+                          schedule=schedule)
         if resume:
             trainer.resume()
         started = time.perf_counter()

@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -35,7 +35,7 @@ from rnnkit.io.checkpoint import (
 )
 from rnnkit.models.base import Model
 from rnnkit.models.states import as_state
-from rnnkit.optim import clip_grad_norm, make_optimizer
+from rnnkit.optim import Optimizer, Schedule, clip_grad_norm, make_optimizer
 from rnnkit.tasks.base import Task, TaskError
 from rnnkit.tasks.metrics import LOWER_IS_BETTER
 from rnnkit.train.callbacks import Callback
@@ -131,7 +131,8 @@ def jump_for_rank(rngs: Iterable[np.random.Generator], rank: int) -> None:
 
 class Trainer:
     def __init__(self, task: Task, model: Model, model_options: dict, config: TrainConfig, out_dir: str | Path,
-                 callbacks: Sequence[Callback] = ()) -> None:
+                 callbacks: Sequence[Callback] = (), schedule: Callable[[Optimizer], Schedule] | None = None
+                 ) -> None:
         self.task, self.model, self.model_options, self.config = task, model, model_options, config
         #: told of the run's moments, on the root process (:mod:`rnnkit.train.callbacks`)
         self.callbacks = list(callbacks)
@@ -139,6 +140,8 @@ class Trainer:
         self.grad_norm = math.nan
         self.out_dir = Path(out_dir)
         self.optimizer = make_optimizer(config.optimizer, model, lr=config.lr)
+        #: sets the optimizer's rate after each step; saved and restored with the checkpoint
+        self.schedule = None if schedule is None else schedule(self.optimizer)
         self.position = Position()
         self.carry = task.initial_carry()
         self.interrupted_by: int | None = None
@@ -174,6 +177,7 @@ class Trainer:
             "carry": None if self.carry is None else len(as_state(self.carry)),  # arrays carry.0, carry.1, ...
             "processes": self.world.size,
             **({"rng_by_process": generators} if self.world.size > 1 else {}),
+            **({"schedule": self.schedule.state_dict()} if self.schedule is not None else {}),
         }
 
     def _generator_states(self) -> list[dict[str, Any]]:
@@ -228,6 +232,8 @@ class Trainer:
         optimizer_state = dict(meta["optimizer"])
         optimizer_state["state"] = {k[10:]: v for k, v in arrays.items() if k.startswith("optimizer.")}
         self.optimizer.load_state_dict(optimizer_state)
+        if self.schedule is not None:
+            self._restore_schedule(meta.get("schedule"), position.step)
         by_process = meta.get("rng_by_process")
         if isinstance(by_process, list) and len(by_process) == self.world.size:
             self._restore_generators(by_process[self.world.rank])
@@ -259,10 +265,26 @@ class Trainer:
                                   f"batches of epoch {position.epoch + 1}), got {position.batch}")
         return position
 
+    def _restore_schedule(self, saved: Any, step: int) -> None:
+        assert self.schedule is not None
+        if saved is None:
+            raise CheckpointError(f"checkpoint {self.out_dir}: schedule: this run has a learning-rate schedule, the "
+                                  f"checkpoint none (a run saved without one)")
+        try:
+            self.schedule.load_state_dict(saved)
+        except (ValueError, TypeError) as error:
+            raise CheckpointError(f"checkpoint {self.out_dir}: schedule: {error}") from None
+        if self.schedule.count != step:
+            raise CheckpointError(f"checkpoint {self.out_dir}: schedule.count: expected position.step ({step}), "
+                                  f"one step per training step, got {self.schedule.count}")
+
     def _check_optimizer(self, saved: Any, position: Position) -> None:
         """The saved optimizer is this run's (its type and hyperparameters come from the run's
-        settings, never changed by training) and took one step per training step."""
+        settings, never changed by training, the rate aside under a schedule, which is checked
+        with it) and took one step per training step."""
         built = json.loads(json.dumps({k: v for k, v in self.optimizer.state_dict().items() if k != "state"}))
+        if self.schedule is not None and isinstance(saved, dict) and isinstance(saved.get("hyperparameters"), dict):
+            saved = {**saved, "hyperparameters": {**saved["hyperparameters"], "lr": built["hyperparameters"]["lr"]}}
         if not isinstance(saved, dict) or any(saved.get(key) != built[key] for key in ("type", "hyperparameters")):
             raise CheckpointError(f"checkpoint {self.out_dir}: optimizer: expected {built['type']} with "
                                   f"{built['hyperparameters']} (this run's optimizer and learning rate), got "
@@ -468,6 +490,8 @@ class Trainer:
             if not math.isfinite(norm):
                 self._diverged(f"the gradient norm is {norm}")
             self.optimizer.step()
+            if self.schedule is not None:
+                self.schedule.step()
         with np.errstate(over="ignore", invalid="ignore"):  # reported below, as divergence
             bad = [name for name, param, _ in self.model.named_parameters() if not np.isfinite(param.sum())]
         if bad:

@@ -178,3 +178,31 @@ def test_a_fit_run_has_a_model_card_of_its_validation(digits, tmp_path):
     assert set(figures) == {"accuracy", "baseline_accuracy"}
     assert "trained by `rnnkit.train.fit` on arrays" in text and "resume=True" in text
     assert "rnnkit eval" not in text  # the command's tasks only
+
+
+def test_a_schedule_sets_the_rate_each_step_and_resumes_exactly(digits, tmp_path):
+    from rnnkit.optim import CosineAnnealingLR, LinearWarmup
+
+    (x, y), (xv, yv) = digits["train"], digits["valid"]
+    x, y = x[:256], y[:256]
+
+    def schedule(optimizer):
+        return LinearWarmup(optimizer, warmup_steps=5, after=CosineAnnealingLR(optimizer, T_max=20))
+
+    options = dict(valid=(xv, yv), epochs=3, batch_size=32, lr=1e-2, progress=False, save_every=0.001,
+                   schedule=schedule, tensorboard=False, restore_best=False)
+    alone = ManyToOne(10, 8, input_size=8, seed=0)
+    fit(alone, x, y, out=tmp_path / "alone", **options)
+    rates = [json.loads(line).get("lr") for line in (tmp_path / "alone" / "metrics.jsonl").read_text().splitlines()]
+    rates = [rate for rate in rates if rate is not None]
+    assert len(set(rates)) > 2 and max(rates) <= 1e-2  # the rate moves: warm-up, then the cosine
+    killed = ManyToOne(10, 8, input_size=8, seed=0)
+    with faults.inject("kill@7"), pytest.raises(faults.Killed):
+        fit(killed, x, y, out=tmp_path / "killed", **options)
+    resumed = ManyToOne(10, 8, input_size=8, seed=0)
+    fit(resumed, x, y, out=tmp_path / "killed", resume=True, **options)
+    for name, value in _params(alone).items():
+        np.testing.assert_array_equal(_params(resumed)[name], value, err_msg=name)
+    with pytest.raises(Exception, match="this run has a learning-rate schedule, the checkpoint none"):
+        fit(ManyToOne(10, 8, input_size=8, seed=0), x, y, out=tmp_path / "plain", **{**options, "schedule": None})
+        fit(ManyToOne(10, 8, input_size=8, seed=0), x, y, out=tmp_path / "plain", resume=True, **options)
