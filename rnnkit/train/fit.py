@@ -74,7 +74,8 @@ def fit(model: Model, x: Any, y: Any, *, lengths: Any = None, valid: tuple | Non
         optimizer: str = "adam", lr: float = 1e-3, clip: float | None = 5.0, patience: int | None = 5,
         seed: int = 0, resume: bool = False, overwrite: bool = False, restore_best: bool = True,
         progress: bool | None = None, callbacks: Sequence[Callback] = (), save_every: float | None = 600.0,
-        tensorboard: bool | None = None, schedule: Callable[[Optimizer], Schedule] | None = None) -> FitResult:
+        tensorboard: bool | None = None, schedule: Callable[[Optimizer], Schedule] | None = None,
+        monitor: str | None = None) -> FitResult:
     """Train ``model`` (a ``ManyToOne`` or ``ManyToMany``) on ``x``, ``y`` (see the module's
     table) with the trainer of ``rnnkit train``; returns a :class:`FitResult`.
 
@@ -85,7 +86,9 @@ def fit(model: Model, x: Any, y: Any, *, lengths: Any = None, valid: tuple | Non
     checkpoint, exactly as if never stopped: call again with the same arrays and arguments).
     ``restore_best`` leaves the best validated weights in ``model``. ``tensorboard``: event files
     in ``out/tensorboard`` (None: where tensorboardX is installed, as ``rnnkit train`` does).
-    ``schedule`` builds a learning-rate schedule on the optimizer (``lambda optimizer:
+    ``monitor`` is the validation figure early stopping and the best checkpoint follow: "loss", or
+    the metric ("accuracy" or "mse", the default). ``schedule`` builds a learning-rate schedule on
+    the optimizer (``lambda optimizer:
     rnnkit.optim.CosineAnnealingLR(optimizer, T_max=...)``), stepped after every update and
     saved with the checkpoint.
     """
@@ -104,8 +107,12 @@ def fit(model: Model, x: Any, y: Any, *, lengths: Any = None, valid: tuple | Non
                          until_stopped=False)
     _check_config(config, batch_size)
     out = Path(out)
-    board = for_command(tensorboard, out)
     task = ArrayTask(kind, train, held_out, batch_size, seed)
+    if monitor is not None:
+        if monitor not in ("loss", *task.metric_keys):
+            raise ValueError(f"monitor: expected loss or {task.metric_keys[0]}, got {monitor!r}")
+        task.primary_metric = monitor
+    board = for_command(tensorboard, out)
     with writer_lock(out):
         if resume and not has_checkpoint(out):
             raise ValueError(f"resume: no checkpoint in {out}; fit without resume=True first")

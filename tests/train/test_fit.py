@@ -206,3 +206,13 @@ def test_a_schedule_sets_the_rate_each_step_and_resumes_exactly(digits, tmp_path
     with pytest.raises(Exception, match="this run has a learning-rate schedule, the checkpoint none"):
         fit(ManyToOne(10, 8, input_size=8, seed=0), x, y, out=tmp_path / "plain", **{**options, "schedule": None})
         fit(ManyToOne(10, 8, input_size=8, seed=0), x, y, out=tmp_path / "plain", resume=True, **options)
+
+
+def test_early_stopping_follows_the_monitored_figure(digits, tmp_path):
+    (x, y) = digits["train"]
+    result = fit(ManyToOne(10, 8, input_size=8, seed=0), x[:300], y[:300], out=tmp_path / "run", epochs=4, lr=3e-2,
+                 progress=False, tensorboard=False, monitor="loss")
+    assert result.best is not None
+    assert result.best["valid_loss"] == min(record["valid_loss"] for record in result.history)
+    with pytest.raises(ValueError, match="monitor: expected loss or accuracy, got 'f1'"):
+        fit(ManyToOne(10, 8, input_size=8, seed=0), x[:300], y[:300], out=tmp_path / "other", monitor="f1")
