@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Prints the test metrics as one JSON object on the last line."))
     train.add_argument("task", choices=sorted(TASKS), metavar="TASK", help=f"one of: {', '.join(TASKS)}")
     train.add_argument("--data", help="your own data file in the task's format (see README)")
+    train.add_argument("--valid", metavar="FILE", help=(
+        "validation data in --data's format (default: a seeded share carved from the data, which then trains)"))
+    train.add_argument("--test", metavar="FILE", help="test data in --data's format (default: a seeded share)")
     train.add_argument("--out", help="checkpoint directory (default: runs/TASK)")
     train.add_argument("--epochs", type=int, help=(
         "number of epochs (default: per task; with --max-seconds and no --epochs, training goes on past the "
@@ -144,10 +147,9 @@ def _check_train_arguments(args: argparse.Namespace) -> None:
     for flag, value, ok, expected in checks:
         if value is not None and not ok(value):
             raise ValueError(f"{flag}: expected {expected}, got {value}")
-    if args.data is not None:
-        path = Path(args.data)
-        if path.exists() and not path.is_file():
-            raise ValueError(f"--data: {path} is not a regular file (a directory, device or pipe); give a data file")
+    for flag, given in (("--data", args.data), ("--valid", args.valid), ("--test", args.test)):
+        if given is not None and Path(given).exists() and not Path(given).is_file():
+            raise ValueError(f"{flag}: {given} is not a regular file (a directory, device or pipe); give a data file")
 
 
 def _check_model_size(options: dict, dtype_bytes: int = 4) -> None:
@@ -244,6 +246,13 @@ def _resumed(args: argparse.Namespace, out: Path, config: Any) -> tuple[dict[str
         args.data = meta["data"]
     elif str(Path(args.data).resolve()) != meta["data"]:
         raise ValueError(f"--resume: {out} was trained on {meta['data'] or 'the default data'}, not {args.data}")
+    for flag, key, default in (("valid", "valid_data", "a share of the data"), ("test", "test_data", "a share of the data")):
+        given, saved = getattr(args, flag), meta.get(key)
+        if given is None:
+            setattr(args, flag, saved)
+        elif str(Path(given).resolve()) != saved:
+            raise ValueError(f"--resume: {out} was trained with --{flag} {saved or '(none: ' + default + ')'}, "
+                             f"not {given}")
     saved = meta["train_config"]
     # What shapes the run so far cannot change on resume; epochs, the time budget and the
     # progress bar can (they only say how long to go on).
@@ -303,7 +312,7 @@ def _train(args: argparse.Namespace, out: Path, task_class: type[Task], config: 
            root: bool) -> int:
     """``train`` once the run directory is this process's alone."""
     from rnnkit.io.checkpoint import atomic_write
-    from rnnkit.train.runs import replace_earlier_run
+    from rnnkit.train.runs import log_data_notes, replace_earlier_run
     from rnnkit.train.tensorboard import for_command
     from rnnkit.train.trainer import Trainer, patience_for
 
@@ -315,15 +324,17 @@ def _train(args: argparse.Namespace, out: Path, task_class: type[Task], config: 
         _check_fresh_out(args, out)
 
     start = time.perf_counter()
-    data = str(Path(args.data).resolve()) if args.data is not None else None
+    data, valid, test = (str(Path(given).resolve()) if given is not None else None
+                         for given in (args.data, args.valid, args.test))
     _check_model_size(options)
-    task = task_class(data=data, seed=config.seed, meta=task_meta, options=options)
+    task = task_class(data=data, seed=config.seed, meta=task_meta, options=options, valid_file=valid, test_file=test)
     if not args.resume and args.patience is None and "patience" not in task_class.defaults:
         config.patience = patience_for(task.num_train_examples())
     model = task.build_model(options)
     if not args.resume and root:  # only now: a command that fails on its data or options keeps the earlier run
         replace_earlier_run(out, args.task, task_class.split_file)
-        if data is not None and task.split_file is not None:
+        log_data_notes(out, task)
+        if (data is not None or test is not None) and task.split_file is not None:
             # eval scores the run's own copy of the test split: no need of the training file later
             atomic_write(out / task.split_file, lambda temporary: task.write_split("test", Path(temporary)))
     trainer = Trainer(task, model, options, config, out, callbacks=[board] if board else [])

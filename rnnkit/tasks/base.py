@@ -31,9 +31,13 @@ class Task(Generic[ModelT]):
     #: model options a user may set from the command line, with defaults
     defaults: dict[str, Any] = {}
 
+    #: whether ``--valid FILE`` and ``--test FILE`` apply (the tasks whose files ``_splits`` reads)
+    takes_split_files = False
+
     def __init__(
         self, data: str | None = None, seed: int = 0, meta: dict | None = None, score_file: str | None = None,
-        options: dict[str, Any] | None = None, load_data: bool = True,
+        options: dict[str, Any] | None = None, load_data: bool = True, valid_file: str | None = None,
+        test_file: str | None = None,
     ) -> None:
         """``data``: the dataset (the user's file, or None for the default data), split into
         train/valid/test as in training. ``meta``: from a checkpoint (tokenizers, scalers).
@@ -41,8 +45,14 @@ class Task(Generic[ModelT]):
         split, "test" (``rnnkit eval DIR --data FILE``). ``options``: the run's options over
         ``defaults``; those that shape the data (``tokens``, ``min_freq``, ``vocab_size``) are
         used here, before the data is prepared. ``load_data=False`` (with ``meta``): no data is
-        read at all, for ``predict`` and ``sample``, which need only what the checkpoint saved."""
+        read at all, for ``predict`` and ``sample``, which need only what the checkpoint saved.
+        ``valid_file``, ``test_file``: files in the ``--data`` format that are the validation and
+        test splits instead of the shares carved from the data (which then train)."""
+        if (valid_file or test_file) and not self.takes_split_files:
+            raise TaskError(f"{self.name}: --valid and --test do not apply (they give the text and speech tasks "
+                            f"validation and test files of their own)")
         self.data_path = data
+        self.valid_path, self.test_path = valid_file, test_file
         self.seed = seed
         self.score_file = score_file
         self.load_data = load_data
@@ -52,14 +62,64 @@ class Task(Generic[ModelT]):
         #: problems with the data that make a poor model likely, each naming its remedy (the
         #: command prints them as "[task] warning: ...")
         self.warnings: list[str] = []
+        #: how validation and test repeat training (see ``_check_repeats``), for the run's log
+        self.repeats: dict[str, float] = {}
 
     def _splits(self, load: Callable[[str | None], dict], read: Callable[[str], Any]) -> dict:
-        """The splits to work on: ``{"test": read(score_file)}``, or ``load(data)``."""
+        """The splits to work on: ``{"test": read(score_file)}``, or ``load(data)`` with the
+        validation and test files read in place of the splits carved from the data (the carved
+        shares join the training split). Says in ``notes`` where validation comes from."""
         if not self.load_data:
             return {}
         if self.score_file is not None:
             return {"test": read(self.score_file)}
-        return load(self.data_path)
+        splits = load(self.data_path)
+        for name, path in (("valid", self.valid_path), ("test", self.test_path)):
+            if path is not None:
+                splits["train"] = _joined(splits["train"], splits[name])
+                splits[name] = read(path)
+        self._check_repeats(splits)
+        source = self.data_path or "the default data"
+        self.notes.append(f"[{self.name}] validation: {self.valid_path} (--valid)" if self.valid_path else
+                          f"[{self.name}] validation: {_size(splits['valid'])} carved from {source} (the task's "
+                          f"split of it); give held-out data of your own with --valid FILE")
+        return splits
+
+    def _check_repeats(self, splits: dict) -> None:
+        """Validation and test examples that repeat training ones reward memorizing them. A text
+        stream: the share of validation lines (of ``REPEAT_LINE`` characters or more) found
+        verbatim in training, a warning from ``REPEAT_SHARE`` on. Labelled examples: those whose
+        input appears in training are dropped from the user's data (and counted); the default
+        data's splits stay as published, for comparison with earlier figures, with a note."""
+        train = splits.get("train")
+        if isinstance(train, str):
+            share, lines = repeated_lines(splits["valid"], train)
+            self.repeats = {"valid_lines_in_train": share}
+            if share >= REPEAT_SHARE:
+                self.warnings.append(
+                    f"{share:.0%} of the validation text's {lines:,} lines of {REPEAT_LINE}+ characters appear "
+                    f"verbatim in the training text: validation rewards memorizing them, and early stopping "
+                    f"then keeps the most memorized model. Give held-out documents with --valid FILE, or "
+                    f"deduplicate the text")
+            return
+        if not (isinstance(train, list) and train and isinstance(train[0], tuple)):
+            return  # speech's columns: transcripts of spoken digits repeat by design
+        seen = {_input_key(example) for example in train}
+        own = self.data_path is not None or self.valid_path is not None or self.test_path is not None
+        self.repeats = {}
+        for name in ("valid", "test"):
+            repeated = sum(_input_key(example) in seen for example in splits.get(name, ()))
+            self.repeats[f"{name}_in_train"] = repeated
+            if not repeated:
+                continue
+            total = len(splits[name])
+            if own:
+                splits[name] = [example for example in splits[name] if _input_key(example) not in seen]
+                self.notes.append(f"[{self.name}] dropped {repeated:,} of {total:,} {name} examples whose input "
+                                  f"repeats a training example (deduplicated across splits)")
+            else:
+                self.notes.append(f"[{self.name}] {repeated:,} of {total:,} {name} examples repeat a training input "
+                                  f"(the default data's splits are kept as published)")
 
     def describe(self) -> str:
         """One line about the data: source, sizes, baseline."""
@@ -154,3 +214,40 @@ class Task(Generic[ModelT]):
 
     def meta(self) -> dict[str, Any]:
         return {}
+
+
+def _joined(first: Any, second: Any) -> Any:
+    """Two pieces of one split kind as one: texts and lists concatenated, tuples of lists
+    (speech's frames, transcripts, voices) element by element."""
+    if isinstance(first, tuple):
+        return tuple(_joined(a, b) for a, b in zip(first, second))
+    return first + second
+
+
+def _size(split: Any) -> str:
+    if isinstance(split, str):
+        return f"{len(split):,} characters"
+    return f"{len(split[0] if isinstance(split, tuple) else split):,} examples"
+
+
+#: validation lines this long or longer count when checking a text for repeats (shorter ones,
+#: "Exeunt." or a speaker's name, repeat in any text)
+REPEAT_LINE = 30
+#: the share of repeated validation lines from which the repeats are a warning
+REPEAT_SHARE = 0.05
+
+
+def repeated_lines(valid: str, train: str) -> tuple[float, int]:
+    """The share of ``valid``'s lines of ``REPEAT_LINE``+ characters (stripped) that are lines of
+    ``train`` too, and how many such lines ``valid`` has."""
+    lines = [line.strip() for line in valid.splitlines() if len(line.strip()) >= REPEAT_LINE]
+    if not lines:
+        return 0.0, 0
+    known = {line.strip() for line in train.splitlines() if len(line.strip()) >= REPEAT_LINE}
+    return sum(line in known for line in lines) / len(lines), len(lines)
+
+
+def _input_key(example: tuple) -> Any:
+    """What an example is read from: a text, a source sentence, a sentence's words."""
+    first = example[0]
+    return tuple(first) if isinstance(first, list) else first

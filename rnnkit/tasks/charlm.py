@@ -30,14 +30,16 @@ class CharLM(Task[ManyToMany]):
     name = "charlm"
     batch_axes = (1, 1)  # inputs, targets (T, B): streams along axis 1
     metric_keys = ("bpc",)
+    takes_split_files = True
     predict_inputs = "a text to continue"
     primary_metric = "bpc"
     defaults = {"cell": "gru", "hidden": 256, "layers": 2, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": False, "batch_size": 32, "bptt": 64, "epochs": 10, "lr": 2e-3, "tokens": "auto",
                 "vocab_size": None}
 
-    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True) -> None:
-        super().__init__(data, seed, meta, score_file, options, load_data)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True,
+                 valid_file=None, test_file=None) -> None:
+        super().__init__(data, seed, meta, score_file, options, load_data, valid_file, test_file)
         self.splits = self._splits(load_charlm, read_text_file)
         if meta is not None:
             self.tokenizer = saved_tokenizer(meta, "tokenizer")

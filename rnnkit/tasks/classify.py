@@ -34,6 +34,7 @@ class Classify(Task[ManyToOne]):
     name = "classify"
     batch_axes = (1, 0, 0)  # ids (T, B), lengths (B,), labels (B,)
     metric_keys = ("accuracy", "macro_f1")
+    takes_split_files = True
     predict_inputs = "a text to classify"
     primary_metric = "accuracy"
     # cell: gru by measured quality (benchmarks/quality.py --scale 0.5: accuracy 0.743 gru, 0.741 lstm,
@@ -42,8 +43,9 @@ class Classify(Task[ManyToOne]):
                 "bidirectional": True, "pooling": "mean", "batch_size": 64, "epochs": 8, "lr": 2e-3,
                 "tokens": "auto", "min_freq": 2, "vocab_size": None}
 
-    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True) -> None:
-        super().__init__(data, seed, meta, score_file, options, load_data)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True,
+                 valid_file=None, test_file=None) -> None:
+        super().__init__(data, seed, meta, score_file, options, load_data, valid_file, test_file)
         self.splits = self._splits(lambda path: load_classify(path, seed=seed), read_labelled_tsv)
         self.majority = None
         if meta is not None:

@@ -32,8 +32,9 @@ class _DigitTask(Task[ModelT]):
 
     batch_axes = (0, 0)  # images (N, ...) and their labels or captions (a list)
 
-    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True) -> None:
-        super().__init__(data, seed, meta, score_file, options, load_data)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True,
+                 valid_file=None, test_file=None) -> None:
+        super().__init__(data, seed, meta, score_file, options, load_data, valid_file, test_file)
         if data is not None or score_file is not None:
             raise TaskError(f"{self.name}: uses its default data only (the bundled handwritten digits); drop --data")
         self.splits = self._load(seed)
@@ -126,8 +127,9 @@ class Caption(_DigitTask[OneToMany]):
     defaults = {"cell": "rnn", "hidden": 64, "layers": 1, "embed": 16, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": False, "batch_size": 32, "epochs": 60, "lr": 3e-3, "patience": 10}
 
-    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True) -> None:
-        super().__init__(data, seed, meta, score_file, options, load_data)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True,
+                 valid_file=None, test_file=None) -> None:
+        super().__init__(data, seed, meta, score_file, options, load_data, valid_file, test_file)
         self.vocab = (saved_entry(meta, "vocab", Vocab.from_dict) if meta
                       else Vocab.from_texts(self.splits["train"][1], level="char"))
 

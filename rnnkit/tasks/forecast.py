@@ -34,8 +34,9 @@ class Forecast(Task[ManyToMany]):
     defaults = {"cell": "lstm", "hidden": 32, "layers": 1, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": False, "batch_size": 16, "window": 40, "epochs": 300, "lr": 3e-3, "patience": 30}
 
-    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True) -> None:
-        super().__init__(data, seed, meta, score_file, options, load_data)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True,
+                 valid_file=None, test_file=None) -> None:
+        super().__init__(data, seed, meta, score_file, options, load_data, valid_file, test_file)
         self.splits = load_forecast(score_file or data) if load_data else {}
         if meta is not None:
             self.mean = saved_entry(meta, "mean", expect(lambda v: _number_within(v, MAX_SERIES_VALUE), "a finite number"))

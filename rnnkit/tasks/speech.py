@@ -63,6 +63,7 @@ def _features(path: Path) -> np.ndarray:
 class Speech(Task):
     name = "speech"
     metric_keys = ("wer", "cer")
+    takes_split_files = True
     predict_inputs = "a sound file"
     primary_metric = "wer"
     batch_axes = (1, 0, 0, 0)  # frames (T, B, F), frame counts, labels (B, S), label counts
@@ -71,8 +72,9 @@ class Speech(Task):
                 "bidirectional": True, "batch_size": 32, "epochs": 40, "lr": 3e-3, "stack": 3,
                 "tokens": "auto", "min_freq": 1, "vocab_size": None, "augment": True}
 
-    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True) -> None:
-        super().__init__(data, seed, meta, score_file, options, load_data)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True,
+                 valid_file=None, test_file=None) -> None:
+        super().__init__(data, seed, meta, score_file, options, load_data, valid_file, test_file)
         self.skipped: Counter[str] = Counter()
         self.first_skipped: dict[str, str] = {}
         self.splits: dict[str, Split] = self._splits(self._load, self._read)

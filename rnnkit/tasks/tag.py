@@ -39,14 +39,16 @@ class Tag(Task[ManyToMany]):
     name = "tag"
     batch_axes = (1, 0, 1)  # ids (T, B), lengths (B,), tags (T, B)
     metric_keys = ("token_accuracy",)
+    takes_split_files = True
     predict_inputs = "a sentence to tag"
     primary_metric = "token_accuracy"
     defaults = {"cell": "rnn", "hidden": 128, "layers": 1, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
                 "bidirectional": True, "batch_size": 32, "epochs": 10, "lr": 2e-3, "tokens": "auto", "min_freq": 2,
                 "vocab_size": None}
 
-    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True) -> None:
-        super().__init__(data, seed, meta, score_file, options, load_data)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True,
+                 valid_file=None, test_file=None) -> None:
+        super().__init__(data, seed, meta, score_file, options, load_data, valid_file, test_file)
         self.splits = self._splits(lambda path: load_tag(path, seed=seed), read_tagged)
         if self.options["tokens"] not in ("auto", "word"):
             raise TaskError(f"tag: --tokens {self.options['tokens']} does not apply: the tokens are the words of "

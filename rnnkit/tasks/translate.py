@@ -27,6 +27,7 @@ class Translate(Task[Seq2Seq]):
     name = "translate"
     batch_axes = (1, 0, 1, 1, 0)  # source (S, B), its lengths, decoder inputs and outputs (T, B), their lengths
     metric_keys = ("exact_match", "cer")
+    takes_split_files = True
     predict_inputs = "a sentence to translate"
     primary_metric = "exact_match"
     # cell: gru by measured quality (benchmarks/quality.py --scale 0.5: exact match 1.000 gru, 0.998
@@ -39,8 +40,9 @@ class Translate(Task[Seq2Seq]):
                 "tokens": "auto", "source_tokens": None, "target_tokens": None, "min_freq": 2, "vocab_size": None,
                 "attention": "additive"}
 
-    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True) -> None:
-        super().__init__(data, seed, meta, score_file, options, load_data)
+    def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True,
+                 valid_file=None, test_file=None) -> None:
+        super().__init__(data, seed, meta, score_file, options, load_data, valid_file, test_file)
         self.splits = self._splits(lambda path: load_translate(path, seed=seed), read_pairs_tsv)
         if meta is not None:
             self.source_tokenizer = saved_tokenizer(meta, "source")

@@ -28,7 +28,16 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit.io.checkpoint import CHECKPOINT_FILE, CONFIG_FILE, CheckpointError, clean_leftovers, load_checkpoint, read_meta
+from rnnkit.io import faults
+from rnnkit.io.checkpoint import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    CheckpointError,
+    clean_leftovers,
+    error_about,
+    load_checkpoint,
+    read_meta,
+)
 from rnnkit.train.schema import validate_run_meta
 
 BEST_DIR = "best"
@@ -42,7 +51,7 @@ MAX_WEIGHT = 1e6
 
 __all__ = ["BEST_DIR", "CHECKPOINT_FILE", "CONFIG_FILE", "CURVE_FILE", "LOCK_FILE", "MAX_WEIGHT", "METRICS_FILE",
            "RunLocked", "check_arrays", "check_data_unchanged", "checkpoint_to_score", "file_sha256", "has_checkpoint",
-           "load_trained", "replace_earlier_run", "upgrade", "writer_lock"]
+           "load_trained", "log_data_notes", "replace_earlier_run", "upgrade", "writer_lock"]
 
 
 class RunLocked(RuntimeError):
@@ -178,9 +187,10 @@ def load_trained(directory: str, score_file: str | None = None, need_data: bool 
     upgrade(validate_run_meta(meta, where), arrays)
     check_arrays(arrays, meta, where)
     task_class = get_task(meta["task"])
-    data = meta.get("data")
+    data, valid, test = meta.get("data"), meta.get("valid_data"), meta.get("test_data")
     held_out = None if task_class.split_file is None else Path(directory) / task_class.split_file
-    if need_data and score_file is None and data is not None and held_out is not None and held_out.is_file():
+    own_files = data is not None or test is not None
+    if need_data and score_file is None and own_files and held_out is not None and held_out.is_file():
         if task_class.split_file_is_data:  # the run's own copy of its training file
             data = str(held_out)
         else:
@@ -188,9 +198,9 @@ def load_trained(directory: str, score_file: str | None = None, need_data: bool 
     elif need_data and score_file is None:
         check_data_unchanged(meta)
     try:
-        task = task_class(data=data, seed=meta["train_config"]["seed"],
-                                      meta=meta["task_meta"], score_file=score_file, options=meta["model_options"],
-                                      load_data=need_data)
+        task = task_class(data=data, seed=meta["train_config"]["seed"], meta=meta["task_meta"], score_file=score_file,
+                          options=meta["model_options"], load_data=need_data,
+                          **({"valid_file": valid, "test_file": test} if score_file is None else {}))
         model = task.build_model(meta["model_options"], dtype=np.dtype(meta["dtype"]))
     except (KeyError, TypeError, AttributeError) as error:  # task metadata missing or of the wrong type
         raise CheckpointError(f"checkpoint {where}: its {meta['task']} metadata is incomplete or damaged "
@@ -220,6 +230,19 @@ def replace_earlier_run(out: Path, task: str, split_file: str | None) -> None:
     remove_card(out)  # the earlier run's card, not a README.md of the user's
     if (out / BEST_DIR).is_dir():
         shutil.rmtree(out / BEST_DIR)
+
+
+def log_data_notes(out: str | Path, task: Any) -> None:
+    """The first record of a fresh run's ``metrics.jsonl``: how its data was split and prepared,
+    what was dropped, and the warnings (``task.notes``, ``task.warnings``, ``task.repeats``)."""
+    record = {"step": 0, "data_notes": task.notes, "data_warnings": task.warnings, "repeats": task.repeats}
+    path = Path(out) / METRICS_FILE
+    try:
+        faults.before("write", path)
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+    except OSError as error:
+        raise error_about(error, path) from None
 
 
 def check_data_unchanged(meta: dict) -> None:

@@ -53,6 +53,8 @@ SECTIONS: dict[str, Check] = {"task": of_type(str, "a task name"), "task_meta": 
                               "train_config": of_type(dict, "a JSON object"), "position": of_type(dict, "a JSON object"),
                               "optimizer": of_type(dict, "a JSON object"), "rng": of_type(dict, "a JSON object"),
                               "data": of_type(str, "a path", null=True),
+                              "valid_data": of_type(str, "a path", null=True),
+                              "test_data": of_type(str, "a path", null=True),
                               "carry": integer(0, null=True)}  # how many arrays carry.0, carry.1, ... hold
 #: the most units, layers, batch or window a run may have (the command refuses more): far
 #: beyond memory already
@@ -95,7 +97,8 @@ def validate_run_meta(meta: Any, where: str | Path) -> dict[str, Any]:
 
     if not isinstance(meta, dict):
         _fail(where, "metadata", "a JSON object", type(meta).__name__)
-    _check_section(meta, SECTIONS, "", where, required=[key for key in SECTIONS if key != "carry"])
+    optional = ("carry", "valid_data", "test_data")  # written by later versions, or not at all
+    _check_section(meta, SECTIONS, "", where, required=[key for key in SECTIONS if key not in optional])
     if meta["task"] not in TASKS:
         _fail(where, "task", f"one of {', '.join(TASKS)}", meta["task"])
     if meta["dtype"] not in ("float32", "float64"):

@@ -166,6 +166,8 @@ class Trainer:
             "format": "rnnkit-checkpoint-1",
             "task": self.task.name,
             "data": self.task.data_path,  # None: the task's default data
+            "valid_data": self.task.valid_path,  # --valid FILE; None: carved from the data
+            "test_data": self.task.test_path,
             "data_sha256": self._data_sha256,  # eval checks the file is still the one trained on
             "task_meta": self.task.meta(),
             "model_options": self.model_options,
