@@ -397,7 +397,7 @@ def _report(name: str, trained_task: Any, trainer: Any, reason: str, out: Path,
     print(f"[{name}] {verdict.sentence}" + ("" if verdict.better or not trained_task.warnings
                                             else " (see the warnings above for likely causes)"))
     result = {"task": name, **{k: metrics[k] for k in task.metric_keys},
-              **{f"baseline_{k}": v for k, v in baseline.items()},
+              **{f"baseline_{k}": v for k, v in baseline.items()}, **_bag_of_words(name, trained_task, metrics),
               "test_loss": metrics["loss"], "epochs": round(trainer.epochs_done(), 3),
               "better_than_baseline": verdict.better, **({"tokens": task.token_kinds()} if task.token_kinds() else {}),
               "steps": trainer.position.step, "seconds": round(time.perf_counter() - start, 1), "stopped_by": reason,
@@ -412,6 +412,23 @@ def _report(name: str, trained_task: Any, trainer: Any, reason: str, out: Path,
         processes=trainer.world.size, verdict=verdict.sentence))
     print(result_line(result))
     return result
+
+
+def _bag_of_words(name: str, task: Any, metrics: dict[str, float]) -> dict[str, float]:
+    """``baseline_tfidf_*``: the bag-of-words figures of a task that has them (classify), said
+    beside the model's, so that a user sees whether the RNN earns its cost."""
+    if not hasattr(task, "bag_of_words"):
+        return {}
+    figures = task.bag_of_words("test")
+    if figures is None:
+        print(f"[{name}] no bag-of-words baseline (it needs scikit-learn, in the data extra, and the training "
+              f"split)", file=sys.stderr)
+        return {}
+    key = task.primary_metric
+    beaten = "beats" if metrics[key] > figures[key] else "does NOT beat"
+    print(f"[{name}] the model {beaten} bag-of-words (TF-IDF of words and pairs + logistic regression): "
+          + ", ".join(f"{k} {metrics[k]:.4f} vs {v:.4f}" for k, v in figures.items()))
+    return {f"baseline_tfidf_{k}": v for k, v in figures.items()}
 
 
 @dataclass
