@@ -113,7 +113,10 @@ class Task(Generic[ModelT]):
             if not repeated:
                 continue
             total = len(splits[name])
-            if own:
+            if own and repeated == total:  # nothing would be left to score: kept, and said
+                self.warnings.append(f"every one of the {total:,} {name} examples repeats a training input: its "
+                                     f"figures measure memorizing; give other data with --{name} FILE")
+            elif own:
                 splits[name] = [example for example in splits[name] if _input_key(example) not in seen]
                 self.notes.append(f"[{self.name}] dropped {repeated:,} of {total:,} {name} examples whose input "
                                   f"repeats a training example (deduplicated across splits)")

@@ -99,3 +99,18 @@ def test_tasks_with_fixed_splits_refuse_the_files(tmp_path):
     for task in ("digits", "forecast"):
         assert_one_line_error(rnnkit("train", task, "--valid", str(valid), "--out", str(tmp_path / task)),
                               rf"{task}: --valid and --test do not apply")
+
+
+def test_a_split_that_only_repeats_training_is_kept_with_a_warning(tmp_path):
+    rows = [f"{'animal' if i % 2 else 'other'}\tsentence number {i} about a {WORDS[i % 12]}\n" for i in range(300)]
+    data, valid = tmp_path / "data.tsv", tmp_path / "valid.tsv"
+    data.write_text("".join(rows), encoding="utf-8")
+    from rnnkit.data import load_classify
+
+    training = load_classify(str(data), seed=0)["train"] + load_classify(str(data), seed=0)["valid"]
+    # nothing new (the data's carved validation trains once --valid is given): dropping would leave nothing
+    valid.write_text("".join(f"{label}\t{text}\n" for text, label in training[:40]), encoding="utf-8")
+    trained = rnnkit("train", "classify", "--data", str(data), "--valid", str(valid), "--out",
+                     str(tmp_path / "run"), "--hidden", "8", "--epochs", "1", "--no-progress")
+    assert trained.returncode == 0, trained.stderr
+    assert "warning: every one of the 40 valid examples repeats a training input" in trained.stderr
