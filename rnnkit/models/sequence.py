@@ -90,6 +90,21 @@ class ManyToMany(_Reader):
                                          input_grad=self._input_grad(input_grad), h0_grad=False)
         return embed_backward(self.embedding, dx)
 
+    def stream(self, chunk: np.ndarray, state: State | np.ndarray | None = None) -> tuple[np.ndarray, State]:
+        """One chunk ``(T_i, B, ...)`` of ``B`` streams, from ``state`` (None: the start): the
+        outputs and the state to pass with the next chunk. Chunks of any sizes give what one
+        ``forward`` over the whole streams gives, for inference (dropout off; the mode is put
+        back after). One direction only: a backward direction needs each stream's end."""
+        if self.rnn.bidirectional:
+            raise ValueError("stream: a bidirectional model reads each sequence from its end too, which a stream "
+                             "has not reached; call forward on whole sequences")
+        training = self.training
+        self.eval()
+        try:
+            return self.forward(chunk, state)
+        finally:
+            self.train(training)
+
 
 class ManyToOne(_Reader):
     """One output for the whole sequence (sentiment, sequence classification, regression).

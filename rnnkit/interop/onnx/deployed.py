@@ -95,6 +95,14 @@ class DeployedModel:
 
     __call__ = forward
 
+    def stream(self, chunk: np.ndarray, state: Any = None) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """A many-to-many graph run on a stream chunk by chunk, as ``ManyToMany.stream``: the
+        chunk's scores and the states to feed with the next chunk (None: the start)."""
+        if self.architecture != "ManyToMany":
+            raise ValueError(f"stream: a ManyToMany graph carries its states from chunk to chunk, not a "
+                             f"{self.architecture}")
+        return self._many_to_many(chunk, state)
+
     def _sequence_feeds(self, inputs: np.ndarray, lengths: np.ndarray | None) -> dict[str, np.ndarray]:
         name = self.description["model"]["input"]
         value = np.asarray(inputs, dtype=np.int64 if name == "ids" else self.dtype)
