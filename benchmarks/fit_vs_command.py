@@ -3,8 +3,10 @@
 For the tweets (``classify``) the task's own tokenizer turns the texts into token ids; ``fit``
 trains the same model (same options and seed) on those arrays, and both are scored on the test
 split. Both make their batches with ``bucket_batches`` from the same seed, so the figures agree
-bit for bit (2026-12-05: 0.7560, 0.7457, 0.7479 for seeds 0-2, both ways); several seeds show
-that this is not one lucky draw. The digits agree bit for bit too (``tests/train/test_fit.py``).
+bit for bit where both processes use the same OpenBLAS kernel (2026-12-05, Intel Xeon with
+AVX-512: 0.7560, 0.7457, 0.7479 for seeds 0-2, both ways; the command, in a process of its own,
+may choose another kernel elsewhere, and then they agree within noise). The digits agree bit for
+bit in one process (``tests/train/test_fit.py``).
 
     python benchmarks/fit_vs_command.py --epochs 3 --seeds 0 1 2
 """

@@ -14,20 +14,26 @@ class Metric:
 
     lower_is_better: bool  # perfect is 0 (else perfect is 1)
     share: bool  # a share of items in [0, 1]: the export check compares it to within a few items
+    words: str  # its name in words, for people (the model card)
 
 
 #: every metric a task reports, by name: the one table of their properties
 METRICS: dict[str, Metric] = {
-    "accuracy": Metric(lower_is_better=False, share=True),
-    "macro_f1": Metric(lower_is_better=False, share=True),
-    "token_accuracy": Metric(lower_is_better=False, share=True),
-    "exact_match": Metric(lower_is_better=False, share=True),
-    "cer": Metric(lower_is_better=True, share=True),
-    "wer": Metric(lower_is_better=True, share=True),
-    "bpc": Metric(lower_is_better=True, share=False),
-    "mse": Metric(lower_is_better=True, share=False),
-    "loss": Metric(lower_is_better=True, share=False),
+    "accuracy": Metric(lower_is_better=False, share=True, words="accuracy"),
+    "macro_f1": Metric(lower_is_better=False, share=True, words="macro-averaged F1"),
+    "token_accuracy": Metric(lower_is_better=False, share=True, words="token accuracy"),
+    "exact_match": Metric(lower_is_better=False, share=True, words="exact match"),
+    "cer": Metric(lower_is_better=True, share=True, words="character error rate"),
+    "wer": Metric(lower_is_better=True, share=True, words="word error rate"),
+    "bpc": Metric(lower_is_better=True, share=False, words="bits per character"),
+    "mse": Metric(lower_is_better=True, share=False, words="mean squared error"),
+    "loss": Metric(lower_is_better=True, share=False, words="loss"),
 }
+
+
+def metric_words(name: str) -> str:
+    """A metric's name in words (the name itself for one outside ``METRICS``)."""
+    return METRICS[name].words if name in METRICS else name
 LOWER_IS_BETTER = frozenset(name for name, metric in METRICS.items() if metric.lower_is_better)
 SHARES = frozenset(name for name, metric in METRICS.items() if metric.share)
 

