@@ -90,6 +90,28 @@ def check_lengths(lengths: object, batch: int, steps: int) -> np.ndarray | None:
     return None if batch and array.min() == steps else array
 
 
+def check_resets(resets: object, steps: int, batch: int, batch_first: bool = False) -> np.ndarray | None:
+    """Validate ``resets``: ``(T, B)`` (``(B, T)`` if ``batch_first``) of bools, or of 0 and 1.
+
+    Returns a time-major bool array, or ``None`` when no sequence starts again anywhere, so
+    callers keep the path without resets.
+    """
+    if resets is None:
+        return None
+    array = np.asarray(resets)
+    legend, expected = ("(B, T)", (batch, steps)) if batch_first else ("(T, B)", (steps, batch))
+    if array.shape != expected:
+        raise ValueError(f"resets: expected shape {expected} {legend}, one flag per step and sequence, "
+                         f"got {array.shape}")
+    if array.dtype != bool:
+        if array.dtype.kind not in "iuf" or not np.all((array == 0) | (array == 1)):
+            raise TypeError(f"resets: expected bools (or 0 and 1), got dtype {array.dtype}")
+        array = array != 0
+    if batch_first:
+        array = array.T
+    return np.ascontiguousarray(array) if array.any() else None
+
+
 def check_positive_int(name: str, value: object) -> int:
     """Return ``value`` as an int if it is an integer >= 1: TypeError for another type (a bool
     too, and a float even if whole), ValueError for an integer below 1."""

@@ -22,12 +22,20 @@ sequence backwards from its own last valid step by flipping only the valid prefi
 sequence (Flax's ``flip_sequences``), which turns it into a forward scan with padding again at the
 end; that case alone pays for flipped copies.
 
+Resets (``resets[t, b]``: sequence ``b`` starts again before step ``t``, as when a new
+document begins in a stream) cut each direction's scan into segments at the steps where any
+sequence starts again; between segments the layer puts the reset state into the rows that start
+again and the cells' loops, compiled or not, run each segment unchanged. BPTT calls them over the
+same segments and stops the carried gradient at every reset (it goes to the reset state instead).
+The reverse direction reads each segment from its own end, so it always takes the flipped path.
+
 The straightforward original implementation is kept in ``tests/functional/recurrent_reference.py``
 and every path here is tested against it in float64.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
 
 import numpy as np
@@ -107,6 +115,60 @@ class RecurrentCache(NamedTuple):
     kept: tuple[tuple[np.ndarray, ...], ...]  # per direction, the cell's kept (T, B, H) arrays
     lengths: np.ndarray | None
     reverse: tuple[bool, ...]
+    resets: tuple[SegmentStarts, ...] | None = None  # per direction; None without resets
+
+
+class SegmentStarts(NamedTuple):
+    """One direction's resets in scan order: where its segments start and what state each starts from."""
+
+    at: np.ndarray  # (T, B) bool, scan order: row t marks the sequences that start again before scan step t
+    begins: dict[int, tuple[np.ndarray, ...]]  # scan step -> per state (B, H), the state its segment starts from
+
+
+def scan_order_resets(resets: np.ndarray, reverse: bool, lengths: np.ndarray | None) -> np.ndarray:
+    """``resets`` ``(T, B)`` bool in input order -> the scan order of one direction, padding dropped.
+
+    Forward, a reset at ``t`` restarts the state before step ``t``. In reverse the recurrence
+    crosses the same boundary between steps ``t`` and ``t - 1`` the other way: scan step ``s``
+    reads input step ``lengths[b] - 1 - s``, so it starts again when input step
+    ``lengths[b] - s`` is a reset (``s >= 1``; the reverse scan's step 0 starts from its initial
+    state). Example, T = 4, a reset at step 2: forward segments ``[0, 1], [2, 3]``; the reverse
+    scan reads 3, 2 and starts again before reading 1.
+    """
+    steps, batch = resets.shape
+    full = np.full(batch, steps) if lengths is None else lengths
+    scan_step = np.arange(steps)[:, None]
+    if not reverse:
+        return resets & (scan_step < full[None, :])
+    source = full[None, :] - scan_step  # the input step whose reset is crossed before scan step s
+    crossed = (scan_step >= 1) & (source >= 1)
+    return resets[np.clip(source, 0, steps - 1), np.arange(batch)[None, :]] & crossed
+
+
+def _start_again(state: tuple[np.ndarray, ...], reset_state: tuple[np.ndarray, ...],
+                 rows: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``state`` with the sequences marked in ``rows`` ``(B,)`` replaced by ``reset_state``."""
+    if not rows.any():
+        return state
+    return tuple(np.where(rows[:, None], start, value) for value, start in zip(state, reset_state))
+
+
+def _scan_segments(cell: Cell, gates: np.ndarray, scan: np.ndarray, kept: tuple[np.ndarray, ...],
+                   initial: tuple[np.ndarray, ...], reset_state: tuple[np.ndarray, ...], at: np.ndarray,
+                   W_hh: np.ndarray, biases: tuple[np.ndarray, ...], mask: np.ndarray | None,
+                   first_padded: int) -> SegmentStarts:
+    """One direction's forward scan cut at its resets: ``at`` ``(T, B)`` in scan order (row 0 acts on
+    ``initial``). Each segment is one call of the cell's loop from the state it starts from."""
+    steps = len(gates)
+    starts = [0, *(np.flatnonzero(at[1:].any(axis=1)) + 1).tolist()]
+    begins: dict[int, tuple[np.ndarray, ...]] = {}
+    for start, stop in zip(starts, starts[1:] + [steps]):
+        before = initial if start == 0 else tuple(
+            scan[start - 1] if name == "h" else kept[cell.kept.index(name)][start - 1] for name in cell.state_names)
+        begins[start] = _start_again(before, reset_state, at[start])
+        cell.scan_forward(gates[start:stop], scan[start:stop], tuple(k[start:stop] for k in kept), begins[start],
+                          W_hh, biases, None if mask is None else mask[start:stop], max(0, first_padded - start))
+    return SegmentStarts(at, begins)
 
 
 def _scan_view(states: np.ndarray, reverse: bool, lengths: np.ndarray | None) -> np.ndarray:
@@ -132,6 +194,8 @@ def recurrent_layer_forward(
     biases: tuple[tuple[np.ndarray, ...], ...],
     lengths: np.ndarray | None = None,
     reverse: tuple[bool, ...] = (False,),
+    resets: np.ndarray | None = None,
+    reset_states: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, tuple[np.ndarray, ...], RecurrentCache]:
     """Run ``D = len(reverse)`` directions of one layer of ``cell`` over a batch, outputs side by side.
 
@@ -144,6 +208,11 @@ def recurrent_layer_forward(
     biases : D tuples, each one array per ``cell.bias_names``.
     lengths : (B,) ints in 1..T, or None when every sequence has T steps.
     reverse : per direction, whether it reads each sequence from its last valid step back to 0.
+    resets : (T, B) bool, or None: where ``resets[t, b]``, sequence ``b`` starts again before step
+        ``t`` (forward: from the reset state instead of ``h_{t-1}``; reverse: its segment
+        ``[t, ...)`` is read on its own, and the steps before ``t`` start again from the reset
+        state). Resets at padding are ignored; at step 0 they replace ``initial``.
+    reset_states : one (D, B, H) array per state: what a sequence starts again from; None: zeros.
 
     Returns
     -------
@@ -171,11 +240,17 @@ def recurrent_layer_forward(
     if not _native.product(x_rows, W_x.T, projection_rows):  # float32: packed from W_x itself, threads
         np.dot(x_rows, transposed_copy(W_x), out=projection_rows)
     out = projection if cell.states_are_gates else workspace.empty((steps, batch, directions * hidden), x.dtype)
+    if resets is not None and lengths is None:  # the reverse direction reads segments by flipping
+        lengths = np.full(batch, steps)
     mask = valid_mask(lengths, steps, x.dtype)
     first_padded = steps if lengths is None else int(lengths.min())
     final = tuple(np.empty((directions, batch, hidden), dtype=x.dtype) for _ in cell.state_names)
     scans, gate_scans, kept_scans = [], [], []
-    with _native.together(directions):  # the directions' compiled scans side by side, on the threads
+    segments: list[SegmentStarts] = []
+    if resets is not None and reset_states is None:
+        reset_states = tuple(np.zeros((directions, batch, hidden), x.dtype) for _ in cell.state_names)
+    # The directions' compiled scans run side by side on the threads, unless segments chain through Python.
+    with _native.together(directions) if resets is None else contextlib.nullcontext():
         for d in range(directions):
             flipped = reverse[d] and lengths is not None
             states = out[:, :, d * hidden : (d + 1) * hidden]
@@ -185,8 +260,15 @@ def recurrent_layer_forward(
             else:  # a reverse direction with padding computes its states in a buffer of its own
                 scan = workspace.empty_like(states) if flipped else _scan_view(states, reverse[d], lengths)
             kept = tuple(workspace.empty((steps, batch, hidden), x.dtype) for _ in cell.kept)
-            cell.scan_forward(gates, scan, kept, tuple(state[d] for state in initial), W_hh[d], biases[d], mask,
-                              first_padded)
+            initial_d = tuple(state[d] for state in initial)
+            if resets is None:
+                cell.scan_forward(gates, scan, kept, initial_d, W_hh[d], biases[d], mask, first_padded)
+            else:
+                assert reset_states is not None  # zeros when not given
+                segments.append(_scan_segments(cell, gates, scan, kept, initial_d,
+                                               tuple(state[d] for state in reset_states),
+                                               scan_order_resets(resets, reverse[d], lengths), W_hh[d], biases[d],
+                                               mask, first_padded))
             scans.append(scan)
             gate_scans.append(gates)
             kept_scans.append(kept)
@@ -195,8 +277,10 @@ def recurrent_layer_forward(
             out[:, :, d * hidden : (d + 1) * hidden] = flip_sequences(scan, lengths)
         for name, array in zip(cell.state_names, final):
             array[d] = last_valid(scan if name == "h" else kept[cell.kept.index(name)], lengths)
+    if segments:  # BPTT pairs each scan's first step with the state it really started from
+        initial = tuple(np.stack([segment.begins[0][k] for segment in segments]) for k in range(len(initial)))
     cache = RecurrentCache(cell, x, tuple(initial), tuple(W_xh), tuple(W_hh), out, tuple(scans), tuple(gate_scans),
-                           tuple(kept_scans), lengths, tuple(reverse))
+                           tuple(kept_scans), lengths, tuple(reverse), tuple(segments) if segments else None)
     return out, final, cache
 
 
@@ -207,6 +291,7 @@ def recurrent_layer_backward(
     grads: tuple[list[np.ndarray], ...] | None = None,
     input_grad: bool = True,
     h0_grad: bool = True,
+    reset_grads: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray | None, tuple[np.ndarray, ...] | None, tuple[list[np.ndarray], ...]]:
     """Backpropagation through time for :func:`recurrent_layer_forward`.
 
@@ -226,6 +311,8 @@ def recurrent_layer_backward(
     h0_grad : False when nothing needs the initial states' gradients (an initial state that is
         not learned and comes from no other layer): saves each direction's last product through
         ``W_hh``.
+    reset_grads : with resets, optional per state (D, B, H) arrays to *add* the reset states'
+        gradients into: what reaches each segment's start, summed per sequence.
 
     Returns
     -------
@@ -240,7 +327,7 @@ def recurrent_layer_backward(
     ever exists, which is what keeps the peak memory of a training step close to what BPTT must
     keep.
     """
-    cell, x, initial, W_xh, W_hh, out, scans, gate_scans, kept_scans, lengths, reverse = cache
+    cell, x, initial, W_xh, W_hh, out, scans, gate_scans, kept_scans, lengths, reverse, segments = cache
     steps, batch, _ = out.shape
     inputs = x.shape[2]
     directions = len(reverse)
@@ -291,6 +378,8 @@ def recurrent_layer_backward(
             carried = tuple(np.zeros((batch, hidden), dtype=out.dtype) for _ in cell.state_names)
             dW_in, dW_rec = dW_xh[d], dW_hh[d]
             bias_grads = tuple(db[d] for db in dbiases)
+            segment = None if segments is None else segments[d]
+            reset_grad = None if reset_grads is None else tuple(g[d] for g in reset_grads)
             last = None
             if any(g is not None for g in dfinal):  # the storage index of each sequence's final state
                 last = np.full(batch, 0 if mirrored else steps - 1) if lengths is None else lengths - 1
@@ -322,15 +411,20 @@ def recurrent_layer_backward(
                     buffer[:n] = 0
                     buffer[last[hit] - lo, hit] = given[d][hit]
                     extra.append(buffer[:n][::-1] if mirrored else buffer[:n])
-                first_product = h0_grad or start > 0  # the scan's step 0 feeds only the initial state
-                if mirrored:  # the loops walk scan order
+                # the scan's step 0 feeds only the initial state (and the reset state, where one starts there)
+                first_product = h0_grad or start > 0 or (reset_grad is not None and segment is not None)
+                if segment is not None:  # never mirrored: a reverse direction with resets is flipped
+                    _segments_backward(cell, segment, start, stop, g, g_hidden, upstream, tuple(extra), carried, d,
+                                       cache, scratch, bias_grads, first_product, reset_grad)
+                elif mirrored:  # the loops walk scan order
                     block_grads = BackwardBlock(start, stop, g[::-1], g_hidden[::-1], gate_scans[d], scans[d],
                                                 kept_scans[d], initial_d, scratch)
                     upstream = None if upstream is None else upstream[::-1]
                 else:
                     block_grads = BackwardBlock(start, stop, g, g_hidden, gate_scans[d], scans[d], kept_scans[d],
                                                 initial_d, scratch)
-                cell.scan_backward(block_grads, upstream, tuple(extra), carried, W_hh[d], bias_grads, first_product)
+                if segment is None:
+                    cell.scan_backward(block_grads, upstream, tuple(extra), carried, W_hh[d], bias_grads, first_product)
 
                 rows = g.reshape(-1, width)
                 rows_hidden = rows if g_hidden is g else g_hidden.reshape(-1, width)
@@ -349,6 +443,12 @@ def recurrent_layer_backward(
                         _add_product(dW_rec, others.reshape(-1, width).T, previous.reshape(-1, hidden))
                     if not h0_is_zero:
                         _add_product(dW_rec, g_hidden[first - lo].T, h0_d)
+                if segment is not None:  # rows that started again were paired with the state before them
+                    for step in segment.begins:
+                        again = segment.at[step]
+                        if start <= step < stop and step > 0 and again.any():
+                            started = segment.begins[step][0][again] - states_st[step - 1][again]
+                            _add_product(dW_rec, g_hidden[step - start][again].T, started)
                 # dx_st exists exactly when input_grad, and dx_part whenever a second direction adds into dx
                 if accumulate_dx and dx_st is not None and dx_part is not None:
                     dx_rows = dx_st[lo:hi].reshape(-1, inputs)  # a view: dx is contiguous
@@ -365,10 +465,49 @@ def recurrent_layer_backward(
                     dx += dx_st
                 else:
                     dx[...] = dx_st
+            if segment is not None and segment.at[0].any():  # sequences reset before step 0 left initial unused
+                rows = segment.at[0]
+                for k, value in enumerate(carried):
+                    if reset_grad is not None:
+                        reset_grad[k][rows] += value[rows]
+                    value[rows] = 0.0
             if dinitial is not None:
                 for array, value in zip(dinitial, carried):
                     array[d] = value
     return dx, dinitial, grads
+
+
+def _segments_backward(cell: Cell, segment: SegmentStarts, start: int, stop: int, grad: np.ndarray,
+                       grad_hidden: np.ndarray, upstream: np.ndarray | None, extra: tuple[np.ndarray | None, ...],
+                       carried: tuple[np.ndarray, ...], direction: int, cache: RecurrentCache, scratch: object,
+                       bias_grads: tuple[np.ndarray, ...], first_product: bool,
+                       reset_grad: tuple[np.ndarray, ...] | None) -> None:
+    """The cell's BPTT loop over scan steps ``[start, stop)`` of a direction with resets, one call per
+    piece between segment starts, last first. A piece that starts a segment reads the state that
+    segment started from as its step ``-1``; what the carried gradient holds there belongs to the
+    reset state for the rows that started again, and flows no further back for them."""
+    W_hh, gates, states, kept = (cache.W_hh[direction], cache.gates[direction], cache.scans[direction],
+                                 cache.kept[direction])
+    cuts = [step for step in segment.begins if start < step < stop]
+    pieces = [start, *sorted(cuts), stop]
+    for lo, hi in reversed(list(zip(pieces, pieces[1:]))):
+        part = slice(lo - start, hi - start)
+        piece_upstream = None if upstream is None else upstream[part]
+        piece_extra = tuple(None if e is None else e[part] for e in extra)
+        if lo > 0 and lo in segment.begins:
+            block = BackwardBlock(0, hi - lo, grad[part], grad_hidden[part], gates[lo:], states[lo:],
+                                  tuple(k[lo:] for k in kept), segment.begins[lo], scratch)
+            cell.scan_backward(block, piece_upstream, piece_extra, carried, W_hh, bias_grads, True)
+            rows = segment.at[lo]
+            for k, value in enumerate(carried):
+                if reset_grad is not None:
+                    reset_grad[k][rows] += value[rows]
+                value[rows] = 0.0
+        else:
+            block = BackwardBlock(lo, hi, grad[part], grad_hidden[part], gates, states, kept,
+                                  tuple(state[direction] for state in cache.initial), scratch)
+            cell.scan_backward(block, piece_upstream, piece_extra, carried, W_hh, bias_grads,
+                               first_product or lo > 0)
 
 
 def _add_product(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:

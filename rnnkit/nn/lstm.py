@@ -22,7 +22,7 @@ class LSTM(RecurrentLayer):
     ``learn_h0`` (then ``h0`` and ``c0`` are parameters) and accumulating ``grads`` are those of
     :class:`rnnkit.nn.RNN`, without ``nonlinearity``.
 
-    Inputs: ``forward(x, hx=None, lengths=None)``
+    Inputs: ``forward(x, hx=None, lengths=None, resets=None)``
         x: ``(T, B, I)`` (``(B, T, I)`` if ``batch_first``).
         hx: ``(h0, c0)``, each ``(L * D, B, H)``; zeros (or the learned states) if None.
 
@@ -67,10 +67,11 @@ class LSTM(RecurrentLayer):
         x: np.ndarray,
         hx: tuple[np.ndarray | None, np.ndarray | None] | None = None,
         lengths: np.ndarray | None = None,
+        resets: np.ndarray | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         if hx is not None and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
             raise TypeError(f"hx: expected a pair (h0, c0) or None, got {type(hx).__name__}")
-        out, (h_n, c_n) = self.forward_states(x, None if hx is None else tuple(hx), lengths)
+        out, (h_n, c_n) = self.forward_states(x, None if hx is None else tuple(hx), lengths, resets)
         return out, (h_n, c_n)
 
     def backward(

@@ -14,7 +14,15 @@ import math
 
 import numpy as np
 
-from rnnkit._checks import as_float_array, check_choice, check_float_dtype, check_lengths, check_positive_int, check_shape
+from rnnkit._checks import (
+    as_float_array,
+    check_choice,
+    check_float_dtype,
+    check_lengths,
+    check_positive_int,
+    check_resets,
+    check_shape,
+)
 from rnnkit.functional.cells import Cell, State
 from rnnkit.functional.dropout import dropout_backward, dropout_forward
 from rnnkit.functional.merge import MERGE_MODES, merge_backward, merge_forward
@@ -101,11 +109,17 @@ class RecurrentLayer(Module):
         x: np.ndarray,
         initial: tuple[np.ndarray | None, ...] | None = None,
         lengths: np.ndarray | None = None,
+        resets: np.ndarray | None = None,
     ) -> tuple[np.ndarray, State]:
         """:meth:`forward` with the states as a tuple, one ``(L * D, B, H)`` array per name in
         ``cell.state_names`` (``(h,)`` or ``(h, c)``), whatever the cell: what models, decoders
         and the trainer's carried state use. ``initial`` None, or an entry None: zeros (or the
-        learned state)."""
+        learned state).
+
+        ``resets`` ``(T, B)`` bool (``(B, T)`` if ``batch_first``): where true, that sequence
+        starts again before that step, in every layer, from zeros (or the learned initial state),
+        whatever ``initial`` held: a new document or episode begins in that stream. No gradient
+        crosses a reset. The reverse direction reads each segment on its own."""
         x = as_float_array("x", x, self.dtype)
         legend = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
         if x.ndim != 3:
@@ -118,7 +132,10 @@ class RecurrentLayer(Module):
         if features != self.input_size:
             raise ValueError(f"x: expected {self.input_size} input features (last axis), got {features}")
         lengths = check_lengths(lengths, batch, steps)
+        resets = check_resets(resets, steps, batch, self.batch_first)
+        given = initial
         initial = self._initial_states(initial, batch)
+        reset_states = self._initial_states(None, batch) if resets is not None else None
 
         layer_input = x
         D = self.num_directions
@@ -142,6 +159,8 @@ class RecurrentLayer(Module):
                 tuple(tuple(self.params[f"{bias}{suffix}"] for bias in self.cell.bias_names) for suffix in suffixes),
                 lengths,
                 reverse,
+                resets,
+                None if reset_states is None else tuple(state[rows] for state in reset_states),
             )
             layers.append((dropout_cache, cache))
             finals.append(final)
@@ -150,7 +169,10 @@ class RecurrentLayer(Module):
         # The last layer's output already holds the directions side by side: concat is free.
         concatenated = D == 1 or self.merge_mode == "concat"
         out = layer_input if concatenated else merge_forward(outputs[0], outputs[1], self.merge_mode)
-        self._cache = {"layers": layers, "last_outputs": outputs, "state_shape": initial[0].shape}
+        # which initial states are the learned ones (a state given by the caller takes no part of their gradient)
+        from_learned = tuple(self.learn_h0 and (given is None or given[k] is None) for k in range(len(initial)))
+        self._cache = {"layers": layers, "last_outputs": outputs, "state_shape": initial[0].shape,
+                       "resets": resets is not None, "from_learned": from_learned}
         final_states = tuple(finals[0][k] if self.num_layers == 1 else np.concatenate([f[k] for f in finals])
                              for k in range(len(self.cell.state_names)))
         if self.batch_first:
@@ -212,6 +234,9 @@ class RecurrentLayer(Module):
         need_h0_grad = h0_grad or self.learn_h0
         dinitial = (tuple(np.empty(cache["state_shape"], dtype=self.dtype) for _ in self.cell.state_names)
                     if need_h0_grad else None)
+        # The learned initial state is also where every reset starts again from: it gathers both.
+        reset_grads = (tuple(np.zeros(cache["state_shape"], dtype=self.dtype) for _ in self.cell.state_names)
+                       if self.learn_h0 and cache["resets"] else None)
         grad = dout
         if D == 2 and self.merge_mode != "concat":
             forward_out, reverse_out = cache["last_outputs"]
@@ -226,6 +251,7 @@ class RecurrentLayer(Module):
             dx, dinitial_layer, _ = recurrent_layer_backward(
                 grad, tuple(None if g is None else g[rows] for g in checked), layer_cache, into,
                 input_grad=input_grad or layer > 0, h0_grad=need_h0_grad,
+                reset_grads=None if reset_grads is None else tuple(g[rows] for g in reset_grads),
             )
             if dinitial is not None and dinitial_layer is not None:  # both there when need_h0_grad
                 for array, value in zip(dinitial, dinitial_layer):
@@ -233,8 +259,9 @@ class RecurrentLayer(Module):
             if dx is not None:  # None only out of the first layer (the last one here), with input_grad False
                 grad = dx = dropout_backward(dx, dropout_cache)
         if self.learn_h0 and dinitial is not None:  # learn_h0 implies need_h0_grad
-            for name, value in zip(self.cell.state_names, dinitial):
-                self.accumulate(f"{name}0", value.sum(axis=1))
+            for k, (name, value) in enumerate(zip(self.cell.state_names, dinitial)):
+                total = value.sum(axis=1) if cache["from_learned"][k] else np.zeros_like(self.params[f"{name}0"])
+                self.accumulate(f"{name}0", total if reset_grads is None else total + reset_grads[k].sum(axis=1))
         self._cache = None
         if self.batch_first and dx is not None:
             dx = dx.transpose(1, 0, 2)
@@ -243,13 +270,14 @@ class RecurrentLayer(Module):
 
 class SingleStateLayer(RecurrentLayer):
     """A layer whose cell carries one state, ``h`` (the Elman RNN and the GRU): the public
-    ``forward(x, h0=None, lengths=None) -> (out, h_n)`` and ``backward(dout, dh_n=None,
+    ``forward(x, h0=None, lengths=None, resets=None) -> (out, h_n)`` and ``backward(dout, dh_n=None,
     input_grad=True, h0_grad=True) -> (dx, dh0)`` of :class:`rnnkit.nn.RNN`."""
 
     def forward(
-        self, x: np.ndarray, h0: np.ndarray | None = None, lengths: np.ndarray | None = None
+        self, x: np.ndarray, h0: np.ndarray | None = None, lengths: np.ndarray | None = None,
+        resets: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        out, (h_n,) = self.forward_states(x, None if h0 is None else (h0,), lengths)
+        out, (h_n,) = self.forward_states(x, None if h0 is None else (h0,), lengths, resets)
         return out, h_n
 
     def backward(

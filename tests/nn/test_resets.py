@@ -1,0 +1,122 @@
+"""Resets in the recurrent modules: every cell, stacked and bidirectional, with padding and
+``batch_first``, equals a PyTorch loop over torch's own cells that resets the state by hand
+(``h = where(reset, h_start, h)``), forward and every gradient in float64; and the checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnnkit.nn import GRU, LSTM, RNN
+
+MODULES = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+
+
+def _torch_loop(module, x, initial, lengths, resets, dout, dfinal):
+    """Outputs and gradients of ``module``'s computation, written as a loop over torch's cells."""
+    import torch
+
+    names = module.cell.state_names
+    params = {name: torch.tensor(value, requires_grad=True) for name, value in module.params.items()}
+    tx = torch.tensor(x, requires_grad=True)
+    tinitial = [torch.tensor(state, requires_grad=True) for state in initial]
+    steps, batch, _ = x.shape
+    D, H = module.num_directions, module.hidden_size
+    valid = torch.tensor(np.arange(steps)[:, None] < lengths[None, :])[:, :, None]  # (T, B, 1)
+    again = torch.tensor(resets)[:, :, None] & valid
+    zero_bias = torch.zeros(module.cell.gates * H, dtype=torch.float64)
+
+    def cell(x_t, state, suffix):
+        W_ih, W_hh = params[f"W_xh{suffix}"], params[f"W_hh{suffix}"]
+        if module.cell.name == "lstm":
+            return torch.lstm_cell(x_t, state, W_ih, W_hh, params[f"b_h{suffix}"], zero_bias)
+        if module.cell.name == "gru":
+            return (torch.gru_cell(x_t, state[0], W_ih, W_hh, params[f"b_xh{suffix}"], params[f"b_hh{suffix}"]),)
+        return (torch.rnn_tanh_cell(x_t, state[0], W_ih, W_hh, params[f"b_h{suffix}"], zero_bias),)
+
+    layer_input, finals = tx, [[None] * (module.num_layers * D) for _ in names]
+    for layer in range(module.num_layers):
+        outputs = []
+        for d, suffix in enumerate(module.parameter_suffixes(layer)):
+            row = layer * D + d
+            start = tuple(params[f"{n}0"][row].expand(batch, H) if module.learn_h0 else
+                          torch.zeros(batch, H, dtype=torch.float64) for n in names)
+            state = tuple(s[row] for s in tinitial)
+            out = [None] * steps
+            order = range(steps) if d == 0 else range(steps - 1, -1, -1)
+            for t in order:
+                # forward: a reset at t restarts before t; reverse: one at t + 1 restarts before t
+                crossing = t if d == 0 else t + 1
+                if crossing < steps:
+                    state = tuple(torch.where(again[crossing], s0, s) for s0, s in zip(start, state))
+                new = cell(layer_input[t], state, suffix)
+                state = tuple(torch.where(valid[t], n, s) for n, s in zip(new, state))
+                out[t] = torch.where(valid[t], new[0], torch.zeros_like(new[0]))
+            outputs.append(torch.stack(out))
+            for k in range(len(names)):
+                finals[k][row] = state[k]
+        layer_input = torch.cat(outputs, dim=2)
+    final = [torch.stack(f) for f in finals]
+    loss = (layer_input * torch.tensor(dout)).sum() + sum((f * torch.tensor(g)).sum() for f, g in zip(final, dfinal))
+    loss.backward()
+    return (layer_input.detach().numpy(), [f.detach().numpy() for f in final], tx.grad.numpy(),
+            [s.grad.numpy() for s in tinitial], {name: p.grad.numpy() for name, p in params.items()})
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("num_layers,bidirectional,learn_h0", [(1, False, False), (2, True, False),
+                                                               (2, False, True), (1, True, True)])
+def test_resets_equal_a_torch_loop_that_resets_by_hand(cell, num_layers, bidirectional, learn_h0):
+    pytest.importorskip("torch")
+    module = MODULES[cell](3, 5, num_layers=num_layers, bidirectional=bidirectional, dtype=np.float64, seed=2,
+                           learn_h0=learn_h0)
+    if learn_h0:  # a learned state that is not zero, so that starting again from it is visible
+        for name in module.cell.state_names:
+            module.params[f"{name}0"][...] = np.random.default_rng(9).normal(0, 0.5, module.params[f"{name}0"].shape)
+    rng = np.random.default_rng(num_layers + 2 * bidirectional)
+    steps, batch = 8, 4
+    x = rng.normal(size=(steps, batch, 3))
+    shape = (num_layers * module.num_directions, batch, 5)
+    initial = tuple(rng.normal(0, 0.5, shape) for _ in module.cell.state_names)
+    lengths = np.array([8, 5, 8, 2])
+    resets = rng.random((steps, batch)) < 0.3
+    resets[0, 1] = resets[4, 2] = True
+    out, finals = module.forward_states(x, initial, lengths, resets)
+    dout = rng.normal(size=out.shape) * (np.arange(steps)[:, None] < lengths)[:, :, None]
+    dfinal = tuple(rng.normal(size=shape) for _ in module.cell.state_names)
+    module.zero_grad()
+    dx, dinitial = module.backward_states(dout, dfinal)
+    want_out, want_finals, want_dx, want_dinitial, want_grads = _torch_loop(module, x, initial, lengths, resets,
+                                                                            dout, dfinal)
+    tol = dict(rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(out, want_out, **tol)
+    for got, want in zip(finals, want_finals):
+        np.testing.assert_allclose(got, want, **tol)
+    np.testing.assert_allclose(dx, want_dx, **tol)
+    for got, want in zip(dinitial, want_dinitial):
+        np.testing.assert_allclose(got, want, **tol)
+    for name, want in want_grads.items():
+        np.testing.assert_allclose(module.grads[name], want, err_msg=name, **tol)
+
+
+def test_batch_first_resets_and_no_resets_keep_the_plain_path():
+    module = GRU(3, 4, batch_first=True, dtype=np.float64, seed=0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 6, 3))
+    resets = np.zeros((2, 6), bool)
+    resets[1, 3] = True
+    out, _ = module(x, resets=resets)
+    fresh, _ = module(x[1:, 3:])  # sequence 1 from step 3 on is a new sequence
+    np.testing.assert_allclose(out[1, 3:], fresh[0], rtol=1e-12, atol=1e-12)
+    plain, _ = module(x)
+    np.testing.assert_array_equal(module(x, resets=np.zeros((2, 6), bool))[0], plain)
+    np.testing.assert_array_equal(out[0], plain[0])
+
+
+def test_bad_resets_say_what_was_expected():
+    module = LSTM(3, 4, seed=0)
+    x = np.zeros((5, 2, 3), np.float32)
+    with pytest.raises(ValueError, match=r"resets: expected shape \(5, 2\) \(T, B\)"):
+        module(x, resets=np.zeros((2, 5), bool))
+    with pytest.raises(TypeError, match="resets: expected bools"):
+        module(x, resets=np.full((5, 2), 0.5))
