@@ -83,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--min-freq", type=int, help="word tokens: words seen fewer times in training are unknown (default 2)")
     train.add_argument("--vocab-size", type=int, help="text tasks: the most symbols in a vocabulary (bpe: its size)")
     train.add_argument("--batch-size", type=int)
+    train.add_argument("--bptt", type=int, metavar="K2", help=(
+        "charlm: steps the gradients flow back through (truncated BPTT; default 64)"))
+    train.add_argument("--bptt-stride", type=int, metavar="K1", help=(
+        "charlm: update every K1 steps, each update backpropagating K2 = --bptt steps: TBPTT(k1, k2) "
+        "(default: K1 = K2)"))
+    train.add_argument("--documents", choices=["one", "lines", "paragraphs"], help=(
+        "charlm: the text is one document (default), or documents one per line or between blank lines: each "
+        "stream's state starts again where a document does"))
     train.add_argument("--lr", type=float, help="learning rate")
     train.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop", "adagrad"])
     train.add_argument("--clip", type=float, help="global gradient-norm clip (0 = off)")
@@ -137,7 +145,8 @@ def _check_train_arguments(args: argparse.Namespace) -> None:
               ("--layers", args.layers, lambda v: v >= 1, "a positive integer"),
               # what a checkpoint may hold (rnnkit.train.schema), or the run could not be loaded
               *((flag, value, lambda v: v <= MAX_SIZE, f"at most {MAX_SIZE:,}") for flag, value in
-                (("--batch-size", args.batch_size), ("--hidden", args.hidden), ("--layers", args.layers))),
+                (("--batch-size", args.batch_size), ("--hidden", args.hidden), ("--layers", args.layers),
+                 ("--bptt", args.bptt), ("--bptt-stride", args.bptt_stride))),
               ("--dropout", args.dropout, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"),
               ("--lr", args.lr, lambda v: math.isfinite(v) and v > 0, "a positive number"),
               ("--clip", args.clip, lambda v: math.isfinite(v) and v >= 0, "a number >= 0 (0 = off)"),
@@ -209,13 +218,15 @@ def _model_options(args: argparse.Namespace, task_class: type[Task]) -> dict[str
     for key, value in (("cell", args.cell), ("hidden", args.hidden), ("layers", args.layers),
                        ("bidirectional", args.bidirectional), ("nonlinearity", args.nonlinearity),
                        ("dropout", args.dropout), ("batch_size", args.batch_size), ("attention", args.attention),
-                       ("stack", args.stack), *data_options):
+                       ("stack", args.stack), ("bptt", args.bptt), ("bptt_stride", args.bptt_stride),
+                       ("documents", args.documents), *data_options):
         if value is None:
             continue
-        if (key in dict(data_options) or key in ("attention", "stack")) and key not in task_class.defaults:
+        task_specific = ("attention", "stack", "bptt", "bptt_stride", "documents")
+        if (key in dict(data_options) or key in task_specific) and key not in task_class.defaults:
             raise ValueError(f"--{key.replace('_', '-')} does not apply to the {args.task} task")
         options[key] = value
-    for key in ("min_freq", "vocab_size", "stack"):
+    for key in ("min_freq", "vocab_size", "stack", "bptt", "bptt_stride"):
         if options.get(key) is not None and options[key] < 1:
             raise ValueError(f"--{key.replace('_', '-')}: expected a positive integer, got {options[key]}")
     if options.get("cell", "rnn") != "rnn" and options.get("nonlinearity", "tanh") != "tanh":
@@ -259,7 +270,9 @@ def _resumed(args: argparse.Namespace, out: Path, config: Any) -> tuple[dict[str
     fixed = {"--hidden": ("hidden", args.hidden, options), "--layers": ("layers", args.layers, options),
              "--bidirectional": ("bidirectional", args.bidirectional, options),
              "--dropout": ("dropout", args.dropout, options), "--batch-size": ("batch_size", args.batch_size, options),
-             "--stack": ("stack", args.stack, options),
+             "--stack": ("stack", args.stack, options), "--bptt": ("bptt", args.bptt, options),
+             "--bptt-stride": ("bptt_stride", args.bptt_stride, options),
+             "--documents": ("documents", args.documents, options),
              "--lr": ("lr", args.lr, saved), "--optimizer": ("optimizer", args.optimizer, saved),
              "--clip": ("clip_norm", (args.clip or None) if args.clip is not None else None, saved),
              "--patience": ("patience", (args.patience or None) if args.patience is not None else None, saved),

@@ -17,7 +17,16 @@ files shipped in ``rnnkit/data/files``; a missing package raises ``MissingDataPa
 """
 
 from rnnkit.data._packages import MissingDataPackageError
-from rnnkit.data.batching import Batch, BatchIterator, bucket_batches, lm_stream_batches, pad_batch
+from rnnkit.data.batching import (
+    CONTEXT,
+    Batch,
+    BatchIterator,
+    bucket_batches,
+    carried_steps,
+    lm_stream_batches,
+    lm_stream_windows,
+    pad_batch,
+)
 from rnnkit.data.cache import cache_dir
 from rnnkit.data.datasets import (
                                   CHARLM_SOURCES,
@@ -60,7 +69,8 @@ __all__ = [
     "choose_tokens", "fit_tokenizer", "measure_texts", "tokenizer_from_dict",
     "BOS", "Batch", "BatchIterator", "CHARLM_SOURCES", "CLASSIFY_LABELS", "DEFAULT_SPECIALS", "DIGIT_WORDS", "EOS",
     "MissingDataPackageError", "PAD", "TAGSETS", "UNIVERSAL_TAGS", "UNK", "Vocab", "brown_to_universal",
-    "bucket_batches", "cache_dir", "digit_images", "lm_stream_batches", "load_charlm", "load_classify",
+    "bucket_batches", "cache_dir", "digit_images", "lm_stream_batches", "lm_stream_windows", "carried_steps",
+    "CONTEXT", "load_charlm", "load_classify",
     "load_digit_captions", "load_digits", "load_digits_flat", "load_digits_rows", "load_forecast", "load_tag",
     "load_translate", "number_splits", "pad_batch", "persistence_mse", "read_labelled_tsv", "read_pairs_tsv",
     "read_series", "read_tagged", "read_text_file", "split_contiguous", "split_groups", "split_indices",

@@ -204,15 +204,68 @@ def lm_stream_batches(ids: Sequence[int] | np.ndarray, batch_size: int,
         >>> [(x.T.tolist(), y.T.tolist()) for x, y in lm_stream_batches(range(8), 2, 2)]
         [([[0, 1], [4, 5]], [[1, 2], [5, 6]]), ([[2], [6]], [[3], [7]])]
     """
+    for inputs, targets, _ in lm_stream_windows(ids, batch_size, bptt):
+        yield inputs, targets
+
+
+#: The target of a window's context rows (:func:`lm_stream_windows`): steps read again to rebuild
+#: the state that gradients flow back through, whose predictions were scored by an earlier window.
+CONTEXT = -1
+
+
+def lm_stream_windows(ids: Sequence[int] | np.ndarray, batch_size: int, bptt: int, stride: int | None = None,
+                      starts: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Windows of B parallel streams for truncated BPTT with a stride: TBPTT(k1, k2) of Williams
+    and Peng, every ``k1 = stride`` steps backpropagate ``k2 = bptt`` steps.
+
+    Streams are cut as in :func:`lm_stream_batches`. Window ``u`` scores the ``k1`` new steps
+    ``[u k1, (u + 1) k1)`` (fewer at the end) and reaches back to step
+    ``max(0, (u + 1) k1 - k2)``: the ``k2 - k1`` steps before the new ones (fewer at the start)
+    are its *context*, read again so that the gradients of the new steps' losses flow back
+    ``k2`` steps from the window's last step; their targets are :data:`CONTEXT`. With
+    ``stride`` None or equal to ``bptt`` there is no context and the windows are
+    :func:`lm_stream_batches`' chunks. Each window is
+
+        inputs  (W, B) int64 = streams[s : e],   targets (W, B) int64 = streams[s + 1 : e + 1]
+        resets  (W, B) bool  = starts' streams[s : e] (all False when ``starts`` is None)
+
+    ``starts`` ``(len(ids),)`` bool marks the ids before which the state starts again (a new
+    document); it is cut into streams like ``ids``. The state to carry into window ``u + 1`` is
+    the one after the window's first ``(u + 1) k1 - k2 - s`` steps, clipped at 0: see
+    :func:`carried_steps`.
+
+    Example, one stream of 8, k2 = 4, k1 = 2 (``_`` is context)::
+
+        >>> [(x[:, 0].tolist(), y[:, 0].tolist()) for x, y, _ in lm_stream_windows(range(8), 1, 4, 2)]
+        [([0, 1], [1, 2]), ([0, 1, 2, 3], [-1, -1, 3, 4]), ([2, 3, 4, 5], [-1, -1, 5, 6]), ([4, 5, 6], [-1, -1, 7])]
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size}")
     if bptt < 1:
         raise ValueError(f"bptt: expected an integer >= 1, got {bptt}")
+    stride = bptt if stride is None else stride
+    if not 1 <= stride <= bptt:
+        raise ValueError(f"stride: expected an integer in 1..{bptt} (bptt), got {stride}")
     data = np.asarray(ids, dtype=np.int64)
     if data.ndim != 1:
         raise ValueError(f"ids: expected a 1-D id sequence, got shape {data.shape}")
+    if starts is not None and np.shape(starts) != data.shape:
+        raise ValueError(f"starts: expected one flag per id, shape {data.shape}, got {np.shape(starts)}")
     steps = data.shape[0] // batch_size
     streams = data[: steps * batch_size].reshape(batch_size, steps).T  # (S, B)
-    for t in range(0, steps - 1, bptt):
-        size = min(bptt, steps - 1 - t)
-        yield np.ascontiguousarray(streams[t:t + size]), np.ascontiguousarray(streams[t + 1:t + 1 + size])
+    flags = (np.zeros((steps, batch_size), bool) if starts is None
+             else np.asarray(starts, bool)[: steps * batch_size].reshape(batch_size, steps).T)
+    for new in range(0, steps - 1, stride):
+        end = min(new + stride, steps - 1)
+        begin = max(0, new + stride - bptt)
+        targets = np.array(streams[begin + 1 : end + 1])
+        targets[: new - begin] = CONTEXT
+        yield np.ascontiguousarray(streams[begin:end]), targets, np.ascontiguousarray(flags[begin:end])
+
+
+def carried_steps(targets: np.ndarray, bptt: int, stride: int) -> int:
+    """How many leading steps of a :func:`lm_stream_windows` window lead to the state the next
+    window starts from: ``min(context + k1, k2 - k1)`` of its steps are context of the next one.
+    ``targets`` is the window's; 0 means the next window starts where this one did."""
+    context = int(np.argmax(targets[:, 0] != CONTEXT)) if len(targets) and targets[0, 0] == CONTEXT else 0
+    return stride + context - min(context + stride, bptt - stride)

@@ -69,19 +69,27 @@ class ManyToMany(_Reader):
     ``bidirectional`` gives each step past and future context (for tagging; a language model
     must stay unidirectional, or it would see the answer). Options as for ``_Reader``.
 
-    ``forward(inputs, state=None, lengths=None) -> (outputs (T, B, output_size), final state)``,
-    the states as tuples of ``(L * D, B, H)`` arrays (``(h,)``, or ``(h, c)`` for an LSTM; see
-    :mod:`rnnkit.models.states`; a bare array is read as ``(h,)``): what truncated BPTT carries.
+    ``forward(inputs, state=None, lengths=None, resets=None) -> (outputs (T, B, output_size),
+    final state)``, the states as tuples of ``(L * D, B, H)`` arrays (``(h,)``, or ``(h, c)`` for
+    an LSTM; see :mod:`rnnkit.models.states`; a bare array is read as ``(h,)``): what truncated
+    BPTT carries. ``resets`` ``(T, B)`` bool: where true, that stream starts again before that
+    step from zeros (a new document; see :meth:`rnnkit.nn.RNN.forward`).
     ``backward(doutputs, dfinal=None, input_grad=True)`` returns the input gradient (None for
     tokens, and with ``input_grad=False``, which skips it when the inputs are data); the initial
     state takes no gradient (a carried state is detached).
     """
 
     def forward(
-        self, inputs: np.ndarray, state: State | np.ndarray | None = None, lengths: np.ndarray | None = None
+        self, inputs: np.ndarray, state: State | np.ndarray | None = None, lengths: np.ndarray | None = None,
+        resets: np.ndarray | None = None,
     ) -> tuple[np.ndarray, State]:
-        out, final = self.rnn.forward_states(embed_forward(self.embedding, inputs), as_state(state), lengths)
+        out, final = self.rnn.forward_states(embed_forward(self.embedding, inputs), as_state(state), lengths, resets)
         return self.head.forward(out), final
+
+    def states_at(self, step: int) -> State:
+        """The recurrent states after step ``step`` of the last :meth:`forward` (before
+        :meth:`backward`): the state truncated BPTT with a stride carries to its next window."""
+        return self.rnn.states_at(step)
 
     def backward(
         self, doutputs: np.ndarray, dfinal: State | np.ndarray | None = None, input_grad: bool = True
@@ -90,18 +98,21 @@ class ManyToMany(_Reader):
                                          input_grad=self._input_grad(input_grad), h0_grad=False)
         return embed_backward(self.embedding, dx)
 
-    def stream(self, chunk: np.ndarray, state: State | np.ndarray | None = None) -> tuple[np.ndarray, State]:
+    def stream(self, chunk: np.ndarray, state: State | np.ndarray | None = None,
+               resets: np.ndarray | None = None) -> tuple[np.ndarray, State]:
         """One chunk ``(T_i, B, ...)`` of ``B`` streams, from ``state`` (None: the start): the
         outputs and the state to pass with the next chunk. Chunks of any sizes give what one
         ``forward`` over the whole streams gives, for inference (dropout off; the mode is put
-        back after). One direction only: a backward direction needs each stream's end."""
+        back after), resets included: ``resets`` ``(T_i, B)`` starts a stream again before a step
+        (a new document or speaker in that stream while the others go on). One direction only:
+        a backward direction needs each stream's end."""
         if self.rnn.bidirectional:
             raise ValueError("stream: a bidirectional model reads each sequence from its end too, which a stream "
                              "has not reached; call forward on whole sequences")
         training = self.training
         self.eval()
         try:
-            return self.forward(chunk, state)
+            return self.forward(chunk, state, resets=resets)
         finally:
             self.train(training)
 

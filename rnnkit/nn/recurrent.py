@@ -179,6 +179,21 @@ class RecurrentLayer(Module):
             out = out.transpose(1, 0, 2)
         return out, final_states
 
+    def states_at(self, step: int) -> State:
+        """The states after step ``step`` of the last :meth:`forward`, every layer, one ``(L, B, H)``
+        array per name (copies): where truncated BPTT with a stride carries the state from, without
+        running the steps again. One direction only (a reverse direction's state there has read the
+        future). Call it before :meth:`backward`, which releases the forward's buffers."""
+        cache = self._require_cache(self._cache)
+        if self.bidirectional:
+            raise ValueError("states_at: a bidirectional layer's reverse state at a step has read the steps after it")
+        layers = cache["layers"]
+        steps = layers[0][1].out.shape[0]
+        if not 0 <= step < steps:
+            raise ValueError(f"states_at: expected a step in 0..{steps - 1}, got {step}")
+        return tuple(np.stack([layer.out[step] if name == "h" else layer.kept[0][self.cell.kept.index(name)][step]
+                               for _, layer in layers]) for name in self.cell.state_names)
+
     def _initial_states(self, given: tuple[np.ndarray | None, ...] | None, batch: int) -> State:
         shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
         states = []

@@ -2,7 +2,11 @@
 
 Trains on one long text split into B parallel streams; each batch is the next ``bptt`` steps of
 every stream and the recurrent state (``h``, and ``c`` with ``--cell lstm``) is carried from
-batch to batch (truncated BPTT). The metric
+batch to batch (truncated BPTT). With ``bptt_stride`` k1 below ``bptt`` k2, every k1 steps
+the gradients flow back k2 steps (TBPTT(k1, k2); see :func:`rnnkit.data.lm_stream_windows`).
+With ``documents`` ``lines`` or ``paragraphs`` the text is a collection of documents, and each
+stream's state starts again where a document does: the state before reading the newline that
+ends the previous document is dropped, so that newline reads like a fresh start. The metric
 is bits per character on held-out text, against the unigram entropy of that same text: what a
 model that knows only character frequencies would score.
 """
@@ -16,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit.data import lm_stream_batches, load_charlm, read_text_file
+from rnnkit.data import CONTEXT, carried_steps, lm_stream_windows, load_charlm, read_text_file
 from rnnkit.data.tokenizers import fit_tokenizer
 from rnnkit.models import ManyToMany
 from rnnkit.models.states import detach
@@ -28,14 +32,16 @@ LN2 = math.log(2.0)
 
 class CharLM(Task[ManyToMany]):
     name = "charlm"
-    batch_axes = (1, 1)  # inputs, targets (T, B): streams along axis 1
+    batch_axes = (1, 1, 1)  # inputs, targets, resets (T, B): streams along axis 1
     metric_keys = ("bpc",)
     takes_split_files = True
     predict_inputs = "a text to continue"
     primary_metric = "bpc"
     defaults = {"cell": "gru", "hidden": 256, "layers": 2, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
-                "bidirectional": False, "batch_size": 32, "bptt": 64, "epochs": 10, "lr": 2e-3, "tokens": "auto",
-                "vocab_size": None}
+                "bidirectional": False, "batch_size": 32, "bptt": 64, "bptt_stride": None, "documents": "one",
+                "epochs": 10, "lr": 2e-3, "tokens": "auto", "vocab_size": None}
+    #: how ``documents`` finds where one ends: the text is one document, one per line, or blank-line separated
+    DOCUMENTS = ("one", "lines", "paragraphs")
 
     def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True,
                  valid_file=None, test_file=None) -> None:
@@ -53,6 +59,16 @@ class CharLM(Task[ManyToMany]):
             why = "a character model: auto is char" if tokens == "auto" else "set by --tokens"
             self.notes.append(f"[charlm] text tokens: {kind} ({why}); {self.tokenizer.describe()}")
         self.encoded = {name: self.tokenizer.encode(text) for name, text in self.splits.items()}
+        documents = self.options["documents"]
+        if documents not in self.DOCUMENTS:
+            raise TaskError(f"charlm: --documents: expected one of {', '.join(self.DOCUMENTS)}, got {documents!r}")
+        if documents != "one" and self.tokenizer.kind != "char":
+            raise TaskError(f"charlm: --documents {documents} finds documents by their newlines, which needs "
+                            f"character tokens (--tokens char), not {self.tokenizer.kind}")
+        stride = self.options["bptt_stride"]
+        if stride is not None and not 1 <= stride <= self.options["bptt"]:
+            raise TaskError(f"charlm: --bptt-stride: expected 1..{self.options['bptt']} (--bptt, the steps "
+                            f"gradients flow back), got {stride}")
 
     def describe(self) -> str:
         sizes = ", ".join(f"{k} {len(v):,}" for k, v in self.splits.items())
@@ -75,22 +91,56 @@ class CharLM(Task[ManyToMany]):
                           dtype=dtype, seed=self.seed, **model_kwargs(options))
 
     # -- training ---------------------------------------------------------------------------
-    def train_batches(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        # A different start offset each epoch, so chunk boundaries do not always fall on the
+    def document_starts(self, split: str) -> np.ndarray | None:
+        """``(len(ids),)`` bool: the ids before which a stream's state starts again, or None
+        (``documents`` one). ``lines``: every newline, which then reads like a start-of-text mark
+        for the line after it; ``paragraphs``: the second newline of every blank line."""
+        documents = self.options["documents"]
+        if documents == "one":
+            return None
+        newline = self.encoded[split] == self.tokenizer.encode("\n")[0]
+        if documents == "lines":
+            return newline
+        starts = newline.copy()
+        starts[1:] &= newline[:-1]
+        starts[0] = False
+        return starts
+
+    def train_batches(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        # A different start offset each epoch, so window boundaries do not always fall on the
         # same characters; deterministic in (seed, epoch) for exact resume.
-        bptt = self.options["bptt"]
-        offset = int(np.random.default_rng([self.seed, epoch]).integers(bptt))
-        return list(lm_stream_batches(self.encoded["train"][offset:], self.options["batch_size"], bptt))
+        bptt, stride = self.options["bptt"], self.options["bptt_stride"] or self.options["bptt"]
+        batch = self.options["batch_size"]
+        ids = self.encoded["train"]
+        # at most half a stream, so that a window longer than the streams still reads them
+        offset = int(np.random.default_rng([self.seed, epoch]).integers(min(stride, max(1, len(ids) // batch // 2))))
+        starts = self.document_starts("train")
+        return list(lm_stream_windows(ids[offset:], batch, bptt, stride,
+                                      None if starts is None else starts[offset:]))
 
     def train_step(self, model: ManyToMany, batch, carry) -> tuple[float, int, Any]:
-        """One truncated-BPTT window. ``carry`` is the final state of the previous window (a
-        tuple, ``(h,)`` or ``(h, c)``; None at the start of an epoch): it starts this window and
-        takes no gradient; the returned carry is this window's final state, detached."""
-        inputs, targets = batch
-        logits, final = model.forward(inputs, carry)
-        loss, dlogits = model.loss(logits, targets)
+        """One truncated-BPTT window. ``carry`` is the state before the window (a tuple, ``(h,)``
+        or ``(h, c)``; None at the start of an epoch): it starts this window and takes no
+        gradient. Steps whose targets are context (TBPTT(k1, k2)) are read but not scored. The
+        returned carry is the state the next window starts from, detached: the state after this
+        window's first ``carried_steps`` steps (its last, with k1 = k2)."""
+        inputs, targets, resets = batch
+        logits, final = model.forward(inputs, carry, resets=resets)
+        context = int(np.count_nonzero(targets[:, 0] == CONTEXT)) if targets.shape[1] else 0
+        bptt, stride = self.options["bptt"], self.options["bptt_stride"] or self.options["bptt"]
+        carried = carried_steps(targets, bptt, stride)
+        if carried >= len(inputs):
+            carry = detach(final)
+        elif carried > 0:
+            carry = model.states_at(carried - 1)
+        loss, dscored = model.loss(logits[context:], targets[context:])
+        if context:
+            dlogits = np.zeros_like(logits)
+            dlogits[context:] = dscored
+        else:
+            dlogits = dscored
         model.backward(dlogits)
-        return loss, targets.size, detach(final)
+        return loss, targets[context:].size, carry
 
     # -- evaluation -------------------------------------------------------------------------
     def evaluate(self, model: ManyToMany, split: str = "valid") -> dict[str, float]:
@@ -98,8 +148,8 @@ class CharLM(Task[ManyToMany]):
         streams = max(1, min(16, (len(ids) - 1) // 256))
         total, count, h = 0.0, 0, None
         model.eval()
-        for inputs, targets in lm_stream_batches(ids, streams, 256):
-            logits, h = model.forward(inputs, h)
+        for inputs, targets, resets in lm_stream_windows(ids, streams, 256, starts=self.document_starts(split)):
+            logits, h = model.forward(inputs, h, resets=resets)
             loss, _ = model.loss(logits, targets)
             total, count = total + loss, count + targets.size
         model.train()

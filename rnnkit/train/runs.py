@@ -129,6 +129,9 @@ def upgrade(meta: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -
     task = meta["task"]
     if task in ("charlm", "classify", "tag") and "tokenizer" not in task_meta and "vocab" in task_meta:
         task_meta["tokenizer"] = task_meta.pop("vocab")  # before tokenizers: a bare vocabulary, read as one
+    if task == "charlm":
+        options.setdefault("bptt_stride", None)  # before TBPTT(k1, k2): the stride was bptt
+        options.setdefault("documents", "one")  # before resets: the text was one document
     if task == "classify":
         task_meta.setdefault("majority", None)  # before the majority-class baseline
     if task == "tag":

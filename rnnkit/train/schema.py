@@ -77,6 +77,7 @@ POSITION: dict[str, Check] = {
 MODEL_OPTIONS: dict[str, Check] = {
     "cell": of_type(str, "a cell name"), "hidden": integer(1, MAX_SIZE), "layers": integer(1, MAX_SIZE),
     "embed": integer(1, MAX_SIZE), "batch_size": integer(1, MAX_SIZE), "bptt": integer(1, MAX_SIZE),
+    "bptt_stride": integer(1, MAX_SIZE, null=True), "documents": of_type(str, "one, lines or paragraphs"),
     "window": integer(1, MAX_SIZE), "nonlinearity": of_type(str, "an activation name"), "dropout": number(0.0, below=1.0),
     "bidirectional": of_type(bool, "true or false"), "pooling": of_type(str, "a pooling name"),
     "attention": of_type(str, "an attention name"), "tokens": of_type(str, "a kind of tokens"),

@@ -24,7 +24,8 @@ def test_a_run_from_before_cells_processes_and_tuple_states_reads_as_today():
 
 def test_today_s_description_is_left_as_it_is():
     arrays = {"carry.0": np.zeros(3), "carry.1": np.zeros(3)}
-    meta = {**_meta("charlm", {"tokenizer": {"kind": "char"}}, cell="lstm"), "processes": 2, "carry": 2}
+    meta = {**_meta("charlm", {"tokenizer": {"kind": "char"}}, cell="lstm", bptt_stride=None, documents="one"),
+            "processes": 2, "carry": 2}
     meta["position"].pop("saved_scores")
     before = repr(meta), sorted(arrays)
     assert (repr(upgrade(meta, arrays)), sorted(arrays)) == before
@@ -42,7 +43,9 @@ def test_entries_added_later_get_the_values_older_runs_behaved_by():
     assert upgrade(_meta("tag", {}), None)["task_meta"]["word_tag"] == {}
     translate = upgrade(_meta("translate", {}), None)
     assert translate["task_meta"]["max_len"] == 40 and translate["model_options"]["attention"] == "none"
-    assert "attention" not in upgrade(_meta("charlm", {}), None)["model_options"]
+    charlm = upgrade(_meta("charlm", {}), None)["model_options"]
+    assert "attention" not in charlm
+    assert charlm["bptt_stride"] is None and charlm["documents"] == "one"  # k1 = k2, one document
 
 
 def test_an_upgraded_classify_run_rebuilds_its_task_without_data():
