@@ -216,6 +216,34 @@ class Seq2Seq(Model):
         lengths = np.full(batch, steps) if source_lengths is None else np.asarray(source_lengths)
         return DecoderState(start, outputs, np.arange(steps)[:, None] < lengths[None, :])
 
+    def encode_stream(self, chunk: np.ndarray, state: State | None = None) -> tuple[np.ndarray, State]:
+        """The encoder over one chunk ``(S_i, B)`` of the source, from ``state`` (None: the start):
+        its outputs ``(S_i, B, H)`` and the state to pass with the next chunk. Chunks of any sizes
+        give what :meth:`encode` gives over the whole source; :meth:`decoder_start` turns the
+        streamed encoding into the decoder's initial state. For inference (dropout off; the mode
+        is put back after), with a unidirectional encoder: a reverse one needs the source's end."""
+        if self.encoder.bidirectional:
+            raise ValueError("encode_stream: a bidirectional encoder reads the source from its end too, which a "
+                             "stream has not reached; call encode on the whole source")
+        training = self.training
+        self.eval()
+        try:
+            return self.encoder.forward_states(self.source_embedding.forward(chunk), state)
+        finally:
+            self.train(training)
+
+    def decoder_start(self, outputs: np.ndarray, state: State) -> State | DecoderState:
+        """The decoder's initial state from a streamed encoding: the encoder's last ``state`` and,
+        with attention, its ``outputs`` ``(S, B, H)`` of every chunk joined along time (no padding)."""
+        if self.decoder.attention is None:
+            return state
+        return DecoderState(state, outputs, np.ones(outputs.shape[:2], dtype=bool))
+
+    def generate_from(self, start: State | DecoderState, bos: int, eos: int, max_len: int = 30,
+                      **options) -> list[list[int]]:
+        """:meth:`generate` from a decoder state already made (:meth:`decoder_start`, :meth:`encode`)."""
+        return generate(self.decoder.step, start, bos, eos, max_len, **options)
+
     def forward(
         self,
         source: np.ndarray,
@@ -249,4 +277,4 @@ class Seq2Seq(Model):
         self, source: np.ndarray, source_lengths: np.ndarray | None, bos: int, eos: int, max_len: int = 30, **options
     ) -> list[list[int]]:
         """Target ids for each source sequence; ``options``: method, temperature, beam_size, rng."""
-        return generate(self.decoder.step, self.encode(source, source_lengths), bos, eos, max_len, **options)
+        return self.generate_from(self.encode(source, source_lengths), bos, eos, max_len, **options)

@@ -56,3 +56,53 @@ def test_the_exported_graph_streams_in_onnxruntime(cell):
     np.testing.assert_allclose(np.concatenate(outputs), whole, rtol=2e-5, atol=2e-5)
     for carried, expected in zip(state, final):
         np.testing.assert_allclose(carried, expected, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_chunks_with_resets_give_the_whole_stream_with_resets(cell):
+    """A new document starts in stream 1 at step 6 and in stream 2 at steps 3 and 15; the chunk
+    boundaries fall anywhere, a reset at a chunk's first step included."""
+    model = ManyToMany(6, 8, input_size=3, cell=cell, num_layers=2, dtype=np.float64, seed=0)
+    x = np.random.default_rng(1).standard_normal((20, 3, 3))
+    resets = np.zeros((20, 3), bool)
+    resets[6, 1] = resets[3, 2] = resets[15, 2] = True
+    whole, final = model.eval().forward(x, resets=resets)
+    state, outputs = None, []
+    for part in _chunks(20, [3, 3, 9, 5]):
+        out, state = model.stream(x[part], state, resets=resets[part])
+        outputs.append(out)
+    np.testing.assert_allclose(np.concatenate(outputs), whole, rtol=1e-12, atol=1e-12)
+    for carried, expected in zip(state, final):
+        np.testing.assert_allclose(carried, expected, rtol=1e-12, atol=1e-12)
+    fresh, _ = model.forward(x[15:, 2:3])  # after its last reset, stream 2 reads like a new stream
+    np.testing.assert_allclose(whole[15:, 2:3], fresh, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("attention", ["none", "additive"])
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_the_seq2seq_encoder_streams(cell, attention):
+    from rnnkit.models import Seq2Seq
+
+    model = Seq2Seq(15, 12, 8, embed_dim=4, cell=cell, num_layers=2, attention=attention, dtype=np.float64, seed=0)
+    source = np.random.default_rng(2).integers(1, 15, size=(11, 3))
+    whole = model.encode(source)
+    state, outputs = None, []
+    for part in _chunks(11, [4, 1, 6]):
+        out, state = model.encode_stream(source[part], state)
+        outputs.append(out)
+    start = model.decoder_start(np.concatenate(outputs), state)
+    states = whole if attention == "none" else whole.states
+    streamed = start if attention == "none" else start.states
+    for got, want in zip(streamed, states, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    if attention != "none":
+        np.testing.assert_allclose(start.memory, whole.memory, rtol=1e-12, atol=1e-12)
+    assert model.generate_from(start, 1, 2, max_len=6) == model.generate(source, None, 1, 2, max_len=6)
+
+
+def test_a_bidirectional_encoder_cannot_stream():
+    from rnnkit.models import Seq2Seq
+
+    model = Seq2Seq(15, 12, 8, bidirectional=True, seed=0)
+    with pytest.raises(ValueError, match="encode_stream: a bidirectional encoder"):
+        model.encode_stream(np.ones((2, 1), np.int64))
