@@ -35,7 +35,6 @@ and every path here is tested against it in float64.
 
 from __future__ import annotations
 
-import contextlib
 from typing import NamedTuple
 
 import numpy as np
@@ -249,8 +248,9 @@ def recurrent_layer_forward(
     segments: list[SegmentStarts] = []
     if resets is not None and reset_states is None:
         reset_states = tuple(np.zeros((directions, batch, hidden), x.dtype) for _ in cell.state_names)
-    # The directions' compiled scans run side by side on the threads, unless segments chain through Python.
-    with _native.together(directions) if resets is None else contextlib.nullcontext():
+    # The directions' compiled scans run side by side on the threads, unless segments chain through
+    # Python; then each W_hh is packed once for all its segments.
+    with _native.together(directions) if resets is None else _native.packing():
         for d in range(directions):
             flipped = reverse[d] and lengths is not None
             states = out[:, :, d * hidden : (d + 1) * hidden]
@@ -444,11 +444,7 @@ def recurrent_layer_backward(
                     if not h0_is_zero:
                         _add_product(dW_rec, g_hidden[first - lo].T, h0_d)
                 if segment is not None:  # rows that started again were paired with the state before them
-                    for step in segment.begins:
-                        again = segment.at[step]
-                        if start <= step < stop and step > 0 and again.any():
-                            started = segment.begins[step][0][again] - states_st[step - 1][again]
-                            _add_product(dW_rec, g_hidden[step - start][again].T, started)
+                    _correct_restarts(dW_rec, segment, start, stop, g_hidden, states_st)
                 # dx_st exists exactly when input_grad, and dx_part whenever a second direction adds into dx
                 if accumulate_dx and dx_st is not None and dx_part is not None:
                     dx_rows = dx_st[lo:hi].reshape(-1, inputs)  # a view: dx is contiguous
@@ -475,6 +471,20 @@ def recurrent_layer_backward(
                 for array, value in zip(dinitial, carried):
                     array[d] = value
     return dx, dinitial, grads
+
+
+def _correct_restarts(dW_hh: np.ndarray, segment: SegmentStarts, start: int, stop: int, grad_hidden: np.ndarray,
+                      states: np.ndarray) -> None:
+    """The block products pair each step's gradient with the state before it; a sequence that
+    started again at step ``t`` read its reset state instead. One product adds the difference
+    for every such row of scan steps ``[start, stop)``: ``grad (n, G*H)`` by ``(reset - h_{t-1})``."""
+    steps = [step for step in segment.begins if start <= step < stop and step > 0]
+    if not steps:
+        return
+    grads = np.concatenate([grad_hidden[step - start][segment.at[step]] for step in steps])
+    started = np.concatenate([segment.begins[step][0][segment.at[step]] - states[step - 1][segment.at[step]]
+                              for step in steps])
+    _add_product(dW_hh, grads.T, started)
 
 
 def _segments_backward(cell: Cell, segment: SegmentStarts, start: int, stop: int, grad: np.ndarray,
