@@ -141,15 +141,20 @@ def packed(B: np.ndarray, rows: int) -> np.ndarray | None:
     or None where the caller calls BLAS instead: float64, no kernel for this CPU, or too little
     work to pay for packing and the threads' hand-over. ``B`` is C-contiguous, or the transposed
     view ``W.T`` of a C-contiguous ``W`` (read as such: no copy of ``W^T``)."""
-    if B.dtype != np.float32 or B.ndim != 2 or not library.packed_width():
-        return None
     scope = getattr(_pack_scope, "packs", None)
-    # Keyed by what B reads, not by the object: each call's W_hh.T is a new view of the same
-    # weights. The scope keeps B alive, so no other array can take its address meanwhile. Once
-    # packed, a call of few rows (a short segment between resets) uses it too.
-    key = (B.ctypes.data, B.shape, B.strides)
-    if scope is not None and key in scope:
-        return scope[key][1]
+    if (scope is None and rows * B.size < MIN_PACKED_WORK) or B.dtype != np.float32 or B.ndim != 2 \
+            or not library.packed_width():
+        return None
+    # Keyed by the memory B reads, not by the object: each call's W_hh.T is a new view of the same
+    # weights (its owner's id, and where in it B starts). The scope keeps B, and so its owner,
+    # alive: no other array can take that memory meanwhile. Once packed, a call of few rows (a
+    # short segment between resets) uses it too.
+    key = None
+    if scope is not None:
+        owner = B if B.base is None else B.base
+        key = (id(owner), B.shape, B.strides)
+        if key in scope and scope[key][2] == B.ctypes.data:
+            return scope[key][1]
     if rows * B.size < MIN_PACKED_WORK:
         return None
     if B.flags.c_contiguous:
@@ -173,7 +178,7 @@ def packed(B: np.ndarray, rows: int) -> np.ndarray | None:
                lambda index, first, end: [data, ldb, transposed, K, N, result.ctypes.data, first, end],
                cut(blocks, 1, threads))
     if scope is not None:
-        scope[key] = (B, result)
+        scope[key] = (B, result, data)
     return result
 
 

@@ -65,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--layers", type=int, help="stacked RNN layers")
     train.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
                        help="add a reverse direction (default: per task)")
-    train.add_argument("--cell", choices=["rnn", "lstm", "gru"],
-                       help="recurrent cell: Elman rnn, lstm or gru (default: per task, see README)")
+    train.add_argument("--cell", choices=["rnn", "lstm", "gru", "mingru", "minlstm"], help=(
+        "recurrent cell: Elman rnn, lstm, gru, or the minimal mingru and minlstm whose gates read the input "
+        "alone (default: per task, see README)"))
     train.add_argument("--nonlinearity", choices=["tanh", "relu", "sigmoid"], help="of the Elman cell (--cell rnn)")
     train.add_argument("--dropout", type=float, help="dropout between stacked layers")
     train.add_argument("--stack", type=int, help="speech: frames read as one step (fewer steps, faster; default 3)")

@@ -25,14 +25,20 @@ from rnnkit.functional.gru import GRU_CELL, gru_backward, gru_forward, gru_step_
 from rnnkit.functional.linear import linear_backward, linear_forward
 from rnnkit.functional.losses import mse, softmax_cross_entropy
 from rnnkit.functional.lstm import LSTM_CELL, lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
+from rnnkit.functional.mingru import mingru_cell
+from rnnkit.functional.minlstm import minlstm_cell
 from rnnkit.functional.recurrent import flip_sequences
 
-CELL_NAMES = ("rnn", "lstm", "gru")
+CELL_NAMES = ("rnn", "lstm", "gru", "mingru", "minlstm")
+#: the cells whose gates read the input alone, so that their recurrence is a linear scan
+MINIMAL_CELLS = ("mingru", "minlstm")
 
 
-def get_cell(name: str, nonlinearity: str = "tanh") -> Cell:
-    """The :class:`Cell` called ``name`` (``"rnn"``, ``"lstm"``, ``"gru"``); ``nonlinearity``
-    (``"tanh"``, ``"sigmoid"``, ``"relu"``) is the Elman cell's, the gated cells have their own."""
+def get_cell(name: str, nonlinearity: str = "tanh", scan: str = "sequential") -> Cell:
+    """The :class:`Cell` called ``name`` (``"rnn"``, ``"lstm"``, ``"gru"``, ``"mingru"``,
+    ``"minlstm"``); ``nonlinearity`` (``"tanh"``, ``"sigmoid"``, ``"relu"``) is the Elman cell's,
+    the gated cells have their own; ``scan`` (``"sequential"``, ``"parallel"``: log space) is the
+    minimal cells'."""
     if name == "rnn":
         from rnnkit.functional.elman import elman_cell
 
@@ -42,6 +48,8 @@ def get_cell(name: str, nonlinearity: str = "tanh") -> Cell:
     if nonlinearity != "tanh":
         raise ValueError(f"nonlinearity: the {name.upper()} cell has its own gate nonlinearities; "
                          f"{nonlinearity!r} applies only to cell 'rnn'")
+    if name in MINIMAL_CELLS:
+        return (mingru_cell if name == "mingru" else minlstm_cell)(scan)
     return {"lstm": LSTM_CELL, "gru": GRU_CELL}[name]
 
 
@@ -52,6 +60,7 @@ __all__ = [
     "ELMAN_CELLS",
     "GRU_CELL",
     "LSTM_CELL",
+    "MINIMAL_CELLS",
     "activation_backward",
     "activation_forward",
     "ctc_backward",
@@ -74,6 +83,8 @@ __all__ = [
     "lstm_forward",
     "lstm_step_backward",
     "lstm_step_forward",
+    "mingru_cell",
+    "minlstm_cell",
     "mse",
     "rnn_backward",
     "rnn_forward",

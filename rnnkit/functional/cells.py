@@ -33,7 +33,7 @@ class Cell:
     """A recurrent cell as the generic layer sees it.
 
     Attributes:
-        name: ``"rnn"``, ``"lstm"`` or ``"gru"``.
+        name: ``"rnn"``, ``"lstm"``, ``"gru"``, ``"mingru"`` or ``"minlstm"``.
         gates: ``G``; ``W_xh`` is ``(G*H, I)`` and ``W_hh`` is ``(G*H, H)``.
         state_names: the states carried from step to step, ``("h",)`` or ``("h", "c")``; the
             layer takes and returns one ``(D, B, H)`` array per name.
@@ -59,6 +59,10 @@ class Cell:
             place (one gate block whose activation is the state: the Elman cell), so the
             layer's output is the projection buffer itself, and the backward loop takes its
             upstream gradient in the gate-gradient buffer (``upstream`` None).
+        recurrent_weight: the gates read ``h_{t-1}`` through ``W_hh``. False for the minimal
+            cells (minGRU, minLSTM), whose gates read the input alone: the layer then has no
+            ``W_hh`` (None), no ``dW_hh`` products, and the loops receive ``W_hh=None``; the
+            recurrence left is the elementwise ``h_t = a_t h_{t-1} + b_t``.
     """
 
     name: str
@@ -71,6 +75,7 @@ class Cell:
     scan_backward: Callable[..., None]
     make_scratch: Callable[..., object]
     states_are_gates: bool = False
+    recurrent_weight: bool = True
 
 
 @dataclass(slots=True)

@@ -107,7 +107,7 @@ class RecurrentCache(NamedTuple):
     x: np.ndarray  # (T, B, I), input order
     initial: tuple[np.ndarray, ...]  # per state (D, B, H)
     W_xh: tuple[np.ndarray, ...]  # D arrays (G*H, I)
-    W_hh: tuple[np.ndarray, ...]  # D arrays (G*H, H)
+    W_hh: tuple[np.ndarray | None, ...]  # D arrays (G*H, H); None without recurrent weights
     out: np.ndarray  # (T, B, D * H), input order, zero at padding
     scans: tuple[np.ndarray, ...]  # per direction (T, B, H) states in scan order (see _scan_view)
     gates: tuple[np.ndarray, ...]  # per direction (T, B, G*H) in scan order, as the cell left them
@@ -154,7 +154,7 @@ def _start_again(state: tuple[np.ndarray, ...], reset_state: tuple[np.ndarray, .
 
 def _scan_segments(cell: Cell, gates: np.ndarray, scan: np.ndarray, kept: tuple[np.ndarray, ...],
                    initial: tuple[np.ndarray, ...], reset_state: tuple[np.ndarray, ...], at: np.ndarray,
-                   W_hh: np.ndarray, biases: tuple[np.ndarray, ...], mask: np.ndarray | None,
+                   W_hh: np.ndarray | None, biases: tuple[np.ndarray, ...], mask: np.ndarray | None,
                    first_padded: int) -> SegmentStarts:
     """One direction's forward scan cut at its resets: ``at`` ``(T, B)`` in scan order (row 0 acts on
     ``initial``). Each segment is one call of the cell's loop from the state it starts from."""
@@ -189,7 +189,7 @@ def recurrent_layer_forward(
     x: np.ndarray,
     initial: tuple[np.ndarray, ...],
     W_xh: tuple[np.ndarray, ...],
-    W_hh: tuple[np.ndarray, ...],
+    W_hh: tuple[np.ndarray | None, ...],
     biases: tuple[tuple[np.ndarray, ...], ...],
     lengths: np.ndarray | None = None,
     reverse: tuple[bool, ...] = (False,),
@@ -203,7 +203,8 @@ def recurrent_layer_forward(
     cell : the cell (:data:`ELMAN_CELLS`, ``lstm.LSTM_CELL``, ``gru.GRU_CELL``).
     x : (T, B, I) inputs.
     initial : one (D, B, H) array per ``cell.state_names``: each direction's initial state.
-    W_xh, W_hh : D arrays each, (G*H, I) and (G*H, H).
+    W_xh, W_hh : D arrays each, (G*H, I) and (G*H, H); ``W_hh`` entries are None for a cell
+        without recurrent weights (``cell.recurrent_weight`` False: minGRU, minLSTM).
     biases : D tuples, each one array per ``cell.bias_names``.
     lengths : (B,) ints in 1..T, or None when every sequence has T steps.
     reverse : per direction, whether it reads each sequence from its last valid step back to 0.
@@ -226,8 +227,8 @@ def recurrent_layer_forward(
     gate buffer and writes its states into ``out`` beside it.
     """
     steps, batch, inputs = x.shape
-    directions, width = len(reverse), W_hh[0].shape[0]
-    hidden = W_hh[0].shape[1]
+    directions, width = len(reverse), W_xh[0].shape[0]
+    hidden = width // cell.gates
     W_x = W_xh[0] if directions == 1 else np.concatenate(W_xh)
 
     projection = workspace.empty((steps, batch, directions * width), x.dtype)
@@ -304,7 +305,8 @@ def recurrent_layer_backward(
         (None alone: all zeros).
     cache : from :func:`recurrent_layer_forward`.
     grads : optional ``(dW_xh, dW_hh, *dbiases)`` lists of D arrays to *add* the weight
-        gradients into (a module's ``grads``); they are returned. Saves a parameter-sized
+        gradients into (a module's ``grads``; for a cell without recurrent weights ``dW_hh``'s
+        entries are empty arrays, left alone); they are returned. Saves a parameter-sized
         temporary each.
     input_grad : False when nothing needs ``dx`` (the first layer reading data, as PyTorch skips
         it for an input that does not require grad): saves a ``(T*B, D*G*H) x (D*G*H, I)`` product.
@@ -331,7 +333,8 @@ def recurrent_layer_backward(
     steps, batch, _ = out.shape
     inputs = x.shape[2]
     directions = len(reverse)
-    width, hidden = W_hh[0].shape
+    width = W_xh[0].shape[0]
+    hidden = width // cell.gates
     dfinal = (None,) * len(cell.state_names) if dfinal is None else tuple(dfinal)
     mask = valid_mask(lengths, steps, out.dtype)
     first_padded = steps if lengths is None else int(lengths.min())
@@ -352,6 +355,8 @@ def recurrent_layer_backward(
                 if h0_grad else None)
     if grads is None:
         shapes = [(width, inputs), (width, hidden)] + [(width,)] * len(cell.bias_names)
+        if not cell.recurrent_weight:
+            shapes[1] = (0, 0)
         grads = tuple([np.zeros(shape, out.dtype) for _ in range(directions)] for shape in shapes)
     dW_xh, dW_hh, *dbiases = grads
     upstream: np.ndarray | None  # None: the gate buffer holds it (cell.states_are_gates)
@@ -376,7 +381,7 @@ def recurrent_layer_backward(
             h0_is_zero = not h0_d.any()  # the common case: its dW_hh term is skipped
             initial_d = tuple(state[d] for state in initial)
             carried = tuple(np.zeros((batch, hidden), dtype=out.dtype) for _ in cell.state_names)
-            dW_in, dW_rec = dW_xh[d], dW_hh[d]
+            dW_in, dW_rec = dW_xh[d], dW_hh[d] if cell.recurrent_weight else None
             bias_grads = tuple(db[d] for db in dbiases)
             segment = None if segments is None else segments[d]
             reset_grad = None if reset_grads is None else tuple(g[d] for g in reset_grads)
@@ -431,7 +436,9 @@ def recurrent_layer_backward(
                 _add_product(dW_in, rows.T, x_st[lo:hi].reshape(-1, inputs))
                 # dW_hh pairs each step with the state before it in scan order: storage step t - 1
                 # (t + 1 when mirrored); the scan's first step pairs with h0.
-                if mirrored and hi < steps:
+                if dW_rec is None:  # a cell whose gates read the input alone
+                    pass
+                elif mirrored and hi < steps:
                     _add_product(dW_rec, rows_hidden.T, states_st[lo + 1 : hi + 1].reshape(-1, hidden))
                 elif not mirrored and lo > 0:
                     _add_product(dW_rec, rows_hidden.T, states_st[lo - 1 : hi - 1].reshape(-1, hidden))
@@ -443,7 +450,7 @@ def recurrent_layer_backward(
                         _add_product(dW_rec, others.reshape(-1, width).T, previous.reshape(-1, hidden))
                     if not h0_is_zero:
                         _add_product(dW_rec, g_hidden[first - lo].T, h0_d)
-                if segment is not None:  # rows that started again were paired with the state before them
+                if segment is not None and dW_rec is not None:  # rows that started again were paired with h_{t-1}
                     _correct_restarts(dW_rec, segment, start, stop, g_hidden, states_st)
                 # dx_st exists exactly when input_grad, and dx_part whenever a second direction adds into dx
                 if accumulate_dx and dx_st is not None and dx_part is not None:

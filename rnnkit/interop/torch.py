@@ -88,7 +88,9 @@ def to_torch(rnn: RecurrentLayer) -> Any:
     torch = _torch()
     kind = next((name for name, cls in _MODULES.items() if isinstance(rnn, cls)), None)
     if kind is None:
-        raise TypeError(f"rnn: expected an rnnkit.nn.RNN, LSTM or GRU, got {type(rnn).__name__}")
+        minimal = isinstance(rnn, RecurrentLayer) and not rnn.cell.recurrent_weight
+        why = " (PyTorch has no such layer)" if minimal else ""
+        raise TypeError(f"rnn: expected an rnnkit.nn.RNN, LSTM or GRU, got {type(rnn).__name__}{why}")
     options = {}
     if kind == "RNN":
         assert isinstance(rnn, RNN)  # kind is the first of _MODULES that rnn is an instance of

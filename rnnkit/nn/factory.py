@@ -10,12 +10,15 @@ from rnnkit._checks import check_choice
 from rnnkit.functional import get_cell
 from rnnkit.nn.gru import GRU
 from rnnkit.nn.lstm import LSTM
+from rnnkit.nn.mingru import MinGRU
+from rnnkit.nn.minlstm import MinLSTM
 from rnnkit.nn.recurrent import RecurrentLayer
 from rnnkit.nn.rnn import RNN
 
 # The classes, typed by their calls: their constructors differ (only RNN takes nonlinearity), and
 # none takes RecurrentLayer's (cell first).
-CELLS: dict[str, Callable[..., RecurrentLayer]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+CELLS: dict[str, Callable[..., RecurrentLayer]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU, "mingru": MinGRU,
+                                                   "minlstm": MinLSTM}
 
 
 def state_names(cell: str) -> tuple[str, ...]:
@@ -35,9 +38,10 @@ def recurrent(
     seed: int | np.random.Generator | None = None,
     **options: object,
 ) -> RecurrentLayer:
-    """An :class:`RNN`, :class:`LSTM` or :class:`GRU` by ``cell`` name (``"rnn"``, ``"lstm"``,
-    ``"gru"``). ``nonlinearity`` belongs to the Elman cell; the gated cells have their own, so
-    anything but the default tanh with them is an error rather than silently ignored."""
+    """An :class:`RNN`, :class:`LSTM`, :class:`GRU`, :class:`MinGRU` or :class:`MinLSTM` by ``cell``
+    name (``"rnn"``, ``"lstm"``, ``"gru"``, ``"mingru"``, ``"minlstm"``). ``nonlinearity`` belongs to
+    the Elman cell; the gated cells have their own, so anything but the default tanh with them is
+    an error rather than silently ignored."""
     module = CELLS[check_choice("cell", cell, tuple(CELLS))]
     arguments = dict(num_layers=num_layers, bidirectional=bidirectional, dropout=dropout, dtype=dtype, seed=seed,
                      **options)

@@ -29,6 +29,8 @@ from rnnkit.functional.merge import MERGE_MODES, merge_backward, merge_forward
 from rnnkit.functional.recurrent import recurrent_layer_backward, recurrent_layer_forward
 from rnnkit.nn.module import Module, resolve_rng, uniform_init
 
+_NO_WEIGHT = np.empty((0, 0))
+
 
 class RecurrentLayer(Module):
     """Base of the recurrent modules; see :class:`rnnkit.nn.RNN` for the arguments and contract.
@@ -76,7 +78,9 @@ class RecurrentLayer(Module):
             layer_input = self.input_size if layer == 0 else self.num_directions * self.hidden_size
             for suffix in self.parameter_suffixes(layer):
                 self.add_parameter(f"W_xh{suffix}", uniform_init(self.rng, (width, layer_input), bound, self.dtype))
-                self.add_parameter(f"W_hh{suffix}", uniform_init(self.rng, (width, hidden_size), bound, self.dtype))
+                if cell.recurrent_weight:
+                    self.add_parameter(f"W_hh{suffix}", uniform_init(self.rng, (width, hidden_size), bound,
+                                                                     self.dtype))
                 for bias in cell.bias_names:
                     self.add_parameter(f"{bias}{suffix}", uniform_init(self.rng, (width,), bound, self.dtype))
         if self.learn_h0:
@@ -98,7 +102,7 @@ class RecurrentLayer(Module):
     def extra_repr(self) -> str:
         options = [f"{self.input_size}, {self.hidden_size}"]
         defaults = {"num_layers": 1, "nonlinearity": "tanh", "bidirectional": False, "dropout": 0.0,
-                    "batch_first": False, "merge_mode": "concat", "learn_h0": False}
+                    "batch_first": False, "merge_mode": "concat", "learn_h0": False, "scan": "sequential"}
         options += [f"{k}={getattr(self, k)!r}" for k, v in defaults.items()
                     if hasattr(self, k) and getattr(self, k) != v]
         return ", ".join(options + [f"dtype={self.dtype.name}"])
@@ -155,7 +159,7 @@ class RecurrentLayer(Module):
                 layer_input,
                 tuple(state[rows] for state in initial),
                 tuple(self.params[f"W_xh{suffix}"] for suffix in suffixes),
-                tuple(self.params[f"W_hh{suffix}"] for suffix in suffixes),
+                tuple(self.params.get(f"W_hh{suffix}") for suffix in suffixes),
                 tuple(tuple(self.params[f"{bias}{suffix}"] for bias in self.cell.bias_names) for suffix in suffixes),
                 lengths,
                 reverse,
@@ -262,7 +266,8 @@ class RecurrentLayer(Module):
             suffixes = self.parameter_suffixes(layer)
             rows = slice(layer * D, (layer + 1) * D)
             # Weight gradients are added straight into self.grads: no parameter-sized temporaries.
-            into = tuple([self.grads[f"{name}{suffix}"] for suffix in suffixes] for name in parameters)
+            # a cell without recurrent weights has no W_hh: the layer leaves that slot's empty arrays alone
+            into = tuple([self.grads.get(f"{name}{suffix}", _NO_WEIGHT) for suffix in suffixes] for name in parameters)
             dx, dinitial_layer, _ = recurrent_layer_backward(
                 grad, tuple(None if g is None else g[rows] for g in checked), layer_cache, into,
                 input_grad=input_grad or layer > 0, h0_grad=need_h0_grad,

@@ -149,7 +149,7 @@ def test_state_helpers():
 
 
 def test_cell_errors():
-    with pytest.raises(ValueError, match=r"cell: expected one of 'rnn', 'lstm', 'gru', got 'elman'"):
+    with pytest.raises(ValueError, match=r"cell: expected one of 'rnn', 'lstm', 'gru', 'mingru', 'minlstm', got 'elman'"):
         ManyToMany(3, 4, vocab_size=5, cell="elman")
     with pytest.raises(ValueError, match=r"cell: expected one of"):
         OneToMany(2, 5, 3, cell="LSTM")

@@ -215,7 +215,7 @@ def test_bad_backward_shapes_and_constructor_arguments():
         LSTM(3, 4, dtype=np.float16)
     with pytest.raises(ValueError, match=r"nonlinearity: the LSTM cell has its own gate nonlinearities"):
         recurrent("lstm", 3, 4, nonlinearity="relu")
-    with pytest.raises(ValueError, match=r"cell: expected one of 'rnn', 'lstm', 'gru', got 'elman'"):
+    with pytest.raises(ValueError, match=r"cell: expected one of 'rnn', 'lstm', 'gru', 'mingru', 'minlstm', got 'elman'"):
         recurrent("elman", 3, 4)
 
 

@@ -8,59 +8,9 @@ import numpy as np
 import pytest
 
 from rnnkit.nn import GRU, LSTM, RNN
+from tests.nn.torch_loop import torch_loop
 
 MODULES = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
-
-
-def _torch_loop(module, x, initial, lengths, resets, dout, dfinal):
-    """Outputs and gradients of ``module``'s computation, written as a loop over torch's cells."""
-    import torch
-
-    names = module.cell.state_names
-    params = {name: torch.tensor(value, requires_grad=True) for name, value in module.params.items()}
-    tx = torch.tensor(x, requires_grad=True)
-    tinitial = [torch.tensor(state, requires_grad=True) for state in initial]
-    steps, batch, _ = x.shape
-    D, H = module.num_directions, module.hidden_size
-    valid = torch.tensor(np.arange(steps)[:, None] < lengths[None, :])[:, :, None]  # (T, B, 1)
-    again = torch.tensor(resets)[:, :, None] & valid
-    zero_bias = torch.zeros(module.cell.gates * H, dtype=torch.float64)
-
-    def cell(x_t, state, suffix):
-        W_ih, W_hh = params[f"W_xh{suffix}"], params[f"W_hh{suffix}"]
-        if module.cell.name == "lstm":
-            return torch.lstm_cell(x_t, state, W_ih, W_hh, params[f"b_h{suffix}"], zero_bias)
-        if module.cell.name == "gru":
-            return (torch.gru_cell(x_t, state[0], W_ih, W_hh, params[f"b_xh{suffix}"], params[f"b_hh{suffix}"]),)
-        return (torch.rnn_tanh_cell(x_t, state[0], W_ih, W_hh, params[f"b_h{suffix}"], zero_bias),)
-
-    layer_input, finals = tx, [[None] * (module.num_layers * D) for _ in names]
-    for layer in range(module.num_layers):
-        outputs = []
-        for d, suffix in enumerate(module.parameter_suffixes(layer)):
-            row = layer * D + d
-            start = tuple(params[f"{n}0"][row].expand(batch, H) if module.learn_h0 else
-                          torch.zeros(batch, H, dtype=torch.float64) for n in names)
-            state = tuple(s[row] for s in tinitial)
-            out = [None] * steps
-            order = range(steps) if d == 0 else range(steps - 1, -1, -1)
-            for t in order:
-                # forward: a reset at t restarts before t; reverse: one at t + 1 restarts before t
-                crossing = t if d == 0 else t + 1
-                if crossing < steps:
-                    state = tuple(torch.where(again[crossing], s0, s) for s0, s in zip(start, state))
-                new = cell(layer_input[t], state, suffix)
-                state = tuple(torch.where(valid[t], n, s) for n, s in zip(new, state))
-                out[t] = torch.where(valid[t], new[0], torch.zeros_like(new[0]))
-            outputs.append(torch.stack(out))
-            for k in range(len(names)):
-                finals[k][row] = state[k]
-        layer_input = torch.cat(outputs, dim=2)
-    final = [torch.stack(f) for f in finals]
-    loss = (layer_input * torch.tensor(dout)).sum() + sum((f * torch.tensor(g)).sum() for f, g in zip(final, dfinal))
-    loss.backward()
-    return (layer_input.detach().numpy(), [f.detach().numpy() for f in final], tx.grad.numpy(),
-            [s.grad.numpy() for s in tinitial], {name: p.grad.numpy() for name, p in params.items()})
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
@@ -86,7 +36,7 @@ def test_resets_equal_a_torch_loop_that_resets_by_hand(cell, num_layers, bidirec
     dfinal = tuple(rng.normal(size=shape) for _ in module.cell.state_names)
     module.zero_grad()
     dx, dinitial = module.backward_states(dout, dfinal)
-    want_out, want_finals, want_dx, want_dinitial, want_grads = _torch_loop(module, x, initial, lengths, resets,
+    want_out, want_finals, want_dx, want_dinitial, want_grads = torch_loop(module, x, initial, lengths, resets,
                                                                             dout, dfinal)
     tol = dict(rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(out, want_out, **tol)

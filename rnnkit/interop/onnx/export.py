@@ -36,6 +36,10 @@ def op_type(module: RecurrentLayer) -> str:
     for kind, cls in (("LSTM", LSTM), ("GRU", GRU), ("RNN", RNN)):
         if isinstance(module, cls):
             return kind
+    if isinstance(module, RecurrentLayer) and not module.cell.recurrent_weight:
+        raise TypeError(f"module: a {type(module).__name__} layer has no ONNX operator (ONNX's recurrent operators "
+                        f"are RNN, LSTM and GRU), and its export as plain operators is not built; export an RNN, "
+                        f"LSTM or GRU")
     raise TypeError(f"module: expected an rnnkit.nn.RNN, LSTM or GRU, got {type(module).__name__}")
 
 

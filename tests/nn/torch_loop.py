@@ -1,0 +1,70 @@
+"""A PyTorch reference for the recurrent modules: the recurrence written out as a loop over time
+in torch (its own cells for the Elman, LSTM and GRU cells, torch ops for the minimal ones), with
+padding and resets by hand, and autograd for every gradient."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def torch_loop(module, x, initial, lengths, resets, dout, dfinal):
+    """Outputs and gradients of ``module``'s computation, written as a loop over torch's cells
+    (the minimal cells from torch ops), autograd for the gradients: ``out``, the final states,
+    ``dx``, the initial states' gradients and every parameter's, as NumPy arrays. The loss is
+    ``sum(out * dout) + sum_k sum(final_k * dfinal_k)``; ``lengths`` (B,) and ``resets`` (T, B)
+    are arrays (all T, all False for none)."""
+    import torch
+
+    names = module.cell.state_names
+    params = {name: torch.tensor(value, requires_grad=True) for name, value in module.params.items()}
+    tx = torch.tensor(x, requires_grad=True)
+    tinitial = [torch.tensor(state, requires_grad=True) for state in initial]
+    steps, batch, _ = x.shape
+    D, H = module.num_directions, module.hidden_size
+    valid = torch.tensor(np.arange(steps)[:, None] < lengths[None, :])[:, :, None]  # (T, B, 1)
+    again = torch.tensor(resets)[:, :, None] & valid
+    zero_bias = torch.zeros(module.cell.gates * H, dtype=torch.float64)
+
+    def cell(x_t, state, suffix):
+        W_ih, W_hh = params[f"W_xh{suffix}"], params.get(f"W_hh{suffix}")
+        if module.cell.name == "lstm":
+            return torch.lstm_cell(x_t, state, W_ih, W_hh, params[f"b_h{suffix}"], zero_bias)
+        if module.cell.name == "gru":
+            return (torch.gru_cell(x_t, state[0], W_ih, W_hh, params[f"b_xh{suffix}"], params[f"b_hh{suffix}"]),)
+        if module.cell.name in ("mingru", "minlstm"):
+            blocks = (x_t @ W_ih.T + params[f"b_h{suffix}"]).split(H, dim=1)
+            candidate = torch.where(blocks[-1] >= 0, blocks[-1] + 0.5, torch.sigmoid(blocks[-1]))
+            if module.cell.name == "mingru":
+                z = torch.sigmoid(blocks[0])
+                return ((1 - z) * state[0] + z * candidate,)
+            f, i = torch.sigmoid(blocks[0]), torch.sigmoid(blocks[1])
+            return ((f * state[0] + i * candidate) / (f + i),)
+        return (torch.rnn_tanh_cell(x_t, state[0], W_ih, W_hh, params[f"b_h{suffix}"], zero_bias),)
+
+    layer_input, finals = tx, [[None] * (module.num_layers * D) for _ in names]
+    for layer in range(module.num_layers):
+        outputs = []
+        for d, suffix in enumerate(module.parameter_suffixes(layer)):
+            row = layer * D + d
+            start = tuple(params[f"{n}0"][row].expand(batch, H) if module.learn_h0 else
+                          torch.zeros(batch, H, dtype=torch.float64) for n in names)
+            state = tuple(s[row] for s in tinitial)
+            out = [None] * steps
+            order = range(steps) if d == 0 else range(steps - 1, -1, -1)
+            for t in order:
+                # forward: a reset at t restarts before t; reverse: one at t + 1 restarts before t
+                crossing = t if d == 0 else t + 1
+                if crossing < steps:
+                    state = tuple(torch.where(again[crossing], s0, s) for s0, s in zip(start, state))
+                new = cell(layer_input[t], state, suffix)
+                state = tuple(torch.where(valid[t], n, s) for n, s in zip(new, state))
+                out[t] = torch.where(valid[t], new[0], torch.zeros_like(new[0]))
+            outputs.append(torch.stack(out))
+            for k in range(len(names)):
+                finals[k][row] = state[k]
+        layer_input = torch.cat(outputs, dim=2)
+    final = [torch.stack(f) for f in finals]
+    loss = (layer_input * torch.tensor(dout)).sum() + sum((f * torch.tensor(g)).sum() for f, g in zip(final, dfinal))
+    loss.backward()
+    return (layer_input.detach().numpy(), [f.detach().numpy() for f in final], tx.grad.numpy(),
+            [s.grad.numpy() for s in tinitial], {name: p.grad.numpy() for name, p in params.items()})
