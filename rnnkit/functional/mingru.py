@@ -7,18 +7,20 @@ with ``g`` the positive candidate function of :mod:`rnnkit.functional.linear_sca
 read the input alone: no ``W_hh``. ``W_xh`` ``(2H, I)`` and ``b_h`` ``(2H,)`` stack z, c.
 What is left of the recurrence is elementwise, ``h_t = a_t h_{t-1} + b_t`` with
 ``a = 1 - z``, ``b = z c``: the layer's one input projection is every matrix product of the
-sequence, and the scan runs sequentially or in log space (``scan``).
+sequence, and the scan runs sequentially or in log space (``scan``). Every elementwise pass
+writes into the gate buffer or a reused buffer: at ``(T, B, H)`` a fresh temporary costs more
+than the arithmetic.
 
 Letters: T time steps, B batch, I input features, H hidden units. Time-major.
 """
 
 from __future__ import annotations
 
-from functools import partial
+from functools import cached_property, partial
 
 import numpy as np
 
-from rnnkit.functional.activations import sigmoid_forward
+from rnnkit import _workspace as workspace
 from rnnkit.functional.cells import BackwardBlock, Cell
 from rnnkit.functional.linear_scan import (
     SCANS,
@@ -28,6 +30,7 @@ from rnnkit.functional.linear_scan import (
     positive_derivative,
     positive_forward,
     reverse_linear_scan,
+    sigmoid_into,
     softplus,
 )
 
@@ -41,46 +44,73 @@ def _scan_forward(scan: str, gates: np.ndarray, states: np.ndarray, kept: tuple,
     hidden = states.shape[2]
     gates += biases[0]
     k_z, k_c = gates[..., :hidden], gates[..., hidden:]
+    a, b = workspace.empty(states.shape, states.dtype), workspace.empty(states.shape, states.dtype)
     if scan == "parallel":
         log_a = -softplus(k_z)  # log(1 - z), finite where z rounds to 1
         log_b = log_positive(k_c) - softplus(-k_z)
         log_linear_scan(log_a, log_b, initial[0], states)
-        k_z[...] = sigmoid_forward(k_z)
-        k_c[...] = positive_forward(k_c)
-    else:
-        a = sigmoid_forward(-k_z)  # 1 - z without the cancellation
-        k_z[...] = sigmoid_forward(k_z)
-        k_c[...] = positive_forward(k_c)
-        linear_scan(a, k_z * k_c, initial[0], states)
+    np.negative(k_z, out=a)
+    sigmoid_into(a, a)  # 1 - z, without the cancellation
+    sigmoid_into(k_z, k_z)
+    positive_forward(k_c, out=k_c, scratch=b)
+    if scan != "parallel":
+        linear_scan(a, np.multiply(k_z, k_c, out=b), initial[0], states)
     if first_padded < len(states):
         assert mask is not None  # padding exists past first_padded
         states[first_padded:] *= mask[first_padded:]
 
 
-def _scan_backward(block: BackwardBlock[None], upstream: np.ndarray, extra_upstream: tuple,
+class _Scratch:
+    """``(steps, B, H)`` buffers every block of BPTT reuses: the states' gradients, ``1 - z`` (or
+    ``i'``), and one for ``g'``'s step."""
+
+    def __init__(self, steps: int, batch: int, hidden: int, dtype: np.dtype) -> None:
+        self.shape, self.dtype = (steps, batch, hidden), dtype
+
+    @cached_property
+    def state_grads(self) -> np.ndarray:
+        return np.empty(self.shape, self.dtype)
+
+    @cached_property
+    def work(self) -> np.ndarray:
+        return np.empty(self.shape, self.dtype)
+
+    @cached_property
+    def spare(self) -> np.ndarray:
+        return np.empty(self.shape, self.dtype)
+
+
+def previous_difference(values: np.ndarray, states: np.ndarray, start: int, before: np.ndarray,
+                        out: np.ndarray) -> np.ndarray:
+    """``out[k] = values[k] - h_{start + k - 1}`` for a block from scan step ``start``: the states
+    before each step (``before`` ahead of the first), without joining them into a new array."""
+    np.subtract(values[0], before, out=out[0])
+    np.subtract(values[1:], states[start : start + len(values) - 1], out=out[1:])
+    return out
+
+
+def _scan_backward(block: BackwardBlock[_Scratch], upstream: np.ndarray, extra_upstream: tuple,
                    carried: tuple[np.ndarray], W_hh: None, bias_grads: tuple[np.ndarray], first_product: bool) -> None:
     """BPTT over scan steps ``[block.start, block.stop)``: the states' gradients by a reverse linear
     scan, then every gate gradient of the block at once. ``carried[0]`` in: ``dL/dh`` arriving from
     after the block; out: what flows on to the state before it."""
-    start, stop = block.start, block.stop
-    hidden = upstream.shape[2]
-    gates, states = block.gates[start:stop], block.states
-    z, c = gates[..., :hidden], gates[..., hidden:]
-    before = block.initial[0] if start == 0 else states[start - 1]
-    previous = np.concatenate([before[None], states[start : stop - 1]])
-    a = 1.0 - z
-    dh = np.empty_like(previous)
+    start, stop, scratch = block.start, block.stop, block.scratch
+    n, hidden = stop - start, upstream.shape[2]
+    z, c = block.gates[start:stop, :, :hidden], block.gates[start:stop, :, hidden:]
+    before = block.initial[0] if start == 0 else block.states[start - 1]
+    a, dh = np.subtract(1.0, z, out=scratch.work[:n]), scratch.state_grads[:n]
     reverse_linear_scan(a, upstream, carried[0], dh)
-    grad = block.grad
-    np.multiply(dh * (c - previous), z * a, out=grad[..., :hidden])
-    np.multiply(dh * z, positive_derivative(c), out=grad[..., hidden:])
+    grad_z, grad_c = block.grad[..., :hidden], block.grad[..., hidden:]
+    previous_difference(c, block.states, start, before, grad_z)  # dh/dz = c - h_{t-1}
+    grad_z *= dh
+    grad_z *= z
+    grad_z *= a
+    positive_derivative(c, out=grad_c, scratch=scratch.spare[:n])
+    grad_c *= z
+    grad_c *= dh
     np.multiply(a[0], dh[0], out=carried[0])
     (db_h,) = bias_grads
-    db_h += grad.sum(axis=(0, 1))
-
-
-def _make_scratch(steps: int, batch: int, hidden: int, dtype: np.dtype) -> None:
-    return None
+    db_h += block.grad.sum(axis=(0, 1))
 
 
 def mingru_cell(scan: str = "sequential") -> Cell:
@@ -88,4 +118,4 @@ def mingru_cell(scan: str = "sequential") -> Cell:
     if scan not in SCANS:
         raise ValueError(f"scan: expected one of {', '.join(SCANS)}, got {scan!r}")
     return Cell("mingru", GATES, ("h",), ("b_h",), (), False, partial(_scan_forward, scan), _scan_backward,
-                _make_scratch, recurrent_weight=False)
+                _Scratch, recurrent_weight=False)

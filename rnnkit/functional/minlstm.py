@@ -8,8 +8,8 @@ with ``g`` the positive candidate function of :mod:`rnnkit.functional.linear_sca
 gates are normalised so that they sum to one (the paper's time-independent scale). The gates
 read the input alone: no ``W_hh``, no cell state. ``W_xh`` ``(3H, I)`` and ``b_h`` ``(3H,)``
 stack f, i, c. The recurrence is ``h_t = a_t h_{t-1} + b_t`` with ``a = f'`` and ``b = i' c``;
-``f' = sigmoid(log f - log i)`` is computed that way, from the pre-activations, so it is
-finite when both gates round to 0.
+``f' = sigmoid(u)``, ``u = log f - log i``, is computed that way, from the pre-activations, so it
+is finite when both gates round to 0.
 
 Letters: T time steps, B batch, I input features, H hidden units. Time-major.
 """
@@ -20,7 +20,7 @@ from functools import partial
 
 import numpy as np
 
-from rnnkit.functional.activations import sigmoid_forward
+from rnnkit import _workspace as workspace
 from rnnkit.functional.cells import BackwardBlock, Cell
 from rnnkit.functional.linear_scan import (
     SCANS,
@@ -30,8 +30,10 @@ from rnnkit.functional.linear_scan import (
     positive_derivative,
     positive_forward,
     reverse_linear_scan,
+    sigmoid_into,
     softplus,
 )
+from rnnkit.functional.mingru import _Scratch, previous_difference
 
 GATES = 3
 
@@ -45,46 +47,55 @@ def _scan_forward(scan: str, gates: np.ndarray, states: np.ndarray, kept: tuple[
     gates += biases[0]
     k_f, k_i, k_c = (gates[..., j * hidden : (j + 1) * hidden] for j in range(GATES))
     (candidate,) = kept
-    difference = softplus(-k_i) - softplus(-k_f)  # log f - log i
+    u, work = workspace.empty(states.shape, states.dtype), workspace.empty(states.shape, states.dtype)
+    np.negative(k_i, out=u)
+    np.logaddexp(0.0, u, out=u)  # softplus(-k_i) = -log i
+    np.negative(k_f, out=work)
+    np.logaddexp(0.0, work, out=work)
+    u -= work  # log f - log i
     if scan == "parallel":
-        log_linear_scan(-softplus(-difference), log_positive(k_c) - softplus(difference), initial[0], states)
-    candidate[...] = positive_forward(k_c)
-    k_c[...] = sigmoid_forward(k_i)
-    k_i[...] = sigmoid_forward(k_f)
-    k_f[...] = sigmoid_forward(difference)  # f'
+        log_linear_scan(-softplus(-u), log_positive(k_c) - softplus(u), initial[0], states)
+    positive_forward(k_c, out=candidate, scratch=work)
+    sigmoid_into(k_i, k_c)  # the slots become f', f, i: each read before it is written
+    sigmoid_into(k_f, k_i)
+    sigmoid_into(u, k_f)
     if scan != "parallel":
-        linear_scan(k_f, sigmoid_forward(-difference) * candidate, initial[0], states)
+        np.negative(u, out=work)
+        sigmoid_into(work, work)  # i' = sigmoid(-u)
+        work *= candidate
+        linear_scan(k_f, work, initial[0], states)
     if first_padded < len(states):
         assert mask is not None  # padding exists past first_padded
         states[first_padded:] *= mask[first_padded:]
 
 
-def _scan_backward(block: BackwardBlock[None], upstream: np.ndarray, extra_upstream: tuple,
+def _scan_backward(block: BackwardBlock[_Scratch], upstream: np.ndarray, extra_upstream: tuple,
                    carried: tuple[np.ndarray], W_hh: None, bias_grads: tuple[np.ndarray], first_product: bool) -> None:
     """BPTT over scan steps ``[block.start, block.stop)``: the states' gradients by a reverse linear
-    scan, then every gate gradient of the block at once (``f' = sigmoid(u)``, ``u = log f - log i``:
-    ``du/dk_f = 1 - f``, ``du/dk_i = -(1 - i)``)."""
-    start, stop = block.start, block.stop
-    hidden = upstream.shape[2]
-    gates, states = block.gates[start:stop], block.states
-    a, f, i = (gates[..., j * hidden : (j + 1) * hidden] for j in range(GATES))
+    scan, then every gate gradient of the block at once (``f' = sigmoid(u)``: ``du/dk_f = 1 - f``,
+    ``du/dk_i = -(1 - i)``)."""
+    start, stop, scratch = block.start, block.stop, block.scratch
+    n, hidden = stop - start, upstream.shape[2]
+    a, f, i = (block.gates[start:stop, :, j * hidden : (j + 1) * hidden] for j in range(GATES))
     c = block.kept[0][start:stop]
-    before = block.initial[0] if start == 0 else states[start - 1]
-    previous = np.concatenate([before[None], states[start : stop - 1]])
-    dh = np.empty_like(previous)
+    before = block.initial[0] if start == 0 else block.states[start - 1]
+    dh, rest = scratch.state_grads[:n], np.subtract(1.0, a, out=scratch.work[:n])  # rest: 1 - f' = i'
     reverse_linear_scan(a, upstream, carried[0], dh)
-    grad = block.grad
-    du = dh * (previous - c) * a * (1.0 - a)
-    np.multiply(du, 1.0 - f, out=grad[..., :hidden])
-    np.multiply(du, i - 1.0, out=grad[..., hidden : 2 * hidden])
-    np.multiply(dh * (1.0 - a), positive_derivative(c), out=grad[..., 2 * hidden :])
+    grad_f, grad_i, grad_c = (block.grad[..., j * hidden : (j + 1) * hidden] for j in range(GATES))
+    np.negative(previous_difference(c, block.states, start, before, grad_f), out=grad_f)  # dh/df' = h_{t-1} - c
+    grad_f *= dh
+    grad_f *= a
+    grad_f *= rest  # du
+    np.subtract(i, 1.0, out=grad_i)
+    grad_i *= grad_f
+    positive_derivative(c, out=grad_c, scratch=scratch.spare[:n])
+    grad_c *= rest
+    grad_c *= dh
     np.multiply(a[0], dh[0], out=carried[0])
+    np.subtract(1.0, f, out=rest)
+    grad_f *= rest
     (db_h,) = bias_grads
-    db_h += grad.sum(axis=(0, 1))
-
-
-def _make_scratch(steps: int, batch: int, hidden: int, dtype: np.dtype) -> None:
-    return None
+    db_h += block.grad.sum(axis=(0, 1))
 
 
 def minlstm_cell(scan: str = "sequential") -> Cell:
@@ -92,4 +103,4 @@ def minlstm_cell(scan: str = "sequential") -> Cell:
     if scan not in SCANS:
         raise ValueError(f"scan: expected one of {', '.join(SCANS)}, got {scan!r}")
     return Cell("minlstm", GATES, ("h",), ("b_h",), ("candidate",), False, partial(_scan_forward, scan),
-                _scan_backward, _make_scratch, recurrent_weight=False)
+                _scan_backward, _Scratch, recurrent_weight=False)
