@@ -2,7 +2,7 @@
 and in torch, as the sequence grows (issue 29).
 
 One training step is forward + backward to every weight gradient (no input gradient: the input
-is data), float32, one layer, B = 16, I = 64, H = 128, at T = 128 ... 4096. Columns:
+is data), float32, one layer, B = 16, I = 64, H = 128 and 512, at T = 128 ... 4096. Columns:
 
 - rnnkit ``GRU`` and ``torch.nn.GRU`` (the recurrent product at every step);
 - rnnkit ``MinGRU`` with its sequential scan and with its log-space scan (``scan="parallel"``),
@@ -31,7 +31,7 @@ from bench_rnn import cpu_description  # noqa: E402
 
 from rnnkit.nn import GRU, MinGRU, MinLSTM  # noqa: E402
 
-BATCH, INPUTS, HIDDEN = 16, 64, 128
+BATCH, INPUTS = 16, 64
 
 
 def rnnkit_step(module, x):
@@ -41,8 +41,8 @@ def rnnkit_step(module, x):
     return step
 
 
-def torch_gru_step(torch, x):
-    module = torch.nn.GRU(INPUTS, HIDDEN)
+def torch_gru_step(torch, x, hidden):
+    module = torch.nn.GRU(INPUTS, hidden)
     tx = torch.tensor(x)
 
     def step():
@@ -52,9 +52,9 @@ def torch_gru_step(torch, x):
     return step
 
 
-def torch_mingru_step(torch, x):
+def torch_mingru_step(torch, x, hidden):
     """minGRU in log space as Feng et al. write it: h = exp(logcumsumexp(log b - log A) + log A)."""
-    linear = torch.nn.Linear(INPUTS, 2 * HIDDEN)
+    linear = torch.nn.Linear(INPUTS, 2 * hidden)
     tx = torch.tensor(x)
     F = torch.nn.functional
 
@@ -86,6 +86,7 @@ def median_times(steps: dict, repeats: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", default="128,512,1024,4096", help="sequence lengths T")
+    parser.add_argument("--hidden", default="128,512", help="hidden sizes H")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     import torch
@@ -94,23 +95,25 @@ def main() -> None:
     print(cpu_description())
     print(", ".join(f"{k}={v}" for k, v in ENVIRONMENT.items()), f"(as the environment set them); numpy "
           f"{np.__version__}, torch {torch.__version__}, {torch.get_num_threads()} torch threads")
-    print(f"training step (forward + backward), float32, B={BATCH} I={INPUTS} H={HIDDEN}, one layer, median of "
+    print(f"training step (forward + backward), float32, B={BATCH} I={INPUTS}, one layer, median of "
           f"{args.repeats}, ms\n")
-    names = ["rnnkit GRU", "torch GRU", "rnnkit MinGRU", "rnnkit MinGRU parallel", "rnnkit MinLSTM", "torch minGRU (log space)"]
-    print("| T | " + " | ".join(names) + " | rnnkit MinGRU / rnnkit GRU | rnnkit MinGRU / torch GRU |")
-    print("|---:|" + "---:|" * (len(names) + 2))
-    for steps in [int(s) for s in args.steps.split(",")]:
-        x = np.random.default_rng(0).normal(size=(steps, BATCH, INPUTS)).astype(np.float32)
-        runs = {"rnnkit GRU": rnnkit_step(GRU(INPUTS, HIDDEN, seed=0), x),
-                "torch GRU": torch_gru_step(torch, x),
-                "rnnkit MinGRU": rnnkit_step(MinGRU(INPUTS, HIDDEN, seed=0), x),
-                "rnnkit MinGRU parallel": rnnkit_step(MinGRU(INPUTS, HIDDEN, seed=0, scan="parallel"), x),
-                "rnnkit MinLSTM": rnnkit_step(MinLSTM(INPUTS, HIDDEN, seed=0), x),
-                "torch minGRU (log space)": torch_mingru_step(torch, x)}
-        ms = median_times(runs, args.repeats)
-        cells = " | ".join(f"{ms[name]:.1f}" for name in names)
-        print(f"| {steps} | {cells} | {ms['rnnkit MinGRU'] / ms['rnnkit GRU']:.2f} | "
-              f"{ms['rnnkit MinGRU'] / ms['torch GRU']:.2f} |", flush=True)
+    names = ["rnnkit GRU", "torch GRU", "rnnkit MinGRU", "rnnkit MinGRU parallel", "rnnkit MinLSTM",
+             "torch minGRU (log space)"]
+    print("| H | T | " + " | ".join(names) + " | rnnkit MinGRU / rnnkit GRU | rnnkit MinGRU / torch GRU |")
+    print("|---:|---:|" + "---:|" * (len(names) + 2))
+    for hidden in [int(h) for h in args.hidden.split(",")]:
+        for steps in [int(s) for s in args.steps.split(",")]:
+            x = np.random.default_rng(0).normal(size=(steps, BATCH, INPUTS)).astype(np.float32)
+            runs = {"rnnkit GRU": rnnkit_step(GRU(INPUTS, hidden, seed=0), x),
+                    "torch GRU": torch_gru_step(torch, x, hidden),
+                    "rnnkit MinGRU": rnnkit_step(MinGRU(INPUTS, hidden, seed=0), x),
+                    "rnnkit MinGRU parallel": rnnkit_step(MinGRU(INPUTS, hidden, seed=0, scan="parallel"), x),
+                    "rnnkit MinLSTM": rnnkit_step(MinLSTM(INPUTS, hidden, seed=0), x),
+                    "torch minGRU (log space)": torch_mingru_step(torch, x, hidden)}
+            ms = median_times(runs, args.repeats)
+            cells = " | ".join(f"{ms[name]:.1f}" for name in names)
+            print(f"| {hidden} | {steps} | {cells} | {ms['rnnkit MinGRU'] / ms['rnnkit GRU']:.2f} | "
+                  f"{ms['rnnkit MinGRU'] / ms['torch GRU']:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

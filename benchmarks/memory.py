@@ -45,7 +45,7 @@ from rnnkit.optim import Adam, clip_grad_norm  # noqa: E402
 from rnnkit.viz import gradient_norms_through_time  # noqa: E402
 
 #: command-line name -> class name in ``rnnkit.nn``
-CELL_CLASSES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+CELL_CLASSES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU", "mingru": "MinGRU", "minlstm": "MinLSTM"}
 SOLVED_MSE = 0.01
 BASELINE_PREDICTION = 1.0  # the mean of the target: the best constant guess
 FAILURES_TO_STOP = 2

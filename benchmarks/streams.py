@@ -29,6 +29,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+# as the environment set them, before rnnkit (imported below) picks OpenBLAS's kernels
+ENVIRONMENT = {name: os.environ.get(name, "(unset)") for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_rnn import cpu_description  # noqa: E402
 
@@ -79,8 +81,7 @@ def main() -> None:
     parser.add_argument("--out", help="where the runs go (default: a temporary directory)")
     args = parser.parse_args()
     print(cpu_description())
-    print("OPENBLAS_CORETYPE=" + os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
-          "OPENBLAS_L2_SIZE=" + os.environ.get("OPENBLAS_L2_SIZE", "(unset)"))
+    print(", ".join(f"{name}={value}" for name, value in ENVIRONMENT.items()), "(as the environment set them)")
     print(f"charlm defaults, --max-seconds {args.seconds:g} per run\n", flush=True)
     with tempfile.TemporaryDirectory() as temporary:
         work = Path(args.out or temporary)
