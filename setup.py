@@ -1,4 +1,5 @@
-"""The optional C kernels (rnnkit/_native/scan.c, gated.c, packed.c, parallel.c); everything else is in pyproject.toml.
+"""The optional C kernels (rnnkit/_native/scan.c, gated.c, minimal.c, packed.c, parallel.c); everything else is in
+pyproject.toml.
 
 ``optional=True``: without a C compiler the install still succeeds and rnnkit runs its NumPy loops.
 The library has no Python API (it is loaded with ctypes), hence no Windows build, whose linker
@@ -18,8 +19,8 @@ COMPILE_ARGS = ["-O3", "-fno-trapping-math"]
 
 extensions = []
 if sys.platform != "win32":
-    sources = ["rnnkit/_native/scan.c", "rnnkit/_native/gated.c", "rnnkit/_native/packed.c",
-               "rnnkit/_native/parallel.c"]
+    sources = ["rnnkit/_native/scan.c", "rnnkit/_native/gated.c", "rnnkit/_native/minimal.c",
+               "rnnkit/_native/packed.c", "rnnkit/_native/parallel.c"]
     extensions.append(Extension("rnnkit._native._scan", sources,
                                 depends=["rnnkit/_native/kernels.h", "rnnkit/_native/pool_kernels.h"],
                                 extra_compile_args=COMPILE_ARGS,

@@ -315,3 +315,66 @@ def gru_scan_backward(grad: np.ndarray, grad_hidden: np.ndarray, upstream: np.nd
     threads.run_slices(kernel, arguments, slices)
     threads.add_up(bias_grads)
     return True
+
+
+def minimal_scan_forward(cell: str, gates: np.ndarray, states: np.ndarray, candidates: np.ndarray | None,
+                         h0: np.ndarray, bias: np.ndarray, mask: np.ndarray | None, first_padded: int) -> bool:
+    """The forward loop of a minimal cell (``cell`` ``"mingru"`` or ``"minlstm"``; ``rnnkit.functional.
+    mingru._scan_forward``, ``minlstm._scan_forward``), in place, one fused pass per step.
+
+    gates ``(T, B, G*H)`` holds ``W_xh x_t`` without the bias on entry and what BPTT reads on exit
+    (minGRU: z, c; minLSTM: f', f, i); states ``(T, B, H)`` receives ``h_t``; candidates ``(T, B,
+    H)`` the minLSTM's ``c_t`` (None for the minGRU); h0 ``(B, H)`` and bias ``(G*H,)``
+    contiguous. One thread: the pass is bound by memory, not arithmetic. Returns False, having
+    done nothing, when the kernels can't take these arrays.
+    """
+    dtype = gates.dtype
+    kernel = library.kernel(f"{cell}_forward", dtype)
+    gate_count = 2 if cell == "mingru" else 3
+    if kernel is None or not (_fits(gates, dtype) and _fits(states, dtype)):
+        return False
+    steps, batch, hidden = states.shape
+    if batch == 0 or gates.shape != (steps, batch, gate_count * hidden):
+        return False
+    if (candidates is None) != (cell == "mingru") or (candidates is not None and not (
+            _fits(candidates, dtype) and candidates.shape == states.shape)):
+        return False
+    if not (_contiguous(dtype, (h0, (batch, hidden)), (bias, (gate_count * hidden,)))
+            and _mask_fits(mask, steps, batch, dtype)):
+        return False
+    arguments = [*_walk(gates), *_walk(states), *(() if candidates is None else _walk(candidates)), h0.ctypes.data,
+                 bias.ctypes.data, _address(mask), first_padded, steps, batch, hidden]
+    kernel(*arguments)
+    return True
+
+
+def minimal_scan_backward(cell: str, grad: np.ndarray, upstream: np.ndarray, gates: np.ndarray,
+                          candidates: np.ndarray | None, states: np.ndarray, h_before: np.ndarray,
+                          carried: np.ndarray, bias_grad: np.ndarray) -> bool:
+    """BPTT of a minimal cell over one block (``_scan_backward`` in ``rnnkit.functional.mingru`` and
+    ``minlstm``), in place. grad and gates ``(n, B, G*H)``, upstream, candidates (the minLSTM's;
+    None for the minGRU) and states ``(n, B, H)``: the block's steps in scan order (views with
+    contiguous rows); h_before ``(B, H)`` the state before the block (rows contiguous); carried
+    ``(B, H)`` and bias_grad ``(G*H,)`` contiguous. Returns False, having done nothing, when the
+    kernels can't take these arrays.
+    """
+    dtype = grad.dtype
+    kernel = library.kernel(f"{cell}_backward", dtype)
+    gate_count = 2 if cell == "mingru" else 3
+    if kernel is None or not all(_fits(a, dtype) for a in (grad, upstream, gates, states)):
+        return False
+    steps, batch, hidden = states.shape
+    if batch == 0 or grad.shape != gates.shape or gates.shape != (steps, batch, gate_count * hidden) \
+            or upstream.shape != states.shape:
+        return False
+    if (candidates is None) != (cell == "mingru") or (candidates is not None and not (
+            _fits(candidates, dtype) and candidates.shape == states.shape)):
+        return False
+    if not (_contiguous(dtype, (carried, (batch, hidden)), (bias_grad, (gate_count * hidden,)))
+            and h_before.dtype == dtype and h_before.shape == (batch, hidden) and h_before.strides[1] == dtype.itemsize):
+        return False
+    arguments = [*_walk(grad), *_walk(upstream), *_walk(gates), *(() if candidates is None else _walk(candidates)),
+                 *_walk(states), h_before.ctypes.data, h_before.strides[0] // dtype.itemsize, carried.ctypes.data,
+                 bias_grad.ctypes.data, steps, batch, hidden]
+    kernel(*arguments)
+    return True

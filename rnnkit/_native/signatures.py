@@ -25,6 +25,11 @@ TYPED: dict[str, tuple[str, str | None]] = {
     "lstm_backward": ("pss" * 5 + "ps" + "ppppp" + "sss" + "i", None),
     "gru_forward": ("pss" * 3 + "ppppppp" + "ssss", None),
     "gru_backward": ("pss" * 6 + "ps" + "ppppp" + "sss" + "i", None),
+    # minimal.c: the minGRU's and minLSTM's loops
+    "mingru_forward": ("pss" * 2 + "ppp" + "ssss", None),
+    "mingru_backward": ("pss" * 4 + "ps" + "pp" + "sss", None),
+    "minlstm_forward": ("pss" * 3 + "ppp" + "ssss", None),
+    "minlstm_backward": ("pss" * 5 + "ps" + "pp" + "sss", None),
 }
 FLOAT32_ONLY: dict[str, tuple[str, str | None]] = {
     # packed.c: the product against weights packed once

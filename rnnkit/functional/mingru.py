@@ -7,9 +7,10 @@ with ``g`` the positive candidate function of :mod:`rnnkit.functional.linear_sca
 read the input alone: no ``W_hh``. ``W_xh`` ``(2H, I)`` and ``b_h`` ``(2H,)`` stack z, c.
 What is left of the recurrence is elementwise, ``h_t = a_t h_{t-1} + b_t`` with
 ``a = 1 - z``, ``b = z c``: the layer's one input projection is every matrix product of the
-sequence, and the scan runs sequentially or in log space (``scan``). Every elementwise pass
-writes into the gate buffer or a reused buffer: at ``(T, B, H)`` a fresh temporary costs more
-than the arithmetic.
+sequence, and the scan runs sequentially or in log space (``scan``). The sequential scan runs
+in one fused pass per step where the compiled loops are loaded (``rnnkit/_native/minimal.c``);
+the NumPy passes below compute the same, each writing into the gate buffer or a reused buffer:
+at ``(T, B, H)`` a fresh temporary costs more than the arithmetic.
 
 Letters: T time steps, B batch, I input features, H hidden units. Time-major.
 """
@@ -20,6 +21,7 @@ from functools import cached_property, partial
 
 import numpy as np
 
+from rnnkit import _native
 from rnnkit import _workspace as workspace
 from rnnkit.functional.cells import BackwardBlock, Cell
 from rnnkit.functional.linear_scan import (
@@ -42,6 +44,10 @@ def _scan_forward(scan: str, gates: np.ndarray, states: np.ndarray, kept: tuple,
     """``gates`` ``(T, B, 2H)`` holds ``W_xh x_t`` on entry and ``z, c`` on exit; ``states``
     receives ``h_t``."""
     hidden = states.shape[2]
+    if scan == "sequential" and _native.minimal_scan_forward("mingru", gates, states, None,
+                                                             np.ascontiguousarray(initial[0]), biases[0], mask,
+                                                             first_padded):
+        return
     gates += biases[0]
     k_z, k_c = gates[..., :hidden], gates[..., hidden:]
     a, b = workspace.empty(states.shape, states.dtype), workspace.empty(states.shape, states.dtype)
@@ -98,6 +104,10 @@ def _scan_backward(block: BackwardBlock[_Scratch], upstream: np.ndarray, extra_u
     n, hidden = stop - start, upstream.shape[2]
     z, c = block.gates[start:stop, :, :hidden], block.gates[start:stop, :, hidden:]
     before = block.initial[0] if start == 0 else block.states[start - 1]
+    (db_h,) = bias_grads
+    if _native.minimal_scan_backward("mingru", block.grad, upstream, block.gates[start:stop], None,
+                                     block.states[start:stop], before, carried[0], db_h):
+        return
     a, dh = np.subtract(1.0, z, out=scratch.work[:n]), scratch.state_grads[:n]
     reverse_linear_scan(a, upstream, carried[0], dh)
     grad_z, grad_c = block.grad[..., :hidden], block.grad[..., hidden:]
@@ -109,7 +119,6 @@ def _scan_backward(block: BackwardBlock[_Scratch], upstream: np.ndarray, extra_u
     grad_c *= z
     grad_c *= dh
     np.multiply(a[0], dh[0], out=carried[0])
-    (db_h,) = bias_grads
     db_h += block.grad.sum(axis=(0, 1))
 
 

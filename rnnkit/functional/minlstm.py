@@ -9,7 +9,8 @@ gates are normalised so that they sum to one (the paper's time-independent scale
 read the input alone: no ``W_hh``, no cell state. ``W_xh`` ``(3H, I)`` and ``b_h`` ``(3H,)``
 stack f, i, c. The recurrence is ``h_t = a_t h_{t-1} + b_t`` with ``a = f'`` and ``b = i' c``;
 ``f' = sigmoid(u)``, ``u = log f - log i``, is computed that way, from the pre-activations, so it
-is finite when both gates round to 0.
+is finite when both gates round to 0. Where the compiled loops are loaded
+(``rnnkit/_native/minimal.c``) the sequential scan is one fused pass per step.
 
 Letters: T time steps, B batch, I input features, H hidden units. Time-major.
 """
@@ -20,6 +21,7 @@ from functools import partial
 
 import numpy as np
 
+from rnnkit import _native
 from rnnkit import _workspace as workspace
 from rnnkit.functional.cells import BackwardBlock, Cell
 from rnnkit.functional.linear_scan import (
@@ -44,9 +46,13 @@ def _scan_forward(scan: str, gates: np.ndarray, states: np.ndarray, kept: tuple[
     """``gates`` ``(T, B, 3H)`` holds ``W_xh x_t`` on entry and ``f', f, i`` on exit; ``kept[0]``
     receives the candidates ``c_t`` and ``states`` ``h_t``."""
     hidden = states.shape[2]
+    (candidate,) = kept
+    if scan == "sequential" and _native.minimal_scan_forward("minlstm", gates, states, candidate,
+                                                             np.ascontiguousarray(initial[0]), biases[0], mask,
+                                                             first_padded):
+        return
     gates += biases[0]
     k_f, k_i, k_c = (gates[..., j * hidden : (j + 1) * hidden] for j in range(GATES))
-    (candidate,) = kept
     u, work = workspace.empty(states.shape, states.dtype), workspace.empty(states.shape, states.dtype)
     np.negative(k_i, out=u)
     np.logaddexp(0.0, u, out=u)  # softplus(-k_i) = -log i
@@ -79,6 +85,10 @@ def _scan_backward(block: BackwardBlock[_Scratch], upstream: np.ndarray, extra_u
     a, f, i = (block.gates[start:stop, :, j * hidden : (j + 1) * hidden] for j in range(GATES))
     c = block.kept[0][start:stop]
     before = block.initial[0] if start == 0 else block.states[start - 1]
+    (db_h,) = bias_grads
+    if _native.minimal_scan_backward("minlstm", block.grad, upstream, block.gates[start:stop], c,
+                                     block.states[start:stop], before, carried[0], db_h):
+        return
     dh, rest = scratch.state_grads[:n], np.subtract(1.0, a, out=scratch.work[:n])  # rest: 1 - f' = i'
     reverse_linear_scan(a, upstream, carried[0], dh)
     grad_f, grad_i, grad_c = (block.grad[..., j * hidden : (j + 1) * hidden] for j in range(GATES))
@@ -94,7 +104,6 @@ def _scan_backward(block: BackwardBlock[_Scratch], upstream: np.ndarray, extra_u
     np.multiply(a[0], dh[0], out=carried[0])
     np.subtract(1.0, f, out=rest)
     grad_f *= rest
-    (db_h,) = bias_grads
     db_h += block.grad.sum(axis=(0, 1))
 
 

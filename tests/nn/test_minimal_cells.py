@@ -146,3 +146,39 @@ def test_no_recurrent_weight_no_torch_or_onnx_twin():
 
     with pytest.raises(TypeError, match="MinGRU layer has no ONNX operator"):
         to_onnx(module)
+
+
+@pytest.mark.parametrize("cell", ["mingru", "minlstm"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_compiled_loops_equal_the_numpy_passes(cell, dtype, bidirectional, monkeypatch):
+    """minimal.c's fused passes against the NumPy passes, with padding, resets and BPTT blocks of a
+    few steps; float32 within its rounding (a few ulps per step, on values of order 1)."""
+    from rnnkit import _native
+    from rnnkit.functional import recurrent as layer
+
+    if not _native.available():
+        pytest.skip(f"compiled loops not loaded: {_native.why_not()}")
+    gate_count = 2 if cell == "mingru" else 3  # the compiled pass takes these arrays (else this test compares NumPy twice)
+    assert _native.minimal_scan_forward(cell, np.zeros((3, 2, 5 * gate_count), dtype), np.zeros((3, 2, 5), dtype),
+                                        None if cell == "mingru" else np.zeros((3, 2, 5), dtype),
+                                        np.zeros((2, 5), dtype), np.zeros(5 * gate_count, dtype), None, 3)
+    monkeypatch.setattr(layer, "_BLOCK_ROWS", 12)  # blocks of 3 steps at B = 4
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(11, 4, 3)).astype(dtype) * 2
+    lengths, resets = np.array([11, 6, 9, 2]), rng.random((11, 4)) < 0.15
+    results = []
+    for compiled in (True, False):
+        module = MODULES[cell](3, 5, num_layers=2, bidirectional=bidirectional, dtype=dtype, seed=7, learn_h0=True)
+        module.params["h0"][...] = rng.normal(size=module.params["h0"].shape) if compiled else results[0][3]
+        with (_native.disabled() if not compiled else np.errstate()):
+            out, (h_n,) = module.forward_states(x, None, lengths, resets)
+            dx, _ = module.backward_states(np.cos(out).astype(dtype), (np.sin(h_n).astype(dtype),))
+        results.append((out, h_n, dx, module.params["h0"].copy(), {k: g.copy() for k, g in module.grads.items()}))
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
+    (out, h_n, dx, _, grads), (out_r, h_n_r, dx_r, _, grads_r) = results
+    np.testing.assert_allclose(out, out_r, **tol)
+    np.testing.assert_allclose(h_n, h_n_r, **tol)
+    np.testing.assert_allclose(dx, dx_r, **tol)
+    for name in grads:
+        np.testing.assert_allclose(grads[name], grads_r[name], err_msg=name, **tol)
