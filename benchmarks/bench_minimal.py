@@ -10,7 +10,9 @@ is data), float32, one layer, B = 16, I = 64, H = 128 and 512, at T = 128 ... 40
 - torch minGRU written as the paper's log-space form (``torch.logcumsumexp`` over time, autograd
   for the backward): what a PyTorch user would run, since torch ships no minGRU.
 
-Libraries take turns (rnnkit, torch, ...) for ``--repeats`` rounds; each figure is the median.
+Libraries take turns (rnnkit, torch, ...) for ``--repeats`` rounds, each turn one untimed call
+and one timed (so that no library is timed while another's thread pool still spins); each figure
+is the median.
 
     python benchmarks/bench_minimal.py             # ~2 min on 2 vCPUs
     python benchmarks/bench_minimal.py --steps 128,1024 --repeats 3
@@ -73,10 +75,12 @@ def torch_mingru_step(torch, x, hidden):
 
 def median_times(steps: dict, repeats: int) -> dict[str, float]:
     for step in steps.values():
-        step()  # warm up: buffers, thread pools
+        step()  # warm up: buffers, thread pools, torch's autograd graph
+        step()
     times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():  # in turns, so that drift hits every column alike
+            step()  # untimed: the other library's thread pool may still spin (as in bench_rnn.py)
             start = time.perf_counter()
             step()
             times[name].append(time.perf_counter() - start)
@@ -92,6 +96,7 @@ def main() -> None:
     import torch
 
     torch.manual_seed(0)
+    torch.set_num_threads(int(os.environ.get("RNNKIT_BENCH_THREADS", "2")))  # as bench_rnn.py
     print(cpu_description())
     print(", ".join(f"{k}={v}" for k, v in ENVIRONMENT.items()), f"(as the environment set them); numpy "
           f"{np.__version__}, torch {torch.__version__}, {torch.get_num_threads()} torch threads")
