@@ -5,10 +5,13 @@ everything the cells share: the input projection of all steps, gates and directi
 matrix product, reverse directions and padding, blocks of BPTT with the weight gradients as
 block products after the scan, the input gradient. A :class:`Cell` supplies what differs: how
 many gate blocks its weights stack, which states it carries, which biases it has, and the two
-per-step loops. Elman, LSTM and GRU are three entries (in ``elman.py``, ``lstm.py`` and
-``gru.py``), not three copies of the layer; :func:`rnnkit.functional.get_cell` finds one by name.
+per-step loops. Elman, LSTM, GRU, minGRU and minLSTM are five entries (in ``elman.py``,
+``lstm.py``, ``gru.py``, ``mingru.py`` and ``minlstm.py``), not five copies of the layer; the
+last two have no recurrent weight (:attr:`Cell.recurrent_weight`), which the layer honours by
+skipping what ``W_hh`` needs. :func:`rnnkit.functional.get_cell` finds one by name.
 
-Letters: T time steps, B batch, H hidden units, G gate blocks (1 Elman, 4 LSTM, 3 GRU).
+Letters: T time steps, B batch, H hidden units, G gate blocks (1 Elman, 4 LSTM, 3 GRU, 2 minGRU,
+3 minLSTM).
 """
 
 from __future__ import annotations

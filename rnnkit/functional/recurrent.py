@@ -200,7 +200,8 @@ def recurrent_layer_forward(
 
     Parameters
     ----------
-    cell : the cell (:data:`ELMAN_CELLS`, ``lstm.LSTM_CELL``, ``gru.GRU_CELL``).
+    cell : the cell (:data:`ELMAN_CELLS`, ``lstm.LSTM_CELL``, ``gru.GRU_CELL``, ``mingru_cell()``,
+        ``minlstm_cell()``; :func:`rnnkit.functional.get_cell` finds one by name).
     x : (T, B, I) inputs.
     initial : one (D, B, H) array per ``cell.state_names``: each direction's initial state.
     W_xh, W_hh : D arrays each, (G*H, I) and (G*H, H); ``W_hh`` entries are None for a cell
