@@ -202,3 +202,28 @@ def test_a_damaged_checkpoint_is_refused_by_resume(trained, tmp_path, mutation, 
     _rewrite(run, mutate_meta=mutation)
     assert_one_line_error(rnnkit("train", "digits", "--out", str(run), "--hidden", "8", "--epochs", "2", "--resume"),
                           r"checkpoint .*: " + message)
+
+
+@pytest.mark.parametrize("task, args, message", [
+    ("classify", ["--bptt", "10"], r"--bptt does not apply to the classify task"),
+    ("tag", ["--documents", "lines"], r"--documents does not apply to the tag task"),
+    ("charlm", ["--bptt-stride", "0"], r"--bptt-stride: expected a positive integer, got 0"),
+    ("charlm", ["--bptt", "8", "--bptt-stride", "9"], r"--bptt-stride: expected 1\.\.8 \(--bptt"),
+    ("charlm", ["--documents", "lines", "--tokens", "bpe"], r"--documents lines finds documents by their newlines"),
+])
+def test_stream_options_out_of_place_or_range(task, args, message, tmp_path):
+    assert_one_line_error(rnnkit("train", task, "--out", str(tmp_path / "run"), "--max-seconds", "1", *args), message)
+
+
+def test_resume_keeps_the_stream_options(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("a short line of text\nand another one\n" * 200, encoding="utf-8")
+    out = tmp_path / "run"
+    first = rnnkit("train", "charlm", "--data", str(text), "--out", str(out), "--max-seconds", "1", "--hidden", "8",
+                   "--layers", "1", "--bptt", "8", "--bptt-stride", "4", "--documents", "lines")
+    assert first.returncode == 0, first.stderr
+    config = json.loads((out / "config.json").read_text())
+    options = config.get("model_options", config)
+    assert (options["bptt"], options["bptt_stride"], options["documents"]) == (8, 4, "lines")
+    assert_one_line_error(rnnkit("train", "charlm", "--out", str(out), "--resume", "--bptt-stride", "2"),
+                          r"these options differ: --bptt-stride 2 \(was 4\)")
