@@ -223,7 +223,7 @@ def test_resume_keeps_the_stream_options(tmp_path):
                    "--layers", "1", "--bptt", "8", "--bptt-stride", "4", "--documents", "lines")
     assert first.returncode == 0, first.stderr
     config = json.loads((out / "config.json").read_text())
-    options = config.get("model_options", config)
+    options = config["model_options"]
     assert (options["bptt"], options["bptt_stride"], options["documents"]) == (8, 4, "lines")
     assert_one_line_error(rnnkit("train", "charlm", "--out", str(out), "--resume", "--bptt-stride", "2"),
                           r"these options differ: --bptt-stride 2 \(was 4\)")
