@@ -71,3 +71,18 @@ def test_export_without_check_and_its_errors(tmp_path):
     missing = rnnkit("export", str(run), "--out", str(tmp_path / "nowhere" / "m.onnx"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     assert "rnnkit: error:" in rnnkit("export", str(tmp_path / "no-run")).stderr
+
+
+@pytest.mark.parametrize("cell", ["minlstm", "gru"])
+def test_a_charlm_run_over_documents_exports_and_scores_alike(cell, tmp_path):
+    """A stream with resets (``--documents lines``) scored through the graph, which takes no
+    resets (the deployed model cuts the stream at them); the minimal cells as plain operators."""
+    text = tmp_path / "lines.txt"
+    text.write_text("".join(f"line {k} of a few words, {k % 7} and more\n" for k in range(600)), encoding="utf-8")
+    run = tmp_path / "run"
+    trained = rnnkit("train", "charlm", "--data", str(text), "--out", str(run), "--max-seconds", "3", "--hidden", "8",
+                     "--layers", "2", "--cell", cell, "--documents", "lines", "--no-progress")
+    assert trained.returncode == 0, trained.stderr
+    report, _ = exported(run)
+    assert report["checked"] and report["agree"]
+    assert abs(report["graphs"]["bpc"] - report["rnnkit"]["bpc"]) < 1e-4

@@ -95,13 +95,15 @@ class DeployedModel:
 
     __call__ = forward
 
-    def stream(self, chunk: np.ndarray, state: Any = None) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    def stream(self, chunk: np.ndarray, state: Any = None,
+               resets: np.ndarray | None = None) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """A many-to-many graph run on a stream chunk by chunk, as ``ManyToMany.stream``: the
-        chunk's scores and the states to feed with the next chunk (None: the start)."""
+        chunk's scores and the states to feed with the next chunk (None: the start); ``resets``
+        ``(T_i, B)`` starts a stream again before a step."""
         if self.architecture != "ManyToMany":
             raise ValueError(f"stream: a ManyToMany graph carries its states from chunk to chunk, not a "
                              f"{self.architecture}")
-        return self._many_to_many(chunk, state)
+        return self._many_to_many(chunk, state, resets=resets)
 
     def _sequence_feeds(self, inputs: np.ndarray, lengths: np.ndarray | None) -> dict[str, np.ndarray]:
         name = self.description["model"]["input"]
@@ -110,12 +112,34 @@ class DeployedModel:
         full = np.full(batch, steps, dtype=np.int64)
         return {name: value, "lengths": full if lengths is None else np.asarray(lengths, dtype=np.int64)}
 
-    def _many_to_many(self, inputs: np.ndarray, state: Any = None,
-                      lengths: np.ndarray | None = None) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    def _many_to_many(self, inputs: np.ndarray, state: Any = None, lengths: np.ndarray | None = None,
+                      resets: np.ndarray | None = None) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        if resets is not None and np.any(resets):
+            return self._many_to_many_with_resets(inputs, state, lengths, np.asarray(resets, dtype=bool))
         feeds = self._sequence_feeds(inputs, lengths)
         feeds.update(self._state_feeds("model", state, feeds["lengths"].shape[0]))
         results = self._run["model"](feeds)
         return results["scores"], tuple(results[f"{name}_n"] for name in self.states)
+
+    def _many_to_many_with_resets(self, inputs: np.ndarray, state: Any, lengths: np.ndarray | None,
+                                  resets: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """Resets, which the graph does not take: the chunk run in pieces cut at the steps where some
+        stream starts again, the states of those streams zeroed (the graph's own start) before
+        each piece, as rnnkit's layer cuts its scans."""
+        if lengths is not None:
+            raise ValueError("resets: a deployed graph takes resets on streams, without lengths")
+        steps, batch = np.shape(inputs)[:2]
+        if resets.shape != (steps, batch):
+            raise ValueError(f"resets: expected shape ({steps}, {batch}) (T, B), got {resets.shape}")
+        states = tuple(self._state_feeds("model", state, batch).values())
+        starts = [0, *(np.flatnonzero(resets[1:].any(axis=1)) + 1).tolist()]
+        pieces = []
+        for start, stop in zip(starts, starts[1:] + [steps]):
+            again = resets[start][None, :, None]
+            states = tuple(np.where(again, np.zeros((), value.dtype), value) for value in states)
+            scores, states = self._many_to_many(inputs[start:stop], states)
+            pieces.append(scores)
+        return np.concatenate(pieces), states
 
     def _many_to_one(self, inputs: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
         return self._run["model"](self._sequence_feeds(inputs, lengths))["scores"]

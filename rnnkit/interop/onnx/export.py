@@ -23,6 +23,7 @@ import numpy as np
 
 from rnnkit.interop.onnx.gates import TO_ONNX, reorder_gates
 from rnnkit.interop.onnx.graph import GraphBuilder, save, tensor_type
+from rnnkit.interop.onnx.linear_recurrence import add_linear_recurrent
 from rnnkit.nn.gru import GRU
 from rnnkit.nn.lstm import LSTM
 from rnnkit.nn.recurrent import RecurrentLayer
@@ -38,8 +39,8 @@ def op_type(module: RecurrentLayer) -> str:
             return kind
     if isinstance(module, RecurrentLayer) and not module.cell.recurrent_weight:
         raise TypeError(f"module: a {type(module).__name__} layer has no ONNX operator (ONNX's recurrent operators "
-                        f"are RNN, LSTM and GRU), and its export as plain operators is not built; export an RNN, "
-                        f"LSTM or GRU")
+                        f"are RNN, LSTM and GRU); a model holding one exports as plain operators "
+                        f"(rnnkit.interop.onnx.export_model), which to_onnx/from_onnx cannot read back as a layer")
     raise TypeError(f"module: expected an rnnkit.nn.RNN, LSTM or GRU, got {type(module).__name__}")
 
 
@@ -89,6 +90,8 @@ def add_recurrent(
     :func:`learned_initial`). Returns the name of ``out (T, B, F)`` and of the final states, each
     ``(L * D, B, H)``.
     """
+    if not module.cell.recurrent_weight:  # no ONNX operator: plain ones and a Scan
+        return add_linear_recurrent(graph, module, x, sequence_lens, initial, prefix)
     kind = op_type(module)
     D, H = module.num_directions, module.hidden_size
     state_count = len(module.cell.state_names)
@@ -195,7 +198,8 @@ def to_onnx(module: RecurrentLayer, path: str | Path | None = None) -> Any:
 
 def module_config(module: RecurrentLayer) -> dict[str, Any]:
     """What it takes to rebuild ``module`` beyond its weights (read back by ``from_onnx``)."""
-    config = {"kind": op_type(module), "input_size": module.input_size, "hidden_size": module.hidden_size,
+    kind = module.cell.name if not module.cell.recurrent_weight else op_type(module)
+    config = {"kind": kind, "input_size": module.input_size, "hidden_size": module.hidden_size,
               "num_layers": module.num_layers, "bidirectional": module.bidirectional,
               "batch_first": module.batch_first, "merge_mode": module.merge_mode, "learn_h0": module.learn_h0,
               "dropout": module.dropout, "dtype": module.dtype.name}
