@@ -92,18 +92,26 @@ class CharLM(Task[ManyToMany]):
 
     # -- training ---------------------------------------------------------------------------
     def document_starts(self, split: str) -> np.ndarray | None:
-        """``(len(ids),)`` bool: the ids before which a stream's state starts again, or None
-        (``documents`` one). ``lines``: every newline, which then reads like a start-of-text mark
-        for the line after it; ``paragraphs``: the second newline of every blank line."""
+        """``(len(ids),)`` bool: the ids of a split before which a stream's state starts again, or
+        None (``documents`` one); see :meth:`starts_in`."""
+        return self.starts_in(self.encoded[split])
+
+    def starts_in(self, ids: np.ndarray, after: int | None = None) -> np.ndarray | None:
+        """``(len(ids),)`` bool: where a document starts in ``ids`` (``after``: the id read before
+        them, if any), or None (``documents`` one). ``lines``: every newline, which then reads like
+        a start-of-text mark for the line after it; ``paragraphs``: the second newline of every
+        blank line."""
         documents = self.options["documents"]
         if documents == "one":
             return None
-        newline = self.encoded[split] == self.tokenizer.encode("\n")[0]
+        newline_id = self.tokenizer.encode("\n")[0]
+        newline = np.asarray(ids) == newline_id
         if documents == "lines":
             return newline
         starts = newline.copy()
         starts[1:] &= newline[:-1]
-        starts[0] = False
+        if len(starts):
+            starts[0] &= after == newline_id
         return starts
 
     def train_batches(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -175,7 +183,9 @@ class CharLM(Task[ManyToMany]):
         h = None
         tokenizer = self.tokenizer
         prime_ids = tokenizer.encode(prime) if prime else tokenizer.encode("\n")[:1]
-        logits, h = model.forward(prime_ids[:, None], h)
+        # read the way training read it: the state starts again where a document does
+        starts = self.starts_in(prime_ids)
+        logits, h = model.forward(prime_ids[:, None], h, resets=None if starts is None else starts[:, None])
         last = logits[-1, 0]
         generated: list[int] = []
 
@@ -191,7 +201,9 @@ class CharLM(Task[ManyToMany]):
                 p = np.exp((scores - scores.max()) / temperature)
             next_id = int(rng.choice(len(p), p=p / p.sum()))
             generated.append(next_id)
-            logits, h = model.forward(np.array([[next_id]]), h)
+            previous = generated[-2] if len(generated) > 1 else int(prime_ids[-1])
+            starts = self.starts_in(np.array([next_id]), after=previous)
+            logits, h = model.forward(np.array([[next_id]]), h, resets=None if starts is None else starts[:, None])
             last = logits[0, 0]
         return prime + tokenizer.decode(generated)[:length]
 

@@ -162,3 +162,26 @@ def test_a_run_killed_mid_stream_resumes_exactly(text_file, tmp_path):
     resumed.fit()
     for (name, a, _), (_, b, _) in zip(straight.model.named_parameters(), resumed.model.named_parameters()):
         np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_sampling_reads_documents_as_training_did(text_file):
+    """With --documents lines the state starts again at every newline while sampling too, in the
+    prime and in what is generated; with one document it never does."""
+    for documents in ("lines", "one"):
+        task, model = _task(text_file, documents=documents)
+        newline = task.tokenizer.encode("\n")[0]
+        seen = []
+        forward = model.forward
+
+        def recording(inputs, state=None, lengths=None, resets=None, forward=forward, seen=seen):
+            seen.append((np.asarray(inputs)[:, 0].copy(), None if resets is None else resets[:, 0].copy()))
+            return forward(inputs, state, lengths, resets)
+
+        model.forward = recording
+        text = task.sample(model, "the dog.\ncab", 200, 1.0, 1)
+        assert "\n" in text[len("the dog.\ncab"):]  # something generated crosses a line
+        for inputs, resets in seen:
+            if documents == "one":
+                assert resets is None
+            else:
+                np.testing.assert_array_equal(resets, inputs == newline)
