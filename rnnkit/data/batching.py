@@ -263,9 +263,8 @@ def lm_stream_windows(ids: Sequence[int] | np.ndarray, batch_size: int, bptt: in
         yield np.ascontiguousarray(streams[begin:end]), targets, np.ascontiguousarray(flags[begin:end])
 
 
-def carried_steps(targets: np.ndarray, bptt: int, stride: int) -> int:
-    """How many leading steps of a :func:`lm_stream_windows` window lead to the state the next
-    window starts from: ``min(context + k1, k2 - k1)`` of its steps are context of the next one.
-    ``targets`` is the window's; 0 means the next window starts where this one did."""
-    context = int(np.argmax(targets[:, 0] != CONTEXT)) if len(targets) and targets[0, 0] == CONTEXT else 0
+def carried_steps(context: int, bptt: int, stride: int) -> int:
+    """How many leading steps of a :func:`lm_stream_windows` window that reads ``context`` steps
+    again lead to the state the next window starts from: ``min(context + k1, k2 - k1)`` of its
+    steps are the next window's context. 0 means the next window starts where this one did."""
     return stride + context - min(context + stride, bptt - stride)

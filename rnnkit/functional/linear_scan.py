@@ -22,6 +22,8 @@ BPTT's recurrence for the states' gradients runs the other way,
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 
 #: steps per chunk of the log-space scan: ``log A_t`` within a chunk stays within a few hundred
@@ -111,3 +113,32 @@ def reverse_linear_scan(a: np.ndarray, upstream: np.ndarray, carried: np.ndarray
     for t in range(len(a) - 2, -1, -1):
         np.multiply(a[t + 1], out[t + 1], out=out[t])
         out[t] += upstream[t]
+
+
+class ScanScratch:
+    """``(steps, B, H)`` buffers every block of a minimal cell's BPTT reuses (its
+    ``Cell.make_scratch``): the states' gradients, ``1 - a``, and one for ``g'``'s step."""
+
+    def __init__(self, steps: int, batch: int, hidden: int, dtype: np.dtype) -> None:
+        self.shape, self.dtype = (steps, batch, hidden), dtype
+
+    @cached_property
+    def state_grads(self) -> np.ndarray:
+        return np.empty(self.shape, self.dtype)
+
+    @cached_property
+    def work(self) -> np.ndarray:
+        return np.empty(self.shape, self.dtype)
+
+    @cached_property
+    def spare(self) -> np.ndarray:
+        return np.empty(self.shape, self.dtype)
+
+
+def previous_difference(values: np.ndarray, states: np.ndarray, start: int, before: np.ndarray,
+                        out: np.ndarray) -> np.ndarray:
+    """``out[k] = values[k] - h_{start + k - 1}`` for a block from scan step ``start``: the states
+    before each step (``before`` ahead of the first), without joining them into a new array."""
+    np.subtract(values[0], before, out=out[0])
+    np.subtract(values[1:], states[start : start + len(values) - 1], out=out[1:])
+    return out

@@ -17,7 +17,7 @@ Letters: T time steps, B batch, I input features, H hidden units. Time-major.
 
 from __future__ import annotations
 
-from functools import cached_property, partial
+from functools import partial
 
 import numpy as np
 
@@ -26,11 +26,13 @@ from rnnkit import _workspace as workspace
 from rnnkit.functional.cells import BackwardBlock, Cell
 from rnnkit.functional.linear_scan import (
     SCANS,
+    ScanScratch,
     linear_scan,
     log_linear_scan,
     log_positive,
     positive_derivative,
     positive_forward,
+    previous_difference,
     reverse_linear_scan,
     sigmoid_into,
     softplus,
@@ -66,36 +68,7 @@ def _scan_forward(scan: str, gates: np.ndarray, states: np.ndarray, kept: tuple,
         states[first_padded:] *= mask[first_padded:]
 
 
-class _Scratch:
-    """``(steps, B, H)`` buffers every block of BPTT reuses: the states' gradients, ``1 - z`` (or
-    ``i'``), and one for ``g'``'s step."""
-
-    def __init__(self, steps: int, batch: int, hidden: int, dtype: np.dtype) -> None:
-        self.shape, self.dtype = (steps, batch, hidden), dtype
-
-    @cached_property
-    def state_grads(self) -> np.ndarray:
-        return np.empty(self.shape, self.dtype)
-
-    @cached_property
-    def work(self) -> np.ndarray:
-        return np.empty(self.shape, self.dtype)
-
-    @cached_property
-    def spare(self) -> np.ndarray:
-        return np.empty(self.shape, self.dtype)
-
-
-def previous_difference(values: np.ndarray, states: np.ndarray, start: int, before: np.ndarray,
-                        out: np.ndarray) -> np.ndarray:
-    """``out[k] = values[k] - h_{start + k - 1}`` for a block from scan step ``start``: the states
-    before each step (``before`` ahead of the first), without joining them into a new array."""
-    np.subtract(values[0], before, out=out[0])
-    np.subtract(values[1:], states[start : start + len(values) - 1], out=out[1:])
-    return out
-
-
-def _scan_backward(block: BackwardBlock[_Scratch], upstream: np.ndarray, extra_upstream: tuple,
+def _scan_backward(block: BackwardBlock[ScanScratch], upstream: np.ndarray, extra_upstream: tuple,
                    carried: tuple[np.ndarray], W_hh: None, bias_grads: tuple[np.ndarray], first_product: bool) -> None:
     """BPTT over scan steps ``[block.start, block.stop)``: the states' gradients by a reverse linear
     scan, then every gate gradient of the block at once. ``carried[0]`` in: ``dL/dh`` arriving from
@@ -127,4 +100,4 @@ def mingru_cell(scan: str = "sequential") -> Cell:
     if scan not in SCANS:
         raise ValueError(f"scan: expected one of {', '.join(SCANS)}, got {scan!r}")
     return Cell("mingru", GATES, ("h",), ("b_h",), (), False, partial(_scan_forward, scan), _scan_backward,
-                _Scratch, recurrent_weight=False)
+                ScanScratch, recurrent_weight=False)

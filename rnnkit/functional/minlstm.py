@@ -26,16 +26,17 @@ from rnnkit import _workspace as workspace
 from rnnkit.functional.cells import BackwardBlock, Cell
 from rnnkit.functional.linear_scan import (
     SCANS,
+    ScanScratch,
     linear_scan,
     log_linear_scan,
     log_positive,
     positive_derivative,
     positive_forward,
+    previous_difference,
     reverse_linear_scan,
     sigmoid_into,
     softplus,
 )
-from rnnkit.functional.mingru import _Scratch, previous_difference
 
 GATES = 3
 
@@ -75,7 +76,7 @@ def _scan_forward(scan: str, gates: np.ndarray, states: np.ndarray, kept: tuple[
         states[first_padded:] *= mask[first_padded:]
 
 
-def _scan_backward(block: BackwardBlock[_Scratch], upstream: np.ndarray, extra_upstream: tuple,
+def _scan_backward(block: BackwardBlock[ScanScratch], upstream: np.ndarray, extra_upstream: tuple,
                    carried: tuple[np.ndarray], W_hh: None, bias_grads: tuple[np.ndarray], first_product: bool) -> None:
     """BPTT over scan steps ``[block.start, block.stop)``: the states' gradients by a reverse linear
     scan, then every gate gradient of the block at once (``f' = sigmoid(u)``: ``du/dk_f = 1 - f``,
@@ -112,4 +113,4 @@ def minlstm_cell(scan: str = "sequential") -> Cell:
     if scan not in SCANS:
         raise ValueError(f"scan: expected one of {', '.join(SCANS)}, got {scan!r}")
     return Cell("minlstm", GATES, ("h",), ("b_h",), ("candidate",), False, partial(_scan_forward, scan),
-                _scan_backward, _Scratch, recurrent_weight=False)
+                _scan_backward, ScanScratch, recurrent_weight=False)

@@ -144,6 +144,12 @@ def scan_order_resets(resets: np.ndarray, reverse: bool, lengths: np.ndarray | N
     return resets[np.clip(source, 0, steps - 1), np.arange(batch)[None, :]] & crossed
 
 
+def segment_starts(resets: np.ndarray) -> list[int]:
+    """The steps where a segment starts for the whole batch: 0, and every step after it where some
+    sequence of ``resets`` ``(T, B)`` starts again."""
+    return [0, *(np.flatnonzero(resets[1:].any(axis=1)) + 1).tolist()]
+
+
 def _start_again(state: tuple[np.ndarray, ...], reset_state: tuple[np.ndarray, ...],
                  rows: np.ndarray) -> tuple[np.ndarray, ...]:
     """``state`` with the sequences marked in ``rows`` ``(B,)`` replaced by ``reset_state``."""
@@ -159,7 +165,7 @@ def _scan_segments(cell: Cell, gates: np.ndarray, scan: np.ndarray, kept: tuple[
     """One direction's forward scan cut at its resets: ``at`` ``(T, B)`` in scan order (row 0 acts on
     ``initial``). Each segment is one call of the cell's loop from the state it starts from."""
     steps = len(gates)
-    starts = [0, *(np.flatnonzero(at[1:].any(axis=1)) + 1).tolist()]
+    starts = segment_starts(at)
     begins: dict[int, tuple[np.ndarray, ...]] = {}
     for start, stop in zip(starts, starts[1:] + [steps]):
         before = initial if start == 0 else tuple(

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from rnnkit.functional.mingru import mingru_cell
-from rnnkit.nn.recurrent import SingleStateLayer
+from rnnkit.nn.recurrent import MinimalLayer
 
 
-class MinGRU(SingleStateLayer):
+class MinGRU(MinimalLayer):
     r"""Multi-layer minGRU (Feng et al. 2024) applied to a batch of sequences.
 
     For each layer and direction, at every valid time step,
@@ -27,20 +25,4 @@ class MinGRU(SingleStateLayer):
     the suffix ``_reverse`` for the reverse direction; no ``W_hh``.
     """
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        batch_first: bool = False,
-        dtype: type | np.dtype = np.float32,
-        seed: int | np.random.Generator | None = None,
-        merge_mode: str = "concat",
-        learn_h0: bool = False,
-        scan: str = "sequential",
-    ) -> None:
-        self.scan = scan
-        super().__init__(mingru_cell(scan), input_size, hidden_size, num_layers, bidirectional, dropout, batch_first,
-                         dtype, seed, merge_mode, learn_h0)
+    make_cell = staticmethod(mingru_cell)

@@ -11,6 +11,7 @@ signature (``h0`` / ``hx = (h0, c0)``) and its constructor arguments.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -305,3 +306,30 @@ class SingleStateLayer(RecurrentLayer):
     ) -> tuple[np.ndarray | None, np.ndarray | None]:
         dx, dinitial = self.backward_states(dout, (dh_n,), input_grad, h0_grad)
         return dx, None if dinitial is None else dinitial[0]
+
+
+class MinimalLayer(SingleStateLayer):
+    """A layer of a cell whose gates read the input alone (:class:`rnnkit.nn.MinGRU`,
+    :class:`rnnkit.nn.MinLSTM`): the arguments of :class:`rnnkit.nn.RNN` without
+    ``nonlinearity``, and ``scan`` (``"sequential"`` or ``"parallel"``, log space) for the
+    subclass's ``make_cell``."""
+
+    make_cell: Callable[[str], Cell]
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        batch_first: bool = False,
+        dtype: type | np.dtype = np.float32,
+        seed: int | np.random.Generator | None = None,
+        merge_mode: str = "concat",
+        learn_h0: bool = False,
+        scan: str = "sequential",
+    ) -> None:
+        self.scan = scan
+        super().__init__(type(self).make_cell(scan), input_size, hidden_size, num_layers, bidirectional, dropout,
+                         batch_first, dtype, seed, merge_mode, learn_h0)

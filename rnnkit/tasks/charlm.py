@@ -136,7 +136,7 @@ class CharLM(Task[ManyToMany]):
         logits, final = model.forward(inputs, carry, resets=resets)
         context = int(np.count_nonzero(targets[:, 0] == CONTEXT)) if targets.shape[1] else 0
         bptt, stride = self.options["bptt"], self.options["bptt_stride"] or self.options["bptt"]
-        carried = carried_steps(targets, bptt, stride)
+        carried = carried_steps(context, bptt, stride)
         if carried >= len(inputs):
             carry = detach(final)
         elif carried > 0:

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from rnnkit.functional.recurrent import segment_starts
 from rnnkit.interop.onnx._proto import load_model
 from rnnkit.interop.onnx.graph import read_metadata
 from rnnkit.models.base import task_loss
@@ -132,7 +133,7 @@ class DeployedModel:
         if resets.shape != (steps, batch):
             raise ValueError(f"resets: expected shape ({steps}, {batch}) (T, B), got {resets.shape}")
         states = tuple(self._state_feeds("model", state, batch).values())
-        starts = [0, *(np.flatnonzero(resets[1:].any(axis=1)) + 1).tolist()]
+        starts = segment_starts(resets)
         pieces = []
         for start, stop in zip(starts, starts[1:] + [steps]):
             again = resets[start][None, :, None]
