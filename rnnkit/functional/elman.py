@@ -35,19 +35,22 @@ def _scan_forward(
     activation: Activation,
     mask: np.ndarray | None,
     first_padded: int,
+    product_mask: np.ndarray | None = None,
 ) -> None:
     """Turn ``(T, B, H)`` (scan order) holding ``W_xh x_t`` into states, in place, adding ``bias``
     ``(H,)`` on the way. ``states`` may be a strided view (one direction's columns of the layer
     output). Steps from ``first_padded`` on hold padding for some sequence and are masked to exact
-    zeros."""
+    zeros. ``product_mask`` ``(B, H)``, if given, multiplies ``h_{t-1}`` where it enters the
+    product (recurrent dropout); the compiled loop does not take one."""
     # A broadcast h0 (learned initial state) has stride 0; BLAS would copy it on every step.
     h_prev = np.ascontiguousarray(h0)
-    if _native.elman_scan_forward(states, h_prev, W_hh.T, np.ascontiguousarray(bias), activation.name, mask, first_padded):
+    if product_mask is None and _native.elman_scan_forward(states, h_prev, W_hh.T, np.ascontiguousarray(bias),
+                                                           activation.name, mask, first_padded):
         return
     W_hh_T = transposed_copy(W_hh)  # see recurrent_layer_forward: faster than the view
     states += bias
-    if states.shape[1] > 1 and not states[0].flags.c_contiguous:
-        _scan_forward_strided(states, h_prev, W_hh_T, activation, mask, first_padded)
+    if product_mask is not None or (states.shape[1] > 1 and not states[0].flags.c_contiguous):
+        _scan_forward_strided(states, h_prev, W_hh_T, activation, mask, first_padded, product_mask)
         return
     recurrent = np.empty(states.shape[1:], dtype=states.dtype)
     # Local names and positional ``out`` arguments: at B = 1 the loop is bound by per-call
@@ -75,19 +78,24 @@ def _scan_forward_strided(
     activation: Activation,
     mask: np.ndarray | None,
     first_padded: int,
+    product_mask: np.ndarray | None = None,
 ) -> None:
     """:func:`_scan_forward` for states whose rows are not contiguous (a direction's columns of a
     bidirectional output): each step is computed in one of two contiguous ``(B, H)`` buffers and
     then stored. One more copy per step, but the add and the activation run on contiguous memory
     and BLAS reads a contiguous ``h_{t-1}``. Per 100-step scan here: 2.24 -> 1.75 ms at B=32,
-    H=128; 6.0 -> 5.3 at H=256; 16.2 -> 15.4 at H=512; 52.1 -> 50.6 at B=128, H=1024."""
+    H=128; 6.0 -> 5.3 at H=256; 16.2 -> 15.4 at H=512; 52.1 -> 50.6 at B=128, H=1024. With a
+    ``product_mask`` (recurrent dropout) ``h_{t-1}`` is masked into a third buffer first."""
     act, dot, store = activation.forward, np.dot, np.copyto
     # mask is None only without padding, when first_padded is T and no step reads it
     mask = cast(np.ndarray, mask)
     buffers = np.empty((2, *states.shape[1:]), dtype=states.dtype)
+    dropped = None if product_mask is None else np.empty(states.shape[1:], dtype=states.dtype)
     h_prev = h0
     for t, h_t in enumerate(states):
         h_new = buffers[t & 1]
+        if dropped is not None:
+            h_prev = np.multiply(h_prev, product_mask, out=dropped)
         dot(h_prev, W_hh_T, h_new)
         h_new += h_t
         act(h_new, h_new)
@@ -107,6 +115,7 @@ def _scan_backward(
     upstream: np.ndarray | None = None,
     bias_grad: np.ndarray | None = None,
     first_product: bool = True,
+    product_mask: np.ndarray | None = None,
 ) -> None:
     """Carry the gradient back through a block of steps, in place.
 
@@ -122,13 +131,17 @@ def _scan_backward(
 
     The activation derivative is evaluated for ``len(derivative)`` steps at a time, into that
     small buffer, which stays in cache: one call per few steps instead of one per step.
+    ``product_mask`` ``(B, H)``: the forward's recurrent dropout mask, applied again to what
+    flows back through the product (NumPy loop only).
     """
     name = activation.name
-    if _native.elman_scan_backward(grad, states, W_hh, name, carried, upstream, bias_grad, first_product):
+    if product_mask is None and _native.elman_scan_backward(grad, states, W_hh, name, carried, upstream, bias_grad,
+                                                            first_product):
         return
     if upstream is not None:
         np.copyto(grad, upstream, casting="same_kind")
-    if not _native.elman_scan_backward(grad, states, W_hh, name, carried, first_product=first_product):
+    if product_mask is not None or not _native.elman_scan_backward(grad, states, W_hh, name, carried,
+                                                                   first_product=first_product):
         block, dot = derivative.shape[0], np.dot
         for stop in range(grad.shape[0], 0, -block):
             start = max(0, stop - block)
@@ -138,6 +151,8 @@ def _scan_backward(
                 g_t += carried
                 g_t *= d_t
                 dot(g_t, W_hh, carried)
+                if product_mask is not None:
+                    carried *= product_mask
             if skip_first:  # step 0 without its product, which only dL/dh0 needs
                 grad[0] += carried
                 grad[0] *= d[0]
@@ -147,17 +162,18 @@ def _scan_backward(
 
 def _elman_scan_forward(activation: Activation, gates: np.ndarray, states: np.ndarray, kept: tuple,
                         initial: tuple[np.ndarray], W_hh: np.ndarray, biases: tuple[np.ndarray],
-                        mask: np.ndarray | None, first_padded: int) -> None:
+                        mask: np.ndarray | None, first_padded: int, product_mask: np.ndarray | None = None) -> None:
     """The Elman cell's forward loop for the generic layer: ``states`` is ``gates`` itself."""
-    _scan_forward(states, initial[0], W_hh, biases[0], activation, mask, first_padded)
+    _scan_forward(states, initial[0], W_hh, biases[0], activation, mask, first_padded, product_mask)
 
 
 def _elman_scan_backward(activation: Activation, block: BackwardBlock[np.ndarray],
                          upstream: np.ndarray | None, extra_upstream: tuple, carried: tuple[np.ndarray],
-                         W_hh: np.ndarray, bias_grads: tuple[np.ndarray], first_product: bool) -> None:
+                         W_hh: np.ndarray, bias_grads: tuple[np.ndarray], first_product: bool,
+                         product_mask: np.ndarray | None = None) -> None:
     """The Elman cell's BPTT loop for the generic layer (``upstream`` None: ``block.grad`` holds it)."""
     _scan_backward(block.grad, block.states[block.start : block.stop], W_hh, activation, carried[0], block.scratch,
-                   upstream, bias_grads[0], first_product)
+                   upstream, bias_grads[0], first_product, product_mask)
 
 
 def _elman_scratch(steps: int, batch: int, hidden: int, dtype: np.dtype) -> np.ndarray:

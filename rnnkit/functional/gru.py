@@ -40,27 +40,31 @@ GATES = 3
 
 def _scan_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray], initial: tuple[np.ndarray],
                   W_hh: np.ndarray, biases: tuple[np.ndarray, np.ndarray], mask: np.ndarray | None,
-                  first_padded: int) -> None:
+                  first_padded: int, product_mask: np.ndarray | None = None) -> None:
     """The GRU's forward loop (see :class:`rnnkit.functional.cells.Cell`): ``gates`` ``(T, B, 3H)``
     holds ``W_xh x_t`` on entry and ``r, z, n`` on exit; ``states`` receives ``h_t`` and
-    ``kept[0]`` ``W_hn h_{t-1} + b_hn``, both ``(T, B, H)``."""
+    ``kept[0]`` ``W_hn h_{t-1} + b_hn``, both ``(T, B, H)``. ``product_mask`` ``(B, H)``:
+    recurrent dropout on ``h_{t-1}`` in the product only; ``z * h_{t-1}`` reads it whole, as in
+    Keras (NumPy loop)."""
     (hidden_n,) = kept
     hidden = states.shape[2]
     b_xh, b_hh = (np.ascontiguousarray(bias) for bias in biases)
     # A broadcast initial state (learned) has stride 0; BLAS would copy it on every step.
     h_prev = np.ascontiguousarray(initial[0])
-    if _native.gru_scan_forward(gates, states, hidden_n, h_prev, W_hh.T, b_xh, b_hh, mask, first_padded):
+    if product_mask is None and _native.gru_scan_forward(gates, states, hidden_n, h_prev, W_hh.T, b_xh, b_hh, mask,
+                                                         first_padded):
         return
     W_hh_T = transposed_copy(W_hh)  # (H, 3H): OpenBLAS multiplies a contiguous copy faster than the view
     gates += b_xh
     recurrent = np.empty((gates.shape[1], GATES * hidden), dtype=gates.dtype)
     reset_update = slice(0, 2 * hidden)
+    dropped = None if product_mask is None else np.empty(states.shape[1:], dtype=states.dtype)
     # mask is None only without padding, when first_padded is T and no step reads it
     mask = cast(np.ndarray, mask)
     dot, tanh, multiply = np.dot, np.tanh, np.multiply
     for t in range(len(gates)):
         a, h = gates[t], states[t]
-        dot(h_prev, W_hh_T, recurrent)
+        dot(h_prev if dropped is None else multiply(h_prev, product_mask, out=dropped), W_hh_T, recurrent)
         recurrent += b_hh
         rz = a[:, reset_update]
         rz += recurrent[:, reset_update]
@@ -81,13 +85,13 @@ def _scan_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray]
 
 def _scan_backward(block: BackwardBlock[GateScratch], upstream: np.ndarray, extra_upstream: tuple,
                    carried: tuple[np.ndarray], W_hh: np.ndarray, bias_grads: tuple[np.ndarray, np.ndarray],
-                   first_product: bool) -> None:
+                   first_product: bool, product_mask: np.ndarray | None = None) -> None:
     """The GRU's BPTT loop over scan steps ``[block.start, block.stop)``, last step first.
 
     ``upstream`` ``(n, B, H)``: gradient reaching ``h_t`` from above; ``carried[0]`` the gradient
     flowing back from the step after the block, updated in place. ``block.grad`` receives the
     input side's ``dL/da`` (r, z, n) and ``block.grad_hidden`` the recurrent side's (the same
-    but ``r * dL/da_n`` in the n block).
+    but ``r * dL/da_n`` in the n block). ``product_mask``: the forward's recurrent dropout mask.
     """
     start, stop, scratch = block.start, block.stop, block.scratch
     n_steps, hidden = stop - start, upstream.shape[2]
@@ -95,8 +99,9 @@ def _scan_backward(block: BackwardBlock[GateScratch], upstream: np.ndarray, extr
     h_before = states[start - 1] if start > 0 else block.initial[0]
     (carried_h,) = carried
     db_xh, db_hh = bias_grads
-    if _native.gru_scan_backward(block.grad, block.grad_hidden, upstream, gates, hidden_n[start:stop],
-                                 states[start:stop], h_before, W_hh, carried_h, db_xh, db_hh, first_product):
+    if product_mask is None and _native.gru_scan_backward(block.grad, block.grad_hidden, upstream, gates,
+                                                          hidden_n[start:stop], states[start:stop], h_before, W_hh,
+                                                          carried_h, db_xh, db_hh, first_product):
         return
     derivative = scratch.gate_derivatives(gates)
     dh, direct = scratch.rows
@@ -118,6 +123,8 @@ def _scan_backward(block: BackwardBlock[GateScratch], upstream: np.ndarray, extr
         multiply(gx_n, r, gh[:, 2 * hidden :])
         if t > 0 or first_product:
             dot(gh, W_hh, carried_h)
+            if product_mask is not None:
+                carried_h *= product_mask
             carried_h += direct
     db_xh += block.grad.sum(axis=(0, 1))
     db_hh += block.grad_hidden.sum(axis=(0, 1))

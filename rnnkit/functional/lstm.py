@@ -50,28 +50,31 @@ def _gate_constants(hidden: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarra
 
 
 def _scan_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray], initial: tuple[np.ndarray, ...],
-                  W_hh: np.ndarray, biases: tuple[np.ndarray], mask: np.ndarray | None, first_padded: int) -> None:
+                  W_hh: np.ndarray, biases: tuple[np.ndarray], mask: np.ndarray | None, first_padded: int,
+                  product_mask: np.ndarray | None = None) -> None:
     """The LSTM's forward loop (see :class:`rnnkit.functional.cells.Cell`): ``gates`` ``(T, B, 4H)``
     holds ``W_xh x_t`` on entry and ``i, f, g, o`` on exit; ``states`` receives ``h_t`` and
-    ``kept[0]`` the cell states ``c_t``, both ``(T, B, H)``; ``initial`` is ``(h0, c0)``."""
+    ``kept[0]`` the cell states ``c_t``, both ``(T, B, H)``; ``initial`` is ``(h0, c0)``.
+    ``product_mask`` ``(B, H)``: recurrent dropout on ``h_{t-1}`` in the product (NumPy loop)."""
     (cells,) = kept
     hidden = states.shape[2]
     # A broadcast initial state (learned) has stride 0; BLAS would copy it on every step.
     h_prev, c_prev = (np.ascontiguousarray(state) for state in initial)
-    if _native.lstm_scan_forward(gates, states, cells, h_prev, c_prev, W_hh.T, np.ascontiguousarray(biases[0]), mask,
-                                 first_padded):
+    if product_mask is None and _native.lstm_scan_forward(gates, states, cells, h_prev, c_prev, W_hh.T,
+                                                          np.ascontiguousarray(biases[0]), mask, first_padded):
         return
     W_hh_T = transposed_copy(W_hh)  # (H, 4H): OpenBLAS multiplies a contiguous copy faster than the view
     scale, shift = _gate_constants(hidden, gates.dtype)
     gates += biases[0]
     recurrent = np.empty((gates.shape[1], GATES * hidden), dtype=gates.dtype)
     product = np.empty(states.shape[1:], dtype=states.dtype)
+    dropped = None if product_mask is None else np.empty(states.shape[1:], dtype=states.dtype)
     # mask is None only without padding, when first_padded is T and no step reads it
     mask = cast(np.ndarray, mask)
     dot, tanh, multiply = np.dot, np.tanh, np.multiply
     for t in range(len(gates)):
         a, c, h = gates[t], cells[t], states[t]
-        dot(h_prev, W_hh_T, recurrent)
+        dot(h_prev if dropped is None else multiply(h_prev, product_mask, out=dropped), W_hh_T, recurrent)
         a += recurrent
         a *= scale
         tanh(a, a)
@@ -103,13 +106,15 @@ class _Scratch(GateScratch):
 
 def _scan_backward(block: BackwardBlock[_Scratch], upstream: np.ndarray,
                    extra_upstream: tuple[np.ndarray | None], carried: tuple[np.ndarray, np.ndarray],
-                   W_hh: np.ndarray, bias_grads: tuple[np.ndarray], first_product: bool) -> None:
+                   W_hh: np.ndarray, bias_grads: tuple[np.ndarray], first_product: bool,
+                   product_mask: np.ndarray | None = None) -> None:
     """The LSTM's BPTT loop over scan steps ``[block.start, block.stop)``, last step first.
 
     ``upstream`` ``(n, B, H)``: gradient reaching ``h_t`` from above; ``extra_upstream[0]``, if
     not None, the gradient reaching ``c_t`` from outside (``dc_n`` at each final step).
     ``carried`` ``(dh, dc)`` flowing back from the step after the block, updated in place to
     what flows on to the step before it. ``block.grad`` receives ``dL/da`` of the four gates.
+    ``product_mask``: the forward's recurrent dropout mask (NumPy loop).
     """
     start, stop, scratch = block.start, block.stop, block.scratch
     n, hidden = stop - start, upstream.shape[2]
@@ -118,8 +123,8 @@ def _scan_backward(block: BackwardBlock[_Scratch], upstream: np.ndarray,
     carried_h, carried_c = carried
     (db_h,) = bias_grads
     c_before = cells[start - 1] if start > 0 else c0
-    if _native.lstm_scan_backward(block.grad, upstream, dc_upstream, gates, cells[start:stop], c_before, W_hh, carried_h,
-                                  carried_c, db_h, first_product):
+    if product_mask is None and _native.lstm_scan_backward(block.grad, upstream, dc_upstream, gates, cells[start:stop],
+                                                           c_before, W_hh, carried_h, carried_c, db_h, first_product):
         return
     derivative = scratch.gate_derivatives(gates)
     tanh_cells = np.tanh(cells[start:stop], out=scratch.tanh_cells[:n])
@@ -145,6 +150,8 @@ def _scan_backward(block: BackwardBlock[_Scratch], upstream: np.ndarray,
         da *= derivative[k]
         if t > 0 or first_product:
             dot(da, W_hh, carried_h)
+            if product_mask is not None:
+                carried_h *= product_mask
     db_h += block.grad.sum(axis=(0, 1))
 
 

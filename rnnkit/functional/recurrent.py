@@ -42,6 +42,7 @@ import numpy as np
 from rnnkit import _native
 from rnnkit import _workspace as workspace
 from rnnkit.functional.cells import BackwardBlock, Cell
+from rnnkit.functional.zoneout import ZoneoutScan, zoneout_scan_backward, zoneout_scan_forward
 
 
 def flip_sequences(x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
@@ -114,7 +115,9 @@ class RecurrentCache(NamedTuple):
     kept: tuple[tuple[np.ndarray, ...], ...]  # per direction, the cell's kept (T, B, H) arrays
     lengths: np.ndarray | None
     reverse: tuple[bool, ...]
-    resets: tuple[SegmentStarts, ...] | None = None  # per direction; None without resets
+    resets: tuple[SegmentStarts, ...] | None = None  # per direction; None without resets (or with zoneout)
+    product_masks: tuple[np.ndarray, ...] | None = None  # per direction (B, H): recurrent dropout
+    zoneout: tuple[ZoneoutScan, ...] | None = None  # per direction, with zoneout
 
 
 class SegmentStarts(NamedTuple):
@@ -161,7 +164,7 @@ def _start_again(state: tuple[np.ndarray, ...], reset_state: tuple[np.ndarray, .
 def _scan_segments(cell: Cell, gates: np.ndarray, scan: np.ndarray, kept: tuple[np.ndarray, ...],
                    initial: tuple[np.ndarray, ...], reset_state: tuple[np.ndarray, ...], at: np.ndarray,
                    W_hh: np.ndarray | None, biases: tuple[np.ndarray, ...], mask: np.ndarray | None,
-                   first_padded: int) -> SegmentStarts:
+                   first_padded: int, loop_options: dict) -> SegmentStarts:
     """One direction's forward scan cut at its resets: ``at`` ``(T, B)`` in scan order (row 0 acts on
     ``initial``). Each segment is one call of the cell's loop from the state it starts from."""
     steps = len(gates)
@@ -172,7 +175,8 @@ def _scan_segments(cell: Cell, gates: np.ndarray, scan: np.ndarray, kept: tuple[
             scan[start - 1] if name == "h" else kept[cell.kept.index(name)][start - 1] for name in cell.state_names)
         begins[start] = _start_again(before, reset_state, at[start])
         cell.scan_forward(gates[start:stop], scan[start:stop], tuple(k[start:stop] for k in kept), begins[start],
-                          W_hh, biases, None if mask is None else mask[start:stop], max(0, first_padded - start))
+                          W_hh, biases, None if mask is None else mask[start:stop], max(0, first_padded - start),
+                          **loop_options)
     return SegmentStarts(at, begins)
 
 
@@ -201,6 +205,8 @@ def recurrent_layer_forward(
     reverse: tuple[bool, ...] = (False,),
     resets: np.ndarray | None = None,
     reset_states: tuple[np.ndarray, ...] | None = None,
+    recurrent_masks: tuple[np.ndarray, ...] | None = None,
+    zoneout: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, tuple[np.ndarray, ...], RecurrentCache]:
     """Run ``D = len(reverse)`` directions of one layer of ``cell`` over a batch, outputs side by side.
 
@@ -220,6 +226,13 @@ def recurrent_layer_forward(
         ``[t, ...)`` is read on its own, and the steps before ``t`` start again from the reset
         state). Resets at padding are ignored; at step 0 they replace ``initial``.
     reset_states : one (D, B, H) array per state: what a sequence starts again from; None: zeros.
+    recurrent_masks : D arrays (B, H), or None: recurrent dropout (Gal & Ghahramani 2016), the
+        mask (already scaled by ``1 / (1 - p)``) that multiplies ``h_{t-1}`` where it enters the
+        product with ``W_hh``, the same at every step of a sequence. The cells' NumPy loops run.
+        Not for a cell without recurrent weights.
+    zoneout : one (D, T, B, H) array per state (broadcastable), input order, or None: ``z_t``,
+        each unit keeping its previous value where 1 (``p`` at evaluation), see
+        :mod:`rnnkit.functional.zoneout`; the scan then runs a step at a time.
 
     Returns
     -------
@@ -237,6 +250,9 @@ def recurrent_layer_forward(
     directions, width = len(reverse), W_xh[0].shape[0]
     hidden = width // cell.gates
     W_x = W_xh[0] if directions == 1 else np.concatenate(W_xh)
+    if recurrent_masks is not None and not cell.recurrent_weight:
+        raise ValueError(f"recurrent dropout: the {cell.name} cell has no recurrent product to drop from "
+                         "(its gates read the input alone); use dropout or zoneout")
 
     projection = workspace.empty((steps, batch, directions * width), x.dtype)
     # Products against a contiguous W^T run faster in OpenBLAS than against the transposed view
@@ -246,7 +262,9 @@ def recurrent_layer_forward(
     projection_rows = projection.reshape(steps * batch, directions * width)
     if not _native.product(x_rows, W_x.T, projection_rows):  # float32: packed from W_x itself, threads
         np.dot(x_rows, transposed_copy(W_x), out=projection_rows)
-    out = projection if cell.states_are_gates else workspace.empty((steps, batch, directions * hidden), x.dtype)
+    # With zoneout the gate buffer holds the cell's candidates and the layer's states live apart.
+    states_in_projection = cell.states_are_gates and zoneout is None
+    out = projection if states_in_projection else workspace.empty((steps, batch, directions * hidden), x.dtype)
     if resets is not None and lengths is None:  # the reverse direction reads segments by flipping
         lengths = np.full(batch, steps)
     mask = valid_mask(lengths, steps, x.dtype)
@@ -254,29 +272,44 @@ def recurrent_layer_forward(
     final = tuple(np.empty((directions, batch, hidden), dtype=x.dtype) for _ in cell.state_names)
     scans, gate_scans, kept_scans = [], [], []
     segments: list[SegmentStarts] = []
+    zoned_scans: list[ZoneoutScan] = []
     if resets is not None and reset_states is None:
         reset_states = tuple(np.zeros((directions, batch, hidden), x.dtype) for _ in cell.state_names)
-    # The directions' compiled scans run side by side on the threads, unless segments chain through
-    # Python; then each W_hh is packed once for all its segments.
-    with _native.together(directions) if resets is None else _native.packing():
+    # The directions' compiled scans run side by side on the threads, unless segments or steps chain
+    # through Python; then each W_hh is packed once for all its calls.
+    with _native.together(directions) if resets is None and zoneout is None else _native.packing():
         for d in range(directions):
             flipped = reverse[d] and lengths is not None
             states = out[:, :, d * hidden : (d + 1) * hidden]
             gates = _scan_view(projection[:, :, d * width : (d + 1) * width], reverse[d], lengths)
-            if cell.states_are_gates:
+            if states_in_projection:
                 scan = gates
             else:  # a reverse direction with padding computes its states in a buffer of its own
                 scan = workspace.empty_like(states) if flipped else _scan_view(states, reverse[d], lengths)
             kept = tuple(workspace.empty((steps, batch, hidden), x.dtype) for _ in cell.kept)
             initial_d = tuple(state[d] for state in initial)
-            if resets is None:
-                cell.scan_forward(gates, scan, kept, initial_d, W_hh[d], biases[d], mask, first_padded)
+            loop_options = {} if recurrent_masks is None else {"product_mask": recurrent_masks[d]}
+            reset_state_d = None if reset_states is None else tuple(state[d] for state in reset_states)
+            if zoneout is not None:
+                keep = tuple(_scan_view(np.broadcast_to(z[d], (steps, batch, hidden)), reverse[d], lengths)
+                             for z in zoneout)
+                candidates = gates if cell.states_are_gates else workspace.empty((steps, batch, hidden), x.dtype)
+                zoned = (scan, *(workspace.empty((steps, batch, hidden), x.dtype) for _ in cell.state_names[1:]))
+                zoned_scans.append(zoneout_scan_forward(
+                    cell, gates, candidates, kept, zoned, initial_d, keep, W_hh[d], biases[d], mask, first_padded,
+                    loop_options, None if resets is None else scan_order_resets(resets, reverse[d], lengths),
+                    reset_state_d))
+                # the layer carries the zoned states; the cell's own arrays stay with its scan
+                kept = tuple(zoned[cell.state_names.index(name)] if name in cell.state_names else array
+                             for name, array in zip(cell.kept, kept))
+            elif resets is None:
+                cell.scan_forward(gates, scan, kept, initial_d, W_hh[d], biases[d], mask, first_padded,
+                                  **loop_options)
             else:
-                assert reset_states is not None  # zeros when not given
-                segments.append(_scan_segments(cell, gates, scan, kept, initial_d,
-                                               tuple(state[d] for state in reset_states),
+                assert reset_state_d is not None  # zeros when not given
+                segments.append(_scan_segments(cell, gates, scan, kept, initial_d, reset_state_d,
                                                scan_order_resets(resets, reverse[d], lengths), W_hh[d], biases[d],
-                                               mask, first_padded))
+                                               mask, first_padded, loop_options))
             scans.append(scan)
             gate_scans.append(gates)
             kept_scans.append(kept)
@@ -288,7 +321,9 @@ def recurrent_layer_forward(
     if segments:  # BPTT pairs each scan's first step with the state it really started from
         initial = tuple(np.stack([segment.begins[0][k] for segment in segments]) for k in range(len(initial)))
     cache = RecurrentCache(cell, x, tuple(initial), tuple(W_xh), tuple(W_hh), out, tuple(scans), tuple(gate_scans),
-                           tuple(kept_scans), lengths, tuple(reverse), tuple(segments) if segments else None)
+                           tuple(kept_scans), lengths, tuple(reverse), tuple(segments) if segments else None,
+                           None if recurrent_masks is None else tuple(recurrent_masks),
+                           tuple(zoned_scans) if zoned_scans else None)
     return out, final, cache
 
 
@@ -336,7 +371,7 @@ def recurrent_layer_backward(
     ever exists, which is what keeps the peak memory of a training step close to what BPTT must
     keep.
     """
-    cell, x, initial, W_xh, W_hh, out, scans, gate_scans, kept_scans, lengths, reverse, segments = cache
+    cell, x, initial, W_xh, W_hh, out, scans, gate_scans, kept_scans, lengths, reverse, segments = cache[:12]
     steps, batch, _ = out.shape
     inputs = x.shape[2]
     directions = len(reverse)
@@ -365,6 +400,8 @@ def recurrent_layer_backward(
         if not cell.recurrent_weight:
             shapes[1] = (0, 0)
         grads = tuple([np.zeros(shape, out.dtype) for _ in range(directions)] for shape in shapes)
+    if cache.zoneout is not None:
+        return _zoneout_backward(dout, dfinal, cache, grads, dx, dinitial, reset_grads)
     dW_xh, dW_hh, *dbiases = grads
     upstream: np.ndarray | None  # None: the gate buffer holds it (cell.states_are_gates)
     # Each W_hh is packed once for all its blocks' loops (rnnkit/_native/packed.c), not once per block.
@@ -386,6 +423,10 @@ def recurrent_layer_backward(
             accumulate_dx = d > 0 and not flipped
             W_in, h0_d = W_xh[d], initial[0][d]
             h0_is_zero = not h0_d.any()  # the common case: its dW_hh term is skipped
+            product_mask = None if cache.product_masks is None else cache.product_masks[d]
+            loop_options = {} if product_mask is None else {"product_mask": product_mask}
+            # what W_hh multiplied: the states before each step, through the recurrent dropout mask
+            entered = _masked_by(product_mask)
             initial_d = tuple(state[d] for state in initial)
             carried = tuple(np.zeros((batch, hidden), dtype=out.dtype) for _ in cell.state_names)
             dW_in, dW_rec = dW_xh[d], dW_hh[d] if cell.recurrent_weight else None
@@ -427,7 +468,7 @@ def recurrent_layer_backward(
                 first_product = h0_grad or start > 0 or (reset_grad is not None and segment is not None)
                 if segment is not None:  # never mirrored: a reverse direction with resets is flipped
                     _segments_backward(cell, segment, start, stop, g, g_hidden, upstream, tuple(extra), carried, d,
-                                       cache, scratch, bias_grads, first_product, reset_grad)
+                                       cache, scratch, bias_grads, first_product, reset_grad, loop_options)
                 elif mirrored:  # the loops walk scan order
                     block_grads = BackwardBlock(start, stop, g[::-1], g_hidden[::-1], gate_scans[d], scans[d],
                                                 kept_scans[d], initial_d, scratch)
@@ -436,7 +477,8 @@ def recurrent_layer_backward(
                     block_grads = BackwardBlock(start, stop, g, g_hidden, gate_scans[d], scans[d], kept_scans[d],
                                                 initial_d, scratch)
                 if segment is None:
-                    cell.scan_backward(block_grads, upstream, tuple(extra), carried, W_hh[d], bias_grads, first_product)
+                    cell.scan_backward(block_grads, upstream, tuple(extra), carried, W_hh[d], bias_grads, first_product,
+                                       **loop_options)
 
                 rows = g.reshape(-1, width)
                 rows_hidden = rows if g_hidden is g else g_hidden.reshape(-1, width)
@@ -446,19 +488,19 @@ def recurrent_layer_backward(
                 if dW_rec is None:  # a cell whose gates read the input alone
                     pass
                 elif mirrored and hi < steps:
-                    _add_product(dW_rec, rows_hidden.T, states_st[lo + 1 : hi + 1].reshape(-1, hidden))
+                    _add_product(dW_rec, rows_hidden.T, entered(states_st[lo + 1 : hi + 1]).reshape(-1, hidden))
                 elif not mirrored and lo > 0:
-                    _add_product(dW_rec, rows_hidden.T, states_st[lo - 1 : hi - 1].reshape(-1, hidden))
+                    _add_product(dW_rec, rows_hidden.T, entered(states_st[lo - 1 : hi - 1]).reshape(-1, hidden))
                 else:
                     first = hi - 1 if mirrored else lo  # storage index of the scan's first step
                     if n > 1:
                         others = g_hidden[:-1] if mirrored else g_hidden[1:]
                         previous = states_st[lo + 1 : hi] if mirrored else states_st[lo : hi - 1]
-                        _add_product(dW_rec, others.reshape(-1, width).T, previous.reshape(-1, hidden))
+                        _add_product(dW_rec, others.reshape(-1, width).T, entered(previous).reshape(-1, hidden))
                     if not h0_is_zero:
-                        _add_product(dW_rec, g_hidden[first - lo].T, h0_d)
+                        _add_product(dW_rec, g_hidden[first - lo].T, entered(h0_d))
                 if segment is not None and dW_rec is not None:  # rows that started again were paired with h_{t-1}
-                    _correct_restarts(dW_rec, segment, start, stop, g_hidden, states_st)
+                    _correct_restarts(dW_rec, segment, start, stop, g_hidden, states_st, product_mask)
                 # dx_st exists exactly when input_grad, and dx_part whenever a second direction adds into dx
                 if accumulate_dx and dx_st is not None and dx_part is not None:
                     dx_rows = dx_st[lo:hi].reshape(-1, inputs)  # a view: dx is contiguous
@@ -487,8 +529,15 @@ def recurrent_layer_backward(
     return dx, dinitial, grads
 
 
+def _masked_by(product_mask: np.ndarray | None):
+    """``states -> states * product_mask`` (a new array), or the identity without recurrent dropout."""
+    if product_mask is None:
+        return lambda states: states
+    return lambda states: states * product_mask
+
+
 def _correct_restarts(dW_hh: np.ndarray, segment: SegmentStarts, start: int, stop: int, grad_hidden: np.ndarray,
-                      states: np.ndarray) -> None:
+                      states: np.ndarray, product_mask: np.ndarray | None = None) -> None:
     """The block products pair each step's gradient with the state before it; a sequence that
     started again at step ``t`` read its reset state instead. One product adds the difference
     for every such row of scan steps ``[start, stop)``: ``grad (n, G*H)`` by ``(reset - h_{t-1})``."""
@@ -498,6 +547,8 @@ def _correct_restarts(dW_hh: np.ndarray, segment: SegmentStarts, start: int, sto
     grads = np.concatenate([grad_hidden[step - start][segment.at[step]] for step in steps])
     started = np.concatenate([segment.begins[step][0][segment.at[step]] - states[step - 1][segment.at[step]]
                               for step in steps])
+    if product_mask is not None:
+        started *= np.concatenate([product_mask[segment.at[step]] for step in steps])
     _add_product(dW_hh, grads.T, started)
 
 
@@ -505,7 +556,7 @@ def _segments_backward(cell: Cell, segment: SegmentStarts, start: int, stop: int
                        grad_hidden: np.ndarray, upstream: np.ndarray | None, extra: tuple[np.ndarray | None, ...],
                        carried: tuple[np.ndarray, ...], direction: int, cache: RecurrentCache, scratch: object,
                        bias_grads: tuple[np.ndarray, ...], first_product: bool,
-                       reset_grad: tuple[np.ndarray, ...] | None) -> None:
+                       reset_grad: tuple[np.ndarray, ...] | None, loop_options: dict) -> None:
     """The cell's BPTT loop over scan steps ``[start, stop)`` of a direction with resets, one call per
     piece between segment starts, last first. A piece that starts a segment reads the state that
     segment started from as its step ``-1``; what the carried gradient holds there belongs to the
@@ -521,7 +572,7 @@ def _segments_backward(cell: Cell, segment: SegmentStarts, start: int, stop: int
         if lo > 0 and lo in segment.begins:
             block = BackwardBlock(0, hi - lo, grad[part], grad_hidden[part], gates[lo:], states[lo:],
                                   tuple(k[lo:] for k in kept), segment.begins[lo], scratch)
-            cell.scan_backward(block, piece_upstream, piece_extra, carried, W_hh, bias_grads, True)
+            cell.scan_backward(block, piece_upstream, piece_extra, carried, W_hh, bias_grads, True, **loop_options)
             rows = segment.at[lo]
             for k, value in enumerate(carried):
                 if reset_grad is not None:
@@ -531,7 +582,58 @@ def _segments_backward(cell: Cell, segment: SegmentStarts, start: int, stop: int
             block = BackwardBlock(lo, hi, grad[part], grad_hidden[part], gates, states, kept,
                                   tuple(state[direction] for state in cache.initial), scratch)
             cell.scan_backward(block, piece_upstream, piece_extra, carried, W_hh, bias_grads,
-                               first_product or lo > 0)
+                               first_product or lo > 0, **loop_options)
+
+
+def _zoneout_backward(dout: np.ndarray, dfinal: tuple[np.ndarray | None, ...], cache: RecurrentCache,
+                      grads: tuple[list[np.ndarray], ...], dx: np.ndarray | None,
+                      dinitial: tuple[np.ndarray, ...] | None, reset_grads: tuple[np.ndarray, ...] | None,
+                      ) -> tuple[np.ndarray | None, tuple[np.ndarray, ...] | None, tuple[list[np.ndarray], ...]]:
+    """:func:`recurrent_layer_backward` of a layer run with zoneout: each direction's stepped BPTT
+    (:func:`rnnkit.functional.zoneout.zoneout_scan_backward`) in scan order, then ``dW_xh``,
+    ``dW_hh`` and ``dx`` as one product each over all steps."""
+    assert cache.zoneout is not None  # the caller checked
+    cell, x, lengths, reverse = cache.cell, cache.x, cache.lengths, cache.reverse
+    steps, batch, _ = dout.shape
+    inputs, width = x.shape[2], cache.W_xh[0].shape[0]
+    hidden = width // cell.gates
+    mask = valid_mask(lengths, steps, dout.dtype)
+    first_padded = steps if lengths is None else int(lengths.min())
+    last = np.full(batch, steps - 1) if lengths is None else lengths - 1  # each final state's scan step
+    dW_xh, dW_hh, *dbiases = grads
+    with _native.packing():
+        for d, zone in enumerate(cache.zoneout):
+            upstream = [np.array(_scan_view(dout[:, :, d * hidden : (d + 1) * hidden], reverse[d], lengths))]
+            upstream += [np.zeros_like(upstream[0]) for _ in cell.state_names[1:]]
+            for array, given in zip(upstream, dfinal):
+                if given is not None:
+                    array[last, np.arange(batch)] += given[d]
+            grad = np.empty((steps, batch, width), dout.dtype)
+            grad_hidden = np.empty_like(grad) if cell.split_hidden_grad else grad
+            product_mask = None if cache.product_masks is None else cache.product_masks[d]
+            carried = zoneout_scan_backward(
+                cell, zone, cache.gates[d], grad, grad_hidden, tuple(upstream), cache.W_hh[d],
+                tuple(db[d] for db in dbiases), mask, first_padded,
+                {} if product_mask is None else {"product_mask": product_mask},
+                None if reset_grads is None else tuple(g[d] for g in reset_grads))
+            rows = grad.reshape(-1, width)
+            x_scan = np.ascontiguousarray(_scan_view(x, reverse[d], lengths)).reshape(-1, inputs)
+            _add_product(dW_xh[d], rows.T, x_scan)
+            if cell.recurrent_weight:
+                _add_product(dW_hh[d], grad_hidden.reshape(-1, width).T,
+                             _masked_by(product_mask)(zone.inputs[0]).reshape(-1, hidden))
+            if dx is not None:
+                dx_scan = (rows @ cache.W_xh[d]).reshape(steps, batch, inputs)
+                in_order = flip_sequences(dx_scan, lengths) if reverse[d] and lengths is not None else (
+                    dx_scan[::-1] if reverse[d] else dx_scan)
+                if d == 0:
+                    dx[...] = in_order
+                else:
+                    dx += in_order
+            if dinitial is not None:
+                for array, value in zip(dinitial, carried):
+                    array[d] = value
+    return dx, dinitial, grads
 
 
 def _add_product(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:

@@ -47,6 +47,8 @@ class GRU(SingleStateLayer):
         seed: int | np.random.Generator | None = None,
         merge_mode: str = "concat",
         learn_h0: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
     ) -> None:
         super().__init__(GRU_CELL, input_size, hidden_size, num_layers, bidirectional, dropout, batch_first, dtype,
-                         seed, merge_mode, learn_h0)
+                         seed, merge_mode, learn_h0, recurrent_dropout, zoneout)

@@ -55,6 +55,8 @@ class RecurrentLayer(Module):
         seed: int | np.random.Generator | None,
         merge_mode: str,
         learn_h0: bool,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
     ) -> None:
         super().__init__()
         self.cell = cell
@@ -63,6 +65,13 @@ class RecurrentLayer(Module):
         self.num_layers = check_positive_int("num_layers", num_layers)
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+        for name, value in (("recurrent_dropout", recurrent_dropout), ("zoneout", zoneout)):
+            if not 0.0 <= float(value) < 1.0:
+                raise ValueError(f"{name}: expected a probability in [0, 1), got {value!r}")
+        if recurrent_dropout and not cell.recurrent_weight:
+            raise ValueError(f"recurrent_dropout: the {cell.name} cell has no recurrent product to drop from (its "
+                             "gates read the input alone); use dropout between layers or zoneout")
+        self.recurrent_dropout, self.zoneout = float(recurrent_dropout), float(zoneout)
         self.bidirectional = bool(bidirectional)
         self.num_directions = 2 if bidirectional else 1
         self.dropout = float(dropout)
@@ -72,6 +81,8 @@ class RecurrentLayer(Module):
         self.learn_h0 = bool(learn_h0)
         self.rng = resolve_rng(seed)
         self._cache: dict | None = None
+        #: per layer, the ``(recurrent_masks, zoneout)`` the last forward used (see :meth:`_draw_masks`)
+        self.last_masks: list[tuple[tuple[np.ndarray, ...] | None, tuple[np.ndarray, ...] | None]] = []
 
         bound = 1.0 / math.sqrt(hidden_size)
         width = cell.gates * hidden_size
@@ -103,7 +114,8 @@ class RecurrentLayer(Module):
     def extra_repr(self) -> str:
         options = [f"{self.input_size}, {self.hidden_size}"]
         defaults = {"num_layers": 1, "nonlinearity": "tanh", "bidirectional": False, "dropout": 0.0,
-                    "batch_first": False, "merge_mode": "concat", "learn_h0": False, "scan": "sequential"}
+                    "batch_first": False, "merge_mode": "concat", "learn_h0": False, "scan": "sequential",
+                    "recurrent_dropout": 0.0, "zoneout": 0.0}
         options += [f"{k}={getattr(self, k)!r}" for k, v in defaults.items()
                     if hasattr(self, k) and getattr(self, k) != v]
         return ", ".join(options + [f"dtype={self.dtype.name}"])
@@ -124,7 +136,12 @@ class RecurrentLayer(Module):
         ``resets`` ``(T, B)`` bool (``(B, T)`` if ``batch_first``): where true, that sequence
         starts again before that step, in every layer, from zeros (or the learned initial state),
         whatever ``initial`` held: a new document or episode begins in that stream. No gradient
-        crosses a reset. The reverse direction reads each segment on its own."""
+        crosses a reset. The reverse direction reads each segment on its own.
+
+        With ``recurrent_dropout`` each layer and direction draws, in training, one mask per
+        sequence for the state entering the recurrent product; with ``zoneout``, one 0/1 draw per
+        step and unit of every state (the constant ``zoneout`` at evaluation). The masks of the
+        last call are in :attr:`last_masks`."""
         x = as_float_array("x", x, self.dtype)
         legend = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
         if x.ndim != 3:
@@ -147,7 +164,10 @@ class RecurrentLayer(Module):
         reverse = (False, True)[:D]
         layers = []
         finals: list[State] = []
+        self.last_masks = []
         for layer in range(self.num_layers):
+            masks = self._draw_masks(steps, batch)
+            self.last_masks.append(masks)
             dropout_cache = None
             if layer > 0:
                 layer_input, dropout_cache = dropout_forward(layer_input, self.dropout, self.rng, self.training)
@@ -166,6 +186,7 @@ class RecurrentLayer(Module):
                 reverse,
                 resets,
                 None if reset_states is None else tuple(state[rows] for state in reset_states),
+                *masks,
             )
             layers.append((dropout_cache, cache))
             finals.append(final)
@@ -183,6 +204,24 @@ class RecurrentLayer(Module):
         if self.batch_first:
             out = out.transpose(1, 0, 2)
         return out, final_states
+
+    def _draw_masks(self, steps: int, batch: int) -> tuple[tuple[np.ndarray, ...] | None, tuple[np.ndarray, ...] | None]:
+        """One layer's ``(recurrent_masks, zoneout)`` for :func:`recurrent_layer_forward`: D inverted
+        dropout masks ``(B, H)`` (training only), and per state the ``(D, T, B, H)`` zoneout draws
+        (``(D, 1, 1, 1)`` of the constant ``zoneout`` at evaluation), or None where off."""
+        D, H = self.num_directions, self.hidden_size
+        recurrent_masks = None
+        if self.recurrent_dropout and self.training:
+            keep = 1.0 - self.recurrent_dropout
+            recurrent_masks = tuple((self.rng.random((batch, H)) < keep).astype(self.dtype) / self.dtype.type(keep)
+                                    for _ in range(D))
+        zoneout = None
+        if self.zoneout and self.training:
+            zoneout = tuple((self.rng.random((D, steps, batch, H)) < self.zoneout).astype(self.dtype)
+                            for _ in self.cell.state_names)
+        elif self.zoneout:
+            zoneout = tuple(np.full((D, 1, 1, 1), self.zoneout, self.dtype) for _ in self.cell.state_names)
+        return recurrent_masks, zoneout
 
     def states_at(self, step: int) -> State:
         """The states after step ``step`` of the last :meth:`forward`, every layer, one ``(L, B, H)``
@@ -329,7 +368,8 @@ class MinimalLayer(SingleStateLayer):
         merge_mode: str = "concat",
         learn_h0: bool = False,
         scan: str = "sequential",
+        zoneout: float = 0.0,
     ) -> None:
         self.scan = scan
         super().__init__(type(self).make_cell(scan), input_size, hidden_size, num_layers, bidirectional, dropout,
-                         batch_first, dtype, seed, merge_mode, learn_h0)
+                         batch_first, dtype, seed, merge_mode, learn_h0, zoneout=zoneout)

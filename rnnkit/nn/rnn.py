@@ -39,6 +39,13 @@ class RNN(SingleStateLayer):
             concatenated.
         learn_h0: make the initial state a parameter ``h0`` of shape ``(L * D, H)``, used for
             every sequence when ``forward`` gets no ``h0``.
+        recurrent_dropout: probability of zeroing each unit of ``h_{t-1}`` where it enters the
+            product with ``W_hh``, one mask per sequence for all its steps (Gal & Ghahramani
+            2016; Keras's ``recurrent_dropout``), in training mode. The NumPy loops run then.
+        zoneout: probability that each unit of each state keeps its previous value at a step
+            instead of the new one (Krueger et al. 2017), in training mode; at evaluation every
+            state is the expectation ``zoneout * s_{t-1} + (1 - zoneout) * s_new``. The scan runs
+            a step at a time.
 
     Inputs: ``forward(x, h0=None, lengths=None)``
         x: ``(T, B, I)`` (``(B, T, I)`` if ``batch_first``).
@@ -90,7 +97,9 @@ class RNN(SingleStateLayer):
         seed: int | np.random.Generator | None = None,
         merge_mode: str = "concat",
         learn_h0: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
     ) -> None:
         self.nonlinearity = check_choice("nonlinearity", nonlinearity, tuple(ACTIVATIONS))
         super().__init__(elman_cell(nonlinearity), input_size, hidden_size, num_layers, bidirectional, dropout,
-                         batch_first, dtype, seed, merge_mode, learn_h0)
+                         batch_first, dtype, seed, merge_mode, learn_h0, recurrent_dropout, zoneout)

@@ -7,12 +7,15 @@ from __future__ import annotations
 import numpy as np
 
 
-def torch_loop(module, x, initial, lengths, resets, dout, dfinal):
+def torch_loop(module, x, initial, lengths, resets, dout, dfinal, masks=None):
     """Outputs and gradients of ``module``'s computation, written as a loop over torch's cells
     (the minimal cells from torch ops), autograd for the gradients: ``out``, the final states,
     ``dx``, the initial states' gradients and every parameter's, as NumPy arrays. The loss is
     ``sum(out * dout) + sum_k sum(final_k * dfinal_k)``; ``lengths`` (B,) and ``resets`` (T, B)
-    are arrays (all T, all False for none)."""
+    are arrays (all T, all False for none). ``masks``: per layer ``(recurrent_masks, zoneout)``
+    as the module's ``last_masks`` holds them: the recurrent dropout mask multiplies ``h_{t-1}``
+    in the products (the GRU then from torch ops, its ``z * h_{t-1}`` unmasked) and zoneout mixes
+    each new state with the one before."""
     import torch
 
     names = module.cell.state_names
@@ -25,10 +28,17 @@ def torch_loop(module, x, initial, lengths, resets, dout, dfinal):
     again = torch.tensor(resets)[:, :, None] & valid
     zero_bias = torch.zeros(module.cell.gates * H, dtype=torch.float64)
 
-    def cell(x_t, state, suffix):
+    def cell(x_t, state, suffix, product_mask=None):
         W_ih, W_hh = params[f"W_xh{suffix}"], params.get(f"W_hh{suffix}")
+        entering = state[0] if product_mask is None else state[0] * product_mask
         if module.cell.name == "lstm":
-            return torch.lstm_cell(x_t, state, W_ih, W_hh, params[f"b_h{suffix}"], zero_bias)
+            return torch.lstm_cell(x_t, (entering, state[1]), W_ih, W_hh, params[f"b_h{suffix}"], zero_bias)
+        if module.cell.name == "gru" and product_mask is not None:
+            x_r, x_z, x_n = (x_t @ W_ih.T + params[f"b_xh{suffix}"]).split(H, dim=1)
+            h_r, h_z, h_n = (entering @ W_hh.T + params[f"b_hh{suffix}"]).split(H, dim=1)
+            r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+            n = torch.tanh(x_n + r * h_n)
+            return ((1 - z) * n + z * state[0],)
         if module.cell.name == "gru":
             return (torch.gru_cell(x_t, state[0], W_ih, W_hh, params[f"b_xh{suffix}"], params[f"b_hh{suffix}"]),)
         if module.cell.name in ("mingru", "minlstm"):
@@ -39,11 +49,12 @@ def torch_loop(module, x, initial, lengths, resets, dout, dfinal):
                 return ((1 - z) * state[0] + z * candidate,)
             f, i = torch.sigmoid(blocks[0]), torch.sigmoid(blocks[1])
             return ((f * state[0] + i * candidate) / (f + i),)
-        return (torch.rnn_tanh_cell(x_t, state[0], W_ih, W_hh, params[f"b_h{suffix}"], zero_bias),)
+        return (torch.rnn_tanh_cell(x_t, entering, W_ih, W_hh, params[f"b_h{suffix}"], zero_bias),)
 
     layer_input, finals = tx, [[None] * (module.num_layers * D) for _ in names]
     for layer in range(module.num_layers):
         outputs = []
+        product_masks, zoneout = (None, None) if masks is None else masks[layer]
         for d, suffix in enumerate(module.parameter_suffixes(layer)):
             row = layer * D + d
             start = tuple(params[f"{n}0"][row].expand(batch, H) if module.learn_h0 else
@@ -56,7 +67,11 @@ def torch_loop(module, x, initial, lengths, resets, dout, dfinal):
                 crossing = t if d == 0 else t + 1
                 if crossing < steps:
                     state = tuple(torch.where(again[crossing], s0, s) for s0, s in zip(start, state))
-                new = cell(layer_input[t], state, suffix)
+                new = cell(layer_input[t], state, suffix,
+                           None if product_masks is None else torch.tensor(product_masks[d]))
+                if zoneout is not None:
+                    keep = [torch.tensor(np.broadcast_to(z[d], (steps, batch, H))[t]) for z in zoneout]
+                    new = tuple(z * s + (1 - z) * n for z, s, n in zip(keep, state, new))
                 state = tuple(torch.where(valid[t], n, s) for n, s in zip(new, state))
                 out[t] = torch.where(valid[t], new[0], torch.zeros_like(new[0]))
             outputs.append(torch.stack(out))
