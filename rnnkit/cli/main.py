@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
         "alone (default: per task, see README)"))
     train.add_argument("--nonlinearity", choices=["tanh", "relu", "sigmoid"], help="of the Elman cell (--cell rnn)")
     train.add_argument("--dropout", type=float, help="dropout between stacked layers")
+    train.add_argument("--recurrent-dropout", type=float, metavar="P", help=(
+        "drop each unit of the state entering the recurrent product, one mask per sequence (variational; "
+        "not for mingru/minlstm, which have none); the NumPy loops run"))
+    train.add_argument("--zoneout", type=float, metavar="P", help=(
+        "each unit of each state keeps its previous value with probability P in training (the expectation "
+        "at evaluation); the scan runs a step at a time"))
     train.add_argument("--stack", type=int, help="speech: frames read as one step (fewer steps, faster; default 3)")
     train.add_argument("--tokens", choices=["auto", "char", "word", "bpe"], help=(
         "text tasks: characters, words or subwords (byte-pair encoding); auto (the default) decides from "
@@ -149,6 +155,8 @@ def _check_train_arguments(args: argparse.Namespace) -> None:
                 (("--batch-size", args.batch_size), ("--hidden", args.hidden), ("--layers", args.layers),
                  ("--bptt", args.bptt), ("--bptt-stride", args.bptt_stride))),
               ("--dropout", args.dropout, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"),
+              ("--recurrent-dropout", args.recurrent_dropout, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"),
+              ("--zoneout", args.zoneout, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"),
               ("--lr", args.lr, lambda v: math.isfinite(v) and v > 0, "a positive number"),
               ("--clip", args.clip, lambda v: math.isfinite(v) and v >= 0, "a number >= 0 (0 = off)"),
               ("--patience", args.patience, lambda v: v >= 0, "an integer >= 0 (0 = off)"),
@@ -218,12 +226,13 @@ def _model_options(args: argparse.Namespace, task_class: type[Task]) -> dict[str
     data_options = _data_options(args)
     for key, value in (("cell", args.cell), ("hidden", args.hidden), ("layers", args.layers),
                        ("bidirectional", args.bidirectional), ("nonlinearity", args.nonlinearity),
-                       ("dropout", args.dropout), ("batch_size", args.batch_size), ("attention", args.attention),
+                       ("dropout", args.dropout), ("recurrent_dropout", args.recurrent_dropout),
+                       ("zoneout", args.zoneout), ("batch_size", args.batch_size), ("attention", args.attention),
                        ("stack", args.stack), ("bptt", args.bptt), ("bptt_stride", args.bptt_stride),
                        ("documents", args.documents), *data_options):
         if value is None:
             continue
-        task_specific = ("attention", "stack", "bptt", "bptt_stride", "documents")
+        task_specific = ("attention", "stack", "bptt", "bptt_stride", "documents", "recurrent_dropout", "zoneout")
         if (key in dict(data_options) or key in task_specific) and key not in task_class.defaults:
             raise ValueError(f"--{key.replace('_', '-')} does not apply to the {args.task} task")
         options[key] = value
@@ -271,6 +280,8 @@ def _resumed(args: argparse.Namespace, out: Path, config: Any) -> tuple[dict[str
     fixed = {"--hidden": ("hidden", args.hidden, options), "--layers": ("layers", args.layers, options),
              "--bidirectional": ("bidirectional", args.bidirectional, options),
              "--dropout": ("dropout", args.dropout, options), "--batch-size": ("batch_size", args.batch_size, options),
+             "--recurrent-dropout": ("recurrent_dropout", args.recurrent_dropout, options),
+             "--zoneout": ("zoneout", args.zoneout, options),
              "--stack": ("stack", args.stack, options), "--bptt": ("bptt", args.bptt, options),
              "--bptt-stride": ("bptt_stride", args.bptt_stride, options),
              "--documents": ("documents", args.documents, options),

@@ -104,6 +104,9 @@ def to_torch(rnn: RecurrentLayer) -> Any:
         raise ValueError(f"rnn.merge_mode: torch.nn.{kind} concatenates directions, got {rnn.merge_mode!r}")
     if rnn.learn_h0:
         raise ValueError(f"rnn.learn_h0: torch.nn.{kind} has no learned initial state; pass h0 explicitly")
+    if rnn.zoneout:
+        raise ValueError(f"rnn.zoneout: torch.nn.{kind} has no zoneout; at evaluation each state is mixed with "
+                         f"the one before ({rnn.zoneout} * s_(t-1) + {1 - rnn.zoneout:g} * s_new), which it cannot compute")
     torch_dtype = torch.float64 if rnn.dtype == np.float64 else torch.float32
     torch_rnn = getattr(torch.nn, kind)(rnn.input_size, rnn.hidden_size, num_layers=rnn.num_layers,
                                         bidirectional=rnn.bidirectional, dropout=rnn.dropout,

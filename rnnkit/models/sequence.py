@@ -28,7 +28,8 @@ class _Reader(Model):
     Inputs are token ids ``(T, B)`` when ``vocab_size`` is given (through an embedding of
     ``embed_dim``), else real values ``(T, B, input_size)``. ``cell`` is ``"rnn"``, ``"lstm"``
     or ``"gru"`` (``nonlinearity`` belongs to ``"rnn"``). ``loss`` is ``"cross_entropy"``
-    (class scores) or ``"mse"`` (values).
+    (class scores) or ``"mse"`` (values). ``dropout`` acts between stacked layers,
+    ``recurrent_dropout`` and ``zoneout`` inside each (see :class:`rnnkit.nn.RNN`).
     """
 
     def __init__(
@@ -44,6 +45,8 @@ class _Reader(Model):
         nonlinearity: str = "tanh",
         bidirectional: bool = False,
         dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
         loss: str = "cross_entropy",
         dtype: type | np.dtype = np.float32,
         seed: int | np.random.Generator | None = None,
@@ -55,7 +58,7 @@ class _Reader(Model):
         self.embedding, features = make_input_layer(vocab_size, input_size, embed_dim, dtype, rng)
         self.cell = cell
         self.rnn = recurrent(cell, features, hidden_size, num_layers, nonlinearity, bidirectional, dropout,
-                             dtype=dtype, seed=rng)
+                             dtype=dtype, seed=rng, recurrent_dropout=recurrent_dropout, zoneout=zoneout)
         self.head = Linear(self.rnn.output_size, output_size, dtype=dtype, seed=rng)
 
     def _input_grad(self, asked: bool) -> bool:

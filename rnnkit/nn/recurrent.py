@@ -351,7 +351,7 @@ class MinimalLayer(SingleStateLayer):
     """A layer of a cell whose gates read the input alone (:class:`rnnkit.nn.MinGRU`,
     :class:`rnnkit.nn.MinLSTM`): the arguments of :class:`rnnkit.nn.RNN` without
     ``nonlinearity``, and ``scan`` (``"sequential"`` or ``"parallel"``, log space) for the
-    subclass's ``make_cell``."""
+    subclass's ``make_cell``; ``recurrent_dropout`` is refused (there is no recurrent product)."""
 
     make_cell: Callable[[str], Cell]
 
@@ -368,8 +368,9 @@ class MinimalLayer(SingleStateLayer):
         merge_mode: str = "concat",
         learn_h0: bool = False,
         scan: str = "sequential",
+        recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
     ) -> None:
         self.scan = scan
         super().__init__(type(self).make_cell(scan), input_size, hidden_size, num_layers, bidirectional, dropout,
-                         batch_first, dtype, seed, merge_mode, learn_h0, zoneout=zoneout)
+                         batch_first, dtype, seed, merge_mode, learn_h0, recurrent_dropout, zoneout)

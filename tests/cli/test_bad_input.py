@@ -24,6 +24,9 @@ def rnnkit(*args):
     (["--seed", "-1"], r"--seed: expected an integer in \[0, 2\*\*32\)"),
     (["--lr", "nan"], r"--lr: expected a positive number, got nan"),
     (["--dropout", "1.5"], r"--dropout: expected a number in \[0, 1\)"),
+    (["--recurrent-dropout", "1"], r"--recurrent-dropout: expected a number in \[0, 1\), got 1.0"),
+    (["--zoneout", "-0.5"], r"--zoneout: expected a number in \[0, 1\), got -0.5"),
+    (["--cell", "mingru", "--recurrent-dropout", "0.2"], r"the mingru cell has no recurrent product"),
     (["--hidden", "1000000"], r"the model would need about [\d,.]+ GiB .* Use a smaller --hidden or --layers"),
     (["--layers", "100000"], r"the model would need about [\d,.]+ GiB"),
     (["--data", "/dev/zero"], r"--data: /dev/zero is not a regular file"),
@@ -210,6 +213,7 @@ def test_a_damaged_checkpoint_is_refused_by_resume(trained, tmp_path, mutation, 
     ("charlm", ["--bptt-stride", "0"], r"--bptt-stride: expected a positive integer, got 0"),
     ("charlm", ["--bptt", "8", "--bptt-stride", "9"], r"--bptt-stride: expected 1\.\.8 \(--bptt"),
     ("charlm", ["--documents", "lines", "--tokens", "bpe"], r"--documents lines finds documents by their newlines"),
+    ("onetoone", ["--zoneout", "0.1"], r"--zoneout does not apply to the onetoone task"),
 ])
 def test_stream_options_out_of_place_or_range(task, args, message, tmp_path):
     assert_one_line_error(rnnkit("train", task, "--out", str(tmp_path / "run"), "--max-seconds", "1", *args), message)
@@ -227,3 +231,16 @@ def test_resume_keeps_the_stream_options(tmp_path):
     assert (options["bptt"], options["bptt_stride"], options["documents"]) == (8, 4, "lines")
     assert_one_line_error(rnnkit("train", "charlm", "--out", str(out), "--resume", "--bptt-stride", "2"),
                           r"these options differ: --bptt-stride 2 \(was 4\)")
+
+
+def test_recurrent_dropout_and_zoneout_train_are_saved_and_kept_on_resume(tmp_path):
+    out = tmp_path / "run"
+    first = rnnkit("train", "tag", "--out", str(out), "--epochs", "1", "--hidden", "8", "--cell", "lstm",
+                   "--recurrent-dropout", "0.25", "--zoneout", "0.1")
+    assert first.returncode == 0, first.stderr
+    options = json.loads((out / "config.json").read_text())["model_options"]
+    assert (options["recurrent_dropout"], options["zoneout"]) == (0.25, 0.1)
+    assert_one_line_error(rnnkit("train", "tag", "--out", str(out), "--resume", "--zoneout", "0.2"),
+                          r"these options differ: --zoneout 0.2 \(was 0.1\)")
+    scored = rnnkit("eval", str(out))
+    assert scored.returncode == 0, scored.stderr

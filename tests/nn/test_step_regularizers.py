@@ -173,9 +173,27 @@ def test_bad_settings_say_what_was_expected():
         LSTM(3, 4, recurrent_dropout=1.0)
     with pytest.raises(ValueError, match=r"zoneout: expected a probability in \[0, 1\), got -0.1"):
         GRU(3, 4, zoneout=-0.1)
-    cell = get_cell("mingru")
-    x = np.zeros((3, 2, 4))
     with pytest.raises(ValueError, match="the mingru cell has no recurrent product"):
-        recurrent_layer_forward(cell, x, (np.zeros((1, 2, 5)),), (np.zeros((10, 4)),), (None,), ((np.zeros(10),),),
-                                recurrent_masks=(np.ones((2, 5)),))
+        MinGRU(3, 4, recurrent_dropout=0.2)
+    with pytest.raises(ValueError, match="the minlstm cell has no recurrent product"):
+        recurrent_layer_forward(get_cell("minlstm"), np.zeros((3, 2, 4)), (np.zeros((1, 2, 5)),),
+                                (np.zeros((15, 4)),), (None,), ((np.zeros(15),),), recurrent_masks=(np.ones((2, 5)),))
     assert "zoneout=0.3" in repr(RNN(3, 4, zoneout=0.3))
+
+
+def test_exports_refuse_zoneout_by_name_and_keep_recurrent_dropout():
+    torch = pytest.importorskip("torch")
+    from rnnkit.interop.torch import to_torch
+
+    with pytest.raises(ValueError, match="rnn.zoneout: torch.nn.LSTM has no zoneout"):
+        to_torch(LSTM(3, 4, zoneout=0.1))
+    module = GRU(3, 4, dtype=np.float64, seed=0, recurrent_dropout=0.5)
+    module.eval()  # recurrent dropout is off at evaluation: the exported layer computes the same
+    x = np.random.default_rng(0).normal(size=(5, 2, 3))
+    want, _ = to_torch(module)(torch.tensor(x))
+    np.testing.assert_allclose(module(x)[0], want.detach().numpy(), rtol=1e-12, atol=1e-12)
+    pytest.importorskip("onnx")
+    from rnnkit.interop.onnx import to_onnx
+
+    with pytest.raises(ValueError, match="zoneout: ONNX's GRU export has no zoneout"):
+        to_onnx(GRU(3, 4, zoneout=0.2))

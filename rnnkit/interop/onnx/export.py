@@ -90,6 +90,10 @@ def add_recurrent(
     :func:`learned_initial`). Returns the name of ``out (T, B, F)`` and of the final states, each
     ``(L * D, B, H)``.
     """
+    if module.zoneout:
+        raise ValueError(f"zoneout: ONNX's {op_type(module) if module.cell.recurrent_weight else 'Scan'} export has no "
+                         f"zoneout; at evaluation each state is mixed with the one before ({module.zoneout} * s_(t-1) + "
+                         f"{1 - module.zoneout:g} * s_new). Train without --zoneout to export")
     if not module.cell.recurrent_weight:  # no ONNX operator: plain ones and a Scan
         return add_linear_recurrent(graph, module, x, sequence_lens, initial, prefix)
     kind = op_type(module)
