@@ -91,11 +91,12 @@ def _scan_forward_strided(
     mask = cast(np.ndarray, mask)
     buffers = np.empty((2, *states.shape[1:]), dtype=states.dtype)
     dropped = None if product_mask is None else np.empty(states.shape[1:], dtype=states.dtype)
+    recurrent_mask = cast(np.ndarray, product_mask)  # read only where dropped exists
     h_prev = h0
     for t, h_t in enumerate(states):
         h_new = buffers[t & 1]
         if dropped is not None:
-            h_prev = np.multiply(h_prev, product_mask, out=dropped)
+            h_prev = np.multiply(h_prev, recurrent_mask, out=dropped)
         dot(h_prev, W_hh_T, h_new)
         h_new += h_t
         act(h_new, h_new)

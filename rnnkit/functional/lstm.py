@@ -69,12 +69,13 @@ def _scan_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray]
     recurrent = np.empty((gates.shape[1], GATES * hidden), dtype=gates.dtype)
     product = np.empty(states.shape[1:], dtype=states.dtype)
     dropped = None if product_mask is None else np.empty(states.shape[1:], dtype=states.dtype)
+    recurrent_mask = cast(np.ndarray, product_mask)  # read only where dropped exists
     # mask is None only without padding, when first_padded is T and no step reads it
     mask = cast(np.ndarray, mask)
     dot, tanh, multiply = np.dot, np.tanh, np.multiply
     for t in range(len(gates)):
         a, c, h = gates[t], cells[t], states[t]
-        dot(h_prev if dropped is None else multiply(h_prev, product_mask, out=dropped), W_hh_T, recurrent)
+        dot(h_prev if dropped is None else multiply(h_prev, recurrent_mask, out=dropped), W_hh_T, recurrent)
         a += recurrent
         a *= scale
         tanh(a, a)
