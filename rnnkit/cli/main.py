@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--recurrent-dropout", type=float, metavar="P", help=(
         "drop each unit of the state entering the recurrent product, one mask per sequence (variational; "
         "not for mingru/minlstm, which have none); the NumPy loops run"))
+    train.add_argument("--layer-norm", action="store_true", default=None, help=(
+        "lstm and gru: normalise the input and recurrent products apart, and the LSTM's cell state (Ba et al. "
+        "2016); the NumPy loops run"))
     train.add_argument("--zoneout", type=float, metavar="P", help=(
         "each unit of each state keeps its previous value with probability P in training (the expectation "
         "at evaluation); the scan runs a step at a time"))
@@ -227,12 +230,14 @@ def _model_options(args: argparse.Namespace, task_class: type[Task]) -> dict[str
     for key, value in (("cell", args.cell), ("hidden", args.hidden), ("layers", args.layers),
                        ("bidirectional", args.bidirectional), ("nonlinearity", args.nonlinearity),
                        ("dropout", args.dropout), ("recurrent_dropout", args.recurrent_dropout),
-                       ("zoneout", args.zoneout), ("batch_size", args.batch_size), ("attention", args.attention),
+                       ("zoneout", args.zoneout), ("layer_norm", args.layer_norm), ("batch_size", args.batch_size),
+                       ("attention", args.attention),
                        ("stack", args.stack), ("bptt", args.bptt), ("bptt_stride", args.bptt_stride),
                        ("documents", args.documents), *data_options):
         if value is None:
             continue
-        task_specific = ("attention", "stack", "bptt", "bptt_stride", "documents", "recurrent_dropout", "zoneout")
+        task_specific = ("attention", "stack", "bptt", "bptt_stride", "documents", "recurrent_dropout", "zoneout",
+                         "layer_norm")
         if (key in dict(data_options) or key in task_specific) and key not in task_class.defaults:
             raise ValueError(f"--{key.replace('_', '-')} does not apply to the {args.task} task")
         options[key] = value
@@ -282,6 +287,7 @@ def _resumed(args: argparse.Namespace, out: Path, config: Any) -> tuple[dict[str
              "--dropout": ("dropout", args.dropout, options), "--batch-size": ("batch_size", args.batch_size, options),
              "--recurrent-dropout": ("recurrent_dropout", args.recurrent_dropout, options),
              "--zoneout": ("zoneout", args.zoneout, options),
+             "--layer-norm": ("layer_norm", args.layer_norm, options),
              "--stack": ("stack", args.stack, options), "--bptt": ("bptt", args.bptt, options),
              "--bptt-stride": ("bptt_stride", args.bptt_stride, options),
              "--documents": ("documents", args.documents, options),

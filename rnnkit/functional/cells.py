@@ -66,6 +66,13 @@ class Cell:
             cells (minGRU, minLSTM), whose gates read the input alone: the layer then has no
             ``W_hh`` (None), no ``dW_hh`` products, and the loops receive ``W_hh=None``; the
             recurrence left is the elementwise ``h_t = a_t h_{t-1} + b_t``.
+        bias_blocks: per name in ``bias_names``, its length in blocks of ``H`` (empty: every
+            one ``G``); the layer-normalised cells' gains and shifts of ``c`` are ``H`` long.
+        bias_fill: per name, the constant it starts from, or None for PyTorch's uniform draw
+            (empty: all uniform): a normalisation's gain starts at 1, its shift at 0.
+        kept_widths: per name in ``kept``, its last axis in blocks of ``H``, or as a negative
+            number ``-n``, ``n`` columns (empty: every one ``H``): the layer-normalised cells
+            keep ``(T, B, G*H)`` normalised rows and ``(T, B, n)`` inverse deviations.
     """
 
     name: str
@@ -79,6 +86,18 @@ class Cell:
     make_scratch: Callable[..., object]
     states_are_gates: bool = False
     recurrent_weight: bool = True
+    bias_blocks: tuple[int, ...] = ()
+    bias_fill: tuple[float | None, ...] = ()
+    kept_widths: tuple[int, ...] = ()
+
+    def bias_sizes(self, hidden: int) -> tuple[int, ...]:
+        """The length of each array in :attr:`bias_names` for ``hidden`` units."""
+        return tuple(blocks * hidden for blocks in (self.bias_blocks or (self.gates,) * len(self.bias_names)))
+
+    def kept_sizes(self, hidden: int) -> tuple[int, ...]:
+        """The last axis of each array in :attr:`kept` for ``hidden`` units."""
+        widths = self.kept_widths or (1,) * len(self.kept)
+        return tuple(width * hidden if width > 0 else -width for width in widths)
 
 
 @dataclass(slots=True)
@@ -89,7 +108,8 @@ class BackwardBlock(Generic[_ScratchT]):
     ``(stop - start, B, G*H)`` in scan order and receive ``dL/da`` of the block's gate
     pre-activations. ``gates``, ``states`` and ``kept`` are the whole scan-order arrays of the
     forward (the cell reads step ``start - 1`` of them, or ``initial`` at step 0). ``scratch`` is
-    the cell's own, from :attr:`Cell.make_scratch`.
+    the cell's own, from :attr:`Cell.make_scratch`. ``biases``: the direction's arrays named in
+    :attr:`Cell.bias_names` (a normalisation's gain is needed backward).
     """
 
     start: int
@@ -101,6 +121,7 @@ class BackwardBlock(Generic[_ScratchT]):
     kept: tuple[np.ndarray, ...]
     initial: tuple[np.ndarray, ...]
     scratch: _ScratchT
+    biases: tuple[np.ndarray, ...] = ()
 
 
 class GateScratch:

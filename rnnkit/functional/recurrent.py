@@ -116,6 +116,7 @@ class RecurrentCache(NamedTuple):
     lengths: np.ndarray | None
     reverse: tuple[bool, ...]
     resets: tuple[SegmentStarts, ...] | None = None  # per direction; None without resets (or with zoneout)
+    biases: tuple[tuple[np.ndarray, ...], ...] = ()  # per direction, one array per cell.bias_names
     product_masks: tuple[np.ndarray, ...] | None = None  # per direction (B, H): recurrent dropout
     zoneout: tuple[ZoneoutScan, ...] | None = None  # per direction, with zoneout
 
@@ -286,7 +287,7 @@ def recurrent_layer_forward(
                 scan = gates
             else:  # a reverse direction with padding computes its states in a buffer of its own
                 scan = workspace.empty_like(states) if flipped else _scan_view(states, reverse[d], lengths)
-            kept = tuple(workspace.empty((steps, batch, hidden), x.dtype) for _ in cell.kept)
+            kept = tuple(workspace.empty((steps, batch, size), x.dtype) for size in cell.kept_sizes(hidden))
             initial_d = tuple(state[d] for state in initial)
             loop_options = {} if recurrent_masks is None else {"product_mask": recurrent_masks[d]}
             reset_state_d = None if reset_states is None else tuple(state[d] for state in reset_states)
@@ -322,7 +323,7 @@ def recurrent_layer_forward(
         initial = tuple(np.stack([segment.begins[0][k] for segment in segments]) for k in range(len(initial)))
     cache = RecurrentCache(cell, x, tuple(initial), tuple(W_xh), tuple(W_hh), out, tuple(scans), tuple(gate_scans),
                            tuple(kept_scans), lengths, tuple(reverse), tuple(segments) if segments else None,
-                           None if recurrent_masks is None else tuple(recurrent_masks),
+                           tuple(biases), None if recurrent_masks is None else tuple(recurrent_masks),
                            tuple(zoned_scans) if zoned_scans else None)
     return out, final, cache
 
@@ -396,7 +397,7 @@ def recurrent_layer_backward(
     dinitial = (tuple(np.empty((directions, batch, hidden), dtype=out.dtype) for _ in cell.state_names)
                 if h0_grad else None)
     if grads is None:
-        shapes = [(width, inputs), (width, hidden)] + [(width,)] * len(cell.bias_names)
+        shapes = [(width, inputs), (width, hidden)] + [(size,) for size in cell.bias_sizes(hidden)]
         if not cell.recurrent_weight:
             shapes[1] = (0, 0)
         grads = tuple([np.zeros(shape, out.dtype) for _ in range(directions)] for shape in shapes)
@@ -471,11 +472,11 @@ def recurrent_layer_backward(
                                        cache, scratch, bias_grads, first_product, reset_grad, loop_options)
                 elif mirrored:  # the loops walk scan order
                     block_grads = BackwardBlock(start, stop, g[::-1], g_hidden[::-1], gate_scans[d], scans[d],
-                                                kept_scans[d], initial_d, scratch)
+                                                kept_scans[d], initial_d, scratch, cache.biases[d])
                     upstream = None if upstream is None else upstream[::-1]
                 else:
                     block_grads = BackwardBlock(start, stop, g, g_hidden, gate_scans[d], scans[d], kept_scans[d],
-                                                initial_d, scratch)
+                                                initial_d, scratch, cache.biases[d])
                 if segment is None:
                     cell.scan_backward(block_grads, upstream, tuple(extra), carried, W_hh[d], bias_grads, first_product,
                                        **loop_options)
@@ -571,7 +572,7 @@ def _segments_backward(cell: Cell, segment: SegmentStarts, start: int, stop: int
         piece_extra = tuple(None if e is None else e[part] for e in extra)
         if lo > 0 and lo in segment.begins:
             block = BackwardBlock(0, hi - lo, grad[part], grad_hidden[part], gates[lo:], states[lo:],
-                                  tuple(k[lo:] for k in kept), segment.begins[lo], scratch)
+                                  tuple(k[lo:] for k in kept), segment.begins[lo], scratch, cache.biases[direction])
             cell.scan_backward(block, piece_upstream, piece_extra, carried, W_hh, bias_grads, True, **loop_options)
             rows = segment.at[lo]
             for k, value in enumerate(carried):
@@ -580,7 +581,7 @@ def _segments_backward(cell: Cell, segment: SegmentStarts, start: int, stop: int
                 value[rows] = 0.0
         else:
             block = BackwardBlock(lo, hi, grad[part], grad_hidden[part], gates, states, kept,
-                                  tuple(state[direction] for state in cache.initial), scratch)
+                                  tuple(state[direction] for state in cache.initial), scratch, cache.biases[direction])
             cell.scan_backward(block, piece_upstream, piece_extra, carried, W_hh, bias_grads,
                                first_product or lo > 0, **loop_options)
 
@@ -612,7 +613,7 @@ def _zoneout_backward(dout: np.ndarray, dfinal: tuple[np.ndarray | None, ...], c
             grad_hidden = np.empty_like(grad) if cell.split_hidden_grad else grad
             product_mask = None if cache.product_masks is None else cache.product_masks[d]
             carried = zoneout_scan_backward(
-                cell, zone, cache.gates[d], grad, grad_hidden, tuple(upstream), cache.W_hh[d],
+                cell, zone, cache.gates[d], grad, grad_hidden, tuple(upstream), cache.W_hh[d], cache.biases[d],
                 tuple(db[d] for db in dbiases), mask, first_padded,
                 {} if product_mask is None else {"product_mask": product_mask},
                 None if reset_grads is None else tuple(g[d] for g in reset_grads))

@@ -76,15 +76,15 @@ def zoneout_scan_forward(cell: Cell, gates: np.ndarray, candidates: np.ndarray, 
 
 def zoneout_scan_backward(cell: Cell, scan: ZoneoutScan, gates: np.ndarray, grad: np.ndarray,
                           grad_hidden: np.ndarray, upstream: tuple[np.ndarray, ...], W_hh: np.ndarray | None,
-                          bias_grads: tuple[np.ndarray, ...], mask: np.ndarray | None, first_padded: int,
-                          loop_options: dict, reset_grad: tuple[np.ndarray, ...] | None = None,
-                          ) -> tuple[np.ndarray, ...]:
+                          biases: tuple[np.ndarray, ...], bias_grads: tuple[np.ndarray, ...],
+                          mask: np.ndarray | None, first_padded: int, loop_options: dict,
+                          reset_grad: tuple[np.ndarray, ...] | None = None) -> tuple[np.ndarray, ...]:
     """BPTT of :func:`zoneout_scan_forward`, last step first.
 
     ``upstream`` per state ``(T, B, H)``: the gradient reaching each zoned state from outside the
     recurrence (from above, and the final states'); ``grad`` (and ``grad_hidden``, the same array
     unless the cell splits them) ``(T, B, G*H)`` receive every step's gate gradients; the cell's
-    loops add its bias gradients into ``bias_grads``. ``reset_grad``: per state ``(B, H)`` to add
+    loops read ``biases`` and add their gradients into ``bias_grads``. ``reset_grad``: per state ``(B, H)`` to add
     what reaches a reset state. Returns the initial states' gradients, per state ``(B, H)``.
     """
     steps, batch, hidden = scan.candidates.shape
@@ -101,7 +101,8 @@ def zoneout_scan_backward(cell: Cell, scan: ZoneoutScan, gates: np.ndarray, grad
             total[k][0] -= carried[k]  # (1 - z) of it to the candidate
             through_cell[k][...] = 0.0
         block = BackwardBlock(0, 1, grad[t : t + 1], grad_hidden[t : t + 1], gates[t:], scan.candidates[t:],
-                              tuple(k[t:] for k in scan.cell_kept), tuple(array[t] for array in scan.inputs), scratch)
+                              tuple(k[t:] for k in scan.cell_kept), tuple(array[t] for array in scan.inputs), scratch,
+                              biases)
         if cell.states_are_gates:  # the loop takes its upstream gradient in the gate buffer
             grad[t] = total[0][0]
         cell.scan_backward(block, None if cell.states_are_gates else total[0], tuple(total[1:]), through_cell, W_hh,

@@ -104,6 +104,9 @@ def to_torch(rnn: RecurrentLayer) -> Any:
         raise ValueError(f"rnn.merge_mode: torch.nn.{kind} concatenates directions, got {rnn.merge_mode!r}")
     if rnn.learn_h0:
         raise ValueError(f"rnn.learn_h0: torch.nn.{kind} has no learned initial state; pass h0 explicitly")
+    if rnn.layer_norm:
+        raise ValueError(f"rnn.layer_norm: torch.nn.{kind} has no layer normalisation; its gates read the raw "
+                         "products, so the weights of a normalised layer would compute something else")
     if rnn.zoneout:
         raise ValueError(f"rnn.zoneout: torch.nn.{kind} has no zoneout; at evaluation each state is mixed with "
                          f"the one before ({rnn.zoneout} * s_(t-1) + {1 - rnn.zoneout:g} * s_new), which it cannot compute")

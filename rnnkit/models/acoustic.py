@@ -43,6 +43,7 @@ class AcousticModel(Model):
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
+        layer_norm: bool = False,
         stack: int = 2,
         dtype: type | np.dtype = np.float32,
         seed: int | np.random.Generator | None = None,
@@ -57,7 +58,8 @@ class AcousticModel(Model):
         self.stack = check_positive_int("stack", stack)
         self.cell = cell
         self.rnn = recurrent(cell, self.stack * self.input_size, hidden_size, num_layers, nonlinearity, bidirectional,
-                             dropout, dtype=dtype, seed=rng, recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+                             dropout, dtype=dtype, seed=rng, recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+                             layer_norm=layer_norm)
         self.head = Linear(self.rnn.output_size, self.num_labels, dtype=dtype, seed=rng)
         self._cache: tuple[int, ...] | None = None
 

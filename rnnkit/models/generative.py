@@ -27,11 +27,12 @@ class Decoder(Module):
 
     def __init__(self, vocab_size, embed_dim, hidden_size, num_layers, nonlinearity, dropout, dtype, rng,
                  cell: str = "rnn", attention: Attention | None = None, recurrent_dropout: float = 0.0,
-                 zoneout: float = 0.0) -> None:
+                 zoneout: float = 0.0, layer_norm: bool = False) -> None:
         super().__init__()
         self.embedding = Embedding(vocab_size, embed_dim, padding_idx=0, dtype=dtype, seed=rng)
         self.rnn = recurrent(cell, embed_dim, hidden_size, num_layers, nonlinearity, dropout=dropout, dtype=dtype,
-                             seed=rng, recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+                             seed=rng, recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+                             layer_norm=layer_norm)
         self.attention = attention
         self.head = Linear(hidden_size, vocab_size, dtype=dtype, seed=rng)
 
@@ -115,6 +116,7 @@ class OneToMany(Model):
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
+        layer_norm: bool = False,
         dtype: type | np.dtype = np.float32,
         seed: int | np.random.Generator | None = None,
     ) -> None:
@@ -125,7 +127,8 @@ class OneToMany(Model):
         self.bridge = _Bridge(feature_size, num_layers, hidden_size, dtype, rng,
                               num_states=len(state_names(cell)))
         self.decoder = Decoder(vocab_size, embed_dim, hidden_size, num_layers, nonlinearity, dropout, dtype, rng,
-                               cell=cell, recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+                               cell=cell, recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+                               layer_norm=layer_norm)
 
     def forward(self, features: np.ndarray, inputs: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
         logits, _ = self.decoder.forward(inputs, self.bridge.forward(features), lengths)
@@ -177,6 +180,7 @@ class Seq2Seq(Model):
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
+        layer_norm: bool = False,
         attention: str = "none",
         dtype: type | np.dtype = np.float32,
         seed: int | np.random.Generator | None = None,
@@ -189,7 +193,8 @@ class Seq2Seq(Model):
         self.attention_kind = attention
         self.source_embedding = Embedding(source_vocab_size, embed_dim, padding_idx=0, dtype=dtype, seed=rng)
         self.encoder = recurrent(cell, embed_dim, hidden_size, num_layers, nonlinearity, bidirectional, dropout,
-                                 dtype=dtype, seed=rng, recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+                                 dtype=dtype, seed=rng, recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+                                 layer_norm=layer_norm)
         self.bridge_names = tuple("bridge" if name == "h" else f"bridge_{name}"
                                   for name in self.encoder.cell.state_names) if bidirectional else ()
         for name in self.bridge_names:
@@ -201,7 +206,8 @@ class Seq2Seq(Model):
         attend = None if attention == "none" else Attention(hidden_size, self.encoder.output_size, attention,
                                                              dtype=dtype, seed=rng)
         self.decoder = Decoder(target_vocab_size, embed_dim, hidden_size, num_layers, nonlinearity, dropout, dtype, rng,
-                               cell=cell, attention=attend, recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+                               cell=cell, attention=attend, recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+                               layer_norm=layer_norm)
         self._cache: tuple[int, int, State | None] | None = None
 
     def encode(self, source: np.ndarray, source_lengths: np.ndarray | None = None) -> State | DecoderState:

@@ -47,6 +47,7 @@ class _Reader(Model):
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
+        layer_norm: bool = False,
         loss: str = "cross_entropy",
         dtype: type | np.dtype = np.float32,
         seed: int | np.random.Generator | None = None,
@@ -58,7 +59,8 @@ class _Reader(Model):
         self.embedding, features = make_input_layer(vocab_size, input_size, embed_dim, dtype, rng)
         self.cell = cell
         self.rnn = recurrent(cell, features, hidden_size, num_layers, nonlinearity, bidirectional, dropout,
-                             dtype=dtype, seed=rng, recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+                             dtype=dtype, seed=rng, recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+                             layer_norm=layer_norm)
         self.head = Linear(self.rnn.output_size, output_size, dtype=dtype, seed=rng)
 
     def _input_grad(self, asked: bool) -> bool:

@@ -41,8 +41,12 @@ def recurrent(
     """An :class:`RNN`, :class:`LSTM`, :class:`GRU`, :class:`MinGRU` or :class:`MinLSTM` by ``cell``
     name (``"rnn"``, ``"lstm"``, ``"gru"``, ``"mingru"``, ``"minlstm"``). ``nonlinearity`` belongs to
     the Elman cell; the gated cells have their own, so anything but the default tanh with them is
-    an error rather than silently ignored."""
+    an error rather than silently ignored; ``layer_norm`` likewise belongs to the LSTM and GRU."""
     module = CELLS[check_choice("cell", cell, tuple(CELLS))]
+    if options.get("layer_norm") and cell not in ("lstm", "gru"):
+        raise ValueError(f"layer_norm: built for the gated cells lstm and gru, not {cell!r}")
+    if not options.get("layer_norm", True):  # the default everywhere; only LSTM and GRU take the argument
+        del options["layer_norm"]
     arguments = dict(num_layers=num_layers, bidirectional=bidirectional, dropout=dropout, dtype=dtype, seed=seed,
                      **options)
     if cell == "rnn":

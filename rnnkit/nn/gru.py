@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.functional.gru import GRU_CELL
+from rnnkit.functional.normalized_cells import LAYER_NORM_GRU_CELL
 from rnnkit.nn.recurrent import SingleStateLayer
 
 
@@ -26,6 +27,11 @@ class GRU(SingleStateLayer):
     sits inside the reset product: ``W_xh_l{k}`` ``(3H, I_k)``, ``W_hh_l{k}`` ``(3H, H)``,
     ``b_xh_l{k}`` and ``b_hh_l{k}`` ``(3H,)``, with the suffix ``_reverse`` for the reverse
     direction.
+
+    ``layer_norm=True`` normalises ``W_xh x_t`` and ``W_hh h_{t-1}`` apart, each over its three
+    gates, before the biases (Ba et al. 2016; see :mod:`rnnkit.functional.normalized_cells`),
+    adding ``ln_x_gain``, ``ln_x_shift``, ``ln_h_gain``, ``ln_h_shift`` ``(3H,)`` per layer and
+    direction. ``recurrent_dropout`` and ``zoneout`` as for :class:`rnnkit.nn.RNN`.
 
     Example::
 
@@ -49,6 +55,8 @@ class GRU(SingleStateLayer):
         learn_h0: bool = False,
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
+        layer_norm: bool = False,
     ) -> None:
-        super().__init__(GRU_CELL, input_size, hidden_size, num_layers, bidirectional, dropout, batch_first, dtype,
-                         seed, merge_mode, learn_h0, recurrent_dropout, zoneout)
+        self.layer_norm = bool(layer_norm)
+        super().__init__(LAYER_NORM_GRU_CELL if layer_norm else GRU_CELL, input_size, hidden_size, num_layers, bidirectional,
+                         dropout, batch_first, dtype, seed, merge_mode, learn_h0, recurrent_dropout, zoneout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.functional.lstm import LSTM_CELL
+from rnnkit.functional.normalized_cells import LAYER_NORM_LSTM_CELL
 from rnnkit.nn.recurrent import RecurrentLayer
 
 
@@ -36,6 +37,12 @@ class LSTM(RecurrentLayer):
     ``W_xh_l{k}`` ``(4H, I_k)``, ``W_hh_l{k}`` ``(4H, H)``, ``b_h_l{k}`` ``(4H,)``, with the
     suffix ``_reverse`` for the reverse direction.
 
+    ``layer_norm=True`` normalises ``W_xh x_t`` and ``W_hh h_{t-1}`` apart, each over its four
+    gates, and ``c_t`` where it enters ``h_t`` (Ba et al. 2016; see
+    :mod:`rnnkit.functional.normalized_cells`), adding ``ln_x_gain``, ``ln_x_shift``,
+    ``ln_h_gain``, ``ln_h_shift`` ``(4H,)`` and ``ln_c_gain``, ``ln_c_shift`` ``(H,)`` per layer
+    and direction. ``recurrent_dropout`` and ``zoneout`` as for :class:`rnnkit.nn.RNN`.
+
     Example::
 
         >>> lstm = LSTM(10, 20, num_layers=2, seed=0)
@@ -60,9 +67,11 @@ class LSTM(RecurrentLayer):
         learn_h0: bool = False,
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
+        layer_norm: bool = False,
     ) -> None:
-        super().__init__(LSTM_CELL, input_size, hidden_size, num_layers, bidirectional, dropout, batch_first, dtype,
-                         seed, merge_mode, learn_h0, recurrent_dropout, zoneout)
+        self.layer_norm = bool(layer_norm)
+        super().__init__(LAYER_NORM_LSTM_CELL if layer_norm else LSTM_CELL, input_size, hidden_size, num_layers, bidirectional,
+                         dropout, batch_first, dtype, seed, merge_mode, learn_h0, recurrent_dropout, zoneout)
 
     def forward(
         self,

@@ -42,6 +42,9 @@ class RecurrentLayer(Module):
     ``learn_h0`` one ``(L * D, H)`` parameter per state (``h0``, and ``c0`` for the LSTM).
     """
 
+    #: the gated cells' layer normalisation (Ba et al. 2016), set by LSTM and GRU
+    layer_norm = False
+
     def __init__(
         self,
         cell: Cell,
@@ -93,8 +96,10 @@ class RecurrentLayer(Module):
                 if cell.recurrent_weight:
                     self.add_parameter(f"W_hh{suffix}", uniform_init(self.rng, (width, hidden_size), bound,
                                                                      self.dtype))
-                for bias in cell.bias_names:
-                    self.add_parameter(f"{bias}{suffix}", uniform_init(self.rng, (width,), bound, self.dtype))
+                fills = cell.bias_fill or (None,) * len(cell.bias_names)
+                for bias, size, fill in zip(cell.bias_names, cell.bias_sizes(hidden_size), fills):
+                    self.add_parameter(f"{bias}{suffix}", uniform_init(self.rng, (size,), bound, self.dtype)
+                                       if fill is None else np.full(size, fill, self.dtype))
         if self.learn_h0:
             for name in cell.state_names:
                 self.add_parameter(f"{name}0", np.zeros((self.num_layers * self.num_directions, hidden_size),
@@ -115,7 +120,7 @@ class RecurrentLayer(Module):
         options = [f"{self.input_size}, {self.hidden_size}"]
         defaults = {"num_layers": 1, "nonlinearity": "tanh", "bidirectional": False, "dropout": 0.0,
                     "batch_first": False, "merge_mode": "concat", "learn_h0": False, "scan": "sequential",
-                    "recurrent_dropout": 0.0, "zoneout": 0.0}
+                    "recurrent_dropout": 0.0, "zoneout": 0.0, "layer_norm": False}
         options += [f"{k}={getattr(self, k)!r}" for k, v in defaults.items()
                     if hasattr(self, k) and getattr(self, k) != v]
         return ", ".join(options + [f"dtype={self.dtype.name}"])

@@ -38,7 +38,7 @@ class CharLM(Task[ManyToMany]):
     predict_inputs = "a text to continue"
     primary_metric = "bpc"
     defaults = {"cell": "gru", "hidden": 256, "layers": 2, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
-                "recurrent_dropout": 0.0, "zoneout": 0.0,
+                "recurrent_dropout": 0.0, "zoneout": 0.0, "layer_norm": False,
                 "bidirectional": False, "batch_size": 32, "bptt": 64, "bptt_stride": None, "documents": "one",
                 "epochs": 10, "lr": 2e-3, "tokens": "auto", "vocab_size": None}
     #: how ``documents`` finds where one ends: the text is one document, one per line, or blank-line separated

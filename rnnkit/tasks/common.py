@@ -45,10 +45,11 @@ def batches(seqs: list[np.ndarray], batch_size: int, seed: int | None, epoch: in
 def model_kwargs(options: dict[str, Any]) -> dict[str, Any]:
     """The recurrent options every task's model takes, from the CLI's option names. A checkpoint
     saved before ``--cell`` existed has no ``cell`` entry: its model was an Elman RNN. Recurrent
-    dropout and zoneout are off unless the options ask for them."""
+    dropout, zoneout and layer normalisation are off unless the options ask for them."""
     return {"cell": options.get("cell", "rnn"), "num_layers": options["layers"],
             "nonlinearity": options["nonlinearity"], "dropout": options["dropout"],
-            "recurrent_dropout": options.get("recurrent_dropout", 0.0), "zoneout": options.get("zoneout", 0.0)}
+            "recurrent_dropout": options.get("recurrent_dropout", 0.0), "zoneout": options.get("zoneout", 0.0),
+            "layer_norm": options.get("layer_norm", False)}
 
 
 def fit_text_tokenizer(task: str, side: str, requested: str, train: Sequence[str], valid: Sequence[str],

@@ -86,7 +86,7 @@ class _DigitClassifier(_DigitTask[ModelT]):
 class DigitRows(_DigitClassifier[ManyToOne]):
     name = "digits"
     defaults = {"cell": "rnn", "hidden": 64, "layers": 1, "nonlinearity": "tanh", "dropout": 0.0,
-                "recurrent_dropout": 0.0, "zoneout": 0.0,
+                "recurrent_dropout": 0.0, "zoneout": 0.0, "layer_norm": False,
                 "bidirectional": False, "batch_size": 32, "epochs": 60, "lr": 3e-3, "patience": 10}
 
     def _load(self, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -126,7 +126,7 @@ class Caption(_DigitTask[OneToMany]):
     predict_inputs = "a test image number"
     primary_metric = "exact_match"
     defaults = {"cell": "rnn", "hidden": 64, "layers": 1, "embed": 16, "nonlinearity": "tanh", "dropout": 0.0,
-                "recurrent_dropout": 0.0, "zoneout": 0.0,
+                "recurrent_dropout": 0.0, "zoneout": 0.0, "layer_norm": False,
                 "bidirectional": False, "batch_size": 32, "epochs": 60, "lr": 3e-3, "patience": 10}
 
     def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True,

@@ -32,7 +32,7 @@ class Forecast(Task[ManyToMany]):
     primary_metric = "mse"
     # cell: lstm by measured quality (benchmarks/quality.py --scale 0.5: mse 296 lstm, 315 gru, 374 rnn)
     defaults = {"cell": "lstm", "hidden": 32, "layers": 1, "nonlinearity": "tanh", "dropout": 0.0,
-                "recurrent_dropout": 0.0, "zoneout": 0.0,
+                "recurrent_dropout": 0.0, "zoneout": 0.0, "layer_norm": False,
                 "bidirectional": False, "batch_size": 16, "window": 40, "epochs": 300, "lr": 3e-3, "patience": 30}
 
     def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True,

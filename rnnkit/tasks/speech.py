@@ -69,7 +69,7 @@ class Speech(Task):
     batch_axes = (1, 0, 0, 0)  # frames (T, B, F), frame counts, labels (B, S), label counts
     split_file = "held_out.tsv"
     defaults = {"cell": "lstm", "hidden": 128, "layers": 2, "nonlinearity": "tanh", "dropout": 0.0,
-                "recurrent_dropout": 0.0, "zoneout": 0.0,
+                "recurrent_dropout": 0.0, "zoneout": 0.0, "layer_norm": False,
                 "bidirectional": True, "batch_size": 32, "epochs": 40, "lr": 3e-3, "stack": 3,
                 "tokens": "auto", "min_freq": 1, "vocab_size": None, "augment": True}
 

@@ -43,7 +43,7 @@ class Tag(Task[ManyToMany]):
     predict_inputs = "a sentence to tag"
     primary_metric = "token_accuracy"
     defaults = {"cell": "rnn", "hidden": 128, "layers": 1, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
-                "recurrent_dropout": 0.0, "zoneout": 0.0,
+                "recurrent_dropout": 0.0, "zoneout": 0.0, "layer_norm": False,
                 "bidirectional": True, "batch_size": 32, "epochs": 10, "lr": 2e-3, "tokens": "auto", "min_freq": 2,
                 "vocab_size": None}
 

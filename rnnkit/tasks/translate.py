@@ -36,7 +36,7 @@ class Translate(Task[Seq2Seq]):
     # attention on the bundled data and on German numbers spelled by characters, where without it
     # 0.000; on word -> phonemes additive 0.454, general 0.413, none 0.324, in the same 150 s)
     defaults = {"cell": "gru", "hidden": 256, "layers": 1, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
-                "recurrent_dropout": 0.0, "zoneout": 0.0,
+                "recurrent_dropout": 0.0, "zoneout": 0.0, "layer_norm": False,
                 "bidirectional": True, "batch_size": 32, "epochs": 30, "lr": 2e-3, "max_len": None,
                 "tokens": "auto", "source_tokens": None, "target_tokens": None, "min_freq": 2, "vocab_size": None,
                 "attention": "additive"}

@@ -214,6 +214,7 @@ def test_a_damaged_checkpoint_is_refused_by_resume(trained, tmp_path, mutation, 
     ("charlm", ["--bptt", "8", "--bptt-stride", "9"], r"--bptt-stride: expected 1\.\.8 \(--bptt"),
     ("charlm", ["--documents", "lines", "--tokens", "bpe"], r"--documents lines finds documents by their newlines"),
     ("onetoone", ["--zoneout", "0.1"], r"--zoneout does not apply to the onetoone task"),
+    ("tag", ["--layer-norm"], r"layer_norm: built for the gated cells lstm and gru, not 'rnn'"),
 ])
 def test_stream_options_out_of_place_or_range(task, args, message, tmp_path):
     assert_one_line_error(rnnkit("train", task, "--out", str(tmp_path / "run"), "--max-seconds", "1", *args), message)
@@ -233,13 +234,13 @@ def test_resume_keeps_the_stream_options(tmp_path):
                           r"these options differ: --bptt-stride 2 \(was 4\)")
 
 
-def test_recurrent_dropout_and_zoneout_train_are_saved_and_kept_on_resume(tmp_path):
+def test_recurrent_dropout_zoneout_and_layer_norm_train_are_saved_and_kept_on_resume(tmp_path):
     out = tmp_path / "run"
     first = rnnkit("train", "tag", "--out", str(out), "--epochs", "1", "--hidden", "8", "--cell", "lstm",
-                   "--recurrent-dropout", "0.25", "--zoneout", "0.1")
+                   "--recurrent-dropout", "0.25", "--zoneout", "0.1", "--layer-norm")
     assert first.returncode == 0, first.stderr
     options = json.loads((out / "config.json").read_text())["model_options"]
-    assert (options["recurrent_dropout"], options["zoneout"]) == (0.25, 0.1)
+    assert (options["recurrent_dropout"], options["zoneout"], options["layer_norm"]) == (0.25, 0.1, True)
     assert_one_line_error(rnnkit("train", "tag", "--out", str(out), "--resume", "--zoneout", "0.2"),
                           r"these options differ: --zoneout 0.2 \(was 0.1\)")
     scored = rnnkit("eval", str(out))

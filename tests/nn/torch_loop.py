@@ -15,7 +15,8 @@ def torch_loop(module, x, initial, lengths, resets, dout, dfinal, masks=None):
     are arrays (all T, all False for none). ``masks``: per layer ``(recurrent_masks, zoneout)``
     as the module's ``last_masks`` holds them: the recurrent dropout mask multiplies ``h_{t-1}``
     in the products (the GRU then from torch ops, its ``z * h_{t-1}`` unmasked) and zoneout mixes
-    each new state with the one before."""
+    each new state with the one before. The layer-normalised cells are written from torch ops
+    with ``torch.nn.functional.layer_norm``."""
     import torch
 
     names = module.cell.state_names
@@ -28,9 +29,24 @@ def torch_loop(module, x, initial, lengths, resets, dout, dfinal, masks=None):
     again = torch.tensor(resets)[:, :, None] & valid
     zero_bias = torch.zeros(module.cell.gates * H, dtype=torch.float64)
 
+    def norm(a, suffix, side):
+        return torch.nn.functional.layer_norm(a, a.shape[-1:], params[f"ln_{side}_gain{suffix}"],
+                                              params[f"ln_{side}_shift{suffix}"], eps=1e-5)
+
     def cell(x_t, state, suffix, product_mask=None):
         W_ih, W_hh = params[f"W_xh{suffix}"], params.get(f"W_hh{suffix}")
         entering = state[0] if product_mask is None else state[0] * product_mask
+        if module.cell.name == "lstm_ln":  # Ba et al. 2016, from torch ops
+            a = norm(x_t @ W_ih.T, suffix, "x") + norm(entering @ W_hh.T, suffix, "h") + params[f"b_h{suffix}"]
+            i, f, g, o = a.split(H, dim=1)
+            c = torch.sigmoid(f) * state[1] + torch.sigmoid(i) * torch.tanh(g)
+            return torch.sigmoid(o) * torch.tanh(norm(c, suffix, "c")), c
+        if module.cell.name == "gru_ln":
+            x_r, x_z, x_n = (norm(x_t @ W_ih.T, suffix, "x") + params[f"b_xh{suffix}"]).split(H, dim=1)
+            h_r, h_z, h_n = (norm(entering @ W_hh.T, suffix, "h") + params[f"b_hh{suffix}"]).split(H, dim=1)
+            r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+            n = torch.tanh(x_n + r * h_n)
+            return ((1 - z) * n + z * state[0],)
         if module.cell.name == "lstm":
             return torch.lstm_cell(x_t, (entering, state[1]), W_ih, W_hh, params[f"b_h{suffix}"], zero_bias)
         if module.cell.name == "gru" and product_mask is not None:

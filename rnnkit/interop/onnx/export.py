@@ -90,6 +90,9 @@ def add_recurrent(
     :func:`learned_initial`). Returns the name of ``out (T, B, F)`` and of the final states, each
     ``(L * D, B, H)``.
     """
+    if module.layer_norm:
+        raise ValueError(f"layer_norm: ONNX's {op_type(module)} operator has no layer normalisation; its gates read "
+                         "the raw products. Train without --layer-norm to export")
     if module.zoneout:
         raise ValueError(f"zoneout: ONNX's {op_type(module) if module.cell.recurrent_weight else 'Scan'} export has no "
                          f"zoneout; at evaluation each state is mixed with the one before ({module.zoneout} * s_(t-1) + "
