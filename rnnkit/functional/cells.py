@@ -67,7 +67,8 @@ class Cell:
             ``W_hh`` (None), no ``dW_hh`` products, and the loops receive ``W_hh=None``; the
             recurrence left is the elementwise ``h_t = a_t h_{t-1} + b_t``.
         bias_blocks: per name in ``bias_names``, its length in blocks of ``H`` (empty: every
-            one ``G``); the layer-normalised cells' gains and shifts of ``c`` are ``H`` long.
+            one ``G``); the layer-normalised cells' gains and shifts of ``c`` are ``H`` long; 0
+            marks a projection matrix ``(P, H)``, the projecting LSTM's ``W_hr``.
         bias_fill: per name, the constant it starts from, or None for PyTorch's uniform draw
             (empty: all uniform): a normalisation's gain starts at 1, its shift at 0.
         kept_widths: per name in ``kept``, its last axis in blocks of ``H``, or as a negative
@@ -90,9 +91,11 @@ class Cell:
     bias_fill: tuple[float | None, ...] = ()
     kept_widths: tuple[int, ...] = ()
 
-    def bias_sizes(self, hidden: int) -> tuple[int, ...]:
-        """The length of each array in :attr:`bias_names` for ``hidden`` units."""
-        return tuple(blocks * hidden for blocks in (self.bias_blocks or (self.gates,) * len(self.bias_names)))
+    def bias_shapes(self, hidden: int, output: int | None = None) -> tuple[tuple[int, ...], ...]:
+        """The shape of each array in :attr:`bias_names` for ``hidden`` units whose ``h`` has
+        ``output`` (``hidden`` when None): a block count of 0 is a projection ``(output, hidden)``."""
+        blocks = self.bias_blocks or (self.gates,) * len(self.bias_names)
+        return tuple((count * hidden,) if count else (hidden if output is None else output, hidden) for count in blocks)
 
     def kept_sizes(self, hidden: int) -> tuple[int, ...]:
         """The last axis of each array in :attr:`kept` for ``hidden`` units."""

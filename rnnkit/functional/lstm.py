@@ -242,3 +242,114 @@ def lstm_step_backward(
     da = np.concatenate([dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f), dc * i * (1.0 - g**2),
                          dh_t * tanh_c * o * (1.0 - o)], axis=1)
     return da @ W_xh, da @ W_hh, dc * f, da.T @ x_t, da.T @ h_prev, da.sum(axis=0)
+
+
+# -- the LSTM with a projection (LSTMP, Sak et al. 2014) -------------------------------------------
+#
+#     c_t = f * c_{t-1} + i * g,      r_t = o * tanh(c_t),      h_t = W_hr r_t
+#
+# with the gates as above but reading ``h_{t-1}`` ``(B, P)`` through ``W_hh`` ``(4H, P)``:
+# PyTorch's ``proj_size``. ``h`` is ``P`` wide and ``c`` stays ``H``; ``W_hr`` ``(P, H)`` is a
+# parameter of the cell (in ``bias_names``), handed to its loops beside ``b_h``. The forward keeps
+# ``r_t``, so that BPTT takes ``dW_hr`` as one product per block. NumPy loops only.
+
+
+class _ProjectedScratch(_Scratch):
+    """:class:`_Scratch` and the block's ``dL/dh_t`` ``(steps, B, P)`` for the ``dW_hr`` product."""
+
+    def projected_grads(self, width: int) -> np.ndarray:
+        grads = self.__dict__.get("_projected")
+        if grads is None or grads.shape[2] != width:
+            grads = self.__dict__["_projected"] = np.empty((self.steps, self.batch, width), self.dtype)
+        return grads
+
+
+def _projected_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray, np.ndarray],
+                       initial: tuple[np.ndarray, ...], W_hh: np.ndarray, biases: tuple[np.ndarray, np.ndarray],
+                       mask: np.ndarray | None, first_padded: int, product_mask: np.ndarray | None = None) -> None:
+    """As :func:`_scan_forward`, ``states`` ``(T, B, P)`` receiving ``h_t = W_hr r_t``; ``kept``:
+    the cell states and ``r_t = o * tanh(c_t)``, ``(T, B, H)`` each; ``initial`` ``(h0 (B, P), c0 (B, H))``."""
+    cells, outputs = kept
+    b_h, W_hr = biases
+    hidden = cells.shape[2]
+    W_hh_T, W_hr_T = transposed_copy(W_hh), transposed_copy(W_hr)
+    scale, shift = _gate_constants(hidden, gates.dtype)
+    gates += b_h
+    recurrent = np.empty((gates.shape[1], GATES * hidden), dtype=gates.dtype)
+    squashed = np.empty(cells.shape[1:], dtype=gates.dtype)
+    dropped, projected = np.empty(states.shape[1:], dtype=states.dtype), np.empty(states.shape[1:], dtype=states.dtype)
+    h_prev, c_prev = (np.ascontiguousarray(state) for state in initial)
+    mask = cast(np.ndarray, mask)  # read only from first_padded on, where padding exists
+    for t in range(len(gates)):
+        a, c, r, h = gates[t], cells[t], outputs[t], states[t]
+        np.dot(h_prev if product_mask is None else np.multiply(h_prev, product_mask, out=dropped), W_hh_T, recurrent)
+        a += recurrent
+        a *= scale
+        np.tanh(a, a)
+        a *= scale
+        a += shift
+        i, f, g, o = (a[:, k * hidden : (k + 1) * hidden] for k in range(GATES))
+        np.multiply(f, c_prev, c)
+        c += np.multiply(i, g, squashed)
+        np.tanh(c, squashed)
+        np.multiply(o, squashed, r)
+        h[...] = np.dot(r, W_hr_T, projected)  # h may be a direction's columns of the layer output
+        if t >= first_padded:
+            c *= mask[t]
+            h *= mask[t]
+        h_prev, c_prev = h, c
+
+
+def _projected_backward(block: BackwardBlock[_ProjectedScratch], upstream: np.ndarray,
+                        extra_upstream: tuple[np.ndarray | None], carried: tuple[np.ndarray, np.ndarray],
+                        W_hh: np.ndarray, bias_grads: tuple[np.ndarray, np.ndarray], first_product: bool,
+                        product_mask: np.ndarray | None = None) -> None:
+    """As :func:`_scan_backward`, with ``upstream`` and ``carried[0]`` ``(., B, P)`` and ``dW_hr``
+    (``bias_grads[1]``) gathered after the loop as one product over the block's steps."""
+    start, stop, scratch = block.start, block.stop, block.scratch
+    n = stop - start
+    gates, (cells, outputs) = block.gates[start:stop], block.kept
+    hidden = cells.shape[2]
+    W_hr = block.biases[1]
+    dc_upstream = extra_upstream[0]
+    carried_h, carried_c = carried
+    db_h, dW_hr = bias_grads
+    c_before = cells[start - 1] if start > 0 else block.initial[1]
+    derivative = scratch.gate_derivatives(gates)
+    tanh_cells = np.tanh(cells[start:stop], out=scratch.tanh_cells[:n])
+    tanh_derivative = tanh_derivative_of(tanh_cells, out=scratch.tanh_derivative[:n])
+    dh_block = scratch.projected_grads(upstream.shape[2])[:n]
+    dr, dc = scratch.rows
+    multiply = np.multiply
+    for k in range(n - 1, -1, -1):
+        t = start + k
+        i, f, g, o = (gates[k, :, j * hidden : (j + 1) * hidden] for j in range(GATES))
+        da = block.grad[k]
+        da_i, da_f, da_g, da_o = (da[:, j * hidden : (j + 1) * hidden] for j in range(GATES))
+        np.add(upstream[k], carried_h, out=dh_block[k])
+        np.dot(dh_block[k], W_hr, dr)  # through h_t = W_hr r_t
+        multiply(dr, tanh_cells[k], da_o)
+        multiply(dr, o, dc)
+        dc *= tanh_derivative[k]
+        dc += carried_c
+        if dc_upstream is not None:
+            dc += dc_upstream[k]
+        multiply(dc, g, da_i)
+        multiply(dc, cells[t - 1] if t > 0 else c_before, da_f)
+        multiply(dc, i, da_g)
+        multiply(dc, f, carried_c)
+        da *= derivative[k]
+        if t > 0 or first_product:
+            np.dot(da, W_hh, carried_h)
+            if product_mask is not None:
+                carried_h *= product_mask
+    db_h += block.grad.sum(axis=(0, 1))
+    dW_hr += dh_block.reshape(-1, dh_block.shape[2]).T @ outputs[start:stop].reshape(-1, hidden)
+
+
+def _projected_scratch(steps: int, batch: int, hidden: int, dtype: np.dtype) -> _ProjectedScratch:
+    return _ProjectedScratch(steps, batch, hidden, GATES, dtype)
+
+
+PROJECTED_LSTM_CELL = Cell("lstm_proj", GATES, ("h", "c"), ("b_h", "W_hr"), ("c", "r"), False, _projected_forward,
+                           _projected_backward, _projected_scratch, bias_blocks=(GATES, 0))

@@ -45,6 +45,14 @@ from rnnkit.functional.cells import BackwardBlock, Cell
 from rnnkit.functional.zoneout import ZoneoutScan, zoneout_scan_backward, zoneout_scan_forward
 
 
+def state_sizes(cell: Cell, hidden: int, W_hh: np.ndarray | None) -> tuple[int, tuple[int, ...]]:
+    """``(output, sizes)``: the width of ``h``, which the recurrent product reads (``W_hh``'s
+    columns: ``H``, or ``P`` for an LSTM with a projection), and every state's width in
+    ``cell.state_names`` order (the LSTM's ``c`` keeps ``H``)."""
+    output = hidden if W_hh is None else W_hh.shape[1]
+    return output, tuple(output if name == "h" else hidden for name in cell.state_names)
+
+
 def flip_sequences(x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
     """Reverse the first ``lengths[b]`` steps of every sequence; padding stays at the end.
 
@@ -250,6 +258,7 @@ def recurrent_layer_forward(
     steps, batch, inputs = x.shape
     directions, width = len(reverse), W_xh[0].shape[0]
     hidden = width // cell.gates
+    output, sizes = state_sizes(cell, hidden, W_hh[0])
     W_x = W_xh[0] if directions == 1 else np.concatenate(W_xh)
     if recurrent_masks is not None and not cell.recurrent_weight:
         raise ValueError(f"recurrent dropout: the {cell.name} cell has no recurrent product to drop from "
@@ -265,23 +274,23 @@ def recurrent_layer_forward(
         np.dot(x_rows, transposed_copy(W_x), out=projection_rows)
     # With zoneout the gate buffer holds the cell's candidates and the layer's states live apart.
     states_in_projection = cell.states_are_gates and zoneout is None
-    out = projection if states_in_projection else workspace.empty((steps, batch, directions * hidden), x.dtype)
+    out = projection if states_in_projection else workspace.empty((steps, batch, directions * output), x.dtype)
     if resets is not None and lengths is None:  # the reverse direction reads segments by flipping
         lengths = np.full(batch, steps)
     mask = valid_mask(lengths, steps, x.dtype)
     first_padded = steps if lengths is None else int(lengths.min())
-    final = tuple(np.empty((directions, batch, hidden), dtype=x.dtype) for _ in cell.state_names)
+    final = tuple(np.empty((directions, batch, size), dtype=x.dtype) for size in sizes)
     scans, gate_scans, kept_scans = [], [], []
     segments: list[SegmentStarts] = []
     zoned_scans: list[ZoneoutScan] = []
     if resets is not None and reset_states is None:
-        reset_states = tuple(np.zeros((directions, batch, hidden), x.dtype) for _ in cell.state_names)
+        reset_states = tuple(np.zeros((directions, batch, size), x.dtype) for size in sizes)
     # The directions' compiled scans run side by side on the threads, unless segments or steps chain
     # through Python; then each W_hh is packed once for all its calls.
     with _native.together(directions) if resets is None and zoneout is None else _native.packing():
         for d in range(directions):
             flipped = reverse[d] and lengths is not None
-            states = out[:, :, d * hidden : (d + 1) * hidden]
+            states = out[:, :, d * output : (d + 1) * output]
             gates = _scan_view(projection[:, :, d * width : (d + 1) * width], reverse[d], lengths)
             if states_in_projection:
                 scan = gates
@@ -292,10 +301,10 @@ def recurrent_layer_forward(
             loop_options = {} if recurrent_masks is None else {"product_mask": recurrent_masks[d]}
             reset_state_d = None if reset_states is None else tuple(state[d] for state in reset_states)
             if zoneout is not None:
-                keep = tuple(_scan_view(np.broadcast_to(z[d], (steps, batch, hidden)), reverse[d], lengths)
-                             for z in zoneout)
-                candidates = gates if cell.states_are_gates else workspace.empty((steps, batch, hidden), x.dtype)
-                zoned = (scan, *(workspace.empty((steps, batch, hidden), x.dtype) for _ in cell.state_names[1:]))
+                keep = tuple(_scan_view(np.broadcast_to(z[d], (steps, batch, size)), reverse[d], lengths)
+                             for z, size in zip(zoneout, sizes))
+                candidates = gates if cell.states_are_gates else workspace.empty((steps, batch, output), x.dtype)
+                zoned = (scan, *(workspace.empty((steps, batch, size), x.dtype) for size in sizes[1:]))
                 zoned_scans.append(zoneout_scan_forward(
                     cell, gates, candidates, kept, zoned, initial_d, keep, W_hh[d], biases[d], mask, first_padded,
                     loop_options, None if resets is None else scan_order_resets(resets, reverse[d], lengths),
@@ -316,7 +325,7 @@ def recurrent_layer_forward(
             kept_scans.append(kept)
     for d, (scan, kept) in enumerate(zip(scans, kept_scans)):
         if reverse[d] and lengths is not None:
-            out[:, :, d * hidden : (d + 1) * hidden] = flip_sequences(scan, lengths)
+            out[:, :, d * output : (d + 1) * output] = flip_sequences(scan, lengths)
         for name, array in zip(cell.state_names, final):
             array[d] = last_valid(scan if name == "h" else kept[cell.kept.index(name)], lengths)
     if segments:  # BPTT pairs each scan's first step with the state it really started from
@@ -378,6 +387,7 @@ def recurrent_layer_backward(
     directions = len(reverse)
     width = W_xh[0].shape[0]
     hidden = width // cell.gates
+    output, sizes = state_sizes(cell, hidden, W_hh[0])
     dfinal = (None,) * len(cell.state_names) if dfinal is None else tuple(dfinal)
     mask = valid_mask(lengths, steps, out.dtype)
     first_padded = steps if lengths is None else int(lengths.min())
@@ -385,19 +395,18 @@ def recurrent_layer_backward(
     work = workspace.empty((block, batch, width), out.dtype)
     work_hidden = workspace.empty_like(work) if cell.split_hidden_grad else work
     # A cell whose states are its gates takes its upstream gradient in its gate buffer; others need one apart.
-    upstream_buffer = work if cell.states_are_gates else workspace.empty((block, batch, hidden), out.dtype)
-    extra_buffers = [workspace.empty((block, batch, hidden), out.dtype) if g is not None else None
-                     for g in dfinal[1:]]
+    upstream_buffer = work if cell.states_are_gates else workspace.empty((block, batch, output), out.dtype)
+    extra_buffers = [workspace.empty((block, batch, size), out.dtype) if g is not None else None
+                     for g, size in zip(dfinal[1:], sizes[1:])]
     scratch = cell.make_scratch(block, batch, hidden, out.dtype)
     # The second direction adds its share of dx through this buffer, a few rows at a time.
     dx_part = (np.empty((min(block * batch, _DX_CHUNK_ROWS), inputs), dtype=out.dtype)
                if directions > 1 and input_grad else None)
 
     dx = workspace.empty(x.shape, out.dtype) if input_grad else None
-    dinitial = (tuple(np.empty((directions, batch, hidden), dtype=out.dtype) for _ in cell.state_names)
-                if h0_grad else None)
+    dinitial = (tuple(np.empty((directions, batch, size), dtype=out.dtype) for size in sizes) if h0_grad else None)
     if grads is None:
-        shapes = [(width, inputs), (width, hidden)] + [(size,) for size in cell.bias_sizes(hidden)]
+        shapes = [(width, inputs), (width, output), *cell.bias_shapes(hidden, output)]
         if not cell.recurrent_weight:
             shapes[1] = (0, 0)
         grads = tuple([np.zeros(shape, out.dtype) for _ in range(directions)] for shape in shapes)
@@ -408,7 +417,7 @@ def recurrent_layer_backward(
     # Each W_hh is packed once for all its blocks' loops (rnnkit/_native/packed.c), not once per block.
     with _native.packing():
         for d in range(directions):
-            columns = slice(d * hidden, (d + 1) * hidden)
+            columns = slice(d * output, (d + 1) * output)
             flipped = reverse[d] and lengths is not None
             # Blocks are cut in *storage* order, where every block of x, states, dout and dx is one
             # contiguous run of steps that BLAS reads in place. Storage order is scan order, except
@@ -429,7 +438,7 @@ def recurrent_layer_backward(
             # what W_hh multiplied: the states before each step, through the recurrent dropout mask
             entered = _masked_by(product_mask)
             initial_d = tuple(state[d] for state in initial)
-            carried = tuple(np.zeros((batch, hidden), dtype=out.dtype) for _ in cell.state_names)
+            carried = tuple(np.zeros((batch, size), dtype=out.dtype) for size in sizes)
             dW_in, dW_rec = dW_xh[d], dW_hh[d] if cell.recurrent_weight else None
             bias_grads = tuple(db[d] for db in dbiases)
             segment = None if segments is None else segments[d]
@@ -489,15 +498,15 @@ def recurrent_layer_backward(
                 if dW_rec is None:  # a cell whose gates read the input alone
                     pass
                 elif mirrored and hi < steps:
-                    _add_product(dW_rec, rows_hidden.T, entered(states_st[lo + 1 : hi + 1]).reshape(-1, hidden))
+                    _add_product(dW_rec, rows_hidden.T, entered(states_st[lo + 1 : hi + 1]).reshape(-1, output))
                 elif not mirrored and lo > 0:
-                    _add_product(dW_rec, rows_hidden.T, entered(states_st[lo - 1 : hi - 1]).reshape(-1, hidden))
+                    _add_product(dW_rec, rows_hidden.T, entered(states_st[lo - 1 : hi - 1]).reshape(-1, output))
                 else:
                     first = hi - 1 if mirrored else lo  # storage index of the scan's first step
                     if n > 1:
                         others = g_hidden[:-1] if mirrored else g_hidden[1:]
                         previous = states_st[lo + 1 : hi] if mirrored else states_st[lo : hi - 1]
-                        _add_product(dW_rec, others.reshape(-1, width).T, entered(previous).reshape(-1, hidden))
+                        _add_product(dW_rec, others.reshape(-1, width).T, entered(previous).reshape(-1, output))
                     if not h0_is_zero:
                         _add_product(dW_rec, g_hidden[first - lo].T, entered(h0_d))
                 if segment is not None and dW_rec is not None:  # rows that started again were paired with h_{t-1}
@@ -597,15 +606,15 @@ def _zoneout_backward(dout: np.ndarray, dfinal: tuple[np.ndarray | None, ...], c
     cell, x, lengths, reverse = cache.cell, cache.x, cache.lengths, cache.reverse
     steps, batch, _ = dout.shape
     inputs, width = x.shape[2], cache.W_xh[0].shape[0]
-    hidden = width // cell.gates
+    output, _ = state_sizes(cell, width // cell.gates, cache.W_hh[0])
     mask = valid_mask(lengths, steps, dout.dtype)
     first_padded = steps if lengths is None else int(lengths.min())
     last = np.full(batch, steps - 1) if lengths is None else lengths - 1  # each final state's scan step
     dW_xh, dW_hh, *dbiases = grads
     with _native.packing():
         for d, zone in enumerate(cache.zoneout):
-            upstream = [np.array(_scan_view(dout[:, :, d * hidden : (d + 1) * hidden], reverse[d], lengths))]
-            upstream += [np.zeros_like(upstream[0]) for _ in cell.state_names[1:]]
+            upstream = [np.array(_scan_view(dout[:, :, d * output : (d + 1) * output], reverse[d], lengths))]
+            upstream += [np.zeros_like(state) for state in zone.inputs[1:]]
             for array, given in zip(upstream, dfinal):
                 if given is not None:
                     array[last, np.arange(batch)] += given[d]
@@ -622,7 +631,7 @@ def _zoneout_backward(dout: np.ndarray, dfinal: tuple[np.ndarray | None, ...], c
             _add_product(dW_xh[d], rows.T, x_scan)
             if cell.recurrent_weight:
                 _add_product(dW_hh[d], grad_hidden.reshape(-1, width).T,
-                             _masked_by(product_mask)(zone.inputs[0]).reshape(-1, hidden))
+                             _masked_by(product_mask)(zone.inputs[0]).reshape(-1, output))
             if dx is not None:
                 dx_scan = (rows @ cache.W_xh[d]).reshape(steps, batch, inputs)
                 in_order = flip_sequences(dx_scan, lengths) if reverse[d] and lengths is not None else (

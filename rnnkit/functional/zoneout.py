@@ -87,11 +87,11 @@ def zoneout_scan_backward(cell: Cell, scan: ZoneoutScan, gates: np.ndarray, grad
     loops read ``biases`` and add their gradients into ``bias_grads``. ``reset_grad``: per state ``(B, H)`` to add
     what reaches a reset state. Returns the initial states' gradients, per state ``(B, H)``.
     """
-    steps, batch, hidden = scan.candidates.shape
-    scratch = cell.make_scratch(1, batch, hidden, gates.dtype)
-    carried = tuple(np.zeros((batch, hidden), gates.dtype) for _ in cell.state_names)
-    through_cell = tuple(np.empty((batch, hidden), gates.dtype) for _ in cell.state_names)
-    total = tuple(np.empty((1, batch, hidden), gates.dtype) for _ in cell.state_names)
+    steps, batch = scan.candidates.shape[:2]
+    scratch = cell.make_scratch(1, batch, grad.shape[2] // cell.gates, gates.dtype)
+    carried = tuple(np.zeros_like(state[0]) for state in scan.inputs)
+    through_cell = tuple(np.empty_like(state[0]) for state in scan.inputs)
+    total = tuple(np.empty_like(state[:1]) for state in scan.inputs)
     for t in range(steps - 1, -1, -1):
         for k, z in enumerate(scan.keep):
             np.add(upstream[k][t], carried[k], out=total[k][0])

@@ -6,6 +6,7 @@ and ``weight_hh_l{k}{sfx} <-> W_hh_l{k}{sfx}``. PyTorch's Elman RNN and LSTM hav
 ``b_ih`` and ``b_hh``, that always appear summed, so ``b_h = b_ih + b_hh`` gives the same
 function; the way back puts ``b_h`` in ``b_ih`` and zeros in ``b_hh``. The GRU keeps both
 (``b_xh <-> bias_ih``, ``b_hh <-> bias_hh``): the n block of ``b_hh`` sits inside the reset product.
+An LSTM with ``proj_size`` carries its projection across as ``weight_hr_l{k}{sfx} <-> W_hr_l{k}{sfx}``.
 """
 
 from __future__ import annotations
@@ -44,13 +45,10 @@ def from_torch(torch_rnn: Any, seed: int | np.random.Generator | None = None) ->
     ``torch.nn.LSTM`` or ``torch.nn.GRU``).
 
     Keeps the module's dtype (float32 or float64), layers, direction, dropout and
-    ``batch_first``. ``seed`` seeds rnnkit's dropout masks. An LSTM with ``proj_size`` > 0 is a
-    clear error: rnnkit has no projected LSTM.
+    ``batch_first``, and an LSTM's ``proj_size``. ``seed`` seeds rnnkit's dropout masks.
     """
     torch = _torch()
     kind = _kind(torch_rnn, torch)
-    if getattr(torch_rnn, "proj_size", 0):
-        raise ValueError(f"torch_rnn: proj_size is not supported by rnnkit.nn.{kind}, got {torch_rnn.proj_size}")
     dtype = torch_rnn.weight_ih_l0.dtype
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"torch_rnn: expected float32 or float64 weights, got {dtype}")
@@ -59,6 +57,8 @@ def from_torch(torch_rnn: Any, seed: int | np.random.Generator | None = None) ->
                    dtype=np.float64 if dtype == torch.float64 else np.float32, seed=seed)
     if kind == "RNN":
         options["nonlinearity"] = torch_rnn.nonlinearity
+    if kind == "LSTM" and torch_rnn.proj_size:
+        options["proj_size"] = torch_rnn.proj_size
     module = _MODULES[kind](torch_rnn.input_size, torch_rnn.hidden_size, **options)
     torch_state = {name: value.detach().cpu().numpy() for name, value in torch_rnn.state_dict().items()}
     width = module.cell.gates * module.hidden_size
@@ -67,6 +67,8 @@ def from_torch(torch_rnn: Any, seed: int | np.random.Generator | None = None) ->
         for suffix in module.parameter_suffixes(layer):
             state[f"W_xh{suffix}"] = torch_state[f"weight_ih{suffix}"]
             state[f"W_hh{suffix}"] = torch_state[f"weight_hh{suffix}"]
+            if module.proj_size:
+                state[f"W_hr{suffix}"] = torch_state[f"weight_hr{suffix}"]
             # Absent biases (a torch module built with bias=False) are zeros.
             bias_ih, bias_hh = (torch_state.get(f"{name}{suffix}", np.zeros(width, module.dtype))
                                 for name in ("bias_ih", "bias_hh"))
@@ -91,7 +93,7 @@ def to_torch(rnn: RecurrentLayer) -> Any:
         minimal = isinstance(rnn, RecurrentLayer) and not rnn.cell.recurrent_weight
         why = " (PyTorch has no such layer)" if minimal else ""
         raise TypeError(f"rnn: expected an rnnkit.nn.RNN, LSTM or GRU, got {type(rnn).__name__}{why}")
-    options = {}
+    options: dict[str, Any] = {}
     if kind == "RNN":
         assert isinstance(rnn, RNN)  # kind is the first of _MODULES that rnn is an instance of
         if rnn.nonlinearity not in _TORCH_NONLINEARITIES:
@@ -111,6 +113,8 @@ def to_torch(rnn: RecurrentLayer) -> Any:
         raise ValueError(f"rnn.zoneout: torch.nn.{kind} has no zoneout; at evaluation each state is mixed with "
                          f"the one before ({rnn.zoneout} * s_(t-1) + {1 - rnn.zoneout:g} * s_new), which it cannot compute")
     torch_dtype = torch.float64 if rnn.dtype == np.float64 else torch.float32
+    if rnn.proj_size:
+        options["proj_size"] = rnn.proj_size
     torch_rnn = getattr(torch.nn, kind)(rnn.input_size, rnn.hidden_size, num_layers=rnn.num_layers,
                                         bidirectional=rnn.bidirectional, dropout=rnn.dropout,
                                         batch_first=rnn.batch_first, dtype=torch_dtype, **options)
@@ -120,6 +124,8 @@ def to_torch(rnn: RecurrentLayer) -> Any:
         for suffix in rnn.parameter_suffixes(layer):
             state[f"weight_ih{suffix}"] = torch.from_numpy(rnn.params[f"W_xh{suffix}"].copy())
             state[f"weight_hh{suffix}"] = torch.from_numpy(rnn.params[f"W_hh{suffix}"].copy())
+            if rnn.proj_size:
+                state[f"weight_hr{suffix}"] = torch.from_numpy(rnn.params[f"W_hr{suffix}"].copy())
             if kind == "GRU":
                 state[f"bias_ih{suffix}"] = torch.from_numpy(rnn.params[f"b_xh{suffix}"].copy())
                 state[f"bias_hh{suffix}"] = torch.from_numpy(rnn.params[f"b_hh{suffix}"].copy())

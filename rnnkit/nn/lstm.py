@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.functional.lstm import LSTM_CELL
+from rnnkit.functional.lstm import LSTM_CELL, PROJECTED_LSTM_CELL
 from rnnkit.functional.normalized_cells import LAYER_NORM_LSTM_CELL
 from rnnkit.nn.recurrent import RecurrentLayer
 
@@ -43,6 +43,12 @@ class LSTM(RecurrentLayer):
     ``ln_h_gain``, ``ln_h_shift`` ``(4H,)`` and ``ln_c_gain``, ``ln_c_shift`` ``(H,)`` per layer
     and direction. ``recurrent_dropout`` and ``zoneout`` as for :class:`rnnkit.nn.RNN`.
 
+    ``proj_size=P`` (``0 < P < H``) projects the state, as PyTorch's ``proj_size`` (LSTMP, Sak et
+    al. 2014): ``h_t = W_hr (o * tanh(c_t))`` is ``P`` wide, ``c_t`` stays ``H``; ``W_hh_l{k}`` is
+    ``(4H, P)``, layers after the first read ``D * P`` features, ``out`` is ``(T, B, D * P)``,
+    ``h0``/``h_n`` ``(L * D, B, P)``, and each layer and direction has ``W_hr_l{k}`` ``(P, H)``
+    (torch's ``weight_hr_l{k}``). Its loops are NumPy's.
+
     Example::
 
         >>> lstm = LSTM(10, 20, num_layers=2, seed=0)
@@ -68,10 +74,14 @@ class LSTM(RecurrentLayer):
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
         layer_norm: bool = False,
+        proj_size: int = 0,
     ) -> None:
         self.layer_norm = bool(layer_norm)
-        super().__init__(LAYER_NORM_LSTM_CELL if layer_norm else LSTM_CELL, input_size, hidden_size, num_layers, bidirectional,
-                         dropout, batch_first, dtype, seed, merge_mode, learn_h0, recurrent_dropout, zoneout)
+        if layer_norm and proj_size:
+            raise ValueError("layer_norm with proj_size: the layer-normalised LSTM has no projection (not built)")
+        cell = PROJECTED_LSTM_CELL if proj_size else LAYER_NORM_LSTM_CELL if layer_norm else LSTM_CELL
+        super().__init__(cell, input_size, hidden_size, num_layers, bidirectional, dropout, batch_first, dtype, seed,
+                         merge_mode, learn_h0, recurrent_dropout, zoneout, proj_size)
 
     def forward(
         self,

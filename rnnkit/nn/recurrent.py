@@ -60,11 +60,16 @@ class RecurrentLayer(Module):
         learn_h0: bool,
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
+        proj_size: int = 0,
     ) -> None:
         super().__init__()
         self.cell = cell
         self.input_size = check_positive_int("input_size", input_size)
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        if proj_size and not 0 < int(proj_size) < hidden_size:
+            raise ValueError(f"proj_size: expected 0 (none) or a size in 1..{hidden_size - 1} (below hidden_size), "
+                             f"got {proj_size!r}")
+        self.proj_size = int(proj_size)
         self.num_layers = check_positive_int("num_layers", num_layers)
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
@@ -89,21 +94,21 @@ class RecurrentLayer(Module):
 
         bound = 1.0 / math.sqrt(hidden_size)
         width = cell.gates * hidden_size
+        features = self.state_size("h")
         for layer in range(self.num_layers):
-            layer_input = self.input_size if layer == 0 else self.num_directions * self.hidden_size
+            layer_input = self.input_size if layer == 0 else self.num_directions * features
             for suffix in self.parameter_suffixes(layer):
                 self.add_parameter(f"W_xh{suffix}", uniform_init(self.rng, (width, layer_input), bound, self.dtype))
                 if cell.recurrent_weight:
-                    self.add_parameter(f"W_hh{suffix}", uniform_init(self.rng, (width, hidden_size), bound,
-                                                                     self.dtype))
+                    self.add_parameter(f"W_hh{suffix}", uniform_init(self.rng, (width, features), bound, self.dtype))
                 fills = cell.bias_fill or (None,) * len(cell.bias_names)
-                for bias, size, fill in zip(cell.bias_names, cell.bias_sizes(hidden_size), fills):
-                    self.add_parameter(f"{bias}{suffix}", uniform_init(self.rng, (size,), bound, self.dtype)
-                                       if fill is None else np.full(size, fill, self.dtype))
+                for bias, shape, fill in zip(cell.bias_names, cell.bias_shapes(hidden_size, features), fills):
+                    self.add_parameter(f"{bias}{suffix}", uniform_init(self.rng, shape, bound, self.dtype)
+                                       if fill is None else np.full(shape, fill, self.dtype))
         if self.learn_h0:
             for name in cell.state_names:
-                self.add_parameter(f"{name}0", np.zeros((self.num_layers * self.num_directions, hidden_size),
-                                                        self.dtype))
+                self.add_parameter(f"{name}0", np.zeros((self.num_layers * self.num_directions,
+                                                         self.state_size(name)), self.dtype))
 
     def parameter_suffixes(self, layer: int) -> list[str]:
         """The parameter-name suffixes of layer ``layer``: ``["_l{layer}"]``, and ``"_l{layer}_reverse"``
@@ -114,13 +119,18 @@ class RecurrentLayer(Module):
     def output_size(self) -> int:
         """Features of ``out``: ``D * H`` for concat, ``H`` for the other merge modes."""
         merged = self.bidirectional and self.merge_mode != "concat"
-        return self.hidden_size if merged else self.num_directions * self.hidden_size
+        return self.state_size("h") if merged else self.num_directions * self.state_size("h")
+
+    def state_size(self, name: str) -> int:
+        """Features of state ``name`` per layer and direction: ``H``, or ``proj_size`` for ``h``
+        when the LSTM projects it."""
+        return self.proj_size if name == "h" and self.proj_size else self.hidden_size
 
     def extra_repr(self) -> str:
         options = [f"{self.input_size}, {self.hidden_size}"]
         defaults = {"num_layers": 1, "nonlinearity": "tanh", "bidirectional": False, "dropout": 0.0,
                     "batch_first": False, "merge_mode": "concat", "learn_h0": False, "scan": "sequential",
-                    "recurrent_dropout": 0.0, "zoneout": 0.0, "layer_norm": False}
+                    "recurrent_dropout": 0.0, "zoneout": 0.0, "layer_norm": False, "proj_size": 0}
         options += [f"{k}={getattr(self, k)!r}" for k, v in defaults.items()
                     if hasattr(self, k) and getattr(self, k) != v]
         return ", ".join(options + [f"dtype={self.dtype.name}"])
@@ -195,14 +205,14 @@ class RecurrentLayer(Module):
             )
             layers.append((dropout_cache, cache))
             finals.append(final)
-        H = self.hidden_size
+        H = self.state_size("h")
         outputs = [layer_input[..., d * H : (d + 1) * H] for d in range(D)]
         # The last layer's output already holds the directions side by side: concat is free.
         concatenated = D == 1 or self.merge_mode == "concat"
         out = layer_input if concatenated else merge_forward(outputs[0], outputs[1], self.merge_mode)
         # which initial states are the learned ones (a state given by the caller takes no part of their gradient)
         from_learned = tuple(self.learn_h0 and (given is None or given[k] is None) for k in range(len(initial)))
-        self._cache = {"layers": layers, "last_outputs": outputs, "state_shape": initial[0].shape,
+        self._cache = {"layers": layers, "last_outputs": outputs, "state_shapes": [state.shape for state in initial],
                        "resets": resets is not None, "from_learned": from_learned}
         final_states = tuple(finals[0][k] if self.num_layers == 1 else np.concatenate([f[k] for f in finals])
                              for k in range(len(self.cell.state_names)))
@@ -214,7 +224,7 @@ class RecurrentLayer(Module):
         """One layer's ``(recurrent_masks, zoneout)`` for :func:`recurrent_layer_forward`: D inverted
         dropout masks ``(B, H)`` (training only), and per state the ``(D, T, B, H)`` zoneout draws
         (``(D, 1, 1, 1)`` of the constant ``zoneout`` at evaluation), or None where off."""
-        D, H = self.num_directions, self.hidden_size
+        D, H = self.num_directions, self.state_size("h")
         recurrent_masks = None
         if self.recurrent_dropout and self.training:
             keep = 1.0 - self.recurrent_dropout
@@ -222,8 +232,8 @@ class RecurrentLayer(Module):
                                     for _ in range(D))
         zoneout = None
         if self.zoneout and self.training:
-            zoneout = tuple((self.rng.random((D, steps, batch, H)) < self.zoneout).astype(self.dtype)
-                            for _ in self.cell.state_names)
+            zoneout = tuple((self.rng.random((D, steps, batch, self.state_size(name))) < self.zoneout).astype(self.dtype)
+                            for name in self.cell.state_names)
         elif self.zoneout:
             zoneout = tuple(np.full((D, 1, 1, 1), self.zoneout, self.dtype) for _ in self.cell.state_names)
         return recurrent_masks, zoneout
@@ -243,10 +253,13 @@ class RecurrentLayer(Module):
         return tuple(np.stack([layer.out[step] if name == "h" else layer.kept[0][self.cell.kept.index(name)][step]
                                for _, layer in layers]) for name in self.cell.state_names)
 
+    def _size_name(self, name: str) -> str:
+        return "proj_size" if self.state_size(name) == self.proj_size else "hidden_size"
+
     def _initial_states(self, given: tuple[np.ndarray | None, ...] | None, batch: int) -> State:
-        shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
         states = []
         for k, name in enumerate(self.cell.state_names):
+            shape = (self.num_layers * self.num_directions, batch, self.state_size(name))
             value = None if given is None else given[k]
             if value is None:
                 if self.learn_h0:
@@ -255,7 +268,7 @@ class RecurrentLayer(Module):
                     states.append(np.zeros(shape, dtype=self.dtype))
                 continue
             value = as_float_array(f"{name}0", value, self.dtype)
-            check_shape(f"{name}0", value, shape, "(num_layers * num_directions, B, hidden_size)")
+            check_shape(f"{name}0", value, shape, f"(num_layers * num_directions, B, {self._size_name(name)})")
             states.append(value)
         return tuple(states)
 
@@ -287,19 +300,19 @@ class RecurrentLayer(Module):
                              f"got {len(dfinal)}")
         dfinal += (None,) * (len(states) - len(dfinal))
         checked = []
-        for name, given in zip(self.cell.state_names, dfinal):
+        for name, given, shape in zip(self.cell.state_names, dfinal, cache["state_shapes"]):
             if given is not None:
                 given = as_float_array(f"d{name}_n", given, self.dtype, finite=False)
-                check_shape(f"d{name}_n", given, cache["state_shape"],
-                            f"(num_layers * num_directions, B, hidden_size), the shape of {name}_n")
+                check_shape(f"d{name}_n", given, shape,
+                            f"(num_layers * num_directions, B, {self._size_name(name)}), the shape of {name}_n")
             checked.append(given)
 
         D = self.num_directions
         need_h0_grad = h0_grad or self.learn_h0
-        dinitial = (tuple(np.empty(cache["state_shape"], dtype=self.dtype) for _ in self.cell.state_names)
+        dinitial = (tuple(np.empty(shape, dtype=self.dtype) for shape in cache["state_shapes"])
                     if need_h0_grad else None)
         # The learned initial state is also where every reset starts again from: it gathers both.
-        reset_grads = (tuple(np.zeros(cache["state_shape"], dtype=self.dtype) for _ in self.cell.state_names)
+        reset_grads = (tuple(np.zeros(shape, dtype=self.dtype) for shape in cache["state_shapes"])
                        if self.learn_h0 and cache["resets"] else None)
         grad = dout
         if D == 2 and self.merge_mode != "concat":

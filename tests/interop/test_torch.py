@@ -47,8 +47,6 @@ def test_to_torch_rejects_what_torch_lacks():
         to_torch(RNN(2, 3, bidirectional=True, merge_mode="sum"))
     with pytest.raises(TypeError, match=r"torch_rnn: expected a torch.nn.RNN, torch.nn.LSTM or torch.nn.GRU, got Linear"):
         from_torch(torch.nn.Linear(2, 3))
-    with pytest.raises(ValueError, match=r"torch_rnn: proj_size is not supported by rnnkit.nn.LSTM, got 2"):
-        from_torch(torch.nn.LSTM(2, 3, proj_size=2))
     with pytest.raises(ValueError, match=r"rnn.learn_h0: torch.nn.GRU has no learned initial state"):
         to_torch(GRU(2, 3, learn_h0=True))
     with pytest.raises(TypeError, match=r"rnn: expected an rnnkit.nn.RNN, LSTM or GRU, got Linear"):

@@ -49,6 +49,10 @@ def torch_loop(module, x, initial, lengths, resets, dout, dfinal, masks=None):
             return ((1 - z) * n + z * state[0],)
         if module.cell.name == "lstm":
             return torch.lstm_cell(x_t, (entering, state[1]), W_ih, W_hh, params[f"b_h{suffix}"], zero_bias)
+        if module.cell.name == "lstm_proj":
+            i, f, g, o = (x_t @ W_ih.T + entering @ W_hh.T + params[f"b_h{suffix}"]).split(H, dim=1)
+            c = torch.sigmoid(f) * state[1] + torch.sigmoid(i) * torch.tanh(g)
+            return (torch.sigmoid(o) * torch.tanh(c)) @ params[f"W_hr{suffix}"].T, c
         if module.cell.name == "gru" and product_mask is not None:
             x_r, x_z, x_n = (x_t @ W_ih.T + params[f"b_xh{suffix}"]).split(H, dim=1)
             h_r, h_z, h_n = (entering @ W_hh.T + params[f"b_hh{suffix}"]).split(H, dim=1)
@@ -73,8 +77,8 @@ def torch_loop(module, x, initial, lengths, resets, dout, dfinal, masks=None):
         product_masks, zoneout = (None, None) if masks is None else masks[layer]
         for d, suffix in enumerate(module.parameter_suffixes(layer)):
             row = layer * D + d
-            start = tuple(params[f"{n}0"][row].expand(batch, H) if module.learn_h0 else
-                          torch.zeros(batch, H, dtype=torch.float64) for n in names)
+            start = tuple(params[f"{n}0"][row].expand(batch, module.state_size(n)) if module.learn_h0 else
+                          torch.zeros(batch, module.state_size(n), dtype=torch.float64) for n in names)
             state = tuple(s[row] for s in tinitial)
             out = [None] * steps
             order = range(steps) if d == 0 else range(steps - 1, -1, -1)
@@ -86,7 +90,8 @@ def torch_loop(module, x, initial, lengths, resets, dout, dfinal, masks=None):
                 new = cell(layer_input[t], state, suffix,
                            None if product_masks is None else torch.tensor(product_masks[d]))
                 if zoneout is not None:
-                    keep = [torch.tensor(np.broadcast_to(z[d], (steps, batch, H))[t]) for z in zoneout]
+                    keep = [torch.tensor(np.broadcast_to(z[d], (steps, batch, module.state_size(n)))[t])
+                            for z, n in zip(zoneout, names)]
                     new = tuple(z * s + (1 - z) * n for z, s, n in zip(keep, state, new))
                 state = tuple(torch.where(valid[t], n, s) for n, s in zip(new, state))
                 out[t] = torch.where(valid[t], new[0], torch.zeros_like(new[0]))

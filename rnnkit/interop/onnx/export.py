@@ -90,6 +90,9 @@ def add_recurrent(
     :func:`learned_initial`). Returns the name of ``out (T, B, F)`` and of the final states, each
     ``(L * D, B, H)``.
     """
+    if module.proj_size:
+        raise ValueError("proj_size: ONNX's LSTM operator has no projection (h_t = W_hr (o * tanh(c_t))); "
+                         "export an LSTM without proj_size")
     if module.layer_norm:
         raise ValueError(f"layer_norm: ONNX's {op_type(module)} operator has no layer normalisation; its gates read "
                          "the raw products. Train without --layer-norm to export")
