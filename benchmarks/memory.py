@@ -46,6 +46,9 @@ from rnnkit.viz import gradient_norms_through_time  # noqa: E402
 
 #: command-line name -> class name in ``rnnkit.nn``
 CELL_CLASSES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU", "mingru": "MinGRU", "minlstm": "MinLSTM"}
+#: variants run on request (not by default): a class above with options
+CELL_VARIANTS = {"lstm_ln": ("lstm", {"layer_norm": True}), "lstm_rd": ("lstm", {"recurrent_dropout": 0.25}),
+                 "lstm_zo": ("lstm", {"zoneout": 0.1})}
 SOLVED_MSE = 0.01
 BASELINE_PREDICTION = 1.0  # the mean of the target: the best constant guess
 FAILURES_TO_STOP = 2
@@ -101,17 +104,19 @@ def check_cells(names: list[str]) -> list[str]:
     """``names`` if every one is a known cell that ``rnnkit.nn`` provides; else exit with a
     message saying which is missing."""
     for name in names:
-        if name not in CELL_CLASSES:
-            raise SystemExit(f"--cells: unknown cell {name!r}; choose from {', '.join(CELL_CLASSES)}")
-        if not hasattr(rnnkit.nn, CELL_CLASSES[name]):
+        if name not in CELL_CLASSES and name not in CELL_VARIANTS:
+            raise SystemExit(f"--cells: unknown cell {name!r}; choose from {', '.join([*CELL_CLASSES, *CELL_VARIANTS])}")
+        if name in CELL_CLASSES and not hasattr(rnnkit.nn, CELL_CLASSES[name]):
             raise SystemExit(f"--cells: rnnkit.nn has no {CELL_CLASSES[name]} in this version of rnnkit; "
                              f"leave {name!r} out of --cells")
     return names
 
 
 def make_cell(name: str, input_size: int, hidden_size: int, seed: int, dtype: type = np.float32) -> Module:
-    """One single-layer, unidirectional recurrent module by name ("rnn" is Elman's, tanh)."""
-    return getattr(rnnkit.nn, CELL_CLASSES[name])(input_size, hidden_size, dtype=dtype, seed=seed)
+    """One single-layer, unidirectional recurrent module by name ("rnn" is Elman's, tanh; a variant
+    such as "lstm_ln" is its class with options, see ``CELL_VARIANTS``)."""
+    base, options = CELL_VARIANTS.get(name, (name, {}))
+    return getattr(rnnkit.nn, CELL_CLASSES[base])(input_size, hidden_size, dtype=dtype, seed=seed, **options)
 
 
 def adding_problem(rng: np.random.Generator, length: int, batch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -159,11 +164,14 @@ class AddingModel(Module):
 
 
 def evaluate(model: AddingModel, x: np.ndarray, y: np.ndarray, chunk: int = 250) -> float:
-    """Mean squared error over a held-out set, in chunks of sequences to bound memory."""
+    """Mean squared error over a held-out set, in chunks of sequences to bound memory, in
+    evaluation mode (no recurrent dropout; zoneout's expectation)."""
     total = 0.0
+    model.eval()
     for start in range(0, y.shape[0], chunk):
         predictions = model.forward(x[:, start : start + chunk])
         total += mse(predictions, y[start : start + chunk], reduction="sum")[0]
+    model.train()
     return total / y.shape[0]
 
 
@@ -278,13 +286,19 @@ def plot_gradient_figure(panels: dict[str, dict[str, np.ndarray]], hidden: int, 
 def gradient_figure(results: list[Result], cells: list[str], hidden: int, seed: int, out: Path) -> Path:
     """The figure of part 2: each cell at initialisation, and after training at the longest T
     that every cell reached in the sweep (whether it solved that T or not)."""
-    at_init = {CELL_CLASSES[cell]: gradient_profile(make_cell(cell, 2, hidden, seed), cell, hidden, seed)
+    at_init = {label(cell): gradient_profile(make_cell(cell, 2, hidden, seed), cell, hidden, seed)
                for cell in cells}
     common, trained = trained_at_common_length(results, cells)
-    after = {f"{CELL_CLASSES[r.cell]} ({'solved' if r.solved else 'not solved'})":
+    after = {f"{label(r.cell)} ({'solved' if r.solved else 'not solved'})":
              gradient_profile(r.model.cell, r.cell, hidden, seed) for r in trained}
     panels = {"at initialisation": at_init, f"after training on the adding problem at T = {common}": after}
     return plot_gradient_figure(panels, hidden, out)
+
+
+def label(cell: str) -> str:
+    """A cell's name in the figure: its class ("LSTM"), with a variant's options ("LSTM layer_norm")."""
+    base, options = CELL_VARIANTS.get(cell, (cell, {}))
+    return " ".join([CELL_CLASSES[base], *options])
 
 
 def parse_lengths(text: str) -> list[int]:
@@ -301,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"T in {QUICK_LENGTHS}, at most {QUICK_BUDGET.steps} steps / "
                              f"{QUICK_BUDGET.seconds:.0f} s per run")
     parser.add_argument("--cells", default=",".join(CELL_CLASSES), help="comma-separated subset of "
-                        f"{', '.join(CELL_CLASSES)} (default: all)")
+                        f"{', '.join(CELL_CLASSES)} (default: all), or the variants {', '.join(CELL_VARIANTS)}")
     parser.add_argument("--lengths", type=parse_lengths, help=f"sequence lengths T (default {DEFAULT_LENGTHS})")
     parser.add_argument("--steps", type=int, help=f"training steps per (cell, T) (default {Budget.steps})")
     parser.add_argument("--seconds", type=float, help=f"wall-clock cap per (cell, T) (default {Budget.seconds:.0f})")

@@ -245,3 +245,5 @@ def test_recurrent_dropout_zoneout_and_layer_norm_train_are_saved_and_kept_on_re
                           r"these options differ: --zoneout 0.2 \(was 0.1\)")
     scored = rnnkit("eval", str(out))
     assert scored.returncode == 0, scored.stderr
+    assert_one_line_error(rnnkit("export", str(out), "--out", str(tmp_path / "tag.onnx")),
+                          r"layer_norm: ONNX's LSTM operator has no layer normalisation")
