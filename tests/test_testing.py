@@ -15,7 +15,7 @@ import pytest
 import rnnkit.functional as F
 import tests.gradcheck
 from rnnkit import testing
-from rnnkit.functional import attention, ctc, losses, merge, pooling, recurrent, stacking
+from rnnkit.functional import attention, ctc, layer_norm, losses, merge, pooling, recurrent, stacking
 from rnnkit.functional.elman import rnn_layer_backward, rnn_layer_forward
 from rnnkit.nn import GRU, LSTM, RNN, Linear
 from rnnkit.testing import GradcheckReport, gradcheck
@@ -203,6 +203,23 @@ def _dropout():
     return [("dropout", forward, (_rng().normal(size=(T, B, H)),), dict(backward=F.dropout_backward))]
 
 
+def _layer_norm():
+    def forward(a, gain, shift):
+        normalized, inv_std = np.empty_like(a), np.empty(a.shape[:-1] + (1,))
+        out = layer_norm.layer_norm_forward(a, gain, shift, normalized, inv_std, np.empty_like(a))
+        return out, (normalized, inv_std, gain)
+
+    def backward(dy, cache):
+        normalized, inv_std, gain = cache
+        dgain, dshift = np.zeros_like(gain), np.zeros_like(gain)
+        da = layer_norm.layer_norm_backward(dy, normalized, inv_std, gain, dgain, dshift, np.empty_like(dy))
+        return da, dgain, dshift
+
+    rng = _rng()
+    return [("rows of steps", forward, (rng.normal(size=(T, B, H)), rng.normal(size=H), rng.normal(size=H)),
+             dict(backward=backward))]
+
+
 def _rnn_arrays(rng, directions=None):
     shape = (B, H) if directions is None else (directions, B, H)
     return rng.normal(size=(T, B, I)), rng.normal(size=shape) * 0.5
@@ -313,6 +330,24 @@ def _recurrent_layer():
             ("gru reverse", recurrent.recurrent_layer_forward, gru, dict(backward=gru_backward))]
 
 
+def _zoneout():
+    """The stepped scan of zoneout, through the layer (it needs a cell): the masks are fixed data."""
+    rng = _rng()
+    x, h0 = _rnn_arrays(rng, directions=2)
+    c0 = rng.normal(size=h0.shape)
+    keep = tuple((rng.random((2, T, B, H)) < 0.3).astype(float) for _ in range(2))
+    dropped = tuple((rng.random((B, H)) < 0.7) / 0.7 for _ in range(2))
+
+    def forward(x, initial, W_xh, W_hh, biases):
+        return recurrent.recurrent_layer_forward(F.LSTM_CELL, x, initial, W_xh, W_hh, biases, np.array([3, 2]),
+                                                 (False, True), recurrent_masks=dropped, zoneout=keep)
+
+    lstm = (x, (h0, c0), tuple(rng.normal(size=(4 * H, I)) for _ in range(2)),
+            tuple(rng.normal(size=(4 * H, H)) * 0.5 for _ in range(2)), tuple((rng.normal(size=4 * H),) for _ in range(2)))
+    backward = lambda dout, dh, dc, cache: recurrent.recurrent_layer_backward(dout, (dh, dc), cache)
+    return [("lstm bidirectional, recurrent dropout", forward, lstm, dict(backward=backward))]
+
+
 def _stack_frames():
     inputs = (_rng().normal(size=(5, B, I)), np.array([5, 3]), 2)
     return [("k=2", stacking.stack_frames_forward, inputs, dict(backward=stacking.stack_frames_backward))]
@@ -362,6 +397,7 @@ PAIRS = {
     "embedding_backward": _embedding,
     "gru_backward": _gru,
     "gru_step_backward": _gru_step,
+    "layer_norm_backward": _layer_norm,
     "linear_backward": _linear,
     "lstm_backward": _lstm,
     "lstm_step_backward": _lstm_step,
@@ -369,6 +405,7 @@ PAIRS = {
     "pool_backward": _pool,
     "recurrent_layer_backward": _recurrent_layer,
     "stack_frames_backward": _stack_frames,
+    "zoneout_scan_backward": _zoneout,
 }
 LOSSES = {"softmax_cross_entropy": _cross_entropy, "mse": _mse, "ctc_loss": _ctc_loss}
 

@@ -15,17 +15,20 @@ POOLINGS = ("last", "mean", "max")
 
 
 def make_input_layer(
-    vocab_size: int | None, input_size: int | None, embed_dim: int, dtype: np.dtype, rng: np.random.Generator
+    vocab_size: int | None, input_size: int | None, embed_dim: int, dtype: np.dtype, rng: np.random.Generator,
+    embed_dropout: float = 0.0,
 ) -> tuple[Embedding | None, int]:
-    """An embedding for token inputs (``vocab_size``) or nothing for real-valued inputs
-    (``input_size``); returns it with the feature size the RNN will see."""
+    """An embedding for token inputs (``vocab_size``; dropout on its vectors in training) or
+    nothing for real-valued inputs (``input_size``); returns it with the feature size the RNN will see."""
     if (vocab_size is None) == (input_size is None):
         raise ValueError(
             f"give exactly one of vocab_size (token inputs) or input_size (real-valued inputs), "
             f"got vocab_size={vocab_size!r}, input_size={input_size!r}"
         )
     if vocab_size is not None:
-        return Embedding(vocab_size, embed_dim, padding_idx=0, dtype=dtype, seed=rng), embed_dim
+        return Embedding(vocab_size, embed_dim, padding_idx=0, dtype=dtype, seed=rng, dropout=embed_dropout), embed_dim
+    if embed_dropout:
+        raise ValueError(f"embed_dropout: real-valued inputs (input_size) have no embedding, got {embed_dropout}")
     assert input_size is not None  # exactly one of the two, checked above
     return None, int(input_size)
 

@@ -29,7 +29,8 @@ class _Reader(Model):
     ``embed_dim``), else real values ``(T, B, input_size)``. ``cell`` is ``"rnn"``, ``"lstm"``
     or ``"gru"`` (``nonlinearity`` belongs to ``"rnn"``). ``loss`` is ``"cross_entropy"``
     (class scores) or ``"mse"`` (values). ``dropout`` acts between stacked layers,
-    ``recurrent_dropout`` and ``zoneout`` inside each (see :class:`rnnkit.nn.RNN`).
+    ``recurrent_dropout`` and ``zoneout`` inside each (see :class:`rnnkit.nn.RNN`),
+    ``embed_dropout`` on the embedded tokens.
     """
 
     def __init__(
@@ -48,6 +49,7 @@ class _Reader(Model):
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
         layer_norm: bool = False,
+        embed_dropout: float = 0.0,
         loss: str = "cross_entropy",
         dtype: type | np.dtype = np.float32,
         seed: int | np.random.Generator | None = None,
@@ -56,7 +58,7 @@ class _Reader(Model):
         dtype = check_float_dtype(dtype)
         rng = resolve_rng(seed)
         self.loss_kind = check_choice("loss", loss, ("cross_entropy", "mse"))
-        self.embedding, features = make_input_layer(vocab_size, input_size, embed_dim, dtype, rng)
+        self.embedding, features = make_input_layer(vocab_size, input_size, embed_dim, dtype, rng, embed_dropout)
         self.cell = cell
         self.rnn = recurrent(cell, features, hidden_size, num_layers, nonlinearity, bidirectional, dropout,
                              dtype=dtype, seed=rng, recurrent_dropout=recurrent_dropout, zoneout=zoneout,

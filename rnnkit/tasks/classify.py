@@ -103,7 +103,7 @@ class Classify(Task[ManyToOne]):
         self.options = {**self.options, **options}
         return ManyToOne(len(self.labels), options["hidden"], vocab_size=len(self.tokenizer), embed_dim=options["embed"],
                          bidirectional=options["bidirectional"], pooling=options["pooling"], dtype=dtype,
-                         seed=self.seed, **model_kwargs(options))
+                         embed_dropout=options.get("embed_dropout", 0.0), seed=self.seed, **model_kwargs(options))
 
     def train_batches(self, epoch: int):
         texts, labels = self.encoded["train"]

@@ -80,7 +80,7 @@ MODEL_OPTIONS: dict[str, Check] = {
     "bptt_stride": integer(1, MAX_SIZE, null=True), "documents": of_type(str, "one, lines or paragraphs"),
     "window": integer(1, MAX_SIZE), "nonlinearity": of_type(str, "an activation name"), "dropout": number(0.0, below=1.0),
     "recurrent_dropout": number(0.0, below=1.0), "zoneout": number(0.0, below=1.0),
-    "layer_norm": of_type(bool, "true or false"),
+    "layer_norm": of_type(bool, "true or false"), "embed_dropout": number(0.0, below=1.0),
     "bidirectional": of_type(bool, "true or false"), "pooling": of_type(str, "a pooling name"),
     "attention": of_type(str, "an attention name"), "tokens": of_type(str, "a kind of tokens"),
     "source_tokens": of_type(str, "a kind of tokens", null=True), "target_tokens": of_type(str, "a kind of tokens", null=True),
