@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--recurrent-dropout", type=float, metavar="P", help=(
         "drop each unit of the state entering the recurrent product, one mask per sequence (variational; "
         "not for mingru/minlstm, which have none); the NumPy loops run"))
+    train.add_argument("--embed-dropout", type=float, metavar="P", help=(
+        "charlm, classify, tag: drop each element of the embedded tokens in training"))
     train.add_argument("--layer-norm", action="store_true", default=None, help=(
         "lstm and gru: normalise the input and recurrent products apart, and the LSTM's cell state (Ba et al. "
         "2016); the NumPy loops run"))
@@ -160,6 +162,7 @@ def _check_train_arguments(args: argparse.Namespace) -> None:
               ("--dropout", args.dropout, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"),
               ("--recurrent-dropout", args.recurrent_dropout, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"),
               ("--zoneout", args.zoneout, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"),
+              ("--embed-dropout", args.embed_dropout, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"),
               ("--lr", args.lr, lambda v: math.isfinite(v) and v > 0, "a positive number"),
               ("--clip", args.clip, lambda v: math.isfinite(v) and v >= 0, "a number >= 0 (0 = off)"),
               ("--patience", args.patience, lambda v: v >= 0, "an integer >= 0 (0 = off)"),
@@ -230,14 +233,15 @@ def _model_options(args: argparse.Namespace, task_class: type[Task]) -> dict[str
     for key, value in (("cell", args.cell), ("hidden", args.hidden), ("layers", args.layers),
                        ("bidirectional", args.bidirectional), ("nonlinearity", args.nonlinearity),
                        ("dropout", args.dropout), ("recurrent_dropout", args.recurrent_dropout),
-                       ("zoneout", args.zoneout), ("layer_norm", args.layer_norm), ("batch_size", args.batch_size),
+                       ("zoneout", args.zoneout), ("layer_norm", args.layer_norm), ("embed_dropout", args.embed_dropout),
+                       ("batch_size", args.batch_size),
                        ("attention", args.attention),
                        ("stack", args.stack), ("bptt", args.bptt), ("bptt_stride", args.bptt_stride),
                        ("documents", args.documents), *data_options):
         if value is None:
             continue
         task_specific = ("attention", "stack", "bptt", "bptt_stride", "documents", "recurrent_dropout", "zoneout",
-                         "layer_norm")
+                         "layer_norm", "embed_dropout")
         if (key in dict(data_options) or key in task_specific) and key not in task_class.defaults:
             raise ValueError(f"--{key.replace('_', '-')} does not apply to the {args.task} task")
         options[key] = value
@@ -288,6 +292,7 @@ def _resumed(args: argparse.Namespace, out: Path, config: Any) -> tuple[dict[str
              "--recurrent-dropout": ("recurrent_dropout", args.recurrent_dropout, options),
              "--zoneout": ("zoneout", args.zoneout, options),
              "--layer-norm": ("layer_norm", args.layer_norm, options),
+             "--embed-dropout": ("embed_dropout", args.embed_dropout, options),
              "--stack": ("stack", args.stack, options), "--bptt": ("bptt", args.bptt, options),
              "--bptt-stride": ("bptt_stride", args.bptt_stride, options),
              "--documents": ("documents", args.documents, options),

@@ -38,7 +38,7 @@ class CharLM(Task[ManyToMany]):
     predict_inputs = "a text to continue"
     primary_metric = "bpc"
     defaults = {"cell": "gru", "hidden": 256, "layers": 2, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
-                "recurrent_dropout": 0.0, "zoneout": 0.0, "layer_norm": False,
+                "recurrent_dropout": 0.0, "zoneout": 0.0, "layer_norm": False, "embed_dropout": 0.0,
                 "bidirectional": False, "batch_size": 32, "bptt": 64, "bptt_stride": None, "documents": "one",
                 "epochs": 10, "lr": 2e-3, "tokens": "auto", "vocab_size": None}
     #: how ``documents`` finds where one ends: the text is one document, one per line, or blank-line separated
@@ -89,7 +89,8 @@ class CharLM(Task[ManyToMany]):
             raise TaskError("charlm: a language model cannot be bidirectional (it would read the characters it must predict)")
         self.options = {**self.options, **options}
         return ManyToMany(len(self.tokenizer), options["hidden"], vocab_size=len(self.tokenizer), embed_dim=options["embed"],
-                          dtype=dtype, seed=self.seed, **model_kwargs(options))
+                          embed_dropout=options.get("embed_dropout", 0.0), dtype=dtype, seed=self.seed,
+                          **model_kwargs(options))
 
     # -- training ---------------------------------------------------------------------------
     def document_starts(self, split: str) -> np.ndarray | None:

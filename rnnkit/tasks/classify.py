@@ -40,7 +40,7 @@ class Classify(Task[ManyToOne]):
     # cell: gru by measured quality (benchmarks/quality.py --scale 0.5: accuracy 0.743 gru, 0.741 lstm,
     # 0.670 rnn in the same budget)
     defaults = {"cell": "gru", "hidden": 128, "layers": 1, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
-                "recurrent_dropout": 0.0, "zoneout": 0.0, "layer_norm": False,
+                "recurrent_dropout": 0.0, "zoneout": 0.0, "layer_norm": False, "embed_dropout": 0.0,
                 "bidirectional": True, "pooling": "mean", "batch_size": 64, "epochs": 8, "lr": 2e-3,
                 "tokens": "auto", "min_freq": 2, "vocab_size": None}
 

@@ -43,7 +43,7 @@ class Tag(Task[ManyToMany]):
     predict_inputs = "a sentence to tag"
     primary_metric = "token_accuracy"
     defaults = {"cell": "rnn", "hidden": 128, "layers": 1, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
-                "recurrent_dropout": 0.0, "zoneout": 0.0, "layer_norm": False,
+                "recurrent_dropout": 0.0, "zoneout": 0.0, "layer_norm": False, "embed_dropout": 0.0,
                 "bidirectional": True, "batch_size": 32, "epochs": 10, "lr": 2e-3, "tokens": "auto", "min_freq": 2,
                 "vocab_size": None}
 
@@ -111,7 +111,8 @@ class Tag(Task[ManyToMany]):
     def build_model(self, options: dict, dtype=np.float32) -> ManyToMany:
         self.options = {**self.options, **options}
         return ManyToMany(len(self.tags), options["hidden"], vocab_size=len(self.tokenizer), embed_dim=options["embed"],
-                          bidirectional=options["bidirectional"], dtype=dtype, seed=self.seed, **model_kwargs(options))
+                          bidirectional=options["bidirectional"], embed_dropout=options.get("embed_dropout", 0.0),
+                          dtype=dtype, seed=self.seed, **model_kwargs(options))
 
     def _padded_tags(self, tags, batch):
         out = np.zeros(batch.ids.shape, dtype=np.int64)

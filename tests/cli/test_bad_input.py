@@ -26,6 +26,7 @@ def rnnkit(*args):
     (["--dropout", "1.5"], r"--dropout: expected a number in \[0, 1\)"),
     (["--recurrent-dropout", "1"], r"--recurrent-dropout: expected a number in \[0, 1\), got 1.0"),
     (["--zoneout", "-0.5"], r"--zoneout: expected a number in \[0, 1\), got -0.5"),
+    (["--embed-dropout", "1"], r"--embed-dropout: expected a number in \[0, 1\), got 1.0"),
     (["--cell", "mingru", "--recurrent-dropout", "0.2"], r"the mingru cell has no recurrent product"),
     (["--hidden", "1000000"], r"the model would need about [\d,.]+ GiB .* Use a smaller --hidden or --layers"),
     (["--layers", "100000"], r"the model would need about [\d,.]+ GiB"),
@@ -215,6 +216,7 @@ def test_a_damaged_checkpoint_is_refused_by_resume(trained, tmp_path, mutation, 
     ("charlm", ["--documents", "lines", "--tokens", "bpe"], r"--documents lines finds documents by their newlines"),
     ("onetoone", ["--zoneout", "0.1"], r"--zoneout does not apply to the onetoone task"),
     ("tag", ["--layer-norm"], r"layer_norm: built for the gated cells lstm and gru, not 'rnn'"),
+    ("translate", ["--embed-dropout", "0.2"], r"--embed-dropout does not apply to the translate task"),
 ])
 def test_stream_options_out_of_place_or_range(task, args, message, tmp_path):
     assert_one_line_error(rnnkit("train", task, "--out", str(tmp_path / "run"), "--max-seconds", "1", *args), message)
@@ -237,10 +239,11 @@ def test_resume_keeps_the_stream_options(tmp_path):
 def test_recurrent_dropout_zoneout_and_layer_norm_train_are_saved_and_kept_on_resume(tmp_path):
     out = tmp_path / "run"
     first = rnnkit("train", "tag", "--out", str(out), "--epochs", "1", "--hidden", "8", "--cell", "lstm",
-                   "--recurrent-dropout", "0.25", "--zoneout", "0.1", "--layer-norm")
+                   "--recurrent-dropout", "0.25", "--zoneout", "0.1", "--layer-norm", "--embed-dropout", "0.3")
     assert first.returncode == 0, first.stderr
     options = json.loads((out / "config.json").read_text())["model_options"]
     assert (options["recurrent_dropout"], options["zoneout"], options["layer_norm"]) == (0.25, 0.1, True)
+    assert options["embed_dropout"] == 0.3
     assert_one_line_error(rnnkit("train", "tag", "--out", str(out), "--resume", "--zoneout", "0.2"),
                           r"these options differ: --zoneout 0.2 \(was 0.1\)")
     scored = rnnkit("eval", str(out))
