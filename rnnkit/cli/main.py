@@ -366,6 +366,8 @@ def _train(args: argparse.Namespace, out: Path, task_class: type[Task], config: 
     task = task_class(data=data, seed=config.seed, meta=task_meta, options=options, valid_file=valid, test_file=test)
     if not args.resume and args.patience is None and "patience" not in task_class.defaults:
         config.patience = patience_for(task.num_train_examples())
+    if not args.resume:  # a resumed run keeps what its first command decided
+        options = task.sized_options(options, {key for key, value in vars(args).items() if value is not None})
     model = task.build_model(options)
     if not args.resume and root:  # only now: a command that fails on its data or options keeps the earlier run
         replace_earlier_run(out, args.task, task_class.split_file)

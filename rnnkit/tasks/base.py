@@ -141,6 +141,12 @@ class Task(Generic[ModelT]):
         return len(getattr(self, "splits", {}).get("train", ()))
 
     # -- model ----------------------------------------------------------------------------
+    def sized_options(self, options: dict[str, Any], given: set[str]) -> dict[str, Any]:
+        """``options`` with what the amount of training data decides, for the options the user did
+        not set (``given``: the keys set on the command line), each decision a line in
+        :attr:`notes`. The default decides nothing."""
+        return options
+
     def build_model(self, options: dict[str, Any], dtype: type = np.float32) -> ModelT:
         raise NotImplementedError
 
