@@ -161,3 +161,9 @@ class GateScratch:
         derivative = np.add(gates, self.offset, out=self.derivative[: len(gates)])
         derivative *= 1.0 - gates
         return derivative
+
+
+def entering_product(h_prev: np.ndarray, product_mask: np.ndarray | None, buffer: np.ndarray) -> np.ndarray:
+    """``h_{t-1}`` as a loop's recurrent product reads it: ``h_prev`` itself, or through the
+    recurrent dropout mask ``(B, H)`` into ``buffer``."""
+    return h_prev if product_mask is None else np.multiply(h_prev, product_mask, out=buffer)

@@ -20,7 +20,7 @@ import numpy as np
 
 from rnnkit import _native
 from rnnkit.functional.activations import ACTIVATIONS, Activation, get_activation
-from rnnkit.functional.cells import BackwardBlock, Cell
+from rnnkit.functional.cells import BackwardBlock, Cell, entering_product
 from rnnkit.functional.recurrent import RecurrentCache, recurrent_layer_backward, recurrent_layer_forward, transposed_copy
 
 # Elements per block of activation derivatives in the backward scan: 128 KiB of float32, which
@@ -90,14 +90,11 @@ def _scan_forward_strided(
     # mask is None only without padding, when first_padded is T and no step reads it
     mask = cast(np.ndarray, mask)
     buffers = np.empty((2, *states.shape[1:]), dtype=states.dtype)
-    dropped = None if product_mask is None else np.empty(states.shape[1:], dtype=states.dtype)
-    recurrent_mask = cast(np.ndarray, product_mask)  # read only where dropped exists
+    dropped = np.empty(states.shape[1:], dtype=states.dtype)
     h_prev = h0
     for t, h_t in enumerate(states):
         h_new = buffers[t & 1]
-        if dropped is not None:
-            h_prev = np.multiply(h_prev, recurrent_mask, out=dropped)
-        dot(h_prev, W_hh_T, h_new)
+        dot(entering_product(h_prev, product_mask, dropped), W_hh_T, h_new)
         h_new += h_t
         act(h_new, h_new)
         if t >= first_padded:

@@ -27,7 +27,7 @@ import numpy as np
 from rnnkit import _native
 from rnnkit.functional.activations import sigmoid_forward
 from rnnkit.functional.activations import tanh_derivative as tanh_derivative_of
-from rnnkit.functional.cells import BackwardBlock, Cell, GateScratch
+from rnnkit.functional.cells import BackwardBlock, Cell, GateScratch, entering_product
 from rnnkit.functional.recurrent import (
     RecurrentCache,
     recurrent_layer_backward,
@@ -58,14 +58,13 @@ def _scan_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray]
     gates += b_xh
     recurrent = np.empty((gates.shape[1], GATES * hidden), dtype=gates.dtype)
     reset_update = slice(0, 2 * hidden)
-    dropped = None if product_mask is None else np.empty(states.shape[1:], dtype=states.dtype)
-    recurrent_mask = cast(np.ndarray, product_mask)  # read only where dropped exists
+    dropped = np.empty(states.shape[1:], dtype=states.dtype)
     # mask is None only without padding, when first_padded is T and no step reads it
     mask = cast(np.ndarray, mask)
     dot, tanh, multiply = np.dot, np.tanh, np.multiply
     for t in range(len(gates)):
         a, h = gates[t], states[t]
-        dot(h_prev if dropped is None else multiply(h_prev, recurrent_mask, out=dropped), W_hh_T, recurrent)
+        dot(entering_product(h_prev, product_mask, dropped), W_hh_T, recurrent)
         recurrent += b_hh
         rz = a[:, reset_update]
         rz += recurrent[:, reset_update]

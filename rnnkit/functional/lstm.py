@@ -30,7 +30,7 @@ import numpy as np
 from rnnkit import _native
 from rnnkit.functional.activations import sigmoid_forward
 from rnnkit.functional.activations import tanh_derivative as tanh_derivative_of
-from rnnkit.functional.cells import BackwardBlock, Cell, GateScratch
+from rnnkit.functional.cells import BackwardBlock, Cell, GateScratch, entering_product
 from rnnkit.functional.recurrent import (
     RecurrentCache,
     recurrent_layer_backward,
@@ -49,33 +49,37 @@ def _gate_constants(hidden: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarra
     return scale, 1.0 - scale
 
 
-def _scan_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray], initial: tuple[np.ndarray, ...],
-                  W_hh: np.ndarray, biases: tuple[np.ndarray], mask: np.ndarray | None, first_padded: int,
+def _scan_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray, ...], initial: tuple[np.ndarray, ...],
+                  W_hh: np.ndarray, biases: tuple[np.ndarray, ...], mask: np.ndarray | None, first_padded: int,
                   product_mask: np.ndarray | None = None) -> None:
     """The LSTM's forward loop (see :class:`rnnkit.functional.cells.Cell`): ``gates`` ``(T, B, 4H)``
     holds ``W_xh x_t`` on entry and ``i, f, g, o`` on exit; ``states`` receives ``h_t`` and
-    ``kept[0]`` the cell states ``c_t``, both ``(T, B, H)``; ``initial`` is ``(h0, c0)``.
-    ``product_mask`` ``(B, H)``: recurrent dropout on ``h_{t-1}`` in the product (NumPy loop)."""
-    (cells,) = kept
-    hidden = states.shape[2]
+    ``kept[0]`` the cell states ``c_t``; ``initial`` is ``(h0, c0)``. ``product_mask`` ``(B, H)``:
+    recurrent dropout on ``h_{t-1}`` in the product (NumPy loop).
+
+    With a projection (``biases`` ``(b_h, W_hr)``, :data:`PROJECTED_LSTM_CELL`) ``h_t = W_hr r_t``
+    is ``(T, B, P)`` and ``kept[1]`` receives ``r_t = o * tanh(c_t)``, ``(T, B, H)``."""
+    cells = kept[0]
+    hidden = cells.shape[2]
+    projection = biases[1] if len(biases) > 1 else None
     # A broadcast initial state (learned) has stride 0; BLAS would copy it on every step.
     h_prev, c_prev = (np.ascontiguousarray(state) for state in initial)
-    if product_mask is None and _native.lstm_scan_forward(gates, states, cells, h_prev, c_prev, W_hh.T,
-                                                          np.ascontiguousarray(biases[0]), mask, first_padded):
+    if product_mask is None and projection is None and _native.lstm_scan_forward(
+            gates, states, cells, h_prev, c_prev, W_hh.T, np.ascontiguousarray(biases[0]), mask, first_padded):
         return
     W_hh_T = transposed_copy(W_hh)  # (H, 4H): OpenBLAS multiplies a contiguous copy faster than the view
+    W_hr_T = None if projection is None else transposed_copy(projection)
     scale, shift = _gate_constants(hidden, gates.dtype)
     gates += biases[0]
     recurrent = np.empty((gates.shape[1], GATES * hidden), dtype=gates.dtype)
-    product = np.empty(states.shape[1:], dtype=states.dtype)
-    dropped = None if product_mask is None else np.empty(states.shape[1:], dtype=states.dtype)
-    recurrent_mask = cast(np.ndarray, product_mask)  # read only where dropped exists
+    product = np.empty(cells.shape[1:], dtype=cells.dtype)
+    dropped, projected = np.empty(states.shape[1:], dtype=states.dtype), np.empty(states.shape[1:], dtype=states.dtype)
     # mask is None only without padding, when first_padded is T and no step reads it
     mask = cast(np.ndarray, mask)
     dot, tanh, multiply = np.dot, np.tanh, np.multiply
     for t in range(len(gates)):
         a, c, h = gates[t], cells[t], states[t]
-        dot(h_prev if dropped is None else multiply(h_prev, recurrent_mask, out=dropped), W_hh_T, recurrent)
+        dot(entering_product(h_prev, product_mask, dropped), W_hh_T, recurrent)
         a += recurrent
         a *= scale
         tanh(a, a)
@@ -86,7 +90,11 @@ def _scan_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray]
         multiply(i, g, product)
         c += product
         tanh(c, product)
-        multiply(o, product, h)
+        if W_hr_T is None:
+            multiply(o, product, h)
+        else:
+            r = multiply(o, product, kept[1][t])
+            h[...] = dot(r, W_hr_T, projected)  # h may be a direction's columns of the layer output
         if t >= first_padded:
             c *= mask[t]
             h *= mask[t]
@@ -104,10 +112,17 @@ class _Scratch(GateScratch):
     def tanh_derivative(self) -> np.ndarray:
         return np.empty((self.steps, self.batch, self.hidden), self.dtype)
 
+    def projected_grads(self, width: int) -> np.ndarray:
+        """``dL/dh_t`` ``(steps, B, P)`` of a block, for the projection's ``dW_hr`` product."""
+        grads = self.__dict__.get("_projected")
+        if grads is None or grads.shape[2] != width:
+            grads = self.__dict__["_projected"] = np.empty((self.steps, self.batch, width), self.dtype)
+        return grads
+
 
 def _scan_backward(block: BackwardBlock[_Scratch], upstream: np.ndarray,
                    extra_upstream: tuple[np.ndarray | None], carried: tuple[np.ndarray, np.ndarray],
-                   W_hh: np.ndarray, bias_grads: tuple[np.ndarray], first_product: bool,
+                   W_hh: np.ndarray, bias_grads: tuple[np.ndarray, ...], first_product: bool,
                    product_mask: np.ndarray | None = None) -> None:
     """The LSTM's BPTT loop over scan steps ``[block.start, block.stop)``, last step first.
 
@@ -115,29 +130,39 @@ def _scan_backward(block: BackwardBlock[_Scratch], upstream: np.ndarray,
     not None, the gradient reaching ``c_t`` from outside (``dc_n`` at each final step).
     ``carried`` ``(dh, dc)`` flowing back from the step after the block, updated in place to
     what flows on to the step before it. ``block.grad`` receives ``dL/da`` of the four gates.
-    ``product_mask``: the forward's recurrent dropout mask (NumPy loop).
+    ``product_mask``: the forward's recurrent dropout mask (NumPy loop). With a projection,
+    ``upstream`` and ``carried[0]`` are ``P`` wide and ``dW_hr`` (``bias_grads[1]``) takes one
+    product over the block's steps after the loop.
     """
     start, stop, scratch = block.start, block.stop, block.scratch
-    n, hidden = stop - start, upstream.shape[2]
-    gates, cells, c0 = block.gates[start:stop], block.kept[0], block.initial[1]
+    n = stop - start
+    gates, cells = block.gates[start:stop], block.kept[0]
+    hidden = cells.shape[2]
+    projection = block.biases[1] if len(bias_grads) > 1 else None
     dc_upstream = extra_upstream[0]
     carried_h, carried_c = carried
-    (db_h,) = bias_grads
-    c_before = cells[start - 1] if start > 0 else c0
-    if product_mask is None and _native.lstm_scan_backward(block.grad, upstream, dc_upstream, gates, cells[start:stop],
-                                                           c_before, W_hh, carried_h, carried_c, db_h, first_product):
+    db_h = bias_grads[0]
+    c_before = cells[start - 1] if start > 0 else block.initial[1]
+    if product_mask is None and projection is None and _native.lstm_scan_backward(
+            block.grad, upstream, dc_upstream, gates, cells[start:stop], c_before, W_hh, carried_h, carried_c, db_h,
+            first_product):
         return
     derivative = scratch.gate_derivatives(gates)
     tanh_cells = np.tanh(cells[start:stop], out=scratch.tanh_cells[:n])
     tanh_derivative = tanh_derivative_of(tanh_cells, out=scratch.tanh_derivative[:n])
-    dh, dc = scratch.rows
+    # with a projection: each step's dL/dh_t, kept for the dW_hr product
+    dh_block = None if projection is None else scratch.projected_grads(upstream.shape[2])[:n]
+    dh, dc = scratch.rows  # dh: the gradient reaching o * tanh(c_t) (through W_hr with a projection)
     multiply, dot = np.multiply, np.dot
     for k in range(n - 1, -1, -1):
         t = start + k
         i, f, g, o = (gates[k, :, j * hidden : (j + 1) * hidden] for j in range(GATES))
         da = block.grad[k]
         da_i, da_f, da_g, da_o = (da[:, j * hidden : (j + 1) * hidden] for j in range(GATES))
-        np.add(upstream[k], carried_h, out=dh)
+        if projection is None or dh_block is None:
+            np.add(upstream[k], carried_h, out=dh)
+        else:
+            dot(np.add(upstream[k], carried_h, out=dh_block[k]), projection, dh)
         multiply(dh, tanh_cells[k], da_o)
         multiply(dh, o, dc)
         dc *= tanh_derivative[k]
@@ -154,6 +179,9 @@ def _scan_backward(block: BackwardBlock[_Scratch], upstream: np.ndarray,
             if product_mask is not None:
                 carried_h *= product_mask
     db_h += block.grad.sum(axis=(0, 1))
+    if dh_block is not None:
+        dW_hr = bias_grads[1]
+        dW_hr += dh_block.reshape(-1, dh_block.shape[2]).T @ block.kept[1][start:stop].reshape(-1, hidden)
 
 
 def _make_scratch(steps: int, batch: int, hidden: int, dtype: np.dtype) -> _Scratch:
@@ -161,6 +189,12 @@ def _make_scratch(steps: int, batch: int, hidden: int, dtype: np.dtype) -> _Scra
 
 
 LSTM_CELL = Cell("lstm", GATES, ("h", "c"), ("b_h",), ("c",), False, _scan_forward, _scan_backward, _make_scratch)
+#: the LSTM with a projection (LSTMP, Sak et al. 2014; PyTorch's ``proj_size``): ``h_t = W_hr r_t``
+#: is ``P`` wide, ``W_hh`` ``(4H, P)``, ``c`` stays ``H``. ``W_hr`` ``(P, H)`` is a parameter of the
+#: cell beside ``b_h``; the forward keeps ``r_t`` so that BPTT takes ``dW_hr`` as one product per
+#: block. NumPy loops: the compiled ones have no projection.
+PROJECTED_LSTM_CELL = Cell("lstm_proj", GATES, ("h", "c"), ("b_h", "W_hr"), ("c", "r"), False, _scan_forward,
+                           _scan_backward, _make_scratch, bias_blocks=(GATES, 0))
 
 
 def lstm_forward(
@@ -242,114 +276,3 @@ def lstm_step_backward(
     da = np.concatenate([dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f), dc * i * (1.0 - g**2),
                          dh_t * tanh_c * o * (1.0 - o)], axis=1)
     return da @ W_xh, da @ W_hh, dc * f, da.T @ x_t, da.T @ h_prev, da.sum(axis=0)
-
-
-# -- the LSTM with a projection (LSTMP, Sak et al. 2014) -------------------------------------------
-#
-#     c_t = f * c_{t-1} + i * g,      r_t = o * tanh(c_t),      h_t = W_hr r_t
-#
-# with the gates as above but reading ``h_{t-1}`` ``(B, P)`` through ``W_hh`` ``(4H, P)``:
-# PyTorch's ``proj_size``. ``h`` is ``P`` wide and ``c`` stays ``H``; ``W_hr`` ``(P, H)`` is a
-# parameter of the cell (in ``bias_names``), handed to its loops beside ``b_h``. The forward keeps
-# ``r_t``, so that BPTT takes ``dW_hr`` as one product per block. NumPy loops only.
-
-
-class _ProjectedScratch(_Scratch):
-    """:class:`_Scratch` and the block's ``dL/dh_t`` ``(steps, B, P)`` for the ``dW_hr`` product."""
-
-    def projected_grads(self, width: int) -> np.ndarray:
-        grads = self.__dict__.get("_projected")
-        if grads is None or grads.shape[2] != width:
-            grads = self.__dict__["_projected"] = np.empty((self.steps, self.batch, width), self.dtype)
-        return grads
-
-
-def _projected_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray, np.ndarray],
-                       initial: tuple[np.ndarray, ...], W_hh: np.ndarray, biases: tuple[np.ndarray, np.ndarray],
-                       mask: np.ndarray | None, first_padded: int, product_mask: np.ndarray | None = None) -> None:
-    """As :func:`_scan_forward`, ``states`` ``(T, B, P)`` receiving ``h_t = W_hr r_t``; ``kept``:
-    the cell states and ``r_t = o * tanh(c_t)``, ``(T, B, H)`` each; ``initial`` ``(h0 (B, P), c0 (B, H))``."""
-    cells, outputs = kept
-    b_h, W_hr = biases
-    hidden = cells.shape[2]
-    W_hh_T, W_hr_T = transposed_copy(W_hh), transposed_copy(W_hr)
-    scale, shift = _gate_constants(hidden, gates.dtype)
-    gates += b_h
-    recurrent = np.empty((gates.shape[1], GATES * hidden), dtype=gates.dtype)
-    squashed = np.empty(cells.shape[1:], dtype=gates.dtype)
-    dropped, projected = np.empty(states.shape[1:], dtype=states.dtype), np.empty(states.shape[1:], dtype=states.dtype)
-    h_prev, c_prev = (np.ascontiguousarray(state) for state in initial)
-    mask = cast(np.ndarray, mask)  # read only from first_padded on, where padding exists
-    for t in range(len(gates)):
-        a, c, r, h = gates[t], cells[t], outputs[t], states[t]
-        np.dot(h_prev if product_mask is None else np.multiply(h_prev, product_mask, out=dropped), W_hh_T, recurrent)
-        a += recurrent
-        a *= scale
-        np.tanh(a, a)
-        a *= scale
-        a += shift
-        i, f, g, o = (a[:, k * hidden : (k + 1) * hidden] for k in range(GATES))
-        np.multiply(f, c_prev, c)
-        c += np.multiply(i, g, squashed)
-        np.tanh(c, squashed)
-        np.multiply(o, squashed, r)
-        h[...] = np.dot(r, W_hr_T, projected)  # h may be a direction's columns of the layer output
-        if t >= first_padded:
-            c *= mask[t]
-            h *= mask[t]
-        h_prev, c_prev = h, c
-
-
-def _projected_backward(block: BackwardBlock[_ProjectedScratch], upstream: np.ndarray,
-                        extra_upstream: tuple[np.ndarray | None], carried: tuple[np.ndarray, np.ndarray],
-                        W_hh: np.ndarray, bias_grads: tuple[np.ndarray, np.ndarray], first_product: bool,
-                        product_mask: np.ndarray | None = None) -> None:
-    """As :func:`_scan_backward`, with ``upstream`` and ``carried[0]`` ``(., B, P)`` and ``dW_hr``
-    (``bias_grads[1]``) gathered after the loop as one product over the block's steps."""
-    start, stop, scratch = block.start, block.stop, block.scratch
-    n = stop - start
-    gates, (cells, outputs) = block.gates[start:stop], block.kept
-    hidden = cells.shape[2]
-    W_hr = block.biases[1]
-    dc_upstream = extra_upstream[0]
-    carried_h, carried_c = carried
-    db_h, dW_hr = bias_grads
-    c_before = cells[start - 1] if start > 0 else block.initial[1]
-    derivative = scratch.gate_derivatives(gates)
-    tanh_cells = np.tanh(cells[start:stop], out=scratch.tanh_cells[:n])
-    tanh_derivative = tanh_derivative_of(tanh_cells, out=scratch.tanh_derivative[:n])
-    dh_block = scratch.projected_grads(upstream.shape[2])[:n]
-    dr, dc = scratch.rows
-    multiply = np.multiply
-    for k in range(n - 1, -1, -1):
-        t = start + k
-        i, f, g, o = (gates[k, :, j * hidden : (j + 1) * hidden] for j in range(GATES))
-        da = block.grad[k]
-        da_i, da_f, da_g, da_o = (da[:, j * hidden : (j + 1) * hidden] for j in range(GATES))
-        np.add(upstream[k], carried_h, out=dh_block[k])
-        np.dot(dh_block[k], W_hr, dr)  # through h_t = W_hr r_t
-        multiply(dr, tanh_cells[k], da_o)
-        multiply(dr, o, dc)
-        dc *= tanh_derivative[k]
-        dc += carried_c
-        if dc_upstream is not None:
-            dc += dc_upstream[k]
-        multiply(dc, g, da_i)
-        multiply(dc, cells[t - 1] if t > 0 else c_before, da_f)
-        multiply(dc, i, da_g)
-        multiply(dc, f, carried_c)
-        da *= derivative[k]
-        if t > 0 or first_product:
-            np.dot(da, W_hh, carried_h)
-            if product_mask is not None:
-                carried_h *= product_mask
-    db_h += block.grad.sum(axis=(0, 1))
-    dW_hr += dh_block.reshape(-1, dh_block.shape[2]).T @ outputs[start:stop].reshape(-1, hidden)
-
-
-def _projected_scratch(steps: int, batch: int, hidden: int, dtype: np.dtype) -> _ProjectedScratch:
-    return _ProjectedScratch(steps, batch, hidden, GATES, dtype)
-
-
-PROJECTED_LSTM_CELL = Cell("lstm_proj", GATES, ("h", "c"), ("b_h", "W_hr"), ("c", "r"), False, _projected_forward,
-                           _projected_backward, _projected_scratch, bias_blocks=(GATES, 0))

@@ -31,7 +31,7 @@ from typing import cast
 import numpy as np
 
 from rnnkit.functional.activations import sigmoid_forward
-from rnnkit.functional.cells import BackwardBlock, Cell, GateScratch
+from rnnkit.functional.cells import BackwardBlock, Cell, GateScratch, entering_product
 from rnnkit.functional.layer_norm import layer_norm_backward, layer_norm_forward
 from rnnkit.functional.recurrent import transposed_copy
 
@@ -60,11 +60,6 @@ def _normalize_inputs(gates: np.ndarray, x_hat: np.ndarray, inv_std: np.ndarray,
     gates += bias
 
 
-def _entering(h_prev: np.ndarray, product_mask: np.ndarray | None, out: np.ndarray) -> np.ndarray:
-    """``h_{t-1}`` as the recurrent product reads it: through the recurrent dropout mask, if any."""
-    return h_prev if product_mask is None else np.multiply(h_prev, product_mask, out=out)
-
-
 def _lstm_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray, ...], initial: tuple[np.ndarray, ...],
                   W_hh: np.ndarray, biases: tuple[np.ndarray, ...], mask: np.ndarray | None, first_padded: int,
                   product_mask: np.ndarray | None = None) -> None:
@@ -82,7 +77,7 @@ def _lstm_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray,
     mask = cast(np.ndarray, mask)  # read only from first_padded on, where padding exists
     for t in range(len(gates)):
         a, c, h = gates[t], cells[t], states[t]
-        np.dot(_entering(h_prev, product_mask, dropped), W_hh_T, recurrent)
+        np.dot(entering_product(h_prev, product_mask, dropped), W_hh_T, recurrent)
         a += layer_norm_forward(recurrent, gain_h, shift_h, h_hat[t], inv_std[t, :, _H : _H + 1], recurrent)
         i, f, g, o = (a[:, k * hidden : (k + 1) * hidden] for k in range(4))
         sigmoid_forward(a[:, : 2 * hidden], out=a[:, : 2 * hidden])
@@ -135,13 +130,13 @@ def _lstm_backward(block: BackwardBlock[_Scratch], upstream: np.ndarray, extra_u
         multiply(dc, i, out=da_g)
         multiply(dc, f, out=carried_c)
         da *= derivative[k]
-        db_h += da.sum(axis=0)
         gh = block.grad_hidden[k]
         layer_norm_backward(da, h_hat[t], inv_std[t, :, _H : _H + 1], gain_h, dgain_h, dshift_h, out=gh)
         if t > 0 or first_product:
             np.dot(gh, W_hh, carried_h)
             if product_mask is not None:
                 carried_h *= product_mask
+    db_h += block.grad.sum(axis=(0, 1))  # block.grad holds the gates' dL/da until the input side's backward
     layer_norm_backward(block.grad, x_hat[start:stop], inv_std[start:stop, :, _X : _X + 1], gain_x, dgain_x, dshift_x,
                         out=block.grad)
 
@@ -163,7 +158,7 @@ def _gru_forward(gates: np.ndarray, states: np.ndarray, kept: tuple[np.ndarray, 
     mask = cast(np.ndarray, mask)  # read only from first_padded on, where padding exists
     for t in range(len(gates)):
         a, h = gates[t], states[t]
-        np.dot(_entering(h_prev, product_mask, dropped), W_hh_T, recurrent)
+        np.dot(entering_product(h_prev, product_mask, dropped), W_hh_T, recurrent)
         layer_norm_forward(recurrent, gain_h, shift_h, h_hat[t], inv_std[t, :, _H : _H + 1], recurrent)
         recurrent += b_hh
         rz = a[:, : 2 * hidden]

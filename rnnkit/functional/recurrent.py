@@ -435,8 +435,6 @@ def recurrent_layer_backward(
             h0_is_zero = not h0_d.any()  # the common case: its dW_hh term is skipped
             product_mask = None if cache.product_masks is None else cache.product_masks[d]
             loop_options = {} if product_mask is None else {"product_mask": product_mask}
-            # what W_hh multiplied: the states before each step, through the recurrent dropout mask
-            entered = _masked_by(product_mask)
             initial_d = tuple(state[d] for state in initial)
             carried = tuple(np.zeros((batch, size), dtype=out.dtype) for size in sizes)
             dW_in, dW_rec = dW_xh[d], dW_hh[d] if cell.recurrent_weight else None
@@ -498,17 +496,17 @@ def recurrent_layer_backward(
                 if dW_rec is None:  # a cell whose gates read the input alone
                     pass
                 elif mirrored and hi < steps:
-                    _add_product(dW_rec, rows_hidden.T, entered(states_st[lo + 1 : hi + 1]).reshape(-1, output))
+                    _add_product(dW_rec, rows_hidden.T, _entered(states_st[lo + 1 : hi + 1], product_mask).reshape(-1, output))
                 elif not mirrored and lo > 0:
-                    _add_product(dW_rec, rows_hidden.T, entered(states_st[lo - 1 : hi - 1]).reshape(-1, output))
+                    _add_product(dW_rec, rows_hidden.T, _entered(states_st[lo - 1 : hi - 1], product_mask).reshape(-1, output))
                 else:
                     first = hi - 1 if mirrored else lo  # storage index of the scan's first step
                     if n > 1:
                         others = g_hidden[:-1] if mirrored else g_hidden[1:]
                         previous = states_st[lo + 1 : hi] if mirrored else states_st[lo : hi - 1]
-                        _add_product(dW_rec, others.reshape(-1, width).T, entered(previous).reshape(-1, output))
+                        _add_product(dW_rec, others.reshape(-1, width).T, _entered(previous, product_mask).reshape(-1, output))
                     if not h0_is_zero:
-                        _add_product(dW_rec, g_hidden[first - lo].T, entered(h0_d))
+                        _add_product(dW_rec, g_hidden[first - lo].T, _entered(h0_d, product_mask))
                 if segment is not None and dW_rec is not None:  # rows that started again were paired with h_{t-1}
                     _correct_restarts(dW_rec, segment, start, stop, g_hidden, states_st, product_mask)
                 # dx_st exists exactly when input_grad, and dx_part whenever a second direction adds into dx
@@ -539,11 +537,10 @@ def recurrent_layer_backward(
     return dx, dinitial, grads
 
 
-def _masked_by(product_mask: np.ndarray | None):
-    """``states -> states * product_mask`` (a new array), or the identity without recurrent dropout."""
-    if product_mask is None:
-        return lambda states: states
-    return lambda states: states * product_mask
+def _entered(states: np.ndarray, product_mask: np.ndarray | None) -> np.ndarray:
+    """What ``W_hh`` multiplied: ``states`` ``(..., B, H)``, through the recurrent dropout mask
+    ``(B, H)`` if any (a new array then)."""
+    return states if product_mask is None else states * product_mask
 
 
 def _correct_restarts(dW_hh: np.ndarray, segment: SegmentStarts, start: int, stop: int, grad_hidden: np.ndarray,
@@ -631,7 +628,7 @@ def _zoneout_backward(dout: np.ndarray, dfinal: tuple[np.ndarray | None, ...], c
             _add_product(dW_xh[d], rows.T, x_scan)
             if cell.recurrent_weight:
                 _add_product(dW_hh[d], grad_hidden.reshape(-1, width).T,
-                             _masked_by(product_mask)(zone.inputs[0]).reshape(-1, output))
+                             _entered(zone.inputs[0], product_mask).reshape(-1, output))
             if dx is not None:
                 dx_scan = (rows @ cache.W_xh[d]).reshape(steps, batch, inputs)
                 in_order = flip_sequences(dx_scan, lengths) if reverse[d] and lengths is not None else (

@@ -254,7 +254,7 @@ class RecurrentLayer(Module):
                                for _, layer in layers]) for name in self.cell.state_names)
 
     def _size_name(self, name: str) -> str:
-        return "proj_size" if self.state_size(name) == self.proj_size else "hidden_size"
+        return "proj_size" if name == "h" and self.proj_size else "hidden_size"
 
     def _initial_states(self, given: tuple[np.ndarray | None, ...] | None, batch: int) -> State:
         states = []

@@ -12,7 +12,7 @@ from rnnkit.nn import LSTM
 
 torch = pytest.importorskip("torch")
 from rnnkit.interop.torch import from_torch, to_torch  # noqa: E402
-from tests.nn.torch_loop import torch_loop  # noqa: E402
+from tests.nn.torch_loop import assert_matches, torch_loop  # noqa: E402
 
 TOL = dict(rtol=1e-10, atol=1e-10)
 
@@ -86,13 +86,8 @@ def test_what_torch_lacks_equals_a_torch_ops_loop(options):
     dfinal = (rng.normal(size=(4, batch, 4)), rng.normal(size=(4, batch, 6)))
     module.zero_grad()
     dx, dinitial = module.backward_states(dout, dfinal)
-    want_out, want_finals, want_dx, want_dinitial, want_grads = torch_loop(module, x, initial, lengths, resets, dout,
-                                                                            dfinal, module.last_masks)
-    np.testing.assert_allclose(out, want_out, **TOL)
-    for got, want in zip((*finals, dx, *dinitial), (*want_finals, want_dx, *want_dinitial)):
-        np.testing.assert_allclose(got, want, **TOL)
-    for name, want in want_grads.items():
-        np.testing.assert_allclose(module.grads[name], want, err_msg=name, **TOL)
+    want = torch_loop(module, x, initial, lengths, resets, dout, dfinal, module.last_masks)
+    assert_matches((out, finals, dx, dinitial), want, module)
 
 
 def test_bad_projections_say_what_was_expected():

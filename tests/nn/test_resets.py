@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rnnkit.nn import GRU, LSTM, RNN
-from tests.nn.torch_loop import torch_loop
+from tests.nn.torch_loop import assert_matches, torch_loop
 
 MODULES = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
@@ -36,17 +36,8 @@ def test_resets_equal_a_torch_loop_that_resets_by_hand(cell, num_layers, bidirec
     dfinal = tuple(rng.normal(size=shape) for _ in module.cell.state_names)
     module.zero_grad()
     dx, dinitial = module.backward_states(dout, dfinal)
-    want_out, want_finals, want_dx, want_dinitial, want_grads = torch_loop(module, x, initial, lengths, resets,
-                                                                            dout, dfinal)
-    tol = dict(rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(out, want_out, **tol)
-    for got, want in zip(finals, want_finals):
-        np.testing.assert_allclose(got, want, **tol)
-    np.testing.assert_allclose(dx, want_dx, **tol)
-    for got, want in zip(dinitial, want_dinitial):
-        np.testing.assert_allclose(got, want, **tol)
-    for name, want in want_grads.items():
-        np.testing.assert_allclose(module.grads[name], want, err_msg=name, **tol)
+    want = torch_loop(module, x, initial, lengths, resets, dout, dfinal)
+    assert_matches((out, finals, dx, dinitial), want, module)
 
 
 def test_batch_first_resets_and_no_resets_keep_the_plain_path():

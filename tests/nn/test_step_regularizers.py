@@ -11,10 +11,9 @@ import pytest
 from rnnkit.functional import get_cell
 from rnnkit.functional.recurrent import recurrent_layer_forward
 from rnnkit.nn import GRU, LSTM, RNN, MinGRU, MinLSTM
-from tests.nn.torch_loop import torch_loop
+from tests.nn.torch_loop import assert_matches, torch_loop
 
 MODULES = {"rnn": RNN, "lstm": LSTM, "gru": GRU, "mingru": MinGRU, "minlstm": MinLSTM}
-TOL = dict(rtol=1e-10, atol=1e-10)
 SETTINGS = [dict(recurrent_dropout=0.4), dict(zoneout=0.3), dict(recurrent_dropout=0.3, zoneout=0.25)]
 
 
@@ -33,20 +32,6 @@ def _run_both(module, rng, lengths, resets, steps=7, batch=4):
     return (out, finals, dx, dinitial), want
 
 
-def _assert_same(got, want, module):
-    out, finals, dx, dinitial = got
-    want_out, want_finals, want_dx, want_dinitial, want_grads = want
-    np.testing.assert_allclose(out, want_out, **TOL)
-    for g, w in zip(finals, want_finals):
-        np.testing.assert_allclose(g, w, **TOL)
-    np.testing.assert_allclose(dx, want_dx, **TOL)
-    if dinitial is not None:
-        for g, w in zip(dinitial, want_dinitial):
-            np.testing.assert_allclose(g, w, **TOL)
-    for name, w in want_grads.items():
-        np.testing.assert_allclose(module.grads[name], w, err_msg=name, **TOL)
-
-
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("setting", SETTINGS, ids=["recurrent_dropout", "zoneout", "both"])
 @pytest.mark.parametrize("num_layers,bidirectional,padded", [(1, False, False), (2, True, True), (1, True, False),
@@ -59,7 +44,7 @@ def test_masks_equal_a_torch_loop_with_the_same_masks(cell, setting, num_layers,
     lengths = np.array([7, 4, 7, 2]) if padded else None
     got, want = _run_both(module, rng, lengths, None)
     assert any(m is not None for masks in module.last_masks for m in masks)
-    _assert_same(got, want, module)
+    assert_matches(got, want, module)
 
 
 @pytest.mark.parametrize("cell", ["mingru", "minlstm"])
@@ -69,7 +54,7 @@ def test_zoneout_on_the_minimal_cells_equals_torch(cell, bidirectional, padded):
     module = MODULES[cell](3, 5, num_layers=2, bidirectional=bidirectional, dtype=np.float64, seed=5, zoneout=0.3)
     rng = np.random.default_rng(11)
     got, want = _run_both(module, rng, np.array([7, 3, 6, 7]) if padded else None, None)
-    _assert_same(got, want, module)
+    assert_matches(got, want, module)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
@@ -83,7 +68,7 @@ def test_masks_with_resets_and_a_learned_initial_state(cell):
     resets = rng.random((7, 4)) < 0.3
     resets[0, 1] = resets[3, 2] = True
     got, want = _run_both(module, rng, np.array([7, 5, 7, 3]), resets)
-    _assert_same(got, want, module)
+    assert_matches(got, want, module)
 
 
 def test_recurrent_dropout_alone_with_resets_equals_torch():
@@ -92,7 +77,7 @@ def test_recurrent_dropout_alone_with_resets_equals_torch():
     rng = np.random.default_rng(2)
     resets = rng.random((7, 4)) < 0.3
     got, want = _run_both(module, rng, np.array([7, 6, 2, 7]), resets)
-    _assert_same(got, want, module)
+    assert_matches(got, want, module)
 
 
 def test_central_differences_through_zoneout_and_recurrent_dropout():

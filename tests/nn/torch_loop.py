@@ -104,3 +104,21 @@ def torch_loop(module, x, initial, lengths, resets, dout, dfinal, masks=None):
     loss.backward()
     return (layer_input.detach().numpy(), [f.detach().numpy() for f in final], tx.grad.numpy(),
             [s.grad.numpy() for s in tinitial], {name: p.grad.numpy() for name, p in params.items()})
+
+
+def assert_matches(got, want, module, tol=None):
+    """``got`` = ``(out, finals, dx, dinitial)`` of ``module`` (``dinitial`` None: not compared)
+    and its accumulated ``grads`` against :func:`torch_loop`'s ``want``, to ``tol`` (default
+    1e-10 relative and absolute: float64)."""
+    tol = tol or dict(rtol=1e-10, atol=1e-10)
+    out, finals, dx, dinitial = got
+    want_out, want_finals, want_dx, want_dinitial, want_grads = want
+    np.testing.assert_allclose(out, want_out, **tol)
+    for value, expected in zip(finals, want_finals):
+        np.testing.assert_allclose(value, expected, **tol)
+    np.testing.assert_allclose(dx, want_dx, **tol)
+    if dinitial is not None:
+        for value, expected in zip(dinitial, want_dinitial):
+            np.testing.assert_allclose(value, expected, **tol)
+    for name, expected in want_grads.items():
+        np.testing.assert_allclose(module.grads[name], expected, err_msg=name, **tol)
