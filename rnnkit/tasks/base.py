@@ -3,6 +3,8 @@ step, its metrics and their baselines, and how to show what the model learned.""
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -139,6 +141,28 @@ class Task(Generic[ModelT]):
         """Training examples (texts, sentences, pairs, windows): what early stopping's patience
         is sized by."""
         return len(getattr(self, "splits", {}).get("train", ()))
+
+    #: the fewest updates a run with the default epochs makes: on a small training set the default
+    #: epochs are too few updates to learn from it (README, "Small data"); None: epochs as set
+    min_updates: int | None = None
+    #: the most epochs :meth:`sized_epochs` sets (early stopping ends most runs long before)
+    MAX_SIZED_EPOCHS = 200
+
+    def sized_epochs(self, epochs: int) -> int:
+        """The epochs of a run whose ``--epochs`` is not given: ``epochs``, or as many more as make
+        :attr:`min_updates` updates (at most ``MAX_SIZED_EPOCHS``), said in :attr:`notes`. Early
+        stopping still ends the run once validation stops improving."""
+        if self.min_updates is None:
+            return epochs
+        per_epoch = len(self.train_batches(0))
+        if per_epoch == 0 or epochs * per_epoch >= self.min_updates:
+            return epochs
+        sized = min(self.MAX_SIZED_EPOCHS, math.ceil(self.min_updates / per_epoch))
+        self.notes.append(f"[{self.name}] epochs: up to {sized} (not {epochs}), because {per_epoch:,} batches per epoch "
+                          f"make {epochs * per_epoch:,} updates in {epochs} epochs, fewer than the "
+                          f"{self.min_updates:,} a model needs to learn; early stopping ends the run when validation "
+                          f"stops improving; set --epochs to choose")
+        return sized
 
     # -- model ----------------------------------------------------------------------------
     def sized_options(self, options: dict[str, Any], given: set[str]) -> dict[str, Any]:

@@ -42,6 +42,9 @@ class Tag(Task[ManyToMany]):
     takes_split_files = True
     predict_inputs = "a sentence to tag"
     primary_metric = "token_accuracy"
+    # 1,000 Brown sentences: 10 epochs (290 updates) 0.842 token accuracy, up to 60 with early stopping
+    # 0.852 (README, "Small data")
+    min_updates = 2000
     defaults = {"cell": "rnn", "hidden": 128, "layers": 1, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
                 "recurrent_dropout": 0.0, "zoneout": 0.0, "layer_norm": False, "embed_dropout": 0.0,
                 "bidirectional": True, "batch_size": 32, "epochs": 10, "lr": 2e-3, "tokens": "auto", "min_freq": 2,

@@ -71,7 +71,7 @@ class _Arrays:
 
 def fit(model: Model, x: Any, y: Any, *, lengths: Any = None, valid: tuple | None = None, valid_split: float = 0.1,
         out: str | Path = "runs/fit", epochs: int = 10, max_seconds: float | None = None, batch_size: int = 32,
-        optimizer: str = "adam", lr: float = 1e-3, clip: float | None = 5.0, patience: int | None = 5,
+        optimizer: str = "adam", lr: float = 1e-3, weight_decay: float | None = None, clip: float | None = 5.0, patience: int | None = 5,
         seed: int = 0, resume: bool = False, overwrite: bool = False, restore_best: bool = True,
         progress: bool | None = None, callbacks: Sequence[Callback] = (), save_every: float | None = 600.0,
         tensorboard: bool | None = None, schedule: Callable[[Optimizer], Schedule] | None = None,
@@ -84,6 +84,7 @@ def fit(model: Model, x: Any, y: Any, *, lengths: Any = None, valid: tuple | Non
     validation metric (None: never). ``out`` is the run directory: a fresh run refuses one that
     holds a run unless ``overwrite`` (which deletes it) or ``resume`` (which goes on from its
     checkpoint, exactly as if never stopped: call again with the same arrays and arguments).
+    ``weight_decay`` is the optimizer's (None: its own default).
     ``restore_best`` leaves the best validated weights in ``model``. ``tensorboard``: event files
     in ``out/tensorboard`` (None: where tensorboardX is installed, as ``rnnkit train`` does).
     ``monitor`` is the validation figure early stopping and the best checkpoint follow: "loss", or
@@ -102,7 +103,8 @@ def fit(model: Model, x: Any, y: Any, *, lengths: Any = None, valid: tuple | Non
         if not 0.0 < valid_split < 1.0:
             raise ValueError(f"valid_split: expected a share between 0 and 1, got {valid_split}")
         train, held_out = _split(train, kind, valid_split, seed)
-    config = TrainConfig(epochs=epochs, max_seconds=max_seconds, lr=lr, optimizer=optimizer, clip_norm=clip or None,
+    config = TrainConfig(epochs=epochs, max_seconds=max_seconds, lr=lr, optimizer=optimizer,
+                         weight_decay=weight_decay, clip_norm=clip or None,
                          patience=patience, seed=seed, progress=progress, save_every_seconds=save_every,
                          until_stopped=False)
     _check_config(config, batch_size)
@@ -444,3 +446,6 @@ def _check_config(config: TrainConfig, batch_size: int) -> None:
         raise ValueError(f"patience: expected a positive integer or None, got {config.patience!r}")
     if not (isinstance(config.lr, (int, float)) and math.isfinite(config.lr) and config.lr > 0):
         raise ValueError(f"lr: expected a positive number, got {config.lr!r}")
+    decay = config.weight_decay
+    if decay is not None and not (isinstance(decay, (int, float)) and math.isfinite(decay) and decay >= 0):
+        raise ValueError(f"weight_decay: expected a number >= 0 or None, got {decay!r}")

@@ -62,7 +62,8 @@ MAX_SIZE = 1 << 20
 TRAIN_CONFIG: dict[str, Check] = {
     "epochs": integer(1), "max_seconds": number(positive=True, null=True), "until_stopped": of_type(bool, "true or false"),
     "save_every_seconds": number(positive=True, null=True), "lr": number(positive=True),
-    "optimizer": of_type(str, "an optimizer name"), "clip_norm": number(positive=True, null=True),
+    "optimizer": of_type(str, "an optimizer name"),
+    "weight_decay": number(0.0, null=True), "clip_norm": number(positive=True, null=True),
     "patience": integer(1, null=True), "seed": integer(0, 2**32 - 1), "log_every": integer(1),
     "progress": of_type(bool, "true or false", null=True),
 }

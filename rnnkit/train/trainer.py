@@ -83,6 +83,9 @@ class TrainConfig:
     save_every_seconds: float | None = 600.0
     lr: float = 2e-3
     optimizer: str = "adam"
+    #: the optimizer's ``weight_decay`` (decoupled for adamw, an L2 term for the others); None:
+    #: the optimizer's own default (0, and adamw's 1e-2)
+    weight_decay: float | None = None
     clip_norm: float | None = 5.0
     patience: int | None = 3
     seed: int = 0
@@ -138,7 +141,8 @@ class Trainer:
         #: the last step's gradient norm, before clipping
         self.grad_norm = math.nan
         self.out_dir = Path(out_dir)
-        self.optimizer = make_optimizer(config.optimizer, model, lr=config.lr)
+        decay = {} if config.weight_decay is None else {"weight_decay": config.weight_decay}
+        self.optimizer = make_optimizer(config.optimizer, model, lr=config.lr, **decay)
         #: sets the optimizer's rate after each step; saved and restored with the checkpoint
         self.schedule = None if schedule is None else schedule(self.optimizer)
         self.position = Position()

@@ -23,6 +23,8 @@ def rnnkit(*args):
     (["--patience", "-1"], r"--patience: expected an integer >= 0"),
     (["--seed", "-1"], r"--seed: expected an integer in \[0, 2\*\*32\)"),
     (["--lr", "nan"], r"--lr: expected a positive number, got nan"),
+    (["--weight-decay", "-0.1"], r"--weight-decay: expected a number >= 0, got -0.1"),
+    (["--weight-decay", "inf"], r"--weight-decay: expected a number >= 0, got inf"),
     (["--dropout", "1.5"], r"--dropout: expected a number in \[0, 1\)"),
     (["--recurrent-dropout", "1"], r"--recurrent-dropout: expected a number in \[0, 1\), got 1.0"),
     (["--zoneout", "-0.5"], r"--zoneout: expected a number in \[0, 1\), got -0.5"),
@@ -250,3 +252,16 @@ def test_recurrent_dropout_zoneout_and_layer_norm_train_are_saved_and_kept_on_re
     assert scored.returncode == 0, scored.stderr
     assert_one_line_error(rnnkit("export", str(out), "--out", str(tmp_path / "tag.onnx")),
                           r"layer_norm: ONNX's LSTM operator has no layer normalisation")
+
+
+def test_weight_decay_reaches_the_optimizer_is_saved_and_kept_on_resume(tmp_path):
+    out = tmp_path / "run"
+    first = rnnkit("train", "tag", "--out", str(out), "--epochs", "1", "--hidden", "8", "--optimizer", "adamw",
+                   "--weight-decay", "0.25")
+    assert first.returncode == 0, first.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert (config["train_config"]["optimizer"], config["train_config"]["weight_decay"]) == ("adamw", 0.25)
+    assert config["optimizer"]["hyperparameters"]["weight_decay"] == 0.25  # what the optimizer was given
+    assert_one_line_error(rnnkit("train", "tag", "--out", str(out), "--resume", "--weight-decay", "0.5"),
+                          r"these options differ: --weight-decay 0.5 \(was 0.25\)")
+    assert rnnkit("train", "tag", "--out", str(out), "--resume", "--epochs", "2").returncode == 0
