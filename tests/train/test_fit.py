@@ -218,3 +218,15 @@ def test_early_stopping_follows_the_monitored_figure(digits, tmp_path):
     assert result.best["valid_loss"] == min(record["valid_loss"] for record in result.history)
     with pytest.raises(ValueError, match="monitor: expected loss or accuracy, got 'f1'"):
         fit(ManyToOne(10, 8, input_size=8, seed=0), x[:300], y[:300], out=tmp_path / "other", monitor="f1")
+
+
+def test_weight_decay_reaches_the_optimizer_and_bad_values_are_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 3, 4)), rng.integers(0, 2, 40)
+    fit(ManyToOne(2, 4, input_size=4, seed=0), x, y, out=tmp_path / "run", epochs=1, optimizer="adamw",
+        weight_decay=0.5, progress=False)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["train_config"]["weight_decay"] == 0.5
+    assert saved["optimizer"]["hyperparameters"]["weight_decay"] == 0.5
+    with pytest.raises(ValueError, match=r"weight_decay: expected a number >= 0 or None, got -1"):
+        fit(ManyToOne(2, 4, input_size=4, seed=0), x, y, out=tmp_path / "bad", weight_decay=-1)
