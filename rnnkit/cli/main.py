@@ -58,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--test", metavar="FILE", help="test data in --data's format (default: a seeded share)")
     train.add_argument("--out", help="checkpoint directory (default: runs/TASK)")
     train.add_argument("--epochs", type=int, help=(
-        "number of epochs (default: per task; with --max-seconds and no --epochs, training goes on past the "
-        "default while validation improves, until early stopping or the time budget)"))
+        "number of epochs (default: per task, more for classify and tag on a small training set so that a run makes "
+        "2,000 updates; with --max-seconds and no --epochs, training goes on past the default while validation "
+        "improves, until early stopping or the time budget)"))
     train.add_argument("--max-seconds", type=float, help="stop cleanly, with a checkpoint, after this much training time")
     train.add_argument("--hidden", type=int, help="hidden units per direction")
     train.add_argument("--layers", type=int, help="stacked RNN layers")
