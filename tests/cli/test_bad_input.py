@@ -238,10 +238,17 @@ def test_resume_keeps_the_stream_options(tmp_path):
                           r"these options differ: --bptt-stride 2 \(was 4\)")
 
 
+def small_tagged_file(path):
+    """100 short tagged sentences: a run of a few steps, where the bundled corpus takes a minute an epoch."""
+    path.write_text("".join(f"the\tDET\ncat\tNOUN\nsat\tVERB\n{k}\tNUM\n\n" for k in range(100)), encoding="utf-8")
+    return path
+
+
 def test_recurrent_dropout_zoneout_and_layer_norm_train_are_saved_and_kept_on_resume(tmp_path):
     out = tmp_path / "run"
-    first = rnnkit("train", "tag", "--out", str(out), "--epochs", "1", "--hidden", "8", "--cell", "lstm",
-                   "--recurrent-dropout", "0.25", "--zoneout", "0.1", "--layer-norm", "--embed-dropout", "0.3")
+    data = small_tagged_file(tmp_path / "tagged.tsv")
+    first = rnnkit("train", "tag", "--data", str(data), "--out", str(out), "--epochs", "1", "--hidden", "8", "--cell",
+                   "lstm", "--recurrent-dropout", "0.25", "--zoneout", "0.1", "--layer-norm", "--embed-dropout", "0.3")
     assert first.returncode == 0, first.stderr
     options = json.loads((out / "config.json").read_text())["model_options"]
     assert (options["recurrent_dropout"], options["zoneout"], options["layer_norm"]) == (0.25, 0.1, True)
@@ -255,8 +262,7 @@ def test_recurrent_dropout_zoneout_and_layer_norm_train_are_saved_and_kept_on_re
 
 
 def test_weight_decay_reaches_the_optimizer_is_saved_and_kept_on_resume(tmp_path):
-    data = tmp_path / "tagged.tsv"
-    data.write_text("".join(f"the\tDET\ncat\tNOUN\nsat\tVERB\n{k}\tNUM\n\n" for k in range(100)), encoding="utf-8")
+    data = small_tagged_file(tmp_path / "tagged.tsv")
     out = tmp_path / "run"
     train = ("train", "tag", "--data", str(data), "--out", str(out), "--no-progress")
     first = rnnkit(*train, "--epochs", "1", "--hidden", "8", "--optimizer", "adamw", "--weight-decay", "0.25")
