@@ -315,6 +315,17 @@ def _pool():
             for mode in ("mean", "max")]
 
 
+def _attention_pool():
+    rng = _rng()
+
+    def forward(states, lengths, query):
+        pooled, cache = pooling.attention_pool_forward(states, lengths, query)
+        return pooled, (cache, query)  # the backward takes the query as an argument
+
+    return [("padded", forward, (rng.normal(size=(T, B, H)), np.array([3, 2]), rng.normal(size=H)),
+             dict(backward=lambda d, c: pooling.attention_pool_backward(d, *c)))]
+
+
 def _recurrent_layer():
     rng = _rng()
     x, h0 = _rnn_arrays(rng, directions=2)
@@ -403,6 +414,7 @@ PAIRS = {
     "lstm_step_backward": _lstm_step,
     "merge_backward": _merge,
     "pool_backward": _pool,
+    "attention_pool_backward": _attention_pool,
     "recurrent_layer_backward": _recurrent_layer,
     "stack_frames_backward": _stack_frames,
     "zoneout_scan_backward": _zoneout,

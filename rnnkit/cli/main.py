@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         "not for mingru/minlstm, which have none); the NumPy loops run"))
     train.add_argument("--embed-dropout", type=float, metavar="P", help=(
         "charlm, classify, tag: drop each element of the embedded tokens in training"))
+    train.add_argument("--pooling", choices=["last", "mean", "max", "attention"], help=(
+        "classify: how the states of all steps become one vector: the last state, their mean or maximum, or "
+        "attention (a softmax over steps of their scores against a learned query) (default: max)"))
     train.add_argument("--layer-norm", action="store_true", default=None, help=(
         "lstm and gru: normalise the input and recurrent products apart, and the LSTM's cell state (Ba et al. "
         "2016); the NumPy loops run"))
@@ -240,6 +243,7 @@ def _model_options(args: argparse.Namespace, task_class: type[Task]) -> dict[str
                        ("bidirectional", args.bidirectional), ("nonlinearity", args.nonlinearity),
                        ("dropout", args.dropout), ("recurrent_dropout", args.recurrent_dropout),
                        ("zoneout", args.zoneout), ("layer_norm", args.layer_norm), ("embed_dropout", args.embed_dropout),
+                       ("pooling", args.pooling),
                        ("batch_size", args.batch_size),
                        ("attention", args.attention),
                        ("stack", args.stack), ("bptt", args.bptt), ("bptt_stride", args.bptt_stride),
@@ -247,7 +251,7 @@ def _model_options(args: argparse.Namespace, task_class: type[Task]) -> dict[str
         if value is None:
             continue
         task_specific = ("attention", "stack", "bptt", "bptt_stride", "documents", "recurrent_dropout", "zoneout",
-                         "layer_norm", "embed_dropout")
+                         "layer_norm", "embed_dropout", "pooling")
         if (key in dict(data_options) or key in task_specific) and key not in task_class.defaults:
             raise ValueError(f"--{key.replace('_', '-')} does not apply to the {args.task} task")
         options[key] = value
@@ -299,6 +303,7 @@ def _resumed(args: argparse.Namespace, out: Path, config: Any) -> tuple[dict[str
              "--zoneout": ("zoneout", args.zoneout, options),
              "--layer-norm": ("layer_norm", args.layer_norm, options),
              "--embed-dropout": ("embed_dropout", args.embed_dropout, options),
+             "--pooling": ("pooling", args.pooling, options),
              "--stack": ("stack", args.stack, options), "--bptt": ("bptt", args.bptt, options),
              "--bptt-stride": ("bptt_stride", args.bptt_stride, options),
              "--documents": ("documents", args.documents, options),

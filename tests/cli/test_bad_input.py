@@ -219,6 +219,8 @@ def test_a_damaged_checkpoint_is_refused_by_resume(trained, tmp_path, mutation, 
     ("onetoone", ["--zoneout", "0.1"], r"--zoneout does not apply to the onetoone task"),
     ("tag", ["--layer-norm"], r"layer_norm: built for the gated cells lstm and gru, not 'rnn'"),
     ("translate", ["--embed-dropout", "0.2"], r"--embed-dropout does not apply to the translate task"),
+    ("tag", ["--pooling", "max"], r"--pooling does not apply to the tag task"),
+    ("classify", ["--pooling", "sum"], r"argument --pooling: invalid choice: 'sum'"),
 ])
 def test_stream_options_out_of_place_or_range(task, args, message, tmp_path):
     assert_one_line_error(rnnkit("train", task, "--out", str(tmp_path / "run"), "--max-seconds", "1", *args), message)
@@ -275,3 +277,18 @@ def test_weight_decay_reaches_the_optimizer_is_saved_and_kept_on_resume(tmp_path
     resumed = rnnkit(*train, "--resume", "--epochs", "2")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((out / "config.json").read_text())["optimizer"]["hyperparameters"]["weight_decay"] == 0.25
+
+
+def test_attention_pooling_trains_is_saved_kept_on_resume_and_exports(tmp_path):
+    data = tmp_path / "texts.tsv"
+    data.write_text("".join(f"{('pos', 'neg')[k % 2]}\t{('a fine good film', 'a dull bad film')[k % 2]} {k}\n"
+                            for k in range(200)), encoding="utf-8")
+    out = tmp_path / "run"
+    train = ("train", "classify", "--data", str(data), "--out", str(out), "--no-progress")
+    first = rnnkit(*train, "--epochs", "1", "--hidden", "8", "--pooling", "attention")
+    assert first.returncode == 0, first.stderr
+    assert json.loads((out / "config.json").read_text())["model_options"]["pooling"] == "attention"
+    assert_one_line_error(rnnkit(*train, "--resume", "--pooling", "max"),
+                          r"these options differ: --pooling max \(was attention\)")
+    exported = rnnkit("export", str(out), "--out", str(tmp_path / "classify.onnx"))
+    assert exported.returncode == 0, exported.stderr

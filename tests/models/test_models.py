@@ -39,10 +39,12 @@ def test_many_to_many_regression_gradients_include_inputs():
     assert_gradient(lambda: run()[0], REALS, dx, "inputs")
 
 
-@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "max", "attention"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_many_to_one_gradients(pooling, bidirectional):
     model = ManyToOne(3, 3, vocab_size=V, embed_dim=2, num_layers=2, bidirectional=bidirectional, pooling=pooling, seed=3, **F64)
+    if pooling == "attention":  # a learned query, not the zeros it starts from
+        model.params["pool_query"][:] = rng.normal(size=model.params["pool_query"].shape)
     labels = np.array([0, 2, 1])
     _check_model(model, lambda: model.loss(model.forward(TOKENS, LENGTHS), labels))
 
@@ -159,9 +161,19 @@ def test_beam_search_prefers_high_probability_completion():
 def test_model_argument_errors():
     with pytest.raises(ValueError, match=r"give exactly one of vocab_size .* or input_size"):
         ManyToMany(3, 4)
-    with pytest.raises(ValueError, match=r"pooling: expected one of 'last', 'mean', 'max', got 'sum'"):
+    with pytest.raises(ValueError, match=r"pooling: expected one of 'last', 'mean', 'max', 'attention', got 'sum'"):
         ManyToOne(3, 4, vocab_size=5, pooling="sum")
     with pytest.raises(ValueError, match=r"loss: expected one of 'cross_entropy', 'mse', got 'l1'"):
         ManyToMany(3, 4, vocab_size=5, loss="l1")
     with pytest.raises(ValueError, match=r"method: expected one of 'greedy', 'sample', 'beam', got 'top_k'"):
         OneToMany(2, 5, 3).generate(np.zeros((1, 2)), 1, 2, method="top_k")
+
+
+def test_attention_pooling_starts_as_the_mean_and_ignores_padding():
+    attending = ManyToOne(3, 4, vocab_size=V, bidirectional=True, pooling="attention", seed=9, **F64)
+    averaging = ManyToOne(3, 4, vocab_size=V, bidirectional=True, pooling="mean", seed=9, **F64)
+    np.testing.assert_allclose(attending.forward(TOKENS, LENGTHS), averaging.forward(TOKENS, LENGTHS), rtol=1e-12)
+    attending.params["pool_query"][:] = rng.normal(size=attending.params["pool_query"].shape)
+    short = TOKENS[:2, 1:2]
+    padded = np.concatenate([short, np.full((3, 1), V - 1)])  # padding of real ids, not zeros
+    np.testing.assert_allclose(attending.forward(padded, np.array([2])), attending.forward(short), rtol=1e-12)

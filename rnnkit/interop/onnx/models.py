@@ -173,6 +173,15 @@ def _many_to_one(model: ManyToOne) -> dict[str, Any]:
         counts = graph.add("Cast", [graph.add("Unsqueeze", [lengths, graph.array([1], "count_axis")], "counts_int")],
                            "counts", to=tensor_type(rnn.dtype))
         summary = graph.add("Div", [total, counts], "summary")
+    elif model.pooling == "attention":  # softmax over valid steps of each state's score against the query
+        query = graph.array(model.params["pool_query"], "pool_query")
+        raw = graph.add("MatMul", [out, query], "attention_scores_raw")
+        lowest = graph.array(np.array(-np.inf, dtype=rnn.dtype), "minus_infinity")
+        scores = graph.add("Where", [_valid_mask(graph, out, lengths), raw, lowest], "attention_scores")
+        weights = graph.add("Unsqueeze", [graph.add("Softmax", [scores], "attention_weights_2d", axis=0),
+                                          graph.array([2], "feature_axis")], "attention_weights")
+        summary = graph.add("ReduceSum", [graph.add("Mul", [out, weights], "weighted_states"),
+                                          graph.array([0], "time_axis")], "summary", keepdims=0)
     else:  # max over valid steps only
         valid = graph.add("Unsqueeze", [_valid_mask(graph, out, lengths), graph.array([2], "feature_axis")],
                           "valid_3d")

@@ -42,11 +42,13 @@ def test_many_to_many_scores_and_carried_states(cell, layers, bidirectional):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "max", "attention"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_many_to_one_pools_as_the_model(cell, pooling, bidirectional):
     model = ManyToOne(3, 5, vocab_size=20, embed_dim=3, cell=cell, num_layers=2, bidirectional=bidirectional,
                       pooling=pooling, seed=2).eval()
+    if pooling == "attention":  # a learned query, not the zeros it starts from (the mean)
+        model.params["pool_query"][:] = np.random.default_rng(2).standard_normal(model.params["pool_query"].shape)
     close(DeployedModel(export_model(model)).forward(IDS, LENGTHS), model.forward(IDS, LENGTHS))
 
 
