@@ -71,6 +71,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 # Every library limited to its AVX2 kernels; set in a fresh process, before any of them loads.
 AS_AVX2 = {"OPENBLAS_CORETYPE": "Haswell", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "DNNL_MAX_CPU_ISA": "AVX2",
@@ -541,21 +542,21 @@ def main() -> None:
 
     skipped: list[str] = []
     dirs = library_dirs(args.libs)
-    mkl = dnnl = None
-    path = find_library(("libmkl_rt.so.*", "libmkl_rt.so"), dirs)
-    try:
-        mkl = MKL(path) if path else None
+
+    def load(name: str, stem: str, package: str, wrapper: Any) -> Any:
+        """The ctypes wrapper of library ``stem``, or None with the reason in ``skipped``."""
+        path = find_library((f"{stem}.so.*", f"{stem}.so"), dirs)
         if path is None:
-            skipped.append("MKL: libmkl_rt.so not found (pip install mkl, or --libs DIR)")
-    except (OSError, AttributeError) as error:
-        skipped.append(f"MKL: {path} does not load: {error}")
-    path = find_library(("libdnnl.so.*", "libdnnl.so"), dirs)
-    try:
-        dnnl = OneDNN(path) if path else None
-        if path is None:
-            skipped.append("oneDNN: libdnnl.so not found (pip install onednn, or --libs DIR)")
-    except (OSError, AttributeError) as error:
-        skipped.append(f"oneDNN: {path} does not load: {error}")
+            skipped.append(f"{name}: {stem}.so not found (pip install {package}, or --libs DIR)")
+            return None
+        try:
+            return wrapper(path)
+        except (OSError, AttributeError) as error:
+            skipped.append(f"{name}: {path} does not load: {error}")
+            return None
+
+    mkl = load("MKL", "libmkl_rt", "mkl", MKL)
+    dnnl = load("oneDNN", "libdnnl", "onednn", OneDNN)
     blis, why = load_blis(args.libs)
     if blis is None:
         skipped.append(f"BLIS: {why}")
