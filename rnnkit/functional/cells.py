@@ -167,3 +167,12 @@ def entering_product(h_prev: np.ndarray, product_mask: np.ndarray | None, buffer
     """``h_{t-1}`` as a loop's recurrent product reads it: ``h_prev`` itself, or through the
     recurrent dropout mask ``(B, H)`` into ``buffer``."""
     return h_prev if product_mask is None else np.multiply(h_prev, product_mask, out=buffer)
+
+
+def leaving_product(grad: np.ndarray, W_hh: np.ndarray, product_mask: np.ndarray | None, out: np.ndarray) -> None:
+    """``out`` = the gradient ``(B, H)`` that reaches ``h_{t-1}`` through the recurrent product
+    from ``grad`` ``(B, G*H)``: ``grad @ W_hh``, through the same recurrent dropout mask as
+    :func:`entering_product` applied forward."""
+    np.dot(grad, W_hh, out)
+    if product_mask is not None:
+        out *= product_mask

@@ -20,7 +20,7 @@ import numpy as np
 
 from rnnkit import _native
 from rnnkit.functional.activations import ACTIVATIONS, Activation, get_activation
-from rnnkit.functional.cells import BackwardBlock, Cell, entering_product
+from rnnkit.functional.cells import BackwardBlock, Cell, entering_product, leaving_product
 from rnnkit.functional.recurrent import RecurrentCache, recurrent_layer_backward, recurrent_layer_forward, transposed_copy
 
 # Elements per block of activation derivatives in the backward scan: 128 KiB of float32, which
@@ -140,7 +140,7 @@ def _scan_backward(
         np.copyto(grad, upstream, casting="same_kind")
     if product_mask is not None or not _native.elman_scan_backward(grad, states, W_hh, name, carried,
                                                                    first_product=first_product):
-        block, dot = derivative.shape[0], np.dot
+        block = derivative.shape[0]
         for stop in range(grad.shape[0], 0, -block):
             start = max(0, stop - block)
             d = activation.derivative(states[start:stop], out=derivative[: stop - start])
@@ -148,9 +148,7 @@ def _scan_backward(
             for g_t, d_t in zip(grad[start + skip_first : stop][::-1], d[skip_first:][::-1]):
                 g_t += carried
                 g_t *= d_t
-                dot(g_t, W_hh, carried)
-                if product_mask is not None:
-                    carried *= product_mask
+                leaving_product(g_t, W_hh, product_mask, carried)
             if skip_first:  # step 0 without its product, which only dL/dh0 needs
                 grad[0] += carried
                 grad[0] *= d[0]

@@ -27,7 +27,7 @@ import numpy as np
 from rnnkit import _native
 from rnnkit.functional.activations import sigmoid_forward
 from rnnkit.functional.activations import tanh_derivative as tanh_derivative_of
-from rnnkit.functional.cells import BackwardBlock, Cell, GateScratch, entering_product
+from rnnkit.functional.cells import BackwardBlock, Cell, GateScratch, entering_product, leaving_product
 from rnnkit.functional.recurrent import (
     RecurrentCache,
     recurrent_layer_backward,
@@ -105,7 +105,7 @@ def _scan_backward(block: BackwardBlock[GateScratch], upstream: np.ndarray, extr
         return
     derivative = scratch.gate_derivatives(gates)
     dh, direct = scratch.rows
-    multiply, dot = np.multiply, np.dot
+    multiply = np.multiply
     for k in range(n_steps - 1, -1, -1):
         t = start + k
         r, z, n = gates[k, :, :hidden], gates[k, :, hidden : 2 * hidden], gates[k, :, 2 * hidden :]
@@ -122,9 +122,7 @@ def _scan_backward(block: BackwardBlock[GateScratch], upstream: np.ndarray, extr
         gh[:, : 2 * hidden] = gx[:, : 2 * hidden]
         multiply(gx_n, r, gh[:, 2 * hidden :])
         if t > 0 or first_product:
-            dot(gh, W_hh, carried_h)
-            if product_mask is not None:
-                carried_h *= product_mask
+            leaving_product(gh, W_hh, product_mask, carried_h)
             carried_h += direct
     db_xh += block.grad.sum(axis=(0, 1))
     db_hh += block.grad_hidden.sum(axis=(0, 1))

@@ -30,7 +30,7 @@ import numpy as np
 from rnnkit import _native
 from rnnkit.functional.activations import sigmoid_forward
 from rnnkit.functional.activations import tanh_derivative as tanh_derivative_of
-from rnnkit.functional.cells import BackwardBlock, Cell, GateScratch, entering_product
+from rnnkit.functional.cells import BackwardBlock, Cell, GateScratch, entering_product, leaving_product
 from rnnkit.functional.recurrent import (
     RecurrentCache,
     recurrent_layer_backward,
@@ -175,9 +175,7 @@ def _scan_backward(block: BackwardBlock[_Scratch], upstream: np.ndarray,
         multiply(dc, f, carried_c)
         da *= derivative[k]
         if t > 0 or first_product:
-            dot(da, W_hh, carried_h)
-            if product_mask is not None:
-                carried_h *= product_mask
+            leaving_product(da, W_hh, product_mask, carried_h)
     db_h += block.grad.sum(axis=(0, 1))
     if dh_block is not None:
         dW_hr = bias_grads[1]

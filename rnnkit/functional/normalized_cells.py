@@ -31,7 +31,7 @@ from typing import cast
 import numpy as np
 
 from rnnkit.functional.activations import sigmoid_forward
-from rnnkit.functional.cells import BackwardBlock, Cell, GateScratch, entering_product
+from rnnkit.functional.cells import BackwardBlock, Cell, GateScratch, entering_product, leaving_product
 from rnnkit.functional.layer_norm import layer_norm_backward, layer_norm_forward
 from rnnkit.functional.recurrent import transposed_copy
 
@@ -133,9 +133,7 @@ def _lstm_backward(block: BackwardBlock[_Scratch], upstream: np.ndarray, extra_u
         gh = block.grad_hidden[k]
         layer_norm_backward(da, h_hat[t], inv_std[t, :, _H : _H + 1], gain_h, dgain_h, dshift_h, out=gh)
         if t > 0 or first_product:
-            np.dot(gh, W_hh, carried_h)
-            if product_mask is not None:
-                carried_h *= product_mask
+            leaving_product(gh, W_hh, product_mask, carried_h)
     db_h += block.grad.sum(axis=(0, 1))  # block.grad holds the gates' dL/da until the input side's backward
     layer_norm_backward(block.grad, x_hat[start:stop], inv_std[start:stop, :, _X : _X + 1], gain_x, dgain_x, dshift_x,
                         out=block.grad)
@@ -212,9 +210,7 @@ def _gru_backward(block: BackwardBlock[_Scratch], upstream: np.ndarray, extra_up
         gh = block.grad_hidden[k]
         layer_norm_backward(recurrent_side, h_hat[t], inv_std[t, :, _H : _H + 1], gain_h, dgain_h, dshift_h, out=gh)
         if t > 0 or first_product:
-            np.dot(gh, W_hh, carried_h)
-            if product_mask is not None:
-                carried_h *= product_mask
+            leaving_product(gh, W_hh, product_mask, carried_h)
             carried_h += direct
     db_xh += block.grad.sum(axis=(0, 1))
     layer_norm_backward(block.grad, x_hat[start:stop], inv_std[start:stop, :, _X : _X + 1], gain_x, dgain_x, dshift_x,
