@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--pooling", choices=["last", "mean", "max", "attention"], help=(
         "classify: how the states of all steps become one vector: the last state, their mean or maximum, or "
         "attention (a softmax over steps of their scores against a learned query) (default: max)"))
+    train.add_argument("--ensemble", type=int, metavar="K", help=(
+        "classify: train K models side by side, each on its own loss from its own initial weights, and "
+        "predict with the mean of their class probabilities (default: 3; 1 = a single model)"))
     train.add_argument("--layer-norm", action="store_true", default=None, help=(
         "lstm and gru: normalise the input and recurrent products apart, and the LSTM's cell state (Ba et al. "
         "2016); the NumPy loops run"))
@@ -243,7 +246,7 @@ def _model_options(args: argparse.Namespace, task_class: type[Task]) -> dict[str
                        ("bidirectional", args.bidirectional), ("nonlinearity", args.nonlinearity),
                        ("dropout", args.dropout), ("recurrent_dropout", args.recurrent_dropout),
                        ("zoneout", args.zoneout), ("layer_norm", args.layer_norm), ("embed_dropout", args.embed_dropout),
-                       ("pooling", args.pooling),
+                       ("pooling", args.pooling), ("ensemble", args.ensemble),
                        ("batch_size", args.batch_size),
                        ("attention", args.attention),
                        ("stack", args.stack), ("bptt", args.bptt), ("bptt_stride", args.bptt_stride),
@@ -251,11 +254,11 @@ def _model_options(args: argparse.Namespace, task_class: type[Task]) -> dict[str
         if value is None:
             continue
         task_specific = ("attention", "stack", "bptt", "bptt_stride", "documents", "recurrent_dropout", "zoneout",
-                         "layer_norm", "embed_dropout", "pooling")
+                         "layer_norm", "embed_dropout", "pooling", "ensemble")
         if (key in dict(data_options) or key in task_specific) and key not in task_class.defaults:
             raise ValueError(f"--{key.replace('_', '-')} does not apply to the {args.task} task")
         options[key] = value
-    for key in ("min_freq", "vocab_size", "stack", "bptt", "bptt_stride"):
+    for key in ("min_freq", "vocab_size", "stack", "bptt", "bptt_stride", "ensemble"):
         if options.get(key) is not None and options[key] < 1:
             raise ValueError(f"--{key.replace('_', '-')}: expected a positive integer, got {options[key]}")
     if options.get("cell", "rnn") != "rnn" and options.get("nonlinearity", "tanh") != "tanh":
@@ -304,6 +307,7 @@ def _resumed(args: argparse.Namespace, out: Path, config: Any) -> tuple[dict[str
              "--layer-norm": ("layer_norm", args.layer_norm, options),
              "--embed-dropout": ("embed_dropout", args.embed_dropout, options),
              "--pooling": ("pooling", args.pooling, options),
+             "--ensemble": ("ensemble", args.ensemble, options),
              "--stack": ("stack", args.stack, options), "--bptt": ("bptt", args.bptt, options),
              "--bptt-stride": ("bptt_stride", args.bptt_stride, options),
              "--documents": ("documents", args.documents, options),

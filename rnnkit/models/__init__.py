@@ -5,7 +5,8 @@ Each model has ``forward``, ``backward`` (adding into every parameter's gradient
 """
 
 from rnnkit.models.decoding import beam_search, generate
+from rnnkit.models.ensemble import Ensemble
 from rnnkit.models.generative import OneToMany, Seq2Seq
 from rnnkit.models.sequence import ManyToMany, ManyToOne, OneToOne
 
-__all__ = ["ManyToMany", "ManyToOne", "OneToMany", "OneToOne", "Seq2Seq", "beam_search", "generate"]
+__all__ = ["Ensemble", "ManyToMany", "ManyToOne", "OneToMany", "OneToOne", "Seq2Seq", "beam_search", "generate"]

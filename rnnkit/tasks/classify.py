@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from rnnkit.data import Vocab, load_classify, read_labelled_tsv
-from rnnkit.models import ManyToOne
+from rnnkit.models import Ensemble, ManyToOne
 from rnnkit.tasks.base import Task, TaskError
 from rnnkit.tasks.common import (
     batches,
@@ -30,7 +30,7 @@ from rnnkit.tasks.common import (
 from rnnkit.tasks.metrics import accuracy, macro_f1
 
 
-class Classify(Task[ManyToOne]):
+class Classify(Task[ManyToOne | Ensemble]):
     name = "classify"
     batch_axes = (1, 0, 0)  # ids (T, B), lengths (B,), labels (B,)
     metric_keys = ("accuracy", "macro_f1")
@@ -47,7 +47,7 @@ class Classify(Task[ManyToOne]):
     min_updates = 2000
     defaults = {"cell": "gru", "hidden": 128, "layers": 1, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
                 "recurrent_dropout": 0.0, "zoneout": 0.0, "layer_norm": False, "embed_dropout": 0.3,
-                "bidirectional": True, "pooling": "max", "batch_size": 64, "epochs": 12, "lr": 2e-3,
+                "bidirectional": True, "pooling": "max", "ensemble": 3, "batch_size": 64, "epochs": 12, "lr": 2e-3,
                 "tokens": "auto", "min_freq": 2, "vocab_size": None}
 
     def __init__(self, data=None, seed=0, meta=None, score_file=None, options=None, load_data=True,
@@ -105,23 +105,32 @@ class Classify(Task[ManyToOne]):
         known = [(text, label) for text, label in self.splits[split] if label in self.labels]
         Path(path).write_text("".join(f"{label}\t{text}\n" for text, label in known), encoding="utf-8")
 
-    def build_model(self, options: dict, dtype=np.float32) -> ManyToOne:
+    def build_model(self, options: dict, dtype=np.float32) -> ManyToOne | Ensemble:
         self.options = {**self.options, **options}
-        return ManyToOne(len(self.labels), options["hidden"], vocab_size=len(self.tokenizer), embed_dim=options["embed"],
-                         bidirectional=options["bidirectional"], pooling=options["pooling"], dtype=dtype,
-                         embed_dropout=options.get("embed_dropout", 0.0), seed=self.seed, **model_kwargs(options))
+
+        def member(seed: int | np.random.Generator) -> ManyToOne:
+            return ManyToOne(len(self.labels), options["hidden"], vocab_size=len(self.tokenizer),
+                             embed_dim=options["embed"], bidirectional=options["bidirectional"],
+                             pooling=options["pooling"], dtype=dtype, embed_dropout=options.get("embed_dropout", 0.0),
+                             seed=seed, **model_kwargs(options))
+
+        count = options.get("ensemble", 1)  # runs saved before ensembles were one model
+        if count == 1:
+            return member(self.seed)
+        # member 0 is the single model of this seed; the others draw from the seed and their number
+        return Ensemble([member(self.seed if k == 0 else np.random.default_rng([self.seed, k])) for k in range(count)])
 
     def train_batches(self, epoch: int):
         texts, labels = self.encoded["train"]
         return [(b.ids, b.lengths, labels[b.index]) for b in batches(texts, self.options["batch_size"], self.seed, epoch)]
 
-    def train_step(self, model: ManyToOne, batch, carry):
+    def train_step(self, model: ManyToOne | Ensemble, batch, carry):
         ids, lengths, labels = batch
         loss, dlogits = model.loss(model.forward(ids, lengths), labels)
         model.backward(dlogits)
         return loss, len(labels), None
 
-    def _predict_ids(self, model: ManyToOne, texts: list[np.ndarray]) -> tuple[np.ndarray, list]:
+    def _predict_ids(self, model: ManyToOne | Ensemble, texts: list[np.ndarray]) -> tuple[np.ndarray, list]:
         predictions = np.empty(len(texts), dtype=np.int64)
         logits_all = []
         for b in batches(texts, 256, None, shuffle=False):
@@ -130,7 +139,7 @@ class Classify(Task[ManyToOne]):
             logits_all.append((b.index, logits))
         return predictions, logits_all
 
-    def evaluate(self, model: ManyToOne, split: str = "valid") -> dict[str, float]:
+    def evaluate(self, model: ManyToOne | Ensemble, split: str = "valid") -> dict[str, float]:
         texts, labels = self.encoded[split]
         predictions, logits_all = self._predict_ids(model, texts)
         loss = sum(model.loss(logits, labels[index])[0] for index, logits in logits_all) / len(labels)
@@ -181,12 +190,12 @@ class Classify(Task[ManyToOne]):
         predicted = best[1].predict(vectorizer.transform(scored))
         return {"accuracy": accuracy(predicted, truth), "macro_f1": macro_f1(predicted, truth, len(self.labels))}
 
-    def predict(self, model: ManyToOne, inputs: Iterable[str]) -> list[str]:
+    def predict(self, model: ManyToOne | Ensemble, inputs: Iterable[str]) -> list[str]:
         texts = self._encode_texts(list(inputs))
         predictions, _ = self._predict_ids(model, texts)
         return [self.labels.itos[p] for p in predictions]
 
-    def show(self, model: ManyToOne) -> str:
+    def show(self, model: ManyToOne | Ensemble) -> str:
         examples = self.splits["test"][:5]
         predicted = self.predict(model, [text for text, _ in examples])
         return "\n".join(f"[{label} -> {guess}] {text[:90]}" for (text, label), guess in zip(examples, predicted))

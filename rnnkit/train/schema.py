@@ -83,6 +83,7 @@ MODEL_OPTIONS: dict[str, Check] = {
     "recurrent_dropout": number(0.0, below=1.0), "zoneout": number(0.0, below=1.0),
     "layer_norm": of_type(bool, "true or false"), "embed_dropout": number(0.0, below=1.0),
     "bidirectional": of_type(bool, "true or false"), "pooling": of_type(str, "a pooling name"),
+    "ensemble": integer(1, MAX_SIZE),
     "attention": of_type(str, "an attention name"), "tokens": of_type(str, "a kind of tokens"),
     "source_tokens": of_type(str, "a kind of tokens", null=True), "target_tokens": of_type(str, "a kind of tokens", null=True),
     "min_freq": integer(1, null=True), "vocab_size": integer(1, null=True), "max_len": integer(1, null=True),

@@ -221,6 +221,8 @@ def test_a_damaged_checkpoint_is_refused_by_resume(trained, tmp_path, mutation, 
     ("translate", ["--embed-dropout", "0.2"], r"--embed-dropout does not apply to the translate task"),
     ("tag", ["--pooling", "max"], r"--pooling does not apply to the tag task"),
     ("classify", ["--pooling", "sum"], r"argument --pooling: invalid choice: 'sum'"),
+    ("classify", ["--ensemble", "0"], r"--ensemble: expected a positive integer, got 0"),
+    ("tag", ["--ensemble", "2"], r"--ensemble does not apply to the tag task"),
 ])
 def test_stream_options_out_of_place_or_range(task, args, message, tmp_path):
     assert_one_line_error(rnnkit("train", task, "--out", str(tmp_path / "run"), "--max-seconds", "1", *args), message)
@@ -292,3 +294,24 @@ def test_attention_pooling_trains_is_saved_kept_on_resume_and_exports(tmp_path):
                           r"these options differ: --pooling max \(was attention\)")
     exported = rnnkit("export", str(out), "--out", str(tmp_path / "classify.onnx"))
     assert exported.returncode == 0, exported.stderr
+
+
+def test_an_ensemble_trains_is_saved_kept_on_resume_predicts_and_exports(tmp_path):
+    data = tmp_path / "texts.tsv"
+    data.write_text("".join(f"{('pos', 'neg')[k % 2]}\t{('a fine good film', 'a dull bad film')[k % 2]} {k}\n"
+                            for k in range(200)), encoding="utf-8")
+    out = tmp_path / "run"
+    train = ("train", "classify", "--data", str(data), "--out", str(out), "--no-progress")
+    first = rnnkit(*train, "--epochs", "1", "--hidden", "8", "--ensemble", "2")
+    assert first.returncode == 0, first.stderr
+    assert json.loads((out / "config.json").read_text())["model_options"]["ensemble"] == 2
+    assert_one_line_error(rnnkit(*train, "--resume", "--ensemble", "3"),
+                          r"these options differ: --ensemble 3 \(was 2\)")
+    resumed = rnnkit(*train, "--resume", "--epochs", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    predicted = rnnkit("predict", str(out), "a fine good film 3")
+    assert predicted.returncode == 0, predicted.stderr
+    assert predicted.stdout.strip().splitlines()[-1].split("\t")[-1] in ("pos", "neg")
+    exported = rnnkit("export", str(out), "--out", str(tmp_path / "classify.onnx"))
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads(exported.stdout.strip().splitlines()[-1])["agree"] is True

@@ -36,6 +36,7 @@ import numpy as np
 from rnnkit.interop.onnx.export import add_recurrent, module_config
 from rnnkit.interop.onnx.graph import GraphBuilder, tensor_type
 from rnnkit.models.acoustic import AcousticModel
+from rnnkit.models.ensemble import Ensemble
 from rnnkit.models.generative import OneToMany, Seq2Seq
 from rnnkit.models.sequence import ManyToMany, ManyToOne, OneToOne
 from rnnkit.nn.attention import Attention
@@ -49,13 +50,13 @@ def export_model(model: Any) -> dict[str, Any]:
     ...}`` or ``{"encoder": ..., "decoder_step": ...}``; each an ``onnx.ModelProto``."""
     # Any: each exporter takes only its own class, which the isinstance check gives it
     exporters: tuple[tuple[type, Callable[[Any], dict[str, Any]]], ...] = (
-        (ManyToMany, _many_to_many), (ManyToOne, _many_to_one), (OneToOne, _one_to_one),
+        (ManyToMany, _many_to_many), (ManyToOne, _many_to_one), (Ensemble, _ensemble), (OneToOne, _one_to_one),
         (OneToMany, _one_to_many), (Seq2Seq, _seq2seq), (AcousticModel, _acoustic))
     for cls, export in exporters:
         if isinstance(model, cls):
             return export(model)
-    raise TypeError(f"model: expected one of rnnkit.models' ManyToMany, ManyToOne, OneToOne, OneToMany, "
-                    f"Seq2Seq, AcousticModel, got {type(model).__name__}")
+    raise TypeError(f"model: expected one of rnnkit.models' ManyToMany, ManyToOne, Ensemble, OneToOne, "
+                    f"OneToMany, Seq2Seq, AcousticModel, got {type(model).__name__}")
 
 
 # -- pieces ---------------------------------------------------------------------------------
@@ -155,11 +156,54 @@ def _acoustic(model: AcousticModel) -> dict[str, Any]:
 
 
 def _many_to_one(model: ManyToOne) -> dict[str, Any]:
-    rnn = model.rnn
-    D, H = rnn.num_directions, rnn.hidden_size
-    graph = GraphBuilder("rnnkit_many_to_one", rnn.dtype)
+    graph = GraphBuilder("rnnkit_many_to_one", model.rnn.dtype)
     source, features = _sequence_input(graph, model)
     lengths = graph.input("lengths", np.int64, ["B"])
+    scores = _many_to_one_scores(graph, model, features, lengths)
+    graph.output(scores, "scores", model.rnn.dtype, ["B", model.head.out_features])
+    return {"model": _model(graph, "ManyToOne", "model", model, model.rnn, {"input": source, "pooling": model.pooling})}
+
+
+def _ensemble(model: Ensemble) -> dict[str, Any]:
+    """An ensemble of ``ManyToOne`` models: one graph with every member's, and ``scores`` the
+    logarithm of their mean class probabilities (their mean output for squared error), as
+    ``Ensemble.forward`` gives."""
+    members = model.members
+    first = members[0]
+    if not isinstance(first, ManyToOne):
+        raise TypeError(f"model: an Ensemble exports with ManyToOne members, got {type(first).__name__}")
+    graph = GraphBuilder("rnnkit_many_to_one_ensemble", first.rnn.dtype)
+    source = graph.input("ids", np.int64, ["T", "B"]) if first.embedding is not None else \
+        graph.input("x", graph.float_dtype, ["T", "B", first.rnn.input_size])
+    lengths = graph.input("lengths", np.int64, ["B"])
+    outputs = []
+    for k, member in enumerate(members):
+        assert isinstance(member, ManyToOne)  # the Ensemble holds one class
+        features = source if member.embedding is None else _embed(graph, member.embedding, source, f"member{k}_embedded")
+        scores = _many_to_one_scores(graph, member, features, lengths)
+        if model.loss_kind == "cross_entropy":
+            scores = graph.add("LogSoftmax", [scores], f"member{k}_log_probabilities", axis=-1)
+        outputs.append(scores)
+    stacked = graph.add("Concat", [graph.add("Unsqueeze", [scores, graph.array([0], "member_axis")], "member_scores")
+                                   for scores in outputs], "members_scores", axis=0)
+    members_axis = graph.array([0], "members_axis")
+    if model.loss_kind == "cross_entropy":  # log mean_k exp(log p_k), less the largest first: no underflow to log 0
+        top = graph.add("ReduceMax", [stacked, members_axis], "top_log_probabilities", keepdims=1)
+        mean = graph.add("ReduceMean", [graph.add("Exp", [graph.add("Sub", [stacked, top], "below_top")],
+                                                  "scaled_probabilities"), members_axis], "scaled_mean", keepdims=1)
+        combined = graph.add("Squeeze", [graph.add("Add", [top, graph.add("Log", [mean], "log_scaled_mean")],
+                                                   "log_mean_probabilities_3d"), members_axis], "log_mean_probabilities")
+    else:
+        combined = graph.add("ReduceMean", [stacked, members_axis], "mean_outputs", keepdims=0)
+    graph.output(combined, "scores", first.rnn.dtype, ["B", first.head.out_features])
+    return {"model": _model(graph, "ManyToOne", "model", first, first.rnn,
+                            {"input": source, "pooling": first.pooling, "ensemble": len(members)})}
+
+
+def _many_to_one_scores(graph: GraphBuilder, model: ManyToOne, features: str, lengths: str) -> str:
+    """The class scores of ``model`` reading ``features (T, B, F)`` with ``lengths (B,)``."""
+    rnn = model.rnn
+    D, H = rnn.num_directions, rnn.hidden_size
     sequence_lens = graph.add("Cast", [lengths], "sequence_lens", to=tensor_type(np.int32))
     out, finals = add_recurrent(graph, rnn, features, sequence_lens, None)
     if model.pooling == "last":  # the top layer's h, forward then reverse: (D, B, H) -> (B, D * H)
@@ -188,9 +232,7 @@ def _many_to_one(model: ManyToOne) -> dict[str, Any]:
         lowest = graph.array(np.array(-np.inf, dtype=rnn.dtype), "minus_infinity")
         masked = graph.add("Where", [valid, out, lowest], "masked")
         summary = graph.add("ReduceMax", [masked, graph.array([0], "time_axis")], "summary", keepdims=0)
-    scores = _linear(graph, model.head, summary, "scores_raw")
-    graph.output(scores, "scores", rnn.dtype, ["B", model.head.out_features])
-    return {"model": _model(graph, "ManyToOne", "model", model, rnn, {"input": source, "pooling": model.pooling})}
+    return _linear(graph, model.head, summary, "scores_raw")
 
 
 def _one_to_one(model: OneToOne) -> dict[str, Any]:

@@ -9,6 +9,7 @@ pytest.importorskip("onnxruntime")
 
 from rnnkit.interop.onnx import export_model  # noqa: E402
 from rnnkit.interop.onnx.deployed import DeployedModel  # noqa: E402
+from rnnkit.models.ensemble import Ensemble  # noqa: E402
 from rnnkit.models.generative import OneToMany, Seq2Seq  # noqa: E402
 from rnnkit.models.sequence import ManyToMany, ManyToOne, OneToOne  # noqa: E402
 
@@ -50,6 +51,24 @@ def test_many_to_one_pools_as_the_model(cell, pooling, bidirectional):
     if pooling == "attention":  # a learned query, not the zeros it starts from (the mean)
         model.params["pool_query"][:] = np.random.default_rng(2).standard_normal(model.params["pool_query"].shape)
     close(DeployedModel(export_model(model)).forward(IDS, LENGTHS), model.forward(IDS, LENGTHS))
+
+
+@pytest.mark.parametrize("backend, dtype", [("onnxruntime", np.float32), ("rnnkit", np.float64)])
+def test_ensemble_averages_its_members_probabilities_as_the_model(backend, dtype):
+    members = [ManyToOne(3, 5, vocab_size=20, embed_dim=3, cell="gru", bidirectional=True, pooling="max", dtype=dtype,
+                         seed=20 + k) for k in range(3)]
+    for member in members:  # members far apart, so that the combination is not the average of near-equal scores
+        member.head.params["W"] *= 8.0
+    ensemble = Ensemble(members).eval()
+    graphs = export_model(ensemble)
+    assert graphs["model"].graph.name == "rnnkit_many_to_one_ensemble"
+    close(DeployedModel(graphs, backend=backend).forward(IDS, LENGTHS), ensemble.forward(IDS, LENGTHS), dtype)
+    rng = np.random.default_rng(4)  # squared error: the members' mean output, from real-valued inputs
+    regressors = Ensemble([ManyToOne(2, 5, input_size=4, loss="mse", pooling="mean", dtype=dtype, seed=k)
+                           for k in range(2)]).eval()
+    x = rng.standard_normal((STEPS, BATCH, 4)).astype(dtype)
+    close(DeployedModel(export_model(regressors), backend=backend).forward(x, LENGTHS), regressors.forward(x, LENGTHS),
+          dtype)
 
 
 def test_real_valued_inputs_and_one_to_one():
