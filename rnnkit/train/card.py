@@ -203,8 +203,7 @@ def front_matter(facts: RunFacts) -> dict[str, Any]:
     split = facts.split
     metrics = [{"type": key, "value": _number(result[key]), "name": f"{split} {metric_words(key)}"}
                for key in facts.metric_keys]
-    metrics += [{"type": key, "value": _number(result[key]),
-                 "name": f"baseline {split} {metric_words(key[9:])} ({baseline})"}
+    metrics += [{"type": key, "value": _number(result[key]), "name": _baseline_name(key, split, baseline)}
                 for key in result if key.startswith("baseline_")]
     meta: dict[str, Any] = {"library_name": "rnnkit", **({"pipeline_tag": pipeline} if pipeline else {}),
                             "tags": [tag for tag in (pipeline, "rnnkit", cell) if tag],
@@ -330,6 +329,19 @@ def _use_in_python(facts: RunFacts) -> list[str]:
             "model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith(\"model.\")})",
             "print(predict(model, x))", "fit(model, x, y, out=\"DIR\", resume=True)  # go on, as if never stopped",
             "```"]
+
+
+#: baselines beside the trivial one, by the prefix of their keys in the result line
+OTHER_BASELINES = {"tfidf_": "TF-IDF of words and word pairs with logistic regression"}
+
+
+def _baseline_name(key: str, split: str, trivial: str) -> str:
+    """The model-index name of the figure ``baseline_...``: its metric and which baseline it is."""
+    metric = key[len("baseline_"):]
+    for prefix, words in OTHER_BASELINES.items():
+        if metric.startswith(prefix):
+            return f"baseline {split} {metric_words(metric[len(prefix):])} ({words})"
+    return f"baseline {split} {metric_words(metric)} ({trivial})"
 
 
 def _baseline_words(task: str) -> str:

@@ -62,6 +62,16 @@ def _figures(front):
 
 
 # -- the writer -------------------------------------------------------------------------------
+def test_each_baseline_is_named_for_what_it_is():
+    result = {**_facts().result, "baseline_tfidf_accuracy": 0.7823, "baseline_tfidf_macro_f1": 0.7736}
+    front, _ = _front(card_text(_facts(result=result)))
+    names = {m["type"]: m["name"] for m in front["model-index"][0]["results"][0]["metrics"]}
+    assert names["baseline_accuracy"].endswith("(the majority class)")
+    assert names["baseline_tfidf_accuracy"] == ("baseline test accuracy (TF-IDF of words and word pairs with "
+                                                "logistic regression)")
+    assert "majority" not in names["baseline_tfidf_macro_f1"]
+
+
 def test_the_front_matter_parses_and_holds_the_figures_given():
     front, body = _front(card_text(_facts()))
     assert front["library_name"] == "rnnkit"
