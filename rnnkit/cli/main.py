@@ -422,7 +422,11 @@ def _announce(name: str, task: Any, model: Any, out: Path) -> None:
         print(f"[{name}] warning: {warning}", file=sys.stderr)
     if openblas.decision:
         print(f"[{name}] BLAS: {openblas.decision}", file=sys.stderr)
-    print(f"[{name}] model: {model.num_parameters():,} parameters; checkpoints in {out}", file=sys.stderr, flush=True)
+    from rnnkit.models import Ensemble  # the models load NumPy: not before the command runs
+
+    members = f" (an ensemble of {model.size} models, each trained on its own loss)" if isinstance(model, Ensemble) else ""
+    print(f"[{name}] model: {model.num_parameters():,} parameters{members}; checkpoints in {out}", file=sys.stderr,
+          flush=True)
 
 
 def _report(name: str, trained_task: Any, trainer: Any, reason: str, out: Path,

@@ -1,7 +1,8 @@
 """The four classic architectures (and the encoder-decoder), composed from ``rnnkit.nn``.
 
 Each model has ``forward``, ``backward`` (adding into every parameter's gradient) and
-``loss(outputs, targets, lengths) -> (loss, doutputs)``.
+``loss(outputs, targets, lengths) -> (loss, doutputs)``. ``Ensemble`` trains several models of
+one kind side by side and predicts with the mean of their class probabilities.
 """
 
 from rnnkit.models.decoding import beam_search, generate

@@ -44,6 +44,8 @@ class Classify(Task[ManyToOne | Ensemble]):
     # Small data lacks updates, not regularization (README, "Small data"): 1,000 tweets, 12 epochs
     # (192 updates) 0.609 accuracy, up to 60 epochs with early stopping (300 at the best epoch) 0.631;
     # a smaller model (--hidden 32) 0.595, weight decay 0.1 (AdamW) 0.617, embedding dropout 0.5 0.594.
+    # An ensemble of 3 (README, "An ensemble by default"): rotten tomatoes, seeds 0-2, mean accuracy
+    # 0.7707 -> 0.7922 against TF-IDF's 0.7802, where no single-model change moved it past the noise.
     min_updates = 2000
     defaults = {"cell": "gru", "hidden": 128, "layers": 1, "embed": 64, "nonlinearity": "tanh", "dropout": 0.0,
                 "recurrent_dropout": 0.0, "zoneout": 0.0, "layer_norm": False, "embed_dropout": 0.3,

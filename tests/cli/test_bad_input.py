@@ -305,6 +305,7 @@ def test_an_ensemble_trains_is_saved_kept_on_resume_predicts_and_exports(tmp_pat
     first = rnnkit(*train, "--epochs", "1", "--hidden", "8", "--ensemble", "2")
     assert first.returncode == 0, first.stderr
     assert json.loads((out / "config.json").read_text())["model_options"]["ensemble"] == 2
+    assert "(an ensemble of 2 models, each trained on its own loss)" in first.stderr
     assert_one_line_error(rnnkit(*train, "--resume", "--ensemble", "3"),
                           r"these options differ: --ensemble 3 \(was 2\)")
     resumed = rnnkit(*train, "--resume", "--epochs", "2")
