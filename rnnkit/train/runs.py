@@ -134,6 +134,7 @@ def upgrade(meta: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -
         options.setdefault("documents", "one")  # before resets: the text was one document
     if task == "classify":
         task_meta.setdefault("majority", None)  # before the majority-class baseline
+        options.setdefault("ensemble", 1)  # before ensembles: one model
     if task == "tag":
         task_meta.setdefault("word_tag", {})  # before the most-frequent-tag baseline
     if task == "translate":

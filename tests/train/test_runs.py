@@ -39,7 +39,8 @@ def test_a_bare_vocabulary_becomes_the_tokenizer_the_task_reads(task):
 
 
 def test_entries_added_later_get_the_values_older_runs_behaved_by():
-    assert upgrade(_meta("classify", {}), None)["task_meta"]["majority"] is None
+    classify = upgrade(_meta("classify", {}), None)
+    assert classify["task_meta"]["majority"] is None and classify["model_options"]["ensemble"] == 1
     assert upgrade(_meta("tag", {}), None)["task_meta"]["word_tag"] == {}
     translate = upgrade(_meta("translate", {}), None)
     assert translate["task_meta"]["max_len"] == 40 and translate["model_options"]["attention"] == "none"
