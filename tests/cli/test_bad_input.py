@@ -281,14 +281,21 @@ def test_weight_decay_reaches_the_optimizer_is_saved_and_kept_on_resume(tmp_path
     assert json.loads((out / "config.json").read_text())["optimizer"]["hyperparameters"]["weight_decay"] == 0.25
 
 
-def test_attention_pooling_trains_is_saved_kept_on_resume_and_exports(tmp_path):
+def _small_classify_run(tmp_path, *options):
+    """One epoch of classify on 200 two-word-kind texts with ``options``: (the train command, its
+    result, the run directory)."""
     data = tmp_path / "texts.tsv"
     data.write_text("".join(f"{('pos', 'neg')[k % 2]}\t{('a fine good film', 'a dull bad film')[k % 2]} {k}\n"
                             for k in range(200)), encoding="utf-8")
     out = tmp_path / "run"
     train = ("train", "classify", "--data", str(data), "--out", str(out), "--no-progress")
-    first = rnnkit(*train, "--epochs", "1", "--hidden", "8", "--pooling", "attention")
+    first = rnnkit(*train, "--epochs", "1", "--hidden", "8", *options)
     assert first.returncode == 0, first.stderr
+    return train, first, out
+
+
+def test_attention_pooling_trains_is_saved_kept_on_resume_and_exports(tmp_path):
+    train, _, out = _small_classify_run(tmp_path, "--pooling", "attention")
     assert json.loads((out / "config.json").read_text())["model_options"]["pooling"] == "attention"
     assert_one_line_error(rnnkit(*train, "--resume", "--pooling", "max"),
                           r"these options differ: --pooling max \(was attention\)")
@@ -297,13 +304,7 @@ def test_attention_pooling_trains_is_saved_kept_on_resume_and_exports(tmp_path):
 
 
 def test_an_ensemble_trains_is_saved_kept_on_resume_predicts_and_exports(tmp_path):
-    data = tmp_path / "texts.tsv"
-    data.write_text("".join(f"{('pos', 'neg')[k % 2]}\t{('a fine good film', 'a dull bad film')[k % 2]} {k}\n"
-                            for k in range(200)), encoding="utf-8")
-    out = tmp_path / "run"
-    train = ("train", "classify", "--data", str(data), "--out", str(out), "--no-progress")
-    first = rnnkit(*train, "--epochs", "1", "--hidden", "8", "--ensemble", "2")
-    assert first.returncode == 0, first.stderr
+    train, first, out = _small_classify_run(tmp_path, "--ensemble", "2")
     assert json.loads((out / "config.json").read_text())["model_options"]["ensemble"] == 2
     assert "(an ensemble of 2 models, each trained on its own loss)" in first.stderr
     assert_one_line_error(rnnkit(*train, "--resume", "--ensemble", "3"),
