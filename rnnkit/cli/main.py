@@ -38,6 +38,11 @@ EXIT_WRITE = 3
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # a prefix is not an option: "--embed 256" would otherwise set --embed-dropout to 256
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:  # one line, not usage + message
         self.exit(EXIT_ERROR, f"rnnkit: error: {message} (see '{self.prog} --help')\n")
 

@@ -223,6 +223,7 @@ def test_a_damaged_checkpoint_is_refused_by_resume(trained, tmp_path, mutation, 
     ("classify", ["--pooling", "sum"], r"argument --pooling: invalid choice: 'sum'"),
     ("classify", ["--ensemble", "0"], r"--ensemble: expected a positive integer, got 0"),
     ("tag", ["--ensemble", "2"], r"--ensemble does not apply to the tag task"),
+    ("classify", ["--embed", "256"], r"unrecognized arguments: --embed 256"),  # not --embed-dropout
 ])
 def test_stream_options_out_of_place_or_range(task, args, message, tmp_path):
     assert_one_line_error(rnnkit("train", task, "--out", str(tmp_path / "run"), "--max-seconds", "1", *args), message)
