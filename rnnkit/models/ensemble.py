@@ -16,6 +16,10 @@ from typing import Any
 import numpy as np
 
 from rnnkit.models.base import Model
+from rnnkit.models.sequence import ManyToOne, OneToOne
+
+#: the models an ensemble averages: one output array per input
+MEMBER_CLASSES = (ManyToOne, OneToOne)
 
 
 def mean_probabilities_forward(scores: np.ndarray) -> np.ndarray:
@@ -28,7 +32,8 @@ def mean_probabilities_forward(scores: np.ndarray) -> np.ndarray:
 
 
 class Ensemble(Model):
-    """``K`` models of one class and output, each trained on its own loss; one prediction.
+    """``K`` models of one class and configuration (``ManyToOne`` or ``OneToOne``: one output
+    per input), each trained on its own loss; one prediction.
 
     ``forward(*inputs, **options)`` runs every member and returns the combined prediction: the
     logarithm of the members' mean class probabilities (``loss_kind == "cross_entropy"``) or
@@ -48,6 +53,9 @@ class Ensemble(Model):
         if len(kinds) != 1 or not isinstance(members[0], Model):
             raise TypeError(f"members: expected models of one rnnkit.models class, got "
                             f"{sorted(kind.__name__ for kind in kinds)}")
+        if not isinstance(members[0], MEMBER_CLASSES):
+            raise TypeError(f"members: expected models with one output per input to average "
+                            f"({', '.join(c.__name__ for c in MEMBER_CLASSES)}), got {type(members[0]).__name__}")
         shapes = [{name: value.shape for name, value, _ in member.named_parameters()} for member in members]
         if any(shape != shapes[0] for shape in shapes[1:]):
             raise ValueError("members: expected models of one configuration (the same parameters and shapes)")

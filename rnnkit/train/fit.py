@@ -33,6 +33,7 @@ import numpy as np
 from rnnkit.data.batching import bucket_batches, pad_batch
 from rnnkit.io.checkpoint import load_checkpoint
 from rnnkit.models.base import Model
+from rnnkit.models.ensemble import Ensemble
 from rnnkit.models.sequence import ManyToMany, ManyToOne
 from rnnkit.optim import Optimizer, Schedule
 from rnnkit.tasks.base import Task
@@ -76,7 +77,7 @@ def fit(model: Model, x: Any, y: Any, *, lengths: Any = None, valid: tuple | Non
         progress: bool | None = None, callbacks: Sequence[Callback] = (), save_every: float | None = 600.0,
         tensorboard: bool | None = None, schedule: Callable[[Optimizer], Schedule] | None = None,
         monitor: str | None = None) -> FitResult:
-    """Train ``model`` (a ``ManyToOne`` or ``ManyToMany``) on ``x``, ``y`` (see the module's
+    """Train ``model`` (a ``ManyToOne`` or ``ManyToMany``, or an ``Ensemble`` of ``ManyToOne``) on ``x``, ``y`` (see the module's
     table) with the trainer of ``rnnkit train``; returns a :class:`FitResult`.
 
     Validation: ``valid=(x, y)`` or ``(x, y, lengths)``; else the seeded ``valid_split`` share
@@ -157,16 +158,16 @@ def predict(model: Model, x: Any, *, lengths: Any = None) -> np.ndarray:
     for index, part in _chunks(data, kind):
         outputs = _outputs(model, part)
         if out is None:
-            shape = (count, *outputs.shape[1:]) if isinstance(model, ManyToOne) else (steps, count, *outputs.shape[2:])
+            shape = (count, *outputs.shape[1:]) if isinstance(_reader(model), ManyToOne) else (steps, count, *outputs.shape[2:])
             out = np.zeros(shape, outputs.dtype)
-        if isinstance(model, ManyToOne):
+        if isinstance(_reader(model), ManyToOne):
             out[index] = outputs
             continue
         if part.lengths is not None:  # steps past a sequence's end are 0
             outputs[np.arange(len(outputs))[:, None] >= part.lengths[None, :]] = 0
         out[: len(outputs), index] = outputs
     assert out is not None
-    return out if isinstance(model, ManyToOne) else np.ascontiguousarray(out.swapaxes(0, 1))
+    return out if isinstance(_reader(model), ManyToOne) else np.ascontiguousarray(out.swapaxes(0, 1))
 
 
 class ArrayTask(Task):
@@ -204,7 +205,7 @@ class ArrayTask(Task):
 
     def train_step(self, model, batch, carry):
         x, lengths, y = batch
-        if isinstance(model, ManyToOne):
+        if isinstance(_reader(model), ManyToOne):
             loss, doutputs = model.loss(model.forward(x, lengths), y)
             model.backward(doutputs, input_grad=False)
         else:
@@ -237,8 +238,8 @@ def _card(out: Path, task: ArrayTask, trainer: Trainer, model: Model, reason: st
               **{f"baseline_{key}": value for key, value in task.baseline("valid").items()},
               "epochs": round(trainer.epochs_done(), 3), "steps": trainer.position.step,
               "seconds": round(seconds, 1), "stopped_by": reason}
-    rnn = model.rnn  # type: ignore[attr-defined]
-    options = {"cell": model.cell, "hidden": rnn.hidden_size, "layers": rnn.num_layers,  # type: ignore[attr-defined]
+    rnn = _reader(model).rnn  # type: ignore[attr-defined]
+    options = {"cell": _reader(model).cell, "hidden": rnn.hidden_size, "layers": rnn.num_layers,  # type: ignore[attr-defined]
                "bidirectional": rnn.bidirectional, **trainer.model_options}
     train, valid = task.splits["train"], task.splits["valid"]
     write_card(out, RunFacts(
@@ -250,20 +251,26 @@ def _card(out: Path, task: ArrayTask, trainer: Trainer, model: Model, reason: st
         trained_by="`rnnkit.train.fit` on arrays"))
 
 
+def _reader(model: Model) -> Model:
+    """The model whose architecture sets the shapes: an ensemble's first member, else the model."""
+    return model.members[0] if isinstance(model, Ensemble) else model
+
+
 def _kind(model: Model) -> str:
-    if isinstance(model, ManyToOne):
+    if isinstance(_reader(model), ManyToOne):
         shape = "per_sequence"
-    elif isinstance(model, ManyToMany):
+    elif isinstance(_reader(model), ManyToMany):
         shape = "per_step"
     else:
-        raise TypeError(f"model: expected a ManyToOne or ManyToMany, got {type(model).__name__} (train other "
+        raise TypeError(f"model: expected a ManyToOne or ManyToMany (or an Ensemble of ManyToOne), got "
+                        f"{type(_reader(model)).__name__} (train other "
                         f"architectures through a Task and rnnkit.train.Trainer)")
     return ("classify_" if model.loss_kind == "cross_entropy" else "regress_") + shape
 
 
 def _arrays(model: Model, kind: str, x: Any, y: Any, lengths: Any, name: str) -> _Arrays:
     """Checked, padded, time-major arrays of one split (``y`` None: inputs only)."""
-    tokens = getattr(model, "embedding", None) is not None
+    tokens = getattr(_reader(model), "embedding", None) is not None
     dtype = next(model.named_parameters())[1].dtype
     inputs, found = _padded(x, name, np.int64 if tokens else dtype, 2 if tokens else 3)
     if lengths is not None and found is not None:
@@ -271,7 +278,7 @@ def _arrays(model: Model, kind: str, x: Any, y: Any, lengths: Any, name: str) ->
     count, steps = inputs.shape[:2]
     lengths = found if found is not None else _lengths(lengths, count, steps)
     if tokens:
-        vocab = model.embedding.num_embeddings  # type: ignore[attr-defined]
+        vocab = _reader(model).embedding.num_embeddings  # type: ignore[attr-defined]
         bad = np.flatnonzero((inputs < 0) | (inputs >= vocab))
         if bad.size:
             raise ValueError(f"{name}: expected token ids 0..{vocab - 1} (the embedding's vocabulary), got "
@@ -347,7 +354,7 @@ def _targets(model: Model, kind: str, y: Any, count: int, steps: int, lengths: n
         expected = (count, steps) if per_step else (count,)
         if y.shape[: len(expected)] != expected or y.ndim != len(expected) or y.dtype.kind not in "iu":
             raise ValueError(f"y: expected integer class ids of shape {expected}, got shape {y.shape} of {y.dtype}")
-        classes = model.head.out_features  # type: ignore[attr-defined]
+        classes = _reader(model).head.out_features  # type: ignore[attr-defined]
         valid = y if lengths is None or not per_step else y[np.arange(steps)[None, :] < lengths[:, None]]
         if valid.min() < 0 or valid.max() >= classes:
             raise ValueError(f"y: expected class ids 0..{classes - 1} (the model's outputs), got "
@@ -390,9 +397,9 @@ def _chunks(data: _Arrays, kind: str) -> list[tuple[np.ndarray, _Arrays]]:
 
 
 def _outputs(model: Model, part: _Arrays) -> np.ndarray:
-    if isinstance(model, ManyToOne):
+    if isinstance(_reader(model), ManyToOne):
         return model.forward(part.x, part.lengths)
-    assert isinstance(model, ManyToMany)
+    assert isinstance(_reader(model), ManyToMany)
     return model.forward(part.x, lengths=part.lengths)[0]
 
 

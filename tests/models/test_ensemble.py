@@ -96,6 +96,9 @@ def test_bad_ensembles_and_calls_are_refused():
     with pytest.raises(TypeError, match=r"members: expected models of one rnnkit.models class, got \['ManyToMany', "
                                         r"'ManyToOne'\]"):
         Ensemble([members(1)[0], ManyToMany(C, 4, vocab_size=V, **F64)])
+    with pytest.raises(TypeError, match=r"members: expected models with one output per input to average "
+                                        r"\(ManyToOne, OneToOne\), got ManyToMany"):
+        Ensemble([ManyToMany(C, 4, vocab_size=V, **F64)])
     with pytest.raises(ValueError, match="members: expected models of one configuration"):
         Ensemble([members(1)[0], ManyToOne(C, 5, vocab_size=V, embed_dim=2, bidirectional=True, **F64)])
     ensemble = Ensemble(members(2))

@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("safetensors")
 from rnnkit.data import load_digits_rows  # noqa: E402
 from rnnkit.io import faults  # noqa: E402
-from rnnkit.models import ManyToMany, ManyToOne  # noqa: E402
+from rnnkit.models import Ensemble, ManyToMany, ManyToOne  # noqa: E402
 from rnnkit.train import Callback, evaluate, fit, predict  # noqa: E402
 
 
@@ -76,6 +76,19 @@ def test_sequences_of_any_length_per_sequence_and_per_step(tmp_path):
     assert outputs.shape == (3, max(len(s) for s in sequences[:3]), 2)
     assert np.all(outputs[0, len(sequences[0]):] == 0)  # steps past a sequence's end
     np.testing.assert_array_equal(outputs[1, : len(sequences[1])].argmax(-1), sequences[1] % 2)
+
+
+def test_an_ensemble_fits_and_predicts_the_mean_of_its_members_probabilities(tmp_path):
+    rng = np.random.default_rng(1)
+    sequences = [rng.integers(0, 6, size=rng.integers(2, 9)) for _ in range(300)]
+    first = np.array([s[0] % 2 for s in sequences])
+    members = [ManyToOne(2, 8, vocab_size=6, embed_dim=4, seed=k, bidirectional=True) for k in range(2)]
+    ensemble = Ensemble(members)
+    result = fit(ensemble, sequences, first, out=tmp_path / "ensemble", epochs=10, lr=1e-2, progress=False)
+    assert result.best is not None and evaluate(ensemble, sequences, first)["accuracy"] > 0.9
+    each = [np.exp(predict(member, sequences[:5])) for member in members]
+    probabilities = [p / p.sum(-1, keepdims=True) for p in each]
+    np.testing.assert_allclose(np.exp(predict(ensemble, sequences[:5])), np.mean(probabilities, axis=0), rtol=1e-5)
 
 
 def test_regression_per_step_on_padded_arrays_with_lengths(tmp_path):
