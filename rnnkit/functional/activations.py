@@ -71,6 +71,13 @@ ACTIVATIONS: dict[str, Activation] = {
 }
 
 
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """``log softmax`` over the last axis, shifted by its maximum so that nothing overflows
+    (the class scores of a classifier, a decoder's step, CTC's frames)."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
 def get_activation(name: str) -> Activation:
     """Look up an activation by name; unknown names raise ValueError listing the choices."""
     return ACTIVATIONS[check_choice("nonlinearity", name, tuple(ACTIVATIONS))]

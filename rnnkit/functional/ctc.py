@@ -27,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from rnnkit._checks import check_choice
+from rnnkit.functional.activations import log_softmax
 
 CTC_REDUCTIONS = ("none", "sum", "mean")
 
@@ -43,11 +44,6 @@ class CTCCache(NamedTuple):
     target_lengths: np.ndarray  # (B,)
     log_likelihood: np.ndarray  # (B,) log p(targets | inputs), -inf where impossible
     dtype: np.dtype  # the logits' dtype, which the gradient takes
-
-
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def _from_below(x: np.ndarray, by: int) -> np.ndarray:
@@ -133,7 +129,7 @@ def ctc_forward(logits: np.ndarray, targets: np.ndarray, input_lengths: np.ndarr
                          f"{needed[b]} steps (a blank between repeated labels), "
                          f"its input has {input_lengths[b]}; pass zero_infinity=True to score it 0")
     steps, batch, _ = logits.shape
-    probs = np.exp(_log_softmax(logits.astype(np.float64)))
+    probs = np.exp(log_softmax(logits.astype(np.float64)))
     extended, skip = _extend(targets, target_lengths, blank)
     width = extended.shape[1]
     positions = np.arange(width)[None, :] <= 2 * target_lengths[:, None]

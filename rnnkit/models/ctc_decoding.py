@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit._checks import check_lengths, check_positive_int
+from rnnkit.functional.activations import log_softmax
 
 
 def _checked(scores: np.ndarray, blank: int) -> np.ndarray:
@@ -30,9 +31,7 @@ def _checked(scores: np.ndarray, blank: int) -> np.ndarray:
 
 
 def _log_probs(scores: np.ndarray, blank: int) -> np.ndarray:
-    scores = _checked(scores, blank)
-    shifted = scores - scores.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return log_softmax(_checked(scores, blank))
 
 
 def _lengths(lengths: np.ndarray | None, batch: int, steps: int) -> np.ndarray:

@@ -15,15 +15,11 @@ from typing import Any
 import numpy as np
 
 from rnnkit._checks import check_choice
+from rnnkit.functional.activations import log_softmax
 from rnnkit.models.states import batch_size, select_batch
 
 Step = Callable[[np.ndarray, Any], tuple[np.ndarray, Any]]
 METHODS = ("greedy", "sample", "beam")
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def generate(

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from rnnkit.functional.activations import log_softmax
 from rnnkit.models.base import Model
 from rnnkit.models.sequence import ManyToOne, OneToOne
 
@@ -25,8 +26,7 @@ MEMBER_CLASSES = (ManyToOne, OneToOne)
 def mean_probabilities_forward(scores: np.ndarray) -> np.ndarray:
     """``scores (K, ..., C)`` of ``K`` members -> ``log mean_k softmax(scores[k]) (..., C)``,
     computed without overflow (a log-sum-exp over members and classes)."""
-    log_probs = scores - scores.max(axis=-1, keepdims=True)
-    log_probs -= np.log(np.exp(log_probs).sum(axis=-1, keepdims=True))
+    log_probs = log_softmax(scores)
     top = log_probs.max(axis=0)
     return top + np.log(np.exp(log_probs - top).mean(axis=0))
 
@@ -50,7 +50,7 @@ class Ensemble(Model):
         if not members:
             raise ValueError("members: expected at least one model, got none")
         kinds = {type(member) for member in members}
-        if len(kinds) != 1 or not isinstance(members[0], Model):
+        if len(kinds) != 1:
             raise TypeError(f"members: expected models of one rnnkit.models class, got "
                             f"{sorted(kind.__name__ for kind in kinds)}")
         if not isinstance(members[0], MEMBER_CLASSES):

@@ -77,8 +77,8 @@ def fit(model: Model, x: Any, y: Any, *, lengths: Any = None, valid: tuple | Non
         progress: bool | None = None, callbacks: Sequence[Callback] = (), save_every: float | None = 600.0,
         tensorboard: bool | None = None, schedule: Callable[[Optimizer], Schedule] | None = None,
         monitor: str | None = None) -> FitResult:
-    """Train ``model`` (a ``ManyToOne`` or ``ManyToMany``, or an ``Ensemble`` of ``ManyToOne``) on ``x``, ``y`` (see the module's
-    table) with the trainer of ``rnnkit train``; returns a :class:`FitResult`.
+    """Train ``model`` (a ``ManyToOne`` or ``ManyToMany``, or an ``Ensemble`` of ``ManyToOne``) on
+    ``x``, ``y`` (see the module's table) with the trainer of ``rnnkit train``; returns a :class:`FitResult`.
 
     Validation: ``valid=(x, y)`` or ``(x, y, lengths)``; else the seeded ``valid_split`` share
     of the examples is held out. Early stopping waits ``patience`` epochs without a better
@@ -151,23 +151,24 @@ def predict(model: Model, x: Any, *, lengths: Any = None) -> np.ndarray:
     """The model's outputs on ``x``, batch first: ``(B, C)`` class scores or ``(B, K)`` values for
     a ``ManyToOne``, ``(B, T, ...)`` for a ``ManyToMany`` (steps past a sequence's length are 0)."""
     kind = _kind(model)
+    per_sequence = kind.endswith("per_sequence")
     model.eval()
     data = _arrays(model, kind, x, None, lengths, "x")
     steps, count = data.x.shape[:2]
     out: np.ndarray | None = None
     for index, part in _chunks(data, kind):
-        outputs = _outputs(model, part)
+        outputs = _outputs(model, kind, part)
         if out is None:
-            shape = (count, *outputs.shape[1:]) if isinstance(_reader(model), ManyToOne) else (steps, count, *outputs.shape[2:])
+            shape = (count, *outputs.shape[1:]) if per_sequence else (steps, count, *outputs.shape[2:])
             out = np.zeros(shape, outputs.dtype)
-        if isinstance(_reader(model), ManyToOne):
+        if per_sequence:
             out[index] = outputs
             continue
         if part.lengths is not None:  # steps past a sequence's end are 0
             outputs[np.arange(len(outputs))[:, None] >= part.lengths[None, :]] = 0
         out[: len(outputs), index] = outputs
     assert out is not None
-    return out if isinstance(_reader(model), ManyToOne) else np.ascontiguousarray(out.swapaxes(0, 1))
+    return out if per_sequence else np.ascontiguousarray(out.swapaxes(0, 1))
 
 
 class ArrayTask(Task):
@@ -205,7 +206,7 @@ class ArrayTask(Task):
 
     def train_step(self, model, batch, carry):
         x, lengths, y = batch
-        if isinstance(_reader(model), ManyToOne):
+        if self.kind.endswith("per_sequence"):
             loss, doutputs = model.loss(model.forward(x, lengths), y)
             model.backward(doutputs, input_grad=False)
         else:
@@ -238,8 +239,9 @@ def _card(out: Path, task: ArrayTask, trainer: Trainer, model: Model, reason: st
               **{f"baseline_{key}": value for key, value in task.baseline("valid").items()},
               "epochs": round(trainer.epochs_done(), 3), "steps": trainer.position.step,
               "seconds": round(seconds, 1), "stopped_by": reason}
-    rnn = _reader(model).rnn  # type: ignore[attr-defined]
-    options = {"cell": _reader(model).cell, "hidden": rnn.hidden_size, "layers": rnn.num_layers,  # type: ignore[attr-defined]
+    reader = _reader(model)
+    rnn = reader.rnn  # type: ignore[attr-defined]
+    options = {"cell": reader.cell, "hidden": rnn.hidden_size, "layers": rnn.num_layers,  # type: ignore[attr-defined]
                "bidirectional": rnn.bidirectional, **trainer.model_options}
     train, valid = task.splits["train"], task.splits["valid"]
     write_card(out, RunFacts(
@@ -257,20 +259,22 @@ def _reader(model: Model) -> Model:
 
 
 def _kind(model: Model) -> str:
-    if isinstance(_reader(model), ManyToOne):
+    reader = _reader(model)
+    if isinstance(reader, ManyToOne):
         shape = "per_sequence"
-    elif isinstance(_reader(model), ManyToMany):
+    elif isinstance(reader, ManyToMany):
         shape = "per_step"
     else:
         raise TypeError(f"model: expected a ManyToOne or ManyToMany (or an Ensemble of ManyToOne), got "
-                        f"{type(_reader(model)).__name__} (train other "
+                        f"{type(reader).__name__} (train other "
                         f"architectures through a Task and rnnkit.train.Trainer)")
     return ("classify_" if model.loss_kind == "cross_entropy" else "regress_") + shape
 
 
 def _arrays(model: Model, kind: str, x: Any, y: Any, lengths: Any, name: str) -> _Arrays:
     """Checked, padded, time-major arrays of one split (``y`` None: inputs only)."""
-    tokens = getattr(_reader(model), "embedding", None) is not None
+    embedding: Any = getattr(_reader(model), "embedding", None)
+    tokens = embedding is not None
     dtype = next(model.named_parameters())[1].dtype
     inputs, found = _padded(x, name, np.int64 if tokens else dtype, 2 if tokens else 3)
     if lengths is not None and found is not None:
@@ -278,7 +282,7 @@ def _arrays(model: Model, kind: str, x: Any, y: Any, lengths: Any, name: str) ->
     count, steps = inputs.shape[:2]
     lengths = found if found is not None else _lengths(lengths, count, steps)
     if tokens:
-        vocab = _reader(model).embedding.num_embeddings  # type: ignore[attr-defined]
+        vocab = embedding.num_embeddings
         bad = np.flatnonzero((inputs < 0) | (inputs >= vocab))
         if bad.size:
             raise ValueError(f"{name}: expected token ids 0..{vocab - 1} (the embedding's vocabulary), got "
@@ -396,10 +400,9 @@ def _chunks(data: _Arrays, kind: str) -> list[tuple[np.ndarray, _Arrays]]:
     return parts
 
 
-def _outputs(model: Model, part: _Arrays) -> np.ndarray:
-    if isinstance(_reader(model), ManyToOne):
+def _outputs(model: Model, kind: str, part: _Arrays) -> np.ndarray:
+    if kind.endswith("per_sequence"):
         return model.forward(part.x, part.lengths)
-    assert isinstance(_reader(model), ManyToMany)
     return model.forward(part.x, lengths=part.lengths)[0]
 
 
@@ -423,7 +426,7 @@ def _scores(model: Model, kind: str, data: _Arrays) -> dict[str, float]:
     assert data.y is not None
     loss_sum, right, squared = 0.0, 0, 0.0
     for _, part in _chunks(data, kind):
-        outputs = _outputs(model, part)
+        outputs = _outputs(model, kind, part)
         y, lengths = part.y, part.lengths
         assert y is not None
         loss, _ = model.loss(outputs, y, lengths) if kind.endswith("per_step") else model.loss(outputs, y)

@@ -75,11 +75,20 @@ def _linear(graph: GraphBuilder, layer: Linear, x: str, hint: str) -> str:
 
 def _sequence_input(graph: GraphBuilder, model: Any) -> tuple[str, str]:
     """The graph input of a reader: token ids, or real values; returns (input name, features)."""
+    source = _source(graph, model)
+    return source, _features(graph, model, source, "embedded")
+
+
+def _source(graph: GraphBuilder, model: Any) -> str:
+    """A reader's graph input: ``ids (T, B)`` under an embedding, else ``x (T, B, F)``."""
     if model.embedding is not None:
-        ids = graph.input("ids", np.int64, ["T", "B"])
-        return ids, _embed(graph, model.embedding, ids, "embedded")
-    x = graph.input("x", graph.float_dtype, ["T", "B", model.rnn.input_size])
-    return x, x
+        return graph.input("ids", np.int64, ["T", "B"])
+    return graph.input("x", graph.float_dtype, ["T", "B", model.rnn.input_size])
+
+
+def _features(graph: GraphBuilder, model: Any, source: str, hint: str) -> str:
+    """What ``model``'s recurrent layer reads from ``source``: its embedded tokens, or the values."""
+    return source if model.embedding is None else _embed(graph, model.embedding, source, hint)
 
 
 def _state_inputs(graph: GraphBuilder, rnn: RecurrentLayer, rows: int) -> tuple[str, ...]:
@@ -173,14 +182,12 @@ def _ensemble(model: Ensemble) -> dict[str, Any]:
     if not isinstance(first, ManyToOne):
         raise TypeError(f"model: an Ensemble exports with ManyToOne members, got {type(first).__name__}")
     graph = GraphBuilder("rnnkit_many_to_one_ensemble", first.rnn.dtype)
-    source = graph.input("ids", np.int64, ["T", "B"]) if first.embedding is not None else \
-        graph.input("x", graph.float_dtype, ["T", "B", first.rnn.input_size])
+    source = _source(graph, first)
     lengths = graph.input("lengths", np.int64, ["B"])
     outputs = []
     for k, member in enumerate(members):
         assert isinstance(member, ManyToOne)  # the Ensemble holds one class
-        features = source if member.embedding is None else _embed(graph, member.embedding, source, f"member{k}_embedded")
-        scores = _many_to_one_scores(graph, member, features, lengths)
+        scores = _many_to_one_scores(graph, member, _features(graph, member, source, f"member{k}_embedded"), lengths)
         if model.loss_kind == "cross_entropy":
             scores = graph.add("LogSoftmax", [scores], f"member{k}_log_probabilities", axis=-1)
         outputs.append(scores)
