@@ -41,17 +41,27 @@ static inline int64_t packed_columns(int64_t N, int64_t lanes) {
 #define DEPTH 128
 #endif
 #define ROW_BLOCK 64
+/* Cache lines of the next panel slice fetched per term of a tile's sum: 2 covers the slice
+ * (DEPTH x 48 floats: 384 lines) in the first 96 terms of the two tiles of a 16-row slice; 3 or
+ * an even spread over all terms measured slower. */
+#define FETCH_PER_TERM 2
 
-/* One register tile: C[0:ROWS, 0:cols] (+)= A[0:ROWS, 0:K] panel[0:K, 0:VECTORS LANES]. */
+/* One register tile: C[0:ROWS, 0:cols] (+)= A[0:ROWS, 0:K] panel[0:K, 0:VECTORS LANES], fetching
+ * `lines` cache lines from `fetch` into L2 on the way, FETCH_PER_TERM per term of the sum. */
 #define DEFINE_TILE(ISA, TARGET, LANES, VECTORS, ROWS)                                             \
     TARGET static inline void tile_##ISA##_##VECTORS##_##ROWS(int64_t K, const float *A,           \
                                                               int64_t lda, const float *panel,     \
                                                               float *C, int64_t ldc,               \
-                                                              int64_t cols, int accumulate) {      \
+                                                              int64_t cols, int accumulate,        \
+                                                              const char *fetch, int64_t lines) {  \
         vec_##ISA acc[ROWS][VECTORS];                                                              \
         _Pragma("GCC unroll 16") for (int i = 0; i < ROWS; i++)                                    \
             _Pragma("GCC unroll 4") for (int v = 0; v < VECTORS; v++) acc[i][v] = (vec_##ISA){0};  \
         for (int64_t k = 0; k < K; k++) {                                                          \
+            if (FETCH_PER_TERM * k < lines) {                                                      \
+                _Pragma("GCC unroll 2") for (int q = 0; q < FETCH_PER_TERM; q++)                   \
+                    __builtin_prefetch(fetch + (FETCH_PER_TERM * k + q) * 64, 0, 2);               \
+            }                                                                                      \
             vec_##ISA b[VECTORS];                                                                  \
             _Pragma("GCC unroll 4") for (int v = 0; v < VECTORS; v++)                              \
                 b[v] = *(const unaligned_##ISA *)(panel + k * (VECTORS * LANES) + v * LANES);       \
@@ -89,27 +99,31 @@ static inline int64_t packed_columns(int64_t N, int64_t lanes) {
                                               int64_t next_bytes) {                               \
         int64_t r = 0;                                                                             \
         /* The next panel slice is fetched while these tiles run (from L3 it came in at under     \
-           half the rate the first tile reads it), a share of its lines before each tile. */       \
-        const int64_t tiles = M / TOP > 0 ? M / TOP : 1, share = (next_bytes / 64 + tiles - 1) / tiles; \
+           half the rate the first tile reads it), each full tile a share of its lines, spread    \
+           over the tile's terms. Issued all at once before each tile, as they were, the          \
+           fetches stalled the tile: with W_hh past L2 (H >= 512) and 16 rows per thread the      \
+           product ran at 100-110 GFLOP/s a core, spread 155-175 (benchmarks/RESULTS.md). */      \
+        const int64_t tiles = M / TOP > 0 ? M / TOP : 1, total = next_bytes / 64;                  \
+        const int64_t share = (total + tiles - 1) / tiles;                                         \
         for (; r + TOP <= M; r += TOP) {                                                           \
-            for (int64_t line = 0; line < share && next_bytes > 0; line++, next_bytes -= 64)       \
-                __builtin_prefetch(next + (line + (r / TOP) * share) * 64, 0, 2);                  \
+            const int64_t first = r / TOP * share, left = total - first;                           \
             tile_##ISA##_##VECTORS##_##TOP(K, A + r * lda, lda, panel, C + r * ldc, ldc, cols,     \
-                                           accumulate);                                            \
+                                           accumulate, next + (left > 0 ? first * 64 : 0),         \
+                                           left < share ? (left > 0 ? left : 0) : share);          \
         }                                                                                          \
         if (TOP > 4 && r + 4 <= M) {                                                               \
             tile_##ISA##_##VECTORS##_4(K, A + r * lda, lda, panel, C + r * ldc, ldc, cols,         \
-                                       accumulate);                                                \
+                                       accumulate, next, 0);                                        \
             r += 4;                                                                                \
         }                                                                                          \
         if (r + 2 <= M) {                                                                          \
             tile_##ISA##_##VECTORS##_2(K, A + r * lda, lda, panel, C + r * ldc, ldc, cols,         \
-                                       accumulate);                                                \
+                                       accumulate, next, 0);                                        \
             r += 2;                                                                                \
         }                                                                                          \
         if (r < M)                                                                                 \
             tile_##ISA##_##VECTORS##_1(K, A + r * lda, lda, panel, C + r * ldc, ldc, cols,         \
-                                       accumulate);                                                \
+                                       accumulate, next, 0);                                        \
     }
 
 /* Blocks of ROW_BLOCK rows (a scan's batch slice is one; an input projection of all steps is
