@@ -15,10 +15,12 @@ Candidates (each skipped, with the reason printed, where it is not available):
 
 - ``OpenBLAS``: NumPy's bundled OpenBLAS, ``np.matmul(a, b, out=c)``, on 1 and 2 of its own threads
   (threadpoolctl sets the count);
-- ``rnnkit``: rnnkit's packed product (``rnnkit._native.product``, ``packed.c``) inside a
-  ``packing()`` block, so W is packed once as in a scan; ``rnnkit repack``: without the block, W
-  packed at every call. Its size threshold is lowered so that it takes the per-step shapes, as a
-  scan's packing (sized by the whole scan) lets it. ``rnnkit 2T``: ``product()`` on rnnkit's own
+- ``rnnkit``: rnnkit's packed product (``packed.c``) against W packed once, as in a scan, called
+  through ctypes with its arguments bound as MKL's columns are (``rnnkit._native.product`` costs
+  ~12 us more per call in Python, which the scans, calling it from C, do not pay); ``rnnkit
+  repack``: ``product()`` outside a ``packing()`` block, W packed at every call. The size
+  threshold of both is lowered so that they take the per-step shapes, as a scan's packing (sized
+  by the whole scan) lets it. ``rnnkit 2T``: ``product()`` on rnnkit's own
   pool (its threads follow OpenBLAS's count), only where it splits a call (64-row blocks);
 - ``MKL``: ``cblas_sgemm`` of ``libmkl_rt`` loaded with ctypes, sequential threading layer;
   ``MKL packed``: ``cblas_sgemm_pack`` of W once, then ``cblas_sgemm_compute`` per call;
@@ -342,19 +344,21 @@ def two_threads(runs: list[Run]) -> Run:
 
 
 def rnnkit_run(a: np.ndarray, b: np.ndarray, c: np.ndarray, scoped: bool) -> Run | None:
-    """product() repeated, inside one packing() block (W packed once) or not (packed every call)."""
+    """W packed once, then packed.c's product as a call with its arguments bound (what a scan pays
+    per step, calling it from C, plus ctypes' own cost, as MKL's columns pay); not scoped:
+    product() repeated, W packed again at every call."""
     if not native_threads.product(a, b, c):
         return None  # it does not take these arrays (A transposed): the library calls BLAS there
-
-    def run(reps: int) -> None:
-        if scoped:
-            with _native.packing():  # per thread: each of two threads packs W once for itself
-                for _ in range(reps):
-                    _native.product(a, b, c)
-        else:
-            for _ in range(reps):
-                _native.product(a, b, c)
-    return run
+    if not scoped:
+        return looped(lambda: _native.product(a, b, c))
+    with _native.packing():
+        weights = native_threads.packed(b, a.shape[0])
+    assert weights is not None  # product() took these arrays, so they pack
+    (M, K), N = a.shape, b.shape[1]
+    call = functools.partial(library.loaded().rnnkit_packed_product_f32, M, N, K, a.ctypes.data, a.strides[0] // 4,
+                             weights.ctypes.data, c.ctypes.data, c.strides[0] // 4, 0)
+    call.arrays = (a, b, c, weights)  # the call holds addresses only: keep what they point to alive
+    return looped(call)
 
 
 def candidates(mkl: MKL | None, blis: object | None, dnnl: OneDNN | None) -> list[Candidate]:
