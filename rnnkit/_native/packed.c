@@ -41,15 +41,18 @@ static inline int64_t packed_columns(int64_t N, int64_t lanes) {
 #define DEPTH 128
 #endif
 #define ROW_BLOCK 64
-/* Cache lines of the next panel slice fetched per term of a tile's sum: 2 covers the slice
- * (DEPTH x 48 floats: 384 lines) in the first 96 terms of the two tiles of a 16-row slice; 3 or
- * an even spread over all terms measured slower. */
-#define FETCH_PER_TERM 2
+/* Cache lines of the next panel slice a tile fetches per term of its sum: 2, which covers the
+ * slice (DEPTH x 48 floats: 384 lines) in the first 96 terms of each of the two tiles of a 16-row
+ * slice; 3 where a tile has more than 2 DEPTH lines to fetch (8-15 rows: one full tile), which
+ * made those products 5-15% faster with W_hh past L2. 3 for every tile, 1, an even spread over
+ * all terms, or a count computed per tile (a loop GCC cannot unroll) measured slower. */
+enum { FETCH_PER_TERM = 2, FETCH_PER_TERM_ALONE = 3 };
 
 /* One register tile: C[0:ROWS, 0:cols] (+)= A[0:ROWS, 0:K] panel[0:K, 0:VECTORS LANES], fetching
- * `lines` cache lines from `fetch` into L2 on the way, FETCH_PER_TERM per term of the sum. */
-#define DEFINE_TILE(ISA, TARGET, LANES, VECTORS, ROWS)                                             \
-    TARGET static inline void tile_##ISA##_##VECTORS##_##ROWS(int64_t K, const float *A,           \
+ * `lines` cache lines from `fetch` into L2 on the way, FETCH of them per term of the sum; named
+ * tile_ISA_VECTORS_NAME. */
+#define DEFINE_TILE(ISA, TARGET, LANES, VECTORS, ROWS, FETCH, NAME)                                \
+    TARGET static inline void tile_##ISA##_##VECTORS##_##NAME(int64_t K, const float *A,           \
                                                               int64_t lda, const float *panel,     \
                                                               float *C, int64_t ldc,               \
                                                               int64_t cols, int accumulate,        \
@@ -58,9 +61,9 @@ static inline int64_t packed_columns(int64_t N, int64_t lanes) {
         _Pragma("GCC unroll 16") for (int i = 0; i < ROWS; i++)                                    \
             _Pragma("GCC unroll 4") for (int v = 0; v < VECTORS; v++) acc[i][v] = (vec_##ISA){0};  \
         for (int64_t k = 0; k < K; k++) {                                                          \
-            if (FETCH_PER_TERM * k < lines) {                                                      \
-                _Pragma("GCC unroll 2") for (int q = 0; q < FETCH_PER_TERM; q++)                   \
-                    __builtin_prefetch(fetch + (FETCH_PER_TERM * k + q) * 64, 0, 2);               \
+            if (FETCH * k < lines) {                                                               \
+                _Pragma("GCC unroll 4") for (int q = 0; q < FETCH; q++)                            \
+                    __builtin_prefetch(fetch + (FETCH * k + q) * 64, 0, 2);                        \
             }                                                                                      \
             vec_##ISA b[VECTORS];                                                                  \
             _Pragma("GCC unroll 4") for (int v = 0; v < VECTORS; v++)                              \
@@ -107,9 +110,14 @@ static inline int64_t packed_columns(int64_t N, int64_t lanes) {
         const int64_t share = (total + tiles - 1) / tiles;                                         \
         for (; r + TOP <= M; r += TOP) {                                                           \
             const int64_t first = r / TOP * share, left = total - first;                           \
-            tile_##ISA##_##VECTORS##_##TOP(K, A + r * lda, lda, panel, C + r * ldc, ldc, cols,     \
-                                           accumulate, next + (left > 0 ? first * 64 : 0),         \
-                                           left < share ? (left > 0 ? left : 0) : share);          \
+            const int64_t lines = left < share ? (left > 0 ? left : 0) : share;                    \
+            const char *fetch = next + (left > 0 ? first * 64 : 0);                                \
+            if (lines > FETCH_PER_TERM * K)                                                        \
+                tile_##ISA##_##VECTORS##_##TOP##_alone(K, A + r * lda, lda, panel, C + r * ldc,    \
+                                                       ldc, cols, accumulate, fetch, lines);       \
+            else                                                                                   \
+                tile_##ISA##_##VECTORS##_##TOP(K, A + r * lda, lda, panel, C + r * ldc, ldc, cols, \
+                                               accumulate, fetch, lines);                          \
         }                                                                                          \
         if (TOP > 4 && r + 4 <= M) {                                                               \
             tile_##ISA##_##VECTORS##_4(K, A + r * lda, lda, panel, C + r * ldc, ldc, cols,         \
@@ -177,10 +185,11 @@ static inline int64_t packed_columns(int64_t N, int64_t lanes) {
 /* AVX-512: tiles of up to 8 x 48, 24 of the 32 vector registers accumulating; AVX2 with FMA: up
  * to 4 x 24, 12 of 16. Narrower tiles (one or two vectors) for a last panel. */
 #define DEFINE_TILES(ISA, TARGET, LANES, VECTORS, TOP)                                             \
-    DEFINE_TILE(ISA, TARGET, LANES, VECTORS, 8)                                                    \
-    DEFINE_TILE(ISA, TARGET, LANES, VECTORS, 4)                                                    \
-    DEFINE_TILE(ISA, TARGET, LANES, VECTORS, 2)                                                    \
-    DEFINE_TILE(ISA, TARGET, LANES, VECTORS, 1)                                                    \
+    DEFINE_TILE(ISA, TARGET, LANES, VECTORS, TOP, FETCH_PER_TERM_ALONE, TOP##_alone)               \
+    DEFINE_TILE(ISA, TARGET, LANES, VECTORS, 8, FETCH_PER_TERM, 8)                                 \
+    DEFINE_TILE(ISA, TARGET, LANES, VECTORS, 4, FETCH_PER_TERM, 4)                                 \
+    DEFINE_TILE(ISA, TARGET, LANES, VECTORS, 2, FETCH_PER_TERM, 2)                                 \
+    DEFINE_TILE(ISA, TARGET, LANES, VECTORS, 1, FETCH_PER_TERM, 1)                                 \
     DEFINE_ROWS(ISA, TARGET, VECTORS, TOP)
 
 #define AVX512 __attribute__((target("avx512f")))
