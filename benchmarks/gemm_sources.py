@@ -343,14 +343,21 @@ def two_threads(runs: list[Run]) -> Run:
     return run
 
 
-def rnnkit_run(a: np.ndarray, b: np.ndarray, c: np.ndarray, scoped: bool) -> Run | None:
-    """W packed once, then packed.c's product as a call with its arguments bound (what a scan pays
-    per step, calling it from C, plus ctypes' own cost, as MKL's columns pay); not scoped:
-    product() repeated, W packed again at every call."""
+def rnnkit_run(a: np.ndarray, b: np.ndarray, c: np.ndarray, how: str) -> Run | None:
+    """rnnkit's packed product repeated. ``bound``: W packed once, then packed.c's product as a
+    call with its arguments bound (what a scan pays per step, calling it from C, plus ctypes' own
+    cost, as MKL's columns pay); ``pool``: ``product()`` inside one ``packing()`` block, on
+    rnnkit's threads; ``repack``: ``product()`` alone, W packed again at every call."""
     if not native_threads.product(a, b, c):
         return None  # it does not take these arrays (A transposed): the library calls BLAS there
-    if not scoped:
+    if how == "repack":
         return looped(lambda: _native.product(a, b, c))
+    if how == "pool":
+        def run(reps: int) -> None:
+            with _native.packing():
+                for _ in range(reps):
+                    _native.product(a, b, c)
+        return run
     with _native.packing():
         weights = native_threads.packed(b, a.shape[0])
     assert weights is not None  # product() took these arrays, so they pack
@@ -365,23 +372,23 @@ def candidates(mkl: MKL | None, blis: object | None, dnnl: OneDNN | None) -> lis
     def numpy_run(shape: Shape, ops: Operands) -> Run:
         return looped(lambda: np.matmul(ops.a, ops.b, out=ops.c))
 
-    def rnnkit_one(scoped: bool) -> Callable[[Shape, Operands], Run | None]:
-        return lambda shape, ops: rnnkit_run(ops.a, ops.b, ops.c, scoped)
+    def rnnkit_one(how: str) -> Callable[[Shape, Operands], Run | None]:
+        return lambda shape, ops: rnnkit_run(ops.a, ops.b, ops.c, how)
 
     def rnnkit_pool(shape: Shape, ops: Operands) -> Run | None:
         # only where product() itself splits the rows over its threads (whole 64-row blocks)
         if not shape.split() or native_threads.cut(shape.M, native_threads.ROW_BLOCK, 2) == [(0, shape.M)]:
             return None
-        return rnnkit_run(ops.a, ops.b, ops.c, scoped=True)
+        return rnnkit_run(ops.a, ops.b, ops.c, "pool")
 
     def rnnkit_halves(shape: Shape, ops: Operands) -> Run | None:
         if not shape.split():
             return None
-        runs = [rnnkit_run(a, ops.b, c, scoped=True) for a, c in halves(shape, ops)]
+        runs = [rnnkit_run(a, ops.b, c, "bound") for a, c in halves(shape, ops)]
         return None if None in runs else two_threads(runs)
 
-    result = [Candidate("OpenBLAS", numpy_run), Candidate("rnnkit", rnnkit_one(True)),
-              Candidate("rnnkit repack", rnnkit_one(False))]
+    result = [Candidate("OpenBLAS", numpy_run), Candidate("rnnkit", rnnkit_one("bound")),
+              Candidate("rnnkit repack", rnnkit_one("repack"))]
     if mkl is not None:
         def mkl_packed(shape: Shape, ops: Operands, split: bool) -> Run | None:
             if split and not shape.split():
