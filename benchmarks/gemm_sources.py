@@ -73,7 +73,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 # Every library limited to its AVX2 kernels; set in a fresh process, before any of them loads.
 AS_AVX2 = {"OPENBLAS_CORETYPE": "Haswell", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "DNNL_MAX_CPU_ISA": "AVX2",
@@ -343,7 +343,10 @@ def two_threads(runs: list[Run]) -> Run:
     return run
 
 
-def rnnkit_run(a: np.ndarray, b: np.ndarray, c: np.ndarray, how: str) -> Run | None:
+RnnkitCall = Literal["bound", "pool", "repack"]
+
+
+def rnnkit_run(a: np.ndarray, b: np.ndarray, c: np.ndarray, how: RnnkitCall) -> Run | None:
     """rnnkit's packed product repeated. ``bound``: W packed once, then packed.c's product as a
     call with its arguments bound (what a scan pays per step, calling it from C, plus ctypes' own
     cost, as MKL's columns pay); ``pool``: ``product()`` inside one ``packing()`` block, on
@@ -372,7 +375,7 @@ def candidates(mkl: MKL | None, blis: object | None, dnnl: OneDNN | None) -> lis
     def numpy_run(shape: Shape, ops: Operands) -> Run:
         return looped(lambda: np.matmul(ops.a, ops.b, out=ops.c))
 
-    def rnnkit_one(how: str) -> Callable[[Shape, Operands], Run | None]:
+    def rnnkit_one(how: RnnkitCall) -> Callable[[Shape, Operands], Run | None]:
         return lambda shape, ops: rnnkit_run(ops.a, ops.b, ops.c, how)
 
     def rnnkit_pool(shape: Shape, ops: Operands) -> Run | None:

@@ -43,9 +43,9 @@ static inline int64_t packed_columns(int64_t N, int64_t lanes) {
 #define ROW_BLOCK 64
 /* Cache lines of the next panel slice a tile fetches per term of its sum: 2, which covers the
  * slice (DEPTH x 48 floats: 384 lines) in the first 96 terms of each of the two tiles of a 16-row
- * slice; 3 where a tile has more than 2 DEPTH lines to fetch (8-15 rows: one full tile), which
- * made those products 5-15% faster with W_hh past L2. 3 for every tile, 1, an even spread over
- * all terms, or a count computed per tile (a loop GCC cannot unroll) measured slower. */
+ * slice; 3 where a tile has more than 2 DEPTH lines to fetch (AVX-512, 8-15 rows: one full tile),
+ * which made those products 5-15% faster with W_hh past L2. 3 for every tile, 1, an even spread
+ * over all terms, or a count computed per tile (a loop GCC cannot unroll) measured slower. */
 enum { FETCH_PER_TERM = 2, FETCH_PER_TERM_ALONE = 3 };
 
 /* One register tile: C[0:ROWS, 0:cols] (+)= A[0:ROWS, 0:K] panel[0:K, 0:VECTORS LANES], fetching
@@ -109,9 +109,9 @@ enum { FETCH_PER_TERM = 2, FETCH_PER_TERM_ALONE = 3 };
         const int64_t tiles = M / TOP > 0 ? M / TOP : 1, total = next_bytes / 64;                  \
         const int64_t share = (total + tiles - 1) / tiles;                                         \
         for (; r + TOP <= M; r += TOP) {                                                           \
-            const int64_t first = r / TOP * share, left = total - first;                           \
-            const int64_t lines = left < share ? (left > 0 ? left : 0) : share;                    \
-            const char *fetch = next + (left > 0 ? first * 64 : 0);                                \
+            const int64_t first = r / TOP * share, left = total - first;                            \
+            const int64_t lines = left <= 0 ? 0 : left < share ? left : share;                     \
+            const char *fetch = lines ? next + first * 64 : next;                                  \
             if (lines > FETCH_PER_TERM * K)                                                        \
                 tile_##ISA##_##VECTORS##_##TOP##_alone(K, A + r * lda, lda, panel, C + r * ldc,    \
                                                        ldc, cols, accumulate, fetch, lines);       \
